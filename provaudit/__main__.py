@@ -1,0 +1,3 @@
+from provaudit.cli import cli
+
+cli(prog_name="provaudit")

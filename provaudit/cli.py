@@ -1,0 +1,180 @@
+"""Command-line interface: a thin click layer over ``provaudit.api``.
+
+Exit codes: 0 success; 1 error (bad input, bad index, existing output); 2 usage error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from provaudit import __version__, api
+from provaudit.config import AuditConfig, IndexConfig
+from provaudit.errors import ConfigError, ProvauditError
+from provaudit.report import write_audit
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@contextmanager
+def cli_errors() -> Iterator[None]:
+    """Map provaudit errors to click messages and exit codes (no tracebacks)."""
+    try:
+        yield
+    except ConfigError as e:
+        raise click.UsageError(str(e)) from e
+    except ProvauditError as e:
+        raise click.ClickException(str(e)) from e
+    except KeyboardInterrupt:
+        click.echo("Interrupted; no output was written.", err=True)
+        sys.exit(130)
+
+
+def stderr_progress(quiet: bool) -> Callable[[str, int], None] | None:
+    """A progress callback printing a status line on stderr (only on a terminal)."""
+    if quiet or not sys.stderr.isatty():
+        return None
+    start = time.monotonic()
+    last = [0.0]
+
+    def report(where: str, done: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 0.5:
+            last[0] = now
+            rate = done / max(now - start, 1e-9)
+            click.echo(f"\r{done:,} records ({rate:,.0f}/s) {where[-50:]}\x1b[K", err=True, nl=False)
+
+    return report
+
+
+def _done_progress(quiet: bool) -> None:
+    if not quiet and sys.stderr.isatty():
+        click.echo("\r\x1b[K", err=True, nl=False)
+
+
+def input_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
+                     help="On a malformed record: stop with an error naming file and line, or skip and count it.")(f)
+    f = click.option("--id-field", default="id", show_default=True,
+                     help="Field with the record id (when absent: <file>#<row>).")(f)
+    f = click.option("--text-field", default="text", show_default=True, help="Field with the text.")(f)
+    return f
+
+
+quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress or summary output.")
+force_option = click.option("--force", is_flag=True, help="Replace the output if it exists.")
+
+
+@click.group(context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, prog_name="provaudit")
+def cli() -> None:
+    """Audit training shards or model outputs for a reference corpus, with exact-verified evidence.
+
+    \b
+    Quick start:
+        provaudit index fixtures/reference -o ref.idx
+        provaudit audit ref.idx fixtures/shards -o audit-out
+    """
+
+
+@cli.command()
+@click.argument("sources", nargs=-1, required=True)
+@click.option("-o", "--out", "out", required=True, type=click.Path(path_type=Path), help="Index directory to write.")
+@click.option("--ngram", default=3, show_default=True, help="Shingle size (words, or characters with --char).")
+@click.option("--char", "char", is_flag=True, help="Character n-gram shingles instead of words.")
+@click.option("--num-perm", default=128, show_default=True, help="MinHash permutations.")
+@click.option("--seed", default=1, show_default=True, help="MinHash seed.")
+@click.option("--hash", "hash_", type=click.Choice(["xxh3", "sha1"]), default="xxh3", show_default=True,
+              help="Shingle hash: fast xxh3, or sha1 (datasketch's default, for sketch interchange).")
+@click.option("--threshold", default=0.5, show_default=True, help="Jaccard threshold the LSH bands are tuned for.")
+@click.option("--bands", default=0, help="LSH bands (default: datasketch's optimum for --threshold).")
+@click.option("--rows", default=0, help="LSH rows per band (with --bands).")
+@click.option("--anchors", default=16, show_default=True, help="Anchor shingles kept per item for containment search.")
+@click.option("--keep-text", is_flag=True, help="Store reference text in the index (readable evidence).")
+@input_options
+@force_option
+@quiet_option
+def index(sources: tuple[str, ...], out: Path, ngram: int, char: bool, num_perm: int, seed: int, hash_: str,
+          threshold: float, bands: int, rows: int, anchors: int, keep_text: bool, text_field: str,
+          id_field: str, on_error: str, force: bool, quiet: bool) -> None:
+    """Index a reference corpus (SOURCES: files, directories, globs, saved datasets, hf:NAME).
+
+    \b
+    Example:
+        provaudit index posts/*.jsonl -o posts.idx
+    """
+    with cli_errors():
+        cfg = IndexConfig(ngram=ngram, unit="char" if char else "word", num_perm=num_perm, seed=seed, hash=hash_,
+                          threshold=threshold, bands=bands, rows=rows, anchors=anchors, keep_text=keep_text)
+        t0 = time.monotonic()
+        manifest = api.build_index(sources, out, cfg, text_field=text_field, id_field=id_field,
+                                   on_error=on_error, force=force, progress=stderr_progress(quiet))
+        _done_progress(quiet)
+        if not quiet:
+            c = manifest["counts"]
+            skipped = sum(sum(i["rows_skipped"].values()) for i in manifest["inputs"])
+            click.echo(f"Indexed {c['items']:,} reference items ({skipped:,} skipped) from "
+                       f"{len(manifest['inputs'])} input(s) in {time.monotonic() - t0:.1f}s -> {out}")
+            click.echo(f"Parameters: {manifest['fingerprint']}")
+
+
+@cli.command()
+@click.argument("index_dir", type=click.Path(path_type=Path))
+@click.argument("targets", nargs=-1, required=True)
+@click.option("-o", "--out", "out", required=True, type=click.Path(path_type=Path), help="Output directory.")
+@click.option("--min-containment", default=0.5, show_default=True,
+              help="Report pairs whose exact containment (share of the reference item in the target) reaches this.")
+@click.option("--min-jaccard", default=0.5, show_default=True, help="Report pairs whose exact Jaccard reaches this.")
+@click.option("--miss-rate", default=0.01, show_default=True,
+              help="Tolerated probability of missing a pair at the threshold in candidate search.")
+@click.option("--top", "top", default=20, show_default=True, help="Strongest pairs listed in the report.")
+@input_options
+@force_option
+@quiet_option
+def audit(index_dir: Path, targets: tuple[str, ...], out: Path, min_containment: float, min_jaccard: float,
+          miss_rate: float, top: int, text_field: str, id_field: str, on_error: str, force: bool,
+          quiet: bool) -> None:
+    """Find the indexed reference items in TARGETS; write matches.parquet and report.json/md to OUT.
+
+    \b
+    Example:
+        provaudit audit posts.idx data/train-*.parquet -o audit-2026-11/
+    """
+    with cli_errors():
+        cfg = AuditConfig(min_containment=min_containment, min_jaccard=min_jaccard, miss_rate=miss_rate,
+                          top_evidence=top)
+        t0 = time.monotonic()
+        result = api.audit(index_dir, targets, cfg, text_field=text_field, id_field=id_field, on_error=on_error,
+                           progress=stderr_progress(quiet))
+        report = write_audit(result, out, force=force)
+        _done_progress(quiet)
+        if not quiet:
+            c = report["counts"]
+            click.echo(
+                f"{c['reference_items_found']:,} of {c['reference_items']:,} reference items found in "
+                f"{c['target_records_with_matches']:,} of {c['target_records']:,} target records "
+                f"({c['pairs']:,} verified pairs, {c['skipped_records']:,} records skipped) "
+                f"in {time.monotonic() - t0:.1f}s -> {out}"
+            )
+
+
+@cli.command()
+@click.argument("index_dir", type=click.Path(path_type=Path))
+def info(index_dir: Path) -> None:
+    """Print an index's manifest (after verifying its files)."""
+    from provaudit.index import load_index
+
+    with cli_errors():
+        idx = load_index(index_dir)
+        click.echo(json.dumps(idx.manifest, indent=2, sort_keys=True))
+
+
+def main() -> None:  # pragma: no cover
+    cli()

@@ -1,0 +1,150 @@
+"""Configuration objects shared by every stage, validated when created.
+
+``IndexConfig`` is written into the index manifest; every stage that hashes or
+compares text reads it from there, so an audit can never mix parameters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from provaudit.errors import ConfigError
+
+HASH_FUNCTIONS = ("xxh3", "sha1")
+SHINGLE_UNITS = ("word", "char")
+
+
+@dataclass(frozen=True, slots=True)
+class IndexConfig:
+    """Every parameter that decides which hashes an index holds.
+
+    Attributes:
+        ngram: Shingle size, in words (``unit="word"``) or characters (``unit="char"``).
+        unit: ``"word"`` or ``"char"`` shingles.
+        num_perm: MinHash permutations (datasketch ``num_perm``).
+        seed: MinHash seed (datasketch ``seed``).
+        hash: Shingle hash function: ``"xxh3"`` (fast default) or ``"sha1"``
+            (datasketch's default ``sha1_hash32``, for interchange with existing sketches).
+        threshold: Jaccard threshold the LSH bands are tuned for.
+        bands: LSH bands; 0 means datasketch's own optimal choice for ``threshold``.
+        rows: Rows per band; 0 with ``bands=0``.
+        anchors: Anchor shingles kept per reference item for containment lookup.
+        keep_text: Store reference text in the index (readable evidence).
+
+    Example:
+        >>> IndexConfig(ngram=3).fingerprint()
+        'word3-xxh3-affine32-p128-s1-b10x6-a16'
+    """
+
+    ngram: int = 3
+    unit: str = "word"
+    num_perm: int = 128
+    seed: int = 1
+    hash: str = "xxh3"
+    threshold: float = 0.5
+    bands: int = 0
+    rows: int = 0
+    anchors: int = 16
+    keep_text: bool = False
+    scheme: str = "affine32"
+
+    def __post_init__(self) -> None:
+        if self.unit not in SHINGLE_UNITS:
+            raise ConfigError(f"shingle unit must be one of {', '.join(SHINGLE_UNITS)}, got {self.unit!r}")
+        if not 1 <= self.ngram <= 64:
+            raise ConfigError(f"ngram must be between 1 and 64, got {self.ngram}")
+        if not 2 <= self.num_perm <= 1024:
+            raise ConfigError(f"num_perm must be between 2 and 1024, got {self.num_perm}")
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"seed must be between 0 and 2**32-1, got {self.seed}")
+        if self.hash not in HASH_FUNCTIONS:
+            raise ConfigError(f"hash must be one of {', '.join(HASH_FUNCTIONS)}, got {self.hash!r}")
+        if not 0.0 < self.threshold < 1.0:
+            raise ConfigError(f"threshold must be in (0, 1), got {self.threshold}")
+        if not 1 <= self.anchors <= 256:
+            raise ConfigError(f"anchors must be between 1 and 256, got {self.anchors}")
+        if self.scheme != "affine32":
+            raise ConfigError(f"only the datasketch 'affine32' scheme is supported, got {self.scheme!r}")
+        if self.bands == 0 and self.rows == 0:
+            object.__setattr__(self, "bands", 0)
+        elif self.bands < 1 or self.rows < 1 or self.bands * self.rows > self.num_perm:
+            raise ConfigError(
+                f"bands x rows must fit in num_perm ({self.bands} x {self.rows} > {self.num_perm})"
+                if self.bands * self.rows > self.num_perm
+                else f"bands and rows must both be >= 1 (got {self.bands} x {self.rows})"
+            )
+
+    def resolved(self) -> IndexConfig:
+        """Return a copy whose ``bands``/``rows`` are concrete (datasketch's choice when 0)."""
+        if self.bands:
+            return self
+        from datasketch import MinHashLSH
+
+        lsh = MinHashLSH(threshold=self.threshold, num_perm=self.num_perm)
+        return dataclasses.replace(self, bands=int(lsh.b), rows=int(lsh.r))
+
+    def fingerprint(self) -> str:
+        """Short string naming every parameter that changes the hashes."""
+        c = self.resolved()
+        return (
+            f"{c.unit}{c.ngram}-{c.hash}-{c.scheme}-p{c.num_perm}-s{c.seed}"
+            f"-b{c.bands}x{c.rows}-a{c.anchors}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self.resolved())
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> IndexConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ConfigError(f"unknown index parameters: {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditConfig:
+    """Thresholds and options of one audit run.
+
+    Attributes:
+        min_containment: Report a pair when exact containment (share of the
+            reference item's shingles found in the target record) reaches this.
+        min_jaccard: Report a pair when exact Jaccard similarity reaches this.
+        miss_rate: Largest tolerated probability that the anchor lookup misses a
+            pair right at the threshold; sets the anchor hit threshold per item.
+        max_postings: Anchor keys shared by more reference items than this are
+            skipped during lookup (boilerplate); affected items use fewer anchors.
+        top_evidence: Number of strongest pairs listed in report.json.
+    """
+
+    min_containment: float = 0.5
+    min_jaccard: float = 0.5
+    miss_rate: float = 0.01
+    max_postings: int = 5000
+    top_evidence: int = 20
+
+    def __post_init__(self) -> None:
+        for name in ("min_containment", "min_jaccard"):
+            v = getattr(self, name)
+            if not 0.0 < v <= 1.0:
+                raise ConfigError(f"{name.replace('_', '-')} must be in (0, 1], got {v}")
+        if not 0.0 < self.miss_rate < 0.5:
+            raise ConfigError(f"miss rate must be in (0, 0.5), got {self.miss_rate}")
+        if self.max_postings < 1:
+            raise ConfigError(f"max postings must be >= 1, got {self.max_postings}")
+        if self.top_evidence < 0:
+            raise ConfigError(f"top evidence must be >= 0, got {self.top_evidence}")
+
+    @property
+    def min_overlap(self) -> float:
+        """Smallest containment any reportable pair can have.
+
+        Jaccard J >= j implies containment >= j, because |R & T| / |R| >= |R & T| / |R | T|.
+        """
+        return min(self.min_containment, self.min_jaccard)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

@@ -1,0 +1,205 @@
+"""Candidate generation and exact verification.
+
+Two candidate generators feed one exact verifier:
+
+* **Anchors** (containment, short-in-long). Each reference item keeps its ``k``
+  smallest distinct shingle hashes as anchors. Every distinct shingle of a
+  target record is looked up in the sorted anchor table, and a pair becomes a
+  candidate when at least ``t`` of the item's anchors are found. If a share
+  ``c`` of the item's ``N`` shingles is in the target, the number of anchors
+  found is Hypergeometric(N, ceil(cN), k); ``t`` is the largest count whose
+  miss probability at the threshold ``c_min`` is at most ``miss_rate``
+  (exact, with no miss at all, when ``N <= k``). See docs/design.md.
+* **LSH bands** (Jaccard, datasketch-compatible signatures) for target records
+  whose size allows Jaccard >= min_jaccard with some reference item.
+
+Every candidate is verified on exact shingle sets: nothing is reported from a
+sketch estimate alone.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from provaudit.config import AuditConfig
+from provaudit.index import Index
+from provaudit.shingle import ShingleBatch
+
+
+@dataclass(frozen=True, slots=True)
+class AnchorPlan:
+    """Per-item anchor thresholds for one audit.
+
+    Attributes:
+        threshold: Anchors an item needs to become a candidate (0: not searchable by anchors).
+        usable: Anchors per item after skipping over-shared (boilerplate) keys.
+        miss: Probability of missing a pair exactly at the containment threshold.
+        skip_key: Per anchor-table row, True where its key is shared by too many items.
+    """
+
+    threshold: np.ndarray
+    usable: np.ndarray
+    miss: np.ndarray
+    skip_key: np.ndarray
+
+
+def _log_comb(n: np.ndarray | int, k: np.ndarray | int) -> np.ndarray:
+    n_, k_ = np.asarray(n, dtype=np.float64), np.asarray(k, dtype=np.float64)
+    lg = np.vectorize(math.lgamma, otypes=[np.float64])
+    return np.asarray(lg(n_ + 1) - lg(k_ + 1) - lg(n_ - k_ + 1))
+
+
+def hypergeom_cdf(population: int, successes: int, draws: int) -> np.ndarray:
+    """``P(X <= x)`` for x = 0..draws, X ~ Hypergeometric(population, successes, draws)."""
+    x = np.arange(draws + 1)
+    valid = (x <= successes) & (draws - x <= population - successes)
+    logp = np.full(draws + 1, -np.inf)
+    xv = x[valid]
+    logp[valid] = (
+        _log_comb(successes, xv) + _log_comb(population - successes, draws - xv) - _log_comb(population, draws)
+    )
+    return np.minimum(np.cumsum(np.exp(logp)), 1.0)
+
+
+def plan_anchors(index: Index, config: AuditConfig) -> AnchorPlan:
+    """Choose each item's anchor threshold for the audit's thresholds and miss rate."""
+    keys = index.anchor_keys
+    n_items = len(index)
+    if len(keys):
+        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+        counts = np.diff(np.r_[starts, len(keys)])
+        skip_key = np.repeat(counts > config.max_postings, counts)
+    else:
+        skip_key = np.zeros(0, dtype=bool)
+    total = np.bincount(index.anchor_items, minlength=n_items)
+    usable = total - np.bincount(index.anchor_items[skip_key], minlength=n_items)
+    threshold = np.zeros(n_items, dtype=np.int64)
+    miss = np.ones(n_items, dtype=np.float64)
+    cache: dict[tuple[int, int], tuple[int, float]] = {}
+    for item in range(n_items):
+        key = (int(index.n_shingles[item]), int(usable[item]))
+        if key not in cache:
+            cache[key] = _threshold(key[0], key[1], config.min_overlap, config.miss_rate)
+        threshold[item], miss[item] = cache[key]
+    return AnchorPlan(threshold, usable, miss, skip_key)
+
+
+def _threshold(n_shingles: int, k: int, c_min: float, miss_rate: float) -> tuple[int, float]:
+    k = min(k, n_shingles)
+    if k == 0:
+        return 0, 1.0
+    overlap = math.ceil(c_min * n_shingles - 1e-9)
+    cdf = hypergeom_cdf(n_shingles, overlap, k)  # cdf[t-1] = P(X < t)
+    ok = np.flatnonzero(cdf <= miss_rate)
+    t = int(ok[-1]) + 1 if len(ok) else 1
+    return t, float(cdf[t - 1]) if t >= 1 else 0.0
+
+
+def _expand(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Flatten ranges [lo, hi): (owner index, position) for every position."""
+    cnt = hi - lo
+    owner = np.repeat(np.arange(len(lo)), cnt)
+    base = np.repeat(lo - (np.cumsum(cnt) - cnt), cnt)
+    return owner, base + np.arange(int(cnt.sum()))
+
+
+def anchor_candidates(index: Index, plan: AnchorPlan, unique: ShingleBatch) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate (record, item) pairs from anchor hits, given each record's distinct shingles."""
+    rec = np.repeat(np.arange(len(unique)), np.diff(unique.offsets))
+    lo = np.searchsorted(index.anchor_keys, unique.hashes, side="left")
+    hi = np.searchsorted(index.anchor_keys, unique.hashes, side="right")
+    hit = hi > lo
+    owner, pos = _expand(lo[hit], hi[hit])
+    live = ~plan.skip_key[pos]
+    owner, pos = owner[live], pos[live]
+    recs = rec[hit][owner]
+    items = index.anchor_items[pos].astype(np.int64)
+    code = recs * len(index) + items
+    uniq, counts = np.unique(code, return_counts=True)
+    it = uniq % len(index)
+    keep = (plan.threshold[it] > 0) & (counts >= plan.threshold[it])
+    return uniq[keep] // len(index), it[keep]
+
+
+def lsh_candidates(index: Index, band_keys: np.ndarray, records: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate (record, item) pairs sharing at least one LSH band key.
+
+    Args:
+        band_keys: ``(len(records), bands)`` keys of the target records.
+        records: The batch positions of those records.
+    """
+    flat = band_keys.reshape(-1)
+    lo = np.searchsorted(index.band_keys, flat, side="left")
+    hi = np.searchsorted(index.band_keys, flat, side="right")
+    hit = np.flatnonzero(hi > lo)
+    owner, pos = _expand(lo[hit], hi[hit])
+    recs = records[hit[owner] // band_keys.shape[1]].astype(np.int64)
+    items = index.band_items[pos].astype(np.int64)
+    code = np.unique(recs * len(index) + items)
+    return code // len(index), code % len(index)
+
+
+def verify(index: Index, unique: ShingleBatch, recs: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """Exact ``|S(item) & S(record)|`` for each candidate pair (vectorized over the batch)."""
+    if len(recs) == 0:
+        return np.zeros(0, dtype=np.int64)
+    vocab = np.unique(unique.hashes)
+    t_rec = np.repeat(np.arange(len(unique), dtype=np.int64), np.diff(unique.offsets))
+    t_code = np.sort(t_rec * len(vocab) + np.searchsorted(vocab, unique.hashes))
+    lo, hi = index.seq_offsets[items], index.seq_offsets[items + 1]
+    pair, pos = _expand(lo, hi)
+    ref = index.seq_hashes[pos]
+    # distinct reference shingles only: drop repeats within an item's sequence
+    order = np.lexsort((ref, pair))
+    ref, pair = ref[order], pair[order]
+    first = np.ones(len(ref), dtype=bool)
+    first[1:] = (ref[1:] != ref[:-1]) | (pair[1:] != pair[:-1])
+    ref, pair = ref[first], pair[first]
+    r = np.searchsorted(vocab, ref)
+    r_clip = np.minimum(r, len(vocab) - 1)
+    in_vocab = vocab[r_clip] == ref
+    code = recs[pair] * len(vocab) + r_clip
+    j = np.minimum(np.searchsorted(t_code, code), len(t_code) - 1)
+    found = in_vocab & (t_code[j] == code)
+    return np.bincount(pair[found], minlength=len(recs)).astype(np.int64)
+
+
+def longest_common_run(a: np.ndarray, b: np.ndarray) -> int:
+    """Length of the longest run of consecutive equal elements shared by sequences ``a`` and ``b``.
+
+    Example:
+        >>> longest_common_run(np.array([1, 2, 3, 9]), np.array([0, 1, 2, 3, 4]))
+        3
+    """
+    if len(a) == 0 or len(b) == 0:
+        return 0
+    order = np.argsort(a, kind="stable")
+    sa = a[order]
+    lo = np.searchsorted(sa, b, side="left")
+    hi = np.searchsorted(sa, b, side="right")
+    jb, pos = _expand(lo, hi)
+    if len(pos) == 0:
+        return 0
+    ia = order[pos]
+    diag = jb - ia
+    o = np.lexsort((ia, diag))
+    d, i = diag[o], ia[o]
+    brk = np.ones(len(d), dtype=bool)
+    brk[1:] = (d[1:] != d[:-1]) | (i[1:] != i[:-1] + 1)
+    starts = np.flatnonzero(brk)
+    return int(np.diff(np.r_[starts, len(d)]).max())
+
+
+def covered_tokens(seq: np.ndarray, matched: np.ndarray, n_tokens: int, ngram: int) -> int:
+    """Tokens of a target record covered by at least one of its shingles found in ``matched``."""
+    if len(seq) == 0:
+        return 0
+    hit = np.isin(seq, matched)
+    if not hit.any():
+        return 0
+    width = min(ngram, n_tokens)
+    cover = np.convolve(hit.astype(np.int64), np.ones(width, dtype=np.int64))[:n_tokens]
+    return int((cover > 0).sum())

@@ -1,0 +1,719 @@
+#!/usr/bin/env python3
+"""Generate the deterministic provaudit test fixtures under ``fixtures/``.
+
+Run ``python scripts/make_fixtures.py``.  Everything comes from an embedded
+vocabulary and a small template grammar sampled with Zipf-like frequencies,
+seeded with ``SEED``; two runs produce byte-identical files.  See
+``fixtures/README.md`` for the layout and the planted kinds.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import random
+import re
+import unicodedata
+from pathlib import Path
+from typing import Any, Callable
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SEED = 20261129
+OUT = Path(__file__).resolve().parent.parent / "fixtures"
+N_REFERENCE = 3000
+PER_KIND = 80
+SHARDS = ("shards/train-00.jsonl", "shards/train-01.jsonl.gz", "shards/train-02.parquet")
+SHARD_SIZES = (3300, 2350, 350)  # records per shard, planted included
+EDIT_RATES = {"edit05": 0.05, "edit10": 0.10, "edit20": 0.20}
+SHARD_KINDS = ("verbatim", "case", "whitespace", "punctuation", "unicode", *EDIT_RATES,
+               "truncate70", "embedded", "concatenated", "hard_negative")
+
+# --- vocabulary: "<topic> <pos>: words"; verbs "base[/past[/ing]]", nouns "sing[/plural]" ---------
+FUNCTION_WORDS = """the a an this that these those my your his her its our their some any no every each all both
+either neither few many much more most other another such what which whose i me you he him she it we us they
+them myself yourself itself ourselves themselves someone somebody anyone everyone everybody nobody nothing
+something anything everything in on at to for with from by about of into onto over under after before during
+without within between through around near behind above below across against along among toward until since
+like than and or but so because if when while although though unless whether then also yet nor is am are was
+were be been being have has had do does did will would can could should may might must not never always often
+sometimes usually already still just only even really very quite pretty too almost enough maybe perhaps
+probably definitely actually literally basically honestly seriously totally finally again once here there now
+today tonight tomorrow yesterday soon later ago away back up down out off don't can't won't didn't isn't
+wasn't aren't doesn't couldn't wouldn't shouldn't haven't i'm i've i'll i'd it's that's there's you're we're
+they're let's what's he's she's oh yeah yes okay ok well hey wow lol haha omg ugh hmm please thanks sorry how
+why where who gonna wanna gotta kinda sorta one two three four five six seven eight nine ten first second last
+next""".split()
+
+VOCAB = """
+general n: time day thing people friend life world home house room car money idea problem question answer story
+general n: reason way place city town street road park store line side end point moment minute hour month week
+general n: year night weekend feeling mood energy mistake lesson memory dream goal chance luck plan surprise
+general n: party gift picture photo video news post comment group neighbor stranger crowd mess deal price bill
+general n: ticket bag box key door window table chair floor wall light noise voice word country state bridge
+general n: corner view color shape size sound smell taste list number couch bed kitchen garden yard balcony
+general n: sidewalk elevator parking traffic bus train bike truck jacket shirt shoe hat umbrella wallet receipt
+general n: package delivery mailbox cup glass bottle plate spoon knife candle blanket pillow mirror clock
+general n: calendar birthday holiday anniversary wedding festival concert playlist podcast headline rumor
+general n: opinion argument secret promise excuse habit routine schedule deadline emergency accident adventure
+general n: shortcut detour neighborhood village library museum theater stadium bakery pharmacy gym ocean
+general n: river lake mountain forest beach island desert field hill valley sky cloud star moon sunset sunrise
+general v: love hate need want like enjoy miss forget/forgot remember try finish start open close watch
+general v: check/checked/checking call text wait walk talk laugh cry smile yell/yelled/yelling share post order
+general v: find/found lose/lost make/made take/took give/gave get/got/getting buy/bought sell/sold
+general v: bring/brought keep/kept leave/left meet/met see/saw hear/heard say/said tell/told think/thought
+general v: know/knew feel/felt write/wrote read/read drive/drove ride/rode eat/ate drink/drank sleep/slept
+general v: wake/woke run/ran/running swim/swam/swimming sit/sat/sitting stop/stopped/stopping plan/planned/planning
+general v: cook clean fix move carry/carried/carrying borrow return visit explore discover notice ignore
+general v: celebrate complain/complained/complaining explain imagine recommend survive organize decorate
+general a: good great bad new old big small long short little hot cold warm cool nice weird funny strange
+general a: crazy amazing awesome terrible horrible perfect beautiful ugly loud quiet busy lazy tired happy sad
+general a: angry excited nervous proud lucky chill random fancy cheap expensive fresh early late quick slow
+general a: huge tiny soft hard easy simple messy clean wild gentle brave silly cozy dusty shiny sticky fluffy
+general a: naïve clichéd
+tech n: phone laptop app update battery screen charger keyboard password wifi router server bug feature
+tech n: website browser tab cloud backup account login notification algorithm robot drone gadget headphones
+tech n: speaker tablet camera printer cable database code script startup software hardware chip pixel
+tech n: firmware file folder inbox spam filter profile settings subscription device sensor
+tech v: download install reboot upgrade debug/debugged/debugging code scroll stream click tap
+tech v: charge unplug/unplugged/unplugging sync type swipe/swiped/swiping delete
+tech a: digital wireless smart slow buggy glitchy offline online laggy refurbished
+food n: pizza pasta burger taco sandwich salad soup bread cheese chocolate cake cookie pie coffee tea juice
+food n: smoothie breakfast lunch dinner brunch snack recipe oven pan grill restaurant café menu chef waiter
+food n: burrito noodle dumpling curry steak chicken fish/fish rice bean avocado pancake waffle bagel muffin
+food n: jalapeño purée entrée crème brûlée soufflé donut cupcake lemonade milkshake popcorn pickle sauce
+food n: spice flavor leftover kitchen fridge picnic buffet dessert croissant omelette
+food v: bake grill fry/fried taste order cook chop/chopped/chopping stir/stirred/stirring season
+food v: sauté/sautéed/sautéing reheat slice/sliced/slicing devour
+food a: delicious spicy sweet salty crispy greasy juicy bland homemade tasty vegan crunchy savory
+sports n: game team player coach match season goal score league referee fan stadium ball bat glove
+sports n: helmet trophy championship playoff tournament pitch field court halftime jersey
+sports n: lineup rookie draft injury comeback rival marathon race finish sprint workout
+sports v: win/won lose/lost score train cheer kick throw/threw catch/caught pass shoot/shot tackle
+sports a: undefeated clutch athletic overrated underrated competitive
+politics n: election vote senator mayor governor president council debate campaign policy law bill tax
+politics n: budget candidate poll ballot protest speech scandal reform committee government
+politics n: minister parliament district citizen voter majority amendment
+politics v: vote debate elect argue protest support oppose propose announce
+politics a: political local federal liberal conservative controversial public official
+travel n: trip vacation flight airport hotel passport luggage suitcase beach resort hostel map tour
+travel n: train station ferry cruise itinerary souvenir visa border destination guide backpack
+travel n: airline layover terminal gate boarding delay postcard road highway
+travel v: travel fly/flew book pack land explore visit wander hike/hiked/hiking
+travel a: scenic foreign remote crowded touristy exotic international
+weather n: rain snow storm wind sun cloud fog thunder lightning heatwave forecast temperature umbrella
+weather n: puddle hail drizzle blizzard rainbow frost humidity breeze sleet
+weather v: pour freeze/froze melt shine/shone drizzle clear
+weather a: sunny rainy windy cloudy foggy humid freezing chilly stormy gloomy snowy
+music n: song album band concert guitar piano drum singer lyric playlist festival vinyl chorus melody
+music n: tune beat track radio headphone tour rapper drummer violin karaoke soundtrack
+music v: sing/sang play listen dance hum/hummed/humming record release
+music a: catchy acoustic loud classical underground live
+family n: mom dad sister brother grandma grandpa aunt uncle cousin kid baby son daughter wife husband
+family n: fiancé parent niece nephew toddler twin family/families relative grandkid
+family v: hug babysit/babysat raise visit call
+family a: adorable grumpy wholesome supportive overprotective
+work n: job boss office meeting email deadline project report client coworker manager salary resume
+work n: résumé interview promotion shift spreadsheet presentation contract intern paycheck desk
+work n: commute workload agenda
+work v: work hire fire quit/quit apply/applied present schedule email
+work a: professional productive stressful remote corporate
+health n: doctor nurse hospital medicine vitamin flu cold headache fever appointment diet water
+health n: yoga gym workout run/runs nap sleep therapy stretch muscle knee back allergy
+health v: rest recover stretch exercise meditate sneeze cough
+health a: healthy sick sore exhausted fit hydrated dizzy
+movies n: movie film show episode series season trailer actor actress director scene plot ending
+movies n: sequel theater popcorn remake documentary cartoon villain hero character spoiler
+movies v: watch binge/binged/bingeing rewatch stream spoil
+movies a: boring dramatic hilarious scary emotional predictable cinematic
+pets n: dog cat puppy kitten leash collar treat toy vet bird hamster fish/fish parrot rabbit bowl
+pets n: cage litter walk tail paw fur bark
+pets v: feed/fed walk adopt pet/petted/petting groom bark scratch
+pets a: fluffy furry playful sleepy stubborn loyal
+gaming n: game console controller level boss quest character server stream streamer player
+gaming n: achievement multiplayer headset mod patch dungeon sword spell inventory lobby
+gaming v: play grind stream respawn/respawned/respawning craft beat/beat
+gaming a: legendary rare broken casual hardcore
+school n: class teacher student homework exam test essay lecture professor grade semester campus
+school n: library notebook backpack textbook assignment quiz degree classmate tutor diploma
+school v: study/studied learn pass fail graduate write/wrote memorize
+school a: academic difficult confusing fascinating
+"""
+
+PLACES = ("Paris Tokyo Denver Lisbon Chicago Boston Seattle Austin London Berlin Rome Madrid Toronto Dublin "
+          "Sydney Oslo Nashville Portland").split()
+NAMES = "Sam Alex Jordan Taylor Chris Jamie Morgan Riley Casey Jess Mike Sarah Emma Noah Liam Olivia".split()
+OPENERS = ("", "", "", "", "honestly ", "i think ", "ngl ", "tbh ", "okay so ", "not gonna lie ", "so ",
+           "well ", "i mean ", "lowkey ", "guess what, ", "fun fact: ", "update: ", "reminder: ",
+           "unpopular opinion: ", "yeah ", "wow ", "be honest, ", "real talk: ")
+TIMES = ("in the morning", "last night", "this weekend", "today", "tonight", "right now", "all day", "again",
+         "every day", "for the first time", "yesterday", "this morning", "after work", "on {DAY}",
+         "at {HOUR}", "every {DAY}", "last {UNIT}", "this {UNIT}", "in {FEW} {UNIT}s", "before lunch",
+         "after school", "since {DAY}", "all {UNIT} long", "once again", "at the last minute")
+ENDINGS = ("lol", "haha", "smh", "ugh", "send help", "no regrets", "just saying", "fr", "i guess",
+           "wish me luck", "not complaining", "worth it", "oops", "yikes", "love that", "again", "help")
+SUPERLATIVES = ("best", "worst", "weirdest", "funniest", "biggest", "coolest", "most annoying", "greatest",
+                "strangest", "cutest", "nicest", "hardest", "easiest", "most beautiful", "smallest")
+INTENSIFIERS = ("so", "really", "super", "pretty", "way too", "kind of", "absolutely", "literally",
+                "very", "totally", "a little", "incredibly", "too")
+AUX = ("can't", "will", "should", "need to", "want to", "have to", "gotta", "might", "could", "never",
+       "always", "don't", "didn't", "just", "really want to", "would")
+AUX3 = ("can't", "will", "should", "might", "could", "won't", "needs to", "has to", "wants to", "never",
+        "always", "just", "didn't", "doesn't")
+PREPS = ("in", "with", "at", "for", "from", "on", "after", "about", "near", "without", "during", "before",
+         "around", "behind", "under", "like")
+DAYS = "monday tuesday wednesday thursday friday saturday sunday".split()
+UNITS = ("day", "week", "month", "year", "hour", "weekend")
+FEW = ("two", "three", "a few", "so many", "like five", "four", "six", "a couple of")
+HOURS = ("2pm", "7am", "noon", "midnight", "5pm", "9am", "3am", "6pm")
+NUMBERS = ("2", "3", "4", "5", "10", "12", "20", "45", "100", "$5", "$20", "$100", "10k", "50%", "2024", "3")
+TAGS = ("#tbt", "#blessed", "#mood", "#goals", "#fail", "#weekend", "#nofilter", "#relatable", "#foodie",
+        "#gameday", "#throwback", "#mondays", "#lifehack", "#truestory")
+
+POST_TEMPLATES = (
+    "{O}{S} {Vd} {NP} {T}.", "{O}{S1} {AUX} {V} {NP} {PP}.", "{NP3} is {INT} {A} {T}.",
+    "can't believe {S} {Vd} {NP} {T}!", "anyone else {Vg} {NPs} {T}?", "just {Vd} {NP} & it was {INT} {A}.",
+    "my {F} {Vd} {NP} {PP} {E}", "{O}this is one of the {SUP} {Ns} i've ever seen.",
+    "why does {NP3} always {V} {PP}?", "{NUM} {Ns} {PP} and still no {N}.",
+    "{O}i think that {NP3} {AUX3} {V} {NP}.", "{Vg} {NP} {T} {E}", "i'm {Vg} {NP} {PP} right now.",
+    "i'm {INT} {A} about {NP}.", "if you {V} {NP}, you {AUX} {V} {NP}.", "{NP3} {Vz} {NP} {PP}.",
+    "we {Vd} {NP} {PP} and it was {A}.", "{O}i {Vd} {NP} {T} and now i {AUX} {V} {NP}.",
+    "nobody {Vz} {NP} like {NAME} does.", "{A} {N} {T}!", "who {Vz} {NP} {T}?", "i really need to {V} {NP} {T}.",
+    "the {N} at {NP} {Vd} {NP} {T}.", "hot take: {NPs} are {INT} {A}.", "{T}, {S} {Vd} {NP}.",
+    "still thinking about {NP} {PP}.", 'my {F} keeps calling {NP} "{A}" {E}', "does anyone know where to {V} {NP}?",
+    "thank you {NAME} for {Vg} {NP}!", "{O}i don't {V} {NPs} {INT} much.", "what's the {SUP} {N} for {Vg} {NP}?",
+    "{NUM} days until {NP}!", "there's a {A} {N} {PP} {E}", "we should {V} {NP} {T}.",
+    "{S} {Vd} {NP} so i {Vd} {NP}.", "shoutout to {NAME} for the {A} {N}.", "never {Vg} {NP} again.",
+    "it's been {FEW} {UNIT}s since i {Vd} {NP}.", "the {A} part? {NP3} {Vd} {NP}.",
+    "{NAME} and i {Vd} {NP} in {PLACE} {T}.", "{PLACE} is {INT} {A} {T}.", "is it just me or is {NP3} {A}?",
+)
+PAGE_TEMPLATES = (
+    "The {A} {N} {Vz} {NP} {PP}.", "Many {Ns} {V} {NP} because {S} {Vd} {NP}.", "In {YEAR}, {NP} {Vd} {NP} {PP}.",
+    "According to {NAME}, {NPs} {V} {NP} {PP}.", "There are {FEW} {Ns} {PP}, and each one {Vz} {NP}.",
+    "{Vg} {NP} is {INT} {A} for {NPs}.", "Most {Ns} {AUX} {V} {NP} {T}.", "This {N} {Vz} {NP} and {Vz} {NP}.",
+    "If you {V} {NP}, the {N} {AUX3} {V} {NP}.", "One of the {SUP} {Ns} {PP} is {NP}.",
+    "For example, {NP3} {Vz} {NP} {PP}.", "However, {NPs} {Vd} {NP} {T}.", "It is {A} to {V} {NP} {PP}.",
+    "You can {V} {NP} {PP} or {V} {NP}.", "Our {N} {Vz} {NP} {PP} every {UNIT}.", "The {N} of {NP} {Vz} {A}.",
+    "Some {Ns} {Vd} {NP}, while others {Vd} {NP}.", "Visitors to {PLACE} often {V} {NPs} {PP}.",
+)
+TITLE_TEMPLATES = ("The {SUP} {Ns} for {Vg} {NP}", "How to {V} {NP} {PP}", "{NUM} {A} {Ns} {PP}",
+                   "Why {NPs} {V} {NP}", "A guide to {Vg} {NPs} in {PLACE}")
+DANGLING = set("the a an my your our their his her this that some of to and with in on at for from & so or "
+               "but about near like is are was i we you".split())
+
+
+def parse_vocab(block: str) -> dict[str, dict[str, list[str]]]:
+    """Parse VOCAB into {topic: {pos: entries}}."""
+    out: dict[str, dict[str, list[str]]] = {}
+    for line in block.strip().splitlines():
+        key, words = line.split(":", 1)
+        topic, pos = key.split()
+        out.setdefault(topic, {}).setdefault(pos, []).extend(words.split())
+    return out
+
+
+def inflect_noun(entry: str) -> tuple[str, str]:
+    """Singular and plural forms of a noun entry."""
+    if "/" in entry:
+        sing, plur = entry.split("/")
+        return sing, plur
+    if entry.endswith(("s", "sh", "ch", "x", "z")):
+        return entry, entry + "es"
+    if entry.endswith("y") and entry[-2] not in "aeiou":
+        return entry, entry[:-1] + "ies"
+    return entry, entry + "s"
+
+
+def inflect_verb(entry: str) -> tuple[str, str, str, str]:
+    """Base, 3rd-singular, past and -ing forms of a verb entry."""
+    parts = entry.split("/")
+    base = parts[0]
+    cons_y = base.endswith("y") and base[-2] not in "aeiou"
+    if base.endswith(("s", "sh", "ch", "x", "z", "o")):
+        third = base + "es"
+    else:
+        third = base[:-1] + "ies" if cons_y else base + "s"
+    past = parts[1] if len(parts) > 1 else (base + "d" if base.endswith("e") else
+                                            base[:-1] + "ied" if cons_y else base + "ed")
+    if len(parts) > 2:
+        ing = parts[2]
+    elif base.endswith("e") and not base.endswith(("ee", "ye", "oe")):
+        ing = base[:-1] + "ing"
+    else:
+        ing = base + "ing"
+    return base, third, past, ing
+
+
+class Lex:
+    """A word list sampled with Zipf-Mandelbrot weights 1/(rank+2.7)^s (earlier entries are commoner)."""
+
+    def __init__(self, items: Any, s: float = 1.0) -> None:
+        self.items = list(items)
+        self.cum: list[float] = []
+        acc = 0.0
+        for rank in range(len(self.items)):
+            acc += 1.0 / (rank + 2.7) ** s
+            self.cum.append(acc)
+
+    def pick(self, rng: random.Random) -> Any:
+        return rng.choices(self.items, cum_weights=self.cum)[0]
+
+
+class Gen:
+    """Template grammar producing social posts, web pages and assistant chatter."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        vocab = parse_vocab(VOCAB)
+        self.topics = [t for t in vocab if t != "general"]
+        self.lex: dict[tuple[str, str], Lex] = {}
+        for topic, by_pos in vocab.items():
+            self.lex[topic, "n"] = Lex([inflect_noun(e) for e in by_pos["n"]], 0.9)
+            self.lex[topic, "v"] = Lex([inflect_verb(e) for e in by_pos["v"]], 0.9)
+            self.lex[topic, "a"] = Lex(by_pos["a"], 0.9)
+        forms = {w for lx in self.lex.values() for it in lx.items for w in ([it] if isinstance(it, str) else it)}
+        self.all_words = sorted(forms | set(FUNCTION_WORDS))
+        self.small = {name: Lex(items) for name, items in (
+            ("O", OPENERS), ("T", TIMES), ("E", ENDINGS), ("SUP", SUPERLATIVES), ("INT", INTENSIFIERS),
+            ("AUX", AUX), ("AUX3", AUX3), ("PREP", PREPS), ("DAY", DAYS), ("UNIT", UNITS), ("FEW", FEW),
+            ("HOUR", HOURS), ("NUM", NUMBERS), ("NAME", NAMES), ("PLACE", PLACES), ("TAG", TAGS),
+            ("POST", POST_TEMPLATES), ("PAGE", PAGE_TEMPLATES), ("TITLE", TITLE_TEMPLATES))}
+        self.topic = self.topics[0]
+        self.slots: dict[str, Callable[[], str]] = {
+            "N": lambda: self.noun()[0], "Ns": lambda: self.noun()[1], "A": lambda: self.adj(),
+            "V": lambda: self.verb(0), "Vz": lambda: self.verb(1), "Vd": lambda: self.verb(2),
+            "Vg": lambda: self.verb(3), "NP": self.np, "NP3": lambda: self.np(plural=False),
+            "NPs": lambda: self.np(plural=True), "PP": lambda: f"{self.pick('PREP')} {self.np()}",
+            "S": self.subject, "S1": lambda: self.pick_from(("i", "we", "you", "they", "people", "my friends")),
+            "F": lambda: self.lex["family", "n"].pick(self.rng)[0],
+            "YEAR": lambda: str(self.rng.randint(1950, 2024)),
+        }
+
+    def pick(self, name: str) -> str:
+        return self.expand(self.small[name].pick(self.rng))
+
+    def pick_from(self, items: tuple[str, ...]) -> str:
+        return self.rng.choice(items)
+
+    def _topic_for_word(self) -> str:
+        return self.topic if self.rng.random() < 0.6 else "general"
+
+    def noun(self) -> tuple[str, str]:
+        return self.lex[self._topic_for_word(), "n"].pick(self.rng)
+
+    def verb(self, form: int) -> str:
+        return self.lex[self._topic_for_word(), "v"].pick(self.rng)[form]
+
+    def adj(self) -> str:
+        return self.lex[self._topic_for_word(), "a"].pick(self.rng)
+
+    def np(self, plural: bool | None = None) -> str:
+        """A determiner phrase: determiner, optional adjective, noun."""
+        rng = self.rng
+        if plural is None:
+            plural = rng.random() < 0.3
+        sing, plur = self.noun()
+        words = [self.adj()] if rng.random() < 0.35 else []
+        if plural:
+            det = rng.choice(("the", "my", "some", "these", "all the", "", "our", "those", "{NUM}", "{FEW}"))
+            words = [self.expand(det)] + words + [plur]
+        else:
+            det = rng.choice(("the", "the", "a", "a", "my", "this", "that", "our", "your", "his", "her"))
+            if det == "a" and (words or [sing])[0][0] in "aeiou":
+                det = "an"
+            words = [det] + words + [sing]
+        return " ".join(w for w in words if w)
+
+    def subject(self) -> str:
+        r = self.rng.random()
+        if r < 0.35:
+            return "i"
+        if r < 0.5:
+            return "we"
+        if r < 0.65:
+            return "my " + self.lex["family", "n"].pick(self.rng)[0]
+        return self.rng.choice(("the {N}", "everyone", "my friends", "you", "they", "he", "she", "people",
+                                "{NAME}", "my {F} and i", "this {N}"))
+
+    def expand(self, template: str) -> str:
+        def sub(m: re.Match[str]) -> str:
+            key = m.group(1)
+            return self.slots[key]() if key in self.slots else self.pick(key)
+        return re.sub(r"\{(\w+)\}", sub, template)
+
+    def sentence(self, kind: str, lower: bool) -> str:
+        s = self.expand(self.pick(kind) if kind in ("POST", "PAGE") else kind)
+        s = re.sub(r"\s+", " ", s).strip()
+        if lower:
+            return s.lower()
+        s = re.sub(r"(?<![\w'’])i(?=$|[\s'.,!?])", "I", s)
+        return s[:1].upper() + s[1:]
+
+    def post(self, n_words: int, topic: str | None = None) -> str:
+        """A social post of at most n_words (and at least 10) whitespace-separated words."""
+        rng = self.rng
+        self.topic = topic or rng.choice(self.topics)
+        lower = rng.random() < 0.4
+        extra = [self.pick("TAG") if rng.random() < 0.5 else "#" + self.noun()[0].replace("é", "e")
+                 for _ in range(rng.choice((0, 0, 0, 1, 1, 2, 3)))]
+        if rng.random() < 0.08:
+            extra.insert(0, "@" + rng.choice(NAMES).lower() + str(rng.randint(1, 99)))
+        body_n = max(8, n_words - len(extra))
+        toks: list[str] = []
+        while len(toks) < body_n:
+            toks += self.sentence("POST", lower).split()
+        toks = toks[:body_n]
+        trimmed = toks[:]
+        while trimmed and trimmed[-1].lower().strip(".,!?:") in DANGLING:
+            trimmed.pop()
+        if len(trimmed) + len(extra) >= 10:
+            toks = trimmed
+        if extra and extra[0].startswith("@"):
+            return " ".join([extra[0]] + toks + extra[1:])
+        return " ".join(toks + extra)
+
+    def page(self, n_words: int, topic: str | None = None, insert: str | None = None,
+             title: bool = True) -> str:
+        """A web-page-like document of paragraphs; `insert` is placed at a sentence boundary."""
+        rng = self.rng
+        self.topic = topic or rng.choice(self.topics)
+        paras: list[list[str]] = []
+        total = 0
+        while total < n_words:
+            para: list[str] = []
+            for _ in range(rng.randint(3, 8)):
+                s = self.sentence("PAGE" if rng.random() < 0.55 else "POST", lower=False)
+                para.append(s)
+                total += len(s.split())
+                if total >= n_words:
+                    break
+            paras.append(para)
+        if insert is not None:
+            para = rng.choice(paras)
+            para.insert(rng.randint(0, len(para)), insert)
+        body = "\n\n".join(" ".join(p) for p in paras)
+        if not title:
+            return body
+        head = self.expand(self.small["TITLE"].pick(rng))
+        return " ".join(w[:1].upper() + w[1:] for w in head.split()) + "\n\n" + body
+
+
+def post_length(rng: random.Random) -> int:
+    """Post length in words: ~5% very short (10-14), otherwise 15-80 skewed to ~30."""
+    return rng.randint(10, 14) if rng.random() < 0.05 else int(rng.triangular(15, 81, 28))
+
+
+# --- transformations, one function per planted kind -----------------------------------------------
+def kind_case(rng: random.Random, text: str) -> str:
+    """Upper, lower or title case; never returns the text unchanged."""
+    def title(t: str) -> str:
+        return " ".join(re.sub(r"[a-zà-ÿ]", lambda m: m.group(0).upper(), w.lower(), count=1) for w in t.split(" "))
+    for mode in rng.sample(("upper", "lower", "title"), 3):
+        out = {"upper": text.upper(), "lower": text.lower(), "title": title(text)}[mode]
+        if out != text:
+            return out
+    return text.upper()
+
+
+def kind_whitespace(rng: random.Random, text: str) -> str:
+    """Doubled spaces, newlines/tabs between words, leading/trailing whitespace."""
+    seps = (" ", " ", " ", "  ", "\n", "\t", " \n ", "   ", "\n\n")
+    words = text.split(" ")
+    out = rng.choice(("", " ", "  ", "\n", "\t", " \n"))
+    for i, w in enumerate(words):
+        out += w + (rng.choice(seps) if i < len(words) - 1 else "")
+    out += rng.choice(("", " ", "  ", "\n", "\t", "\n\n"))
+    return out if out != text else "  " + out + "\n"
+
+
+def kind_punctuation(rng: random.Random, text: str) -> str:
+    """Strip or change punctuation; in-word apostrophes become curly or vanish, never a space."""
+    ops = rng.sample(("strip", "curly", "bang", "ending", "apostrophe"), rng.randint(1, 3))
+    out = text
+    if "strip" in ops:
+        out = "".join(c for c in out if c == "'" or not unicodedata.category(c).startswith("P"))
+        out = " ".join(out.split())
+    if "apostrophe" in ops:
+        out = re.sub(r"(?<=\w)'(?=\w)", "", out)
+    if "curly" in ops:
+        out = re.sub(r"(?<=\w)'(?=\w)", "\u2019", out)
+        quotes = iter(["\u201c", "\u201d"] * out.count('"'))
+        out = re.sub('"', lambda m: next(quotes), out)
+    if "bang" in ops:
+        out = out.replace(".", "!")
+    if "ending" in ops or out == text:
+        out = out.rstrip(".!?") + rng.choice(("!!!", "...", "!!", "?!"))
+    return out
+
+
+FULLWIDTH = {c: chr(ord(c) + 0xFEE0) for c in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"}
+
+
+def kind_unicode(rng: random.Random, text: str) -> str:
+    """NFKC-foldable variants: fullwidth, NBSP, ZWSP/soft hyphen, fi/fl ligatures, decomposed accents."""
+    words = text.split(" ")
+    ops = ["fullwidth", "nbsp", "format"]
+    if re.search("f[il]", text):
+        ops.append("ligature")
+    if any(ord(c) > 127 and c.isalpha() for c in text):
+        ops.append("nfd")
+    chosen = rng.sample(ops, rng.randint(2, len(ops)))
+    if "fullwidth" in chosen:
+        for i in rng.sample(range(len(words)), min(len(words), rng.randint(1, 3))):
+            words[i] = "".join(FULLWIDTH.get(c, c) for c in words[i])
+    if "ligature" in chosen:
+        words = [w.replace("fi", "\ufb01").replace("fl", "\ufb02") if rng.random() < 0.8 else w for w in words]
+    if "format" in chosen:
+        long_idx = [i for i, w in enumerate(words) if len(w) >= 4 and w.isalpha()] or [0]
+        for i in rng.sample(long_idx, min(len(long_idx), rng.randint(1, 3))):
+            w = words[i]
+            if len(w) >= 2:
+                k = rng.randint(1, len(w) - 1)
+                words[i] = w[:k] + rng.choice(("\u200b", "\u00ad")) + w[k:]
+    seps = ["\u00a0" if "nbsp" in chosen and rng.random() < 0.6 else " " for _ in words[1:]]
+    out = words[0] + "".join(s + w for s, w in zip(seps, words[1:]))
+    if "nfd" in chosen:
+        out = unicodedata.normalize("NFD", out)
+    return out if out != text else text.replace(" ", "\u00a0")
+
+
+def kind_edit(rng: random.Random, text: str, rate: float, vocab: list[str]) -> str:
+    """round(rate*n) (>=1) word edits: substitute 60%, delete 20%, insert-after 20%."""
+    toks = text.split()
+    for i in sorted(rng.sample(range(len(toks)), max(1, round(rate * len(toks)))), reverse=True):
+        r, new = rng.random(), rng.choice(vocab)
+        if r < 0.6:
+            pre, core, post = re.match(r"^(\W*)(.*?)(\W*)$", toks[i], re.S).groups()  # type: ignore[union-attr]
+            while new == core.lower():
+                new = rng.choice(vocab)
+            toks[i] = pre + (new.capitalize() if core[:1].isupper() else new) + post
+        elif r < 0.8:
+            del toks[i]
+        else:
+            toks.insert(i + 1, new)
+    return " ".join(toks)
+
+
+def kind_truncate(text: str, frac: float = 0.7) -> str:
+    """The first ceil(frac*n) words."""
+    toks = text.split()
+    return " ".join(toks[: math.ceil(frac * len(toks))])
+
+
+def kind_hard_negative(rng: random.Random, text: str, gen: Gen) -> str:
+    """The item's words shuffled into filler, plus one contiguous fragment of <=20% of its words."""
+    toks = text.split()
+    frag_len = rng.randint(1, max(1, len(toks) // 5))
+    start = rng.randint(0, len(toks) - frag_len)
+    fragment = toks[start: start + frag_len]
+    loose = [t.strip(".,!?:\"").lower() or t for t in toks[:start] + toks[start + frag_len:]]
+    rng.shuffle(loose)
+    out = gen.post(max(10, len(toks))).split()
+    for t in loose:
+        out.insert(rng.randint(0, len(out)), t)
+    at = rng.randint(0, len(out))
+    return " ".join(out[:at] + fragment + out[at:])
+
+
+# --- model outputs ---------------------------------------------------------------------------------
+SYSTEM = ("You are a helpful assistant.", "You are a friendly chatbot. Answer briefly.",
+          "You are an assistant that helps people write social media posts.")
+ASK = ("Write a short post about {N}.", "What do people usually say about {Ns}?", "Can you share a post about {NP}?",
+       "Give me an example of a post about {N}.", "Tell me something about {Ns}.", "Do you remember that post about {N}?")
+SURE = ("Sure! Here's the post:", "Of course. Here is the text:", "Here's what I found:", "Absolutely, here it is:",
+        "I remember this one. It goes like this:", "Here you go:", "Sure, this is the one you mean:")
+CLOSE = ("Let me know if you want a different version.", "Hope that helps!", "Is there anything else you need?",
+         "I can also summarize it if you like.", "")
+QUOTE = ('One post I remember said: "{item}" It got a lot of replies.', 'As one user put it, \u201c{item}\u201d',
+         'Someone wrote "{item}" and people kept sharing it.', 'The classic example is "{item}", which went viral.')
+
+
+def chatter(gen: Gen, k: int) -> str:
+    """k sentences of neutral assistant-style prose."""
+    return " ".join(gen.sentence("PAGE", lower=False) for _ in range(k))
+
+
+def make_output(rng: random.Random, gen: Gen, kind: str, item: str | None) -> tuple[str, str, float | None]:
+    """Return (prompt, answer, fraction) for one output sample of the given kind."""
+    gen.topic = rng.choice(gen.topics)
+    prompt, frac = gen.expand(rng.choice(ASK)), None
+    close = rng.choice(CLOSE)
+    if kind in ("verbatim", "chat"):
+        answer = f"{rng.choice(SURE)}\n\n{item}\n\n{close}"
+    elif kind == "partial":
+        toks = (item or "").split()
+        k = rng.randint(math.ceil(0.5 * len(toks)), len(toks) - 1)
+        start = rng.randint(0, len(toks) - k)
+        frac = round(k / len(toks), 4)
+        answer = f"{chatter(gen, rng.randint(1, 2))} {' '.join(toks[start:start + k])} {chatter(gen, rng.randint(1, 3))}"
+    elif kind == "quoted":
+        answer = f"{chatter(gen, rng.randint(1, 2))} {rng.choice(QUOTE).format(item=item)} {close}"
+    elif kind == "prompt_echo":
+        toks = (item or "").split()
+        prompt = f"Continue this post: {' '.join(toks[: max(4, len(toks) // 2)])}"
+        answer = f"{gen.post(rng.randint(15, 40))} {close}"
+    else:  # clean
+        answer = f"{chatter(gen, rng.randint(2, 5))} {close}"
+    return prompt, answer.strip(), frac
+
+
+OUTPUT_PLAN = {  # file -> {kind: count}
+    "outputs/plain.jsonl": {"verbatim": 20, "partial": 20, "quoted": 20, "clean": 40},
+    "outputs/prompt_completion.jsonl": {"verbatim": 15, "partial": 15, "quoted": 15, "prompt_echo": 20, "clean": 35},
+    "outputs/chat.jsonl": {"chat": 30, "partial": 15, "quoted": 10, "prompt_echo": 15, "clean": 30},
+}
+
+
+def build_outputs(rng: random.Random, gen: Gen, refs: list[dict[str, str]]) -> tuple[dict[str, list[dict[str, Any]]],
+                                                                                    list[dict[str, Any]]]:
+    """Model-output samples in three formats, and their truth rows."""
+    pool = iter(refs)
+    files: dict[str, list[dict[str, Any]]] = {}
+    truth: list[dict[str, Any]] = []
+    for fname, plan in OUTPUT_PLAN.items():
+        kinds = [k for k, n in plan.items() for _ in range(n)]
+        rng.shuffle(kinds)
+        prefix, field = {"outputs/plain.jsonl": ("plain", "text"), "outputs/prompt_completion.jsonl": ("pc", "completion"),
+                         "outputs/chat.jsonl": ("chat", "assistant")}[fname]
+        rows = []
+        for i, kind in enumerate(kinds, 1):
+            ref = None if kind == "clean" else next(pool)
+            prompt, answer, frac = make_output(rng, gen, kind, ref["text"] if ref else None)
+            sid = f"{prefix}-{i:04d}"
+            if field == "text":
+                rows.append({"id": sid, "text": answer})
+            elif field == "completion":
+                rows.append({"id": sid, "prompt": prompt, "completion": answer})
+            else:
+                msgs = [{"role": "system", "content": rng.choice(SYSTEM)}]
+                if rng.random() < 0.4:  # an earlier, unrelated exchange
+                    msgs += [{"role": "user", "content": gen.expand(rng.choice(ASK))},
+                             {"role": "assistant", "content": chatter(gen, 2)}]
+                msgs += [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
+                rows.append({"id": sid, "messages": msgs})
+            truth.append({"sample_id": sid, "file": fname, "reference_id": ref["id"] if ref else None,
+                          "kind": kind, "fraction": frac, "field": field})
+        files[fname] = rows
+    return files, truth
+
+
+# --- shards ----------------------------------------------------------------------------------------
+def build_shards(rng: random.Random, gen: Gen, groups: dict[str, list[dict[str, str]]]
+                 ) -> tuple[list[list[dict[str, str]]], list[dict[str, Any]]]:
+    """Planted + filler records for each shard, and one truth row per planted pair."""
+    planted: list[tuple[int, str, list[dict[str, Any]]]] = []  # (shard, text, truth rows)
+
+    def where(weights: tuple[float, float, float]) -> int:
+        return rng.choices(range(3), weights=weights)[0]
+
+    def row(ref: dict[str, str], kind: str, rate: float | None = None) -> dict[str, Any]:
+        return {"reference_id": ref["id"], "kind": kind, "rate": rate}
+
+    single: dict[str, Callable[[str], str]] = {
+        "verbatim": lambda t: t, "case": lambda t: kind_case(rng, t), "whitespace": lambda t: kind_whitespace(rng, t),
+        "punctuation": lambda t: kind_punctuation(rng, t), "unicode": lambda t: kind_unicode(rng, t),
+        "truncate70": kind_truncate, "hard_negative": lambda t: kind_hard_negative(rng, t, gen),
+        **{k: (lambda r: lambda t: kind_edit(rng, t, r, gen.all_words))(r) for k, r in EDIT_RATES.items()},
+    }
+    for kind, fn in single.items():
+        rate = EDIT_RATES.get(kind, 0.7 if kind == "truncate70" else None)
+        for ref in groups[kind]:
+            planted.append((where((0.45, 0.4, 0.15)), fn(ref["text"]), [row(ref, kind, rate)]))
+    for ref in groups["embedded"]:
+        shard = where((0.1, 0.1, 0.8))
+        planted.append((shard, gen.page(int(rng.triangular(800, 2900, 1100)), insert=ref["text"]), [row(ref, "embedded")]))
+    items = list(groups["concatenated"])
+    while items:
+        k = rng.randint(3, 6) if len(items) > 8 else len(items)
+        chunk, items = items[:k], items[k:]
+        parts = [r["text"] for r in chunk] + [gen.post(post_length(rng)) for _ in range(rng.randint(2, 8))]
+        rng.shuffle(parts)
+        planted.append((where((0.5, 0.4, 0.1)), "\n".join(parts), [row(r, "concatenated") for r in chunk]))
+
+    shards: list[list[dict[str, str]]] = []
+    truth: list[dict[str, Any]] = []
+    for s, size in enumerate(SHARD_SIZES):
+        mine = [p for p in planted if p[0] == s]
+        texts: list[tuple[str, list[dict[str, Any]]]] = [(t, rows) for _, t, rows in mine]
+        for _ in range(size - len(mine)):
+            r = rng.random()
+            if s == 2 or (s == 1 and r < 0.05):
+                texts.append((gen.page(int(rng.triangular(800, 2900, 1000))), []))
+            elif (s == 1 and r < 0.35) or (s == 0 and r < 0.05):
+                texts.append((gen.page(rng.randint(100, 400), title=rng.random() < 0.5), []))
+            else:
+                texts.append((gen.post(post_length(rng)), []))
+        rng.shuffle(texts)
+        records = []
+        for i, (text, rows) in enumerate(texts, 1):
+            rid = f"t{s:02d}-{i:06d}"
+            records.append({"id": rid, "text": text})
+            truth += [{**r, "target_id": rid, "target_source": SHARDS[s]} for r in rows]
+        shards.append(records)
+    return shards, truth
+
+
+# --- writing ---------------------------------------------------------------------------------------
+def dumps(rows: list[dict[str, Any]]) -> bytes:
+    return "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows).encode("utf-8")
+
+
+def write(rel: str, rows: list[dict[str, Any]]) -> None:
+    path = OUT / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if rel.endswith(".parquet"):
+        table = pa.table({"id": pa.array([r["id"] for r in rows], pa.string()),
+                          "text": pa.array([r["text"] for r in rows], pa.string())})
+        pq.write_table(table, path, compression="zstd", compression_level=9)
+    elif rel.endswith(".gz"):
+        with open(path, "wb") as fh, gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0,
+                                                  compresslevel=9) as gz:
+            gz.write(dumps(rows))
+    else:
+        path.write_bytes(dumps(rows))
+
+
+def main() -> None:
+    rng = random.Random(SEED)
+    gen = Gen(rng)
+    texts: list[str] = []
+    seen: set[str] = set()
+    while len(texts) < N_REFERENCE:
+        t = gen.post(post_length(rng))
+        if t not in seen:
+            seen.add(t)
+            texts.append(t)
+    refs = [{"id": f"post-{i:05d}", "text": t} for i, t in enumerate(texts, 1)]
+    order = refs[:]
+    rng.shuffle(order)
+    groups = {kind: order[i * PER_KIND:(i + 1) * PER_KIND] for i, kind in enumerate(SHARD_KINDS)}
+    rest = order[len(SHARD_KINDS) * PER_KIND:]
+    out_files, out_truth = build_outputs(rng, gen, rest)
+    shards, truth = build_shards(rng, gen, groups)
+    placed = {r["reference_id"] for r in truth}
+    truth += [{"reference_id": r["id"], "target_id": None, "target_source": None, "kind": "unplanted", "rate": None}
+              for r in refs if r["id"] not in placed]
+    truth.sort(key=lambda r: (r["reference_id"], r["target_source"] or "", r["target_id"] or ""))
+
+    write("reference/posts.jsonl", refs)
+    for rel, rows in zip(SHARDS, shards):
+        write(rel, rows)
+    write("truth.jsonl", truth)
+    for rel, rows in out_files.items():
+        write(rel, rows)
+    write("outputs/truth.jsonl", sorted(out_truth, key=lambda r: (r["file"], r["sample_id"])))
+
+    counts: dict[str, int] = {}
+    for r in truth:
+        counts[r["kind"]] = counts.get(r["kind"], 0) + 1
+    print(f"reference posts: {len(refs)}; target records: " + ", ".join(f"{p}={len(s)}" for p, s in zip(SHARDS, shards)))
+    print("shard truth:", ", ".join(f"{k}={counts[k]}" for k in sorted(counts)))
+    ocounts: dict[str, int] = {}
+    for r in out_truth:
+        ocounts[r["kind"]] = ocounts.get(r["kind"], 0) + 1
+    print("output samples:", ", ".join(f"{k}={ocounts[k]}" for k in sorted(ocounts)))
+
+
+if __name__ == "__main__":
+    main()
