@@ -180,19 +180,18 @@ class _Auditor:
     def run_batch(self, batch: list[Record], summary: InputSummary) -> int:
         icfg, idx = self.icfg, self.index
         sb = shingle_batch([r.text for r in batch], icfg)
-        ub = unique_per_record(sb)
         summary.tokens += int(sb.n_tokens.sum())
         if len(idx) == 0:
             return 0
-        n_unique = np.diff(ub.offsets)
-        a_rec, a_item = anchor_candidates(idx, self.plan, ub)
-        # Jaccard >= j needs |T| <= |R| / j: only such records can be LSH candidates
-        eligible = np.flatnonzero((n_unique > 0) & (n_unique <= self.max_ref / self.config.min_jaccard))
+        seq_len = np.diff(sb.offsets)
+        a_rec, a_item = anchor_candidates(idx, self.plan, sb)
+        # Jaccard >= j needs |T| <= |R| / j; anchors already cover every such pair
+        # (J >= j implies containment >= j), so LSH only runs where it is cheap and useful.
+        eligible = np.flatnonzero((seq_len > 0) & (seq_len <= self.max_ref / self.config.min_jaccard))
         sig_of: dict[int, np.ndarray] = {}
         l_rec = l_item = np.zeros(0, dtype=np.int64)
         if len(eligible):
-            sub = _subbatch(sb, eligible)
-            sigs = signatures(sub, icfg.num_perm, icfg.seed)
+            sigs = signatures(_subbatch(sb, eligible), icfg.num_perm, icfg.seed)
             sig_of = dict(zip(eligible.tolist(), sigs))
             l_rec, l_item = lsh_candidates(idx, band_keys(sigs, icfg.bands, icfg.rows), eligible)
         self.candidates["anchor_pairs"] += len(a_rec)
@@ -200,18 +199,22 @@ class _Auditor:
         n = len(idx)
         a_code, l_code = a_rec * n + a_item, l_rec * n + l_item
         codes = np.union1d(a_code, l_code)
+        if len(codes) == 0:
+            return 0
         recs, items = codes // n, codes % n
-        overlap = verify(idx, ub, recs, items)
+        cand_recs, local = np.unique(recs, return_inverse=True)
+        sets = unique_per_record(_subbatch(sb, cand_recs))
+        overlap = verify(idx, sets, local, items)
         self.candidates["verified_pairs"] += len(codes)
         ref_n = idx.n_shingles[items]
-        tgt_n = n_unique[recs]
+        tgt_n = np.diff(sets.offsets)[local]
         containment = np.where(ref_n > 0, overlap / np.maximum(ref_n, 1), 0.0)
         union = ref_n + tgt_n - overlap
         jaccard = np.where(union > 0, overlap / np.maximum(union, 1), 0.0)
         keep = (overlap > 0) & ((containment >= self.config.min_containment) | (jaccard >= self.config.min_jaccard))
-        via = np.where(np.isin(codes, a_code), "anchor", "") 
-        via = np.char.add(via, np.where(np.isin(codes, l_code), np.where(via == "anchor", "+lsh", "lsh"), ""))
-        matched_recs = set()
+        by_anchor, by_lsh = np.isin(codes, a_code), np.isin(codes, l_code)
+        matched: dict[int, list[int]] = {}
+        m = self.matches
         for p in np.flatnonzero(keep):
             rec, item = int(recs[p]), int(items[p])
             record = batch[rec]
@@ -220,7 +223,6 @@ class _Auditor:
             width = min(icfg.ngram, int(idx.n_tokens[item]))
             if rec not in sig_of:
                 sig_of[rec] = signatures(_subbatch(sb, np.array([rec])), icfg.num_perm, icfg.seed)[0]
-            m = self.matches
             m["reference_id"].append(idx.ids[item].as_py())
             m["target_id"].append(record.id)
             m["target_source"].append(record.source)
@@ -234,15 +236,15 @@ class _Auditor:
             m["target_shingles"].append(int(tgt_n[p]))
             m["target_tokens"].append(int(sb.n_tokens[rec]))
             m["covered_tokens"].append(covered_tokens(tgt_seq, np.unique(ref_seq), int(sb.n_tokens[rec]), icfg.ngram))
-            m["candidate_by"].append(str(via[p]))
+            m["candidate_by"].append("+".join(k for k, v in (("anchor", by_anchor[p]), ("lsh", by_lsh[p])) if v))
             self.found_items[item] = True
-            matched_recs.add(rec)
-        for rec in matched_recs:
-            union_hashes = np.unique(np.concatenate([idx.sequence(int(i)) for i in items[keep & (recs == rec)]]))
+            matched.setdefault(rec, []).append(item)
+        for rec, its in matched.items():
+            union_hashes = np.unique(np.concatenate([idx.sequence(i) for i in its]))
             summary.covered_tokens += covered_tokens(sb.record(rec), union_hashes, int(sb.n_tokens[rec]), icfg.ngram)
         self.candidates["reported_pairs"] += int(keep.sum())
-        summary.records_with_matches += len(matched_recs)
-        return len(matched_recs)
+        summary.records_with_matches += len(matched)
+        return len(matched)
 
 
 def _subbatch(sb: ShingleBatch, recs: np.ndarray) -> ShingleBatch:

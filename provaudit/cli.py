@@ -168,7 +168,12 @@ def audit(index_dir: Path, targets: tuple[str, ...], out: Path, min_containment:
 @cli.command()
 @click.argument("index_dir", type=click.Path(path_type=Path))
 def info(index_dir: Path) -> None:
-    """Print an index's manifest (after verifying its files)."""
+    """Print an index's manifest as JSON, after verifying every file against its sha256.
+
+    \b
+    Example:
+        provaudit info posts.idx | jq .config
+    """
     from provaudit.index import load_index
 
     with cli_errors():

@@ -106,18 +106,24 @@ def _expand(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return owner, base + np.arange(int(cnt.sum()))
 
 
-def anchor_candidates(index: Index, plan: AnchorPlan, unique: ShingleBatch) -> tuple[np.ndarray, np.ndarray]:
-    """Candidate (record, item) pairs from anchor hits, given each record's distinct shingles."""
-    rec = np.repeat(np.arange(len(unique)), np.diff(unique.offsets))
-    lo = np.searchsorted(index.anchor_keys, unique.hashes, side="left")
-    hi = np.searchsorted(index.anchor_keys, unique.hashes, side="right")
-    hit = hi > lo
+def anchor_candidates(index: Index, plan: AnchorPlan, batch: ShingleBatch) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate (record, item) pairs from anchor hits.
+
+    Every shingle of every record is looked up (repeats included); hits are then
+    reduced to distinct (record, anchor) pairs, so each anchor counts once.
+    """
+    lo = np.searchsorted(index.anchor_keys, batch.hashes, side="left")
+    hi = np.searchsorted(index.anchor_keys, batch.hashes, side="right")
+    hit = np.flatnonzero(hi > lo)
+    if len(hit) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
     owner, pos = _expand(lo[hit], hi[hit])
     live = ~plan.skip_key[pos]
     owner, pos = owner[live], pos[live]
-    recs = rec[hit][owner]
-    items = index.anchor_items[pos].astype(np.int64)
-    code = recs * len(index) + items
+    rec = np.searchsorted(batch.offsets, hit[owner], side="right") - 1
+    distinct = np.unique(rec.astype(np.int64) * len(index.anchor_keys) + pos)
+    rec, pos = distinct // len(index.anchor_keys), distinct % len(index.anchor_keys)
+    code = rec * len(index) + index.anchor_items[pos].astype(np.int64)
     uniq, counts = np.unique(code, return_counts=True)
     it = uniq % len(index)
     keep = (plan.threshold[it] > 0) & (counts >= plan.threshold[it])

@@ -218,7 +218,7 @@ def _read_jsonl(reader: _Reader) -> Iterator[Record]:
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = json.loads(line.lstrip("\ufeff"))  # a BOM left inside concatenated files
         except json.JSONDecodeError as e:
             reader.bad(row, "malformed JSON", f"malformed JSON ({e.msg} at column {e.colno})")
             continue

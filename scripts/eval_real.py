@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
 """Matching accuracy on real text: provaudit vs. baselines, in one reproducible run.
 
-Pages: docstrings of the Python standard library (fixed sorted module list) plus
-*.txt/*.rst/*.md files under the stdlib directory and /usr/share/doc. Quotes of
-10-80 words are cut from pages disjoint from the host pages and planted into the
-targets in known ways (one kind per quote); every system is scored per kind.
+Pages: docstrings of the Python standard library (fixed sorted module list, plus
+the pydoc topics) and *.txt/*.rst/*.md files under the stdlib directory and
+/usr/share/doc, cut at headings. Quotes of 10-80 words are cut from pages disjoint
+from the host pages and planted into the targets in known ways (one kind per
+quote); every system is scored per kind against the same files.
 
-Truth: planted pairs, plus exact word-3-gram containment >= 0.5 (computed
-exhaustively by the exact3 system). A quote with an exact match to any target
-it was not planted in (a real copy in the real text, or an accidental hit of a
-hard negative) is a "chance match" and is excluded from the per-kind scores.
+Truth: the planted pairs, plus exact word-3-gram containment >= 0.5 of the quote
+in the target (computed exhaustively; it is also the exact3 system). A quote with
+an exact match to a target it was not planted in (a real copy in the real text)
+is a "chance match": counted, and left out of the hard_negative/unplanted rows.
 
     python scripts/eval_real.py [--pages 3000] [--quotes 2000] [--seed 1] [--out DIR]
 """
@@ -43,20 +44,21 @@ OWN_RECORD = ("verbatim", "case", "punctuation", "edit05", "edit10", "edit20", "
 KINDS = OWN_RECORD + ("embedded", "concatenated", "hard_negative", "unplanted")
 NEGATIVE = ("hard_negative", "unplanted")
 EDIT_RATES = {"edit05": 0.05, "edit10": 0.10, "edit20": 0.20}
-SKIP_MODULES = {"antigravity", "this", "idlelib", "tkinter", "turtle", "turtledemo", "test", "tests",
-                "idle_test", "__main__"}
-MIN_DOC_WORDS, MAX_PAGE_WORDS, MIN_QUOTE, MAX_QUOTE = 40, 3000, 10, 80
-MIN_SECTION_WORDS = 200  # files are cut at headings into pages of >= this many words
 SYSTEMS = ("provaudit", "minhash", "exact3", "ngram13", "ngram8")
+SKIP_MODULES = {"antigravity", "this", "idlelib", "tkinter", "turtle", "turtledemo",
+                "test", "tests", "idle_test", "__main__"}
+MIN_DOC_WORDS, MAX_PAGE_WORDS, MIN_SECTION_WORDS = 40, 3000, 200
+MIN_QUOTE, MAX_QUOTE = 10, 80
 CONTAINMENT = 0.5
+GROSS = 0.25  # a false positive below this exact containment is "gross", not borderline
 
-# ---------------------------------------------------------------- normalizer
+# ---------------------------------------------------------------- baseline normalizer
 _APOSTROPHES = re.compile("['\u2018\u2019\u02bc]")
-_PUNCT = re.compile(r"[^\w\s]")  # punctuation and symbols; "_" counts as a word char
+_PUNCT = re.compile(r"[^\w\s]")  # punctuation and symbols; "_" counts as a word character
 
 
 def tokens(text: str) -> list[str]:
-    """NFKC, casefold, delete apostrophes, other punctuation -> space, split."""
+    """NFKC, casefold, delete apostrophes, other punctuation -> space, split on whitespace."""
     text = _APOSTROPHES.sub("", unicodedata.normalize("NFKC", text).casefold())
     return _PUNCT.sub(" ", text).split()
 
@@ -69,129 +71,106 @@ def ngrams(toks: list[str], n: int, short_whole: bool = False) -> set[str]:
 
 
 # ---------------------------------------------------------------- real pages
-def _doc(obj: object, seen: set[str]) -> str | None:
-    doc = getattr(obj, "__doc__", None)
-    if not isinstance(doc, str):
-        return None
-    doc = inspect.cleandoc(doc)
-    if len(doc.split()) < MIN_DOC_WORDS or doc in seen:
-        return None
-    seen.add(doc)
-    return doc
+def _paragraphs(texts: Iterable[str]) -> list[str]:
+    return [p.strip() for t in texts for p in re.split(r"\n\s*\n", t) if p.strip()]
 
 
 def _split(paragraphs: list[str], cap: int = MAX_PAGE_WORDS) -> list[str]:
     """Pack paragraphs into pages of <= cap words (hard-split longer paragraphs)."""
     pages: list[str] = []
     cur: list[str] = []
-    size = 0
     for para in paragraphs:
         words = para.split()
-        if size + len(words) > cap and cur:
+        if cur and sum(len(c.split()) for c in cur) + len(words) > cap:
             pages.append("\n\n".join(cur))
-            cur, size = [], 0
+            cur = []
         if len(words) > cap:
             pages += [" ".join(words[i:i + cap]) for i in range(0, len(words), cap)]
-            continue
-        cur.append(para)
-        size += len(words)
-    if cur:
-        pages.append("\n\n".join(cur))
+        else:
+            cur.append(para)
+    pages += ["\n\n".join(cur)] if cur else []
     return [p for p in pages if len(p.split()) >= MIN_DOC_WORDS]
 
 
-def _paragraphs(texts: Iterable[str]) -> list[str]:
-    return [p.strip() for t in texts for p in re.split(r"\n\s*\n", t) if p.strip()]
+def _import_all() -> list[tuple[str, object]]:
+    """Public stdlib modules (fixed sorted name list) and their public submodules."""
+    mods: dict[str, object] = {}
 
+    def add(name: str) -> object | None:
+        try:
+            mods[name] = importlib.import_module(name)
+        except BaseException:  # noqa: BLE001 - missing or platform-specific modules
+            return None
+        return mods[name]
 
-def stdlib_modules() -> list[str]:
-    """Public stdlib modules (fixed sorted list) and their public submodules."""
-    names: set[str] = set()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        for name in sorted(sys.stdlib_module_names - SKIP_MODULES):
-            if name.startswith("_"):
-                continue
-            try:
-                mod = importlib.import_module(name)
-            except BaseException:  # noqa: BLE001 - missing/platform-specific modules
-                continue
-            names.add(name)
+    for name in sorted(sys.stdlib_module_names - SKIP_MODULES):
+        if not name.startswith("_") and (mod := add(name)) is not None:
             for info in pkgutil.walk_packages(getattr(mod, "__path__", []), name + ".", lambda _: None):
                 if not SKIP_MODULES & set(info.name.split(".")):
-                    names.add(info.name)
-    return sorted(names)
+                    add(info.name)
+    return sorted(mods.items())
 
 
 def docstring_pages() -> list[tuple[str, str]]:
-    """(source, text): one page per module (its doc + its functions' docs) and per
-    class (its doc + its methods' docs); only docstrings of >= 40 words count.
-    Plus the pydoc topic texts (the language reference shipped with the stdlib)."""
-    out: list[tuple[str, str]] = []
+    """(source, text): one page per module (its doc + its functions' docs) and one per class
+    (its doc + its methods' docs), from docstrings of >= 40 words, each used once; plus the
+    pydoc topics (the language reference shipped with the stdlib)."""
     seen: set[str] = set()
+
+    def doc(obj: object) -> str | None:
+        d = getattr(obj, "__doc__", None)
+        d = inspect.cleandoc(d) if isinstance(d, str) else ""
+        if len(d.split()) < MIN_DOC_WORDS or d in seen:
+            return None
+        seen.add(d)
+        return d
+
+    def pages(src: str, docs: list[str | None]) -> list[tuple[str, str]]:
+        return [(src, p) for p in _split(_paragraphs(d for d in docs if d))]
+
+    out: list[tuple[str, str]] = []
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
-        for name in stdlib_modules():
-            try:
-                mod = importlib.import_module(name)
-            except BaseException:  # noqa: BLE001
-                continue
-            docs = [_doc(mod, seen)]
-            classes = []
-            for _, obj in sorted(vars(mod).items()):
-                if getattr(obj, "__module__", None) != name:
-                    continue
-                if inspect.isclass(obj):
-                    classes.append(obj)
-                elif callable(obj):
-                    docs.append(_doc(obj, seen))
-            out += [(f"doc:{name}", p) for p in _split(_paragraphs(d for d in docs if d))]
+        for name, mod in _import_all():
+            own = [o for _, o in sorted(vars(mod).items()) if getattr(o, "__module__", None) == name]
+            classes = [o for o in own if inspect.isclass(o)]
+            out += pages(f"doc:{name}", [doc(mod)] + [doc(f) for f in own if callable(f) and f not in classes])
             for cls in classes:
                 members = [v for _, v in sorted(vars(cls).items())
                            if callable(v) or isinstance(v, (property, classmethod, staticmethod))]
-                cdocs = [_doc(cls, seen)] + [_doc(v, seen) for v in members]
-                out += [(f"doc:{name}.{cls.__name__}", p)
-                        for p in _split(_paragraphs(d for d in cdocs if d))]
+                out += pages(f"doc:{name}.{cls.__name__}", [doc(cls)] + [doc(v) for v in members])
     from pydoc_data.topics import topics
-    out += [(f"topic:{k}", p) for k in sorted(topics) for p in _split(_paragraphs([topics[k]]))]
-    return out
+    return out + [p for k in sorted(topics) for p in pages(f"topic:{k}", [topics[k]])]
 
 
 _RST_RULE = re.compile(r"([=\-~^*+#])\1{2,}\s*")
 
 
-def _sections(text: str, min_words: int = MIN_SECTION_WORDS) -> list[str]:
-    """Split a .md/.rst/.txt file at headings ("# x" or an underlined title) and pack
-    consecutive sections into pages of >= min_words words."""
+def _sections(text: str) -> list[str]:
+    """Cut a doc file at headings ("# x" or an underlined title), packing consecutive
+    sections into pages of >= MIN_SECTION_WORDS words."""
     lines = text.splitlines()
-    starts = [0]
+    starts = {0}
     for i, line in enumerate(lines):
         if re.match(r"#{1,6}\s", line):
-            starts.append(i)
-        elif i > 1 and _RST_RULE.fullmatch(line) and lines[i - 1].strip() \
-                and not _RST_RULE.fullmatch(lines[i - 1]):
-            starts.append(i - 1)
-    bounds = sorted(set(starts)) + [len(lines)]
-    pages: list[str] = []
-    cur = ""
+            starts.add(i)
+        elif i > 1 and _RST_RULE.fullmatch(line) and lines[i - 1].strip() and not _RST_RULE.fullmatch(lines[i - 1]):
+            starts.add(i - 1)
+    bounds = sorted(starts) + [len(lines)]
+    pages, cur = [], ""
     for a, b in zip(bounds, bounds[1:]):
         cur += "\n".join(lines[a:b]) + "\n"
-        if len(cur.split()) >= min_words:
-            pages.append(cur)
-            cur = ""
-    if cur.strip():
-        pages.append(cur)
-    return pages
+        if len(cur.split()) >= MIN_SECTION_WORDS:
+            pages, cur = pages + [cur], ""
+    return pages + ([cur] if cur.strip() else [])
 
 
-def file_pages(roots: list[Path]) -> list[tuple[str, str]]:
+def file_pages(roots: list[Path], exclude: str | None) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
-    for root in roots:
-        if not root.is_dir():
-            continue
-        files = sorted(p for p in root.rglob("*") if p.suffix in (".txt", ".rst", ".md")
-                       and "site-packages" not in p.parts and p.is_file())
-        for path in files:
+    for root in (r for r in roots if r.is_dir()):
+        for path in sorted(p for p in root.rglob("*") if p.suffix in (".txt", ".rst", ".md")
+                           and "site-packages" not in p.parts and p.is_file()
+                           and not (exclude and re.search(exclude, str(p)))):
             try:
                 text = path.read_text(encoding="utf-8")
             except (UnicodeDecodeError, OSError):
@@ -200,11 +179,12 @@ def file_pages(roots: list[Path]) -> list[tuple[str, str]]:
     return out
 
 
-def load_pages() -> list[tuple[str, str]]:
+def load_pages(exclude: str | None = None) -> list[tuple[str, str]]:
+    """All pages in a fixed order, deduplicated on normalized text."""
     seen: set[str] = set()
     pages = []
-    stdlib = Path(sysconfig.get_paths()["stdlib"])
-    for src, text in docstring_pages() + file_pages([stdlib, Path("/usr/share/doc")]):
+    roots = [Path(sysconfig.get_paths()["stdlib"]), Path("/usr/share/doc")]
+    for src, text in docstring_pages() + file_pages(roots, exclude):
         key = hashlib.sha1(" ".join(tokens(text)).encode()).hexdigest()
         if key not in seen:
             seen.add(key)
@@ -212,12 +192,21 @@ def load_pages() -> list[tuple[str, str]]:
     return pages
 
 
+def _family(src: str) -> str:
+    if not src.startswith("file:"):
+        return src.split(":")[0]
+    if not src.startswith("file:/usr/share/doc/"):
+        return "file:stdlib"
+    pkg = src.split("/")[4]
+    return f"file:{pkg}" if pkg in ("nodejs", "git") else "file:other"
+
+
 # ---------------------------------------------------------------- quotes and planting
 def cut_quotes(pages: list[str], want: int, rng: random.Random) -> list[str]:
     """Sentence-aligned fragments of 10-80 words, deduplicated, <= 1 per paragraph."""
     quotes: list[str] = []
     seen: set[tuple[str, ...]] = set()
-    per_page = max(1, -(-want // max(1, len(pages))) + 1)
+    per_page = -(-want // max(1, len(pages))) + 1
     for page in pages:
         paras = [p for p in _paragraphs([page]) if len(p.split()) >= MIN_QUOTE]
         rng.shuffle(paras)
@@ -240,10 +229,11 @@ def cut_quotes(pages: list[str], want: int, rng: random.Random) -> list[str]:
 
 
 def vary(kind: str, quote: str, vocab: list[str], rng: random.Random) -> str:
+    """The record planted for an own-record kind."""
     words = quote.split()
     if kind == "case":
         return rng.choice([str.upper, str.lower, str.title])(quote)
-    if kind == "punctuation":
+    if kind == "punctuation":  # swap quote characters, or strip punctuation at word edges
         if rng.random() < 0.5 and any(c in quote for c in "'\""):
             dq = iter(["\u201c", "\u201d"] * len(quote))
             return "".join("\u2019" if c == "'" else next(dq) if c == '"' else c for c in quote)
@@ -251,9 +241,9 @@ def vary(kind: str, quote: str, vocab: list[str], rng: random.Random) -> str:
         return " ".join(w for w in stripped if w)
     if kind == "truncate70":
         return " ".join(words[:round(0.7 * len(words))])
-    if kind in EDIT_RATES:  # max(1, .): a "5%-edited" 10-word quote gets one edit
-        k = max(1, round(EDIT_RATES[kind] * len(words)))
-        for pos in sorted(rng.sample(range(len(words)), k), reverse=True):
+    if kind in EDIT_RATES:  # max(1, .): a "5%-edited" 10-word quote still gets one edit
+        for pos in sorted(rng.sample(range(len(words)), max(1, round(EDIT_RATES[kind] * len(words)))),
+                          reverse=True):
             op = rng.random()
             if op < 0.6:
                 words[pos] = rng.choice(vocab)
@@ -272,7 +262,7 @@ def insert_at_boundary(host: str, text: str, rng: random.Random) -> str:
 
 
 def hard_negative(host: str, quote: str, rng: random.Random) -> str:
-    """Quote words shuffled and scattered + at most one fragment of <= 20% of them."""
+    """The quote's words shuffled and scattered, plus at most one fragment of <= 20% of them."""
     q = quote.split()
     f = rng.randint(0, int(0.2 * len(q)))
     s = rng.randint(0, len(q) - f)
@@ -287,78 +277,54 @@ def hard_negative(host: str, quote: str, rng: random.Random) -> str:
 
 
 def build(args: argparse.Namespace) -> dict:
+    """Cut quotes from non-host pages, plant them (one kind per quote), shuffle the targets."""
     rng = random.Random(args.seed)
-    all_pages = load_pages()
+    all_pages = load_pages(args.exclude)
     order = list(range(len(all_pages)))
     rng.shuffle(order)
-    n_hosts = min(args.pages, len(all_pages) * 4 // 5)  # keep >= 20% of pages for quotes
+    n_hosts = min(args.pages, len(all_pages) * 4 // 5)  # keep >= 20% of the pages for quotes
     if n_hosts < args.pages:
-        print(f"only {len(all_pages)} pages: using {n_hosts} hosts", file=sys.stderr)
+        print(f"only {len(all_pages)} pages: using {n_hosts} host pages", file=sys.stderr)
     hosts = [all_pages[i][1] for i in order[:n_hosts]]
-    quote_pages = [all_pages[i][1] for i in order[n_hosts:]]
-    quotes = cut_quotes(quote_pages, args.quotes, rng)
+    refs = {f"q{i:05d}": q for i, q in enumerate(
+        cut_quotes([all_pages[i][1] for i in order[n_hosts:]], args.quotes, rng))}
     vocab = sorted({t for p in hosts for t in tokens(p)})
-    refs = {f"q{i:05d}": q for i, q in enumerate(quotes)}
     ids = list(refs)
     rng.shuffle(ids)
-    kind_of = {qid: KINDS[i % len(KINDS)] for i, qid in enumerate(ids)}
+    kind_of = {q: KINDS[i % len(KINDS)] for i, q in enumerate(ids)}
     by_kind = {k: [q for q in ids if kind_of[q] == k] for k in KINDS}
 
-    records: list[tuple[str, list[str]]] = []  # (text, planted quote ids)
-    for kind in OWN_RECORD:
-        records += [(vary(kind, refs[q], vocab, rng), [q]) for q in by_kind[kind]]
-    free = list(range(len(hosts)))  # host indices not yet modified
-    rng.shuffle(free)
-    modified: dict[int, tuple[str, list[str]]] = {}
-    for q in by_kind["embedded"]:
-        h = free.pop()
-        modified[h] = (insert_at_boundary(hosts[h], refs[q], rng), [q])
-    conc = by_kind["concatenated"]
-    groups: list[list[str]] = []
+    # records: (text, quote ids planted as positives, quote id planted as a hard negative)
+    recs: list[tuple[str, list[str], str | None]] = [
+        (vary(k, refs[q], vocab, rng), [q], None) for k in OWN_RECORD for q in by_kind[k]]
+    groups, conc = [], by_kind["concatenated"]
     while conc:
-        size = rng.randint(3, 5)
-        groups.append(conc[:size])
-        conc = conc[size:]
+        n = rng.randint(3, 5)
+        groups, conc = groups + [conc[:n]], conc[n:]
     if len(groups) > 1 and len(groups[-1]) < 3:
         groups[-2] += groups.pop()
-    for g in groups:
+    free = list(range(n_hosts))
+    rng.shuffle(free)
+    modified: dict[int, tuple[str, list[str], str | None]] = {}
+    for g in [[q] for q in by_kind["embedded"]] + groups:
         h = free.pop()
-        modified[h] = (insert_at_boundary(hosts[h], " ".join(refs[q] for q in g), rng), g)
-    hn_hosts = {}
+        modified[h] = (insert_at_boundary(hosts[h], " ".join(refs[q] for q in g), rng), g, None)
     for q in by_kind["hard_negative"]:
         h = free.pop()
-        modified[h] = (hard_negative(hosts[h], refs[q], rng), [])
-        hn_hosts[h] = q
-    host_recs = [modified.get(h, (hosts[h], [])) for h in range(len(hosts))]
-    pool = [(text, qs, hn_hosts.get(i)) for i, (text, qs) in enumerate(host_recs)]
-    pool += [(text, qs, None) for text, qs in records]
-    rng.shuffle(pool)
-    targets: dict[str, str] = {}
+        modified[h] = (hard_negative(hosts[h], refs[q], rng), [], q)
+    recs += [modified.get(h, (hosts[h], [], None)) for h in range(n_hosts)]
+    rng.shuffle(recs)
+    targets = {f"t{i:06d}": text for i, (text, _, _) in enumerate(recs)}
     planted: dict[str, set[Pair]] = {k: set() for k in KINDS}
-    for i, (text, qs, hn_q) in enumerate(pool):
-        tid = f"t{i:06d}"
-        targets[tid] = text
-        for q in qs:
+    for tid, (_, qs, hn) in zip(targets, recs):
+        for q in qs + ([hn] if hn else []):
             planted[kind_of[q]].add((q, tid))
-        if hn_q is not None:
-            planted["hard_negative"].add((hn_q, tid))
-    n_src = Counter(_family(src) for src, _ in all_pages)
-    return dict(refs=refs, targets=targets, kind_of=kind_of, planted=planted,
-                provenance=dict(python=platform.python_version(), seed=args.seed,
-                                pages_available=len(all_pages), pages_by_source=dict(sorted(n_src.items())),
-                                host_pages=len(hosts), quote_pool_pages=len(quote_pages),
-                                quotes=len(refs), targets=len(targets),
-                                modified_hosts=len(modified)))
-
-
-def _family(src: str) -> str:
-    """doc / topic / file:stdlib / file:<usr-share-doc package> (big ones only)."""
-    if not src.startswith("file:"):
-        return src.split(":")[0]
-    if not src.startswith("file:/usr/share/doc/"):
-        return "file:stdlib"
-    pkg = src.split("/")[4]
-    return f"file:{pkg}" if pkg in ("nodejs", "git") else "file:other-usr-share-doc"
+    prov = dict(python=platform.python_version(), seed=args.seed, exclude=args.exclude,
+                pages_available=len(all_pages),
+                pages_by_source=dict(sorted(Counter(_family(s) for s, _ in all_pages).items())),
+                host_pages=n_hosts, quote_pool_pages=len(all_pages) - n_hosts, quotes=len(refs),
+                targets=len(targets), modified_hosts=len(modified))
+    return dict(refs=refs, targets=targets, kind_of=kind_of, planted=planted, provenance=prov)
 
 
 def write_jsonl(path: Path, rows: Iterable[dict]) -> str:
@@ -379,13 +345,8 @@ def run_exact3(refs: dict[str, str], targets: dict[str, str]) -> dict[Pair, floa
             index[g].append(rid)
     out = {}
     for tid, text in targets.items():
-        hits: dict[str, int] = defaultdict(int)
-        for g in ngrams(tokens(text), 3):
-            for rid in index.get(g, ()):
-                hits[rid] += 1
-        for rid, h in hits.items():
-            if h / size[rid] >= CONTAINMENT:
-                out[(rid, tid)] = h / size[rid]
+        hits: Counter[str] = Counter(rid for g in ngrams(tokens(text), 3) for rid in index.get(g, ()))
+        out.update({(rid, tid): h / size[rid] for rid, h in hits.items() if h / size[rid] >= CONTAINMENT})
     return out
 
 
@@ -401,19 +362,18 @@ def run_ngram_any(refs: dict[str, str], targets: dict[str, str], n: int) -> set[
     out = set()
     for tid, text in targets.items():
         toks = tokens(text)
-        for m in sorted(lengths):
-            for g in ngrams(toks, m):
-                out.update((rid, tid) for rid in index.get(g, ()))
+        out.update((rid, tid) for m in sorted(lengths) for g in ngrams(toks, m) for rid in index.get(g, ()))
     return out
 
 
 def run_minhash(refs: dict[str, str], targets: dict[str, str]) -> set[Pair]:
+    """datasketch MinHashLSH, Jaccard threshold 0.5, 128 permutations, word 5-grams."""
     from datasketch import MinHash, MinHashLSH
 
     def sketches(texts: dict[str, str]) -> list[tuple[str, MinHash]]:
-        keys = [k for k, t in texts.items() if ngrams(tokens(t), 5, short_whole=True)]
-        grams = [[g.encode() for g in ngrams(tokens(texts[k]), 5, short_whole=True)] for k in keys]
-        return list(zip(keys, MinHash.bulk(grams, num_perm=128)))
+        grams = {k: [g.encode() for g in ngrams(tokens(t), 5, short_whole=True)] for k, t in texts.items()}
+        keys = [k for k, g in grams.items() if g]
+        return list(zip(keys, MinHash.bulk([grams[k] for k in keys], num_perm=128)))
 
     lsh = MinHashLSH(threshold=0.5, num_perm=128)
     with lsh.insertion_session() as session:
@@ -422,12 +382,13 @@ def run_minhash(refs: dict[str, str], targets: dict[str, str]) -> set[Pair]:
     return {(rid, tid) for tid, m in sketches(targets) for rid in lsh.query(m)}
 
 
-def run_provaudit(out: Path, args: argparse.Namespace, timings: dict[str, float]) -> set[Pair] | None:
+def run_provaudit(out: Path, args: argparse.Namespace, timings: dict) -> set[Pair] | None:
+    """The provaudit CLI: index the reference, audit the targets, read matches.parquet."""
     base = shlex.split(args.provaudit_cmd)
     steps = {"index": base + ["index", str(out / "reference.jsonl"), "-o", str(out / "idx"), "--force"]
              + shlex.split(args.index_args),
-             "audit": base + ["audit", str(out / "idx"), str(out / "targets.jsonl"), "-o",
-                              str(out / "audit"), "--force"] + shlex.split(args.audit_args)}
+             "audit": base + ["audit", str(out / "idx"), str(out / "targets.jsonl"), "-o", str(out / "audit"),
+                              "--force"] + shlex.split(args.audit_args)}
     for step, cmd in steps.items():
         t0 = time.perf_counter()
         try:
@@ -437,47 +398,76 @@ def run_provaudit(out: Path, args: argparse.Namespace, timings: dict[str, float]
             return None
         timings[f"provaudit_{step}_s"] = round(time.perf_counter() - t0, 2)
         if proc.returncode:
-            print(f"provaudit {step} failed ({proc.returncode}): {shlex.join(cmd)}\n"
-                  f"{proc.stderr[-2000:]}", file=sys.stderr)
+            print(f"provaudit {step} failed ({proc.returncode}): {shlex.join(cmd)}\n{proc.stderr[-2000:]}",
+                  file=sys.stderr)
             return None
     import pyarrow.parquet as pq
     table = pq.read_table(out / "audit" / "matches.parquet", columns=["reference_id", "target_id"])
-    return {(str(r), str(t)) for r, t in zip(*(table.column(c).to_pylist() for c in table.column_names))}
+    return set(zip(map(str, table.column(0).to_pylist()), map(str, table.column(1).to_pylist())))
 
 
 # ---------------------------------------------------------------- scoring
-def score(found: set[Pair], data: dict, exact: dict[Pair, float], chance: set[str]) -> dict[str, float]:
-    planted, kind_of = data["planted"], data["kind_of"]
-    positives = set().union(*(planted[k] for k in KINDS if k not in NEGATIVE))
-    row: dict[str, float] = {}
-    for kind in KINDS:
-        if kind == "unplanted":
-            qs = [q for q, k in kind_of.items() if k == kind and q not in chance]
-            flagged = {r for r, _ in found}
-            row[kind] = sum(q in flagged for q in qs) / max(1, len(qs))
-        else:
-            pairs = [p for p in planted[kind] if kind not in NEGATIVE or p[0] not in chance]
-            row[kind] = sum(p in found for p in pairs) / max(1, len(pairs))
-    row["false_pos"] = len(found - positives - exact.keys())
-    row["pairs"] = len(found)
-    return row
+class Truth:
+    def __init__(self, data: dict, exact: dict[Pair, float]) -> None:
+        self.data, self.exact = data, exact
+        self.planted: dict[str, set[Pair]] = data["planted"]
+        self.positives = set().union(*(self.planted[k] for k in KINDS if k not in NEGATIVE))
+        self.chance = {r for r, t in exact if (r, t) not in self.positives}
+        self._grams: dict[str, set[str]] = {}
+
+    def grams(self, tid: str) -> set[str]:
+        if tid not in self._grams:
+            self._grams[tid] = ngrams(tokens(self.data["targets"][tid]), 3)
+        return self._grams[tid]
+
+    def containment(self, rid: str, tid: str) -> float:
+        ref = ngrams(tokens(self.data["refs"][rid]), 3)
+        return len(ref & self.grams(tid)) / len(ref)
+
+    def score(self, found: set[Pair]) -> dict[str, float]:
+        row: dict[str, float] = {}
+        for kind in KINDS:
+            if kind == "unplanted":
+                qs = [q for q, k in self.data["kind_of"].items() if k == kind and q not in self.chance]
+                flagged = {r for r, _ in found}
+                row[kind] = sum(q in flagged for q in qs) / max(1, len(qs))
+            else:
+                pairs = [p for p in self.planted[kind] if kind not in NEGATIVE or p[0] not in self.chance]
+                row[kind] = sum(p in found for p in pairs) / max(1, len(pairs))
+        fps = found - self.positives - self.exact.keys()
+        row["false_pos"] = len(fps)
+        row["fp_gross"] = sum(self.containment(r, t) < GROSS for r, t in fps)
+        row["pairs"] = len(found)
+        return row
+
+    def check(self, rng: random.Random, n_refs: int = 100) -> list[str]:
+        """Brute force (every target) for a sample of quotes, and must-hold planted pairs."""
+        problems = []
+        for rid in rng.sample(sorted(self.data["refs"]), min(n_refs, len(self.data["refs"]))):
+            for tid in self.data["targets"]:
+                c = self.containment(rid, tid)
+                if (c >= CONTAINMENT) != ((rid, tid) in self.exact):
+                    problems.append(f"exact3 disagrees with brute force on {rid},{tid} (c={c:.3f})")
+        for kind in ("verbatim", "case", "punctuation", "embedded", "concatenated"):
+            problems += [f"{kind}: planted pair {p} has containment < 0.5"
+                         for p in sorted(self.planted[kind]) if p not in self.exact]
+        return problems
 
 
-def check_truth(data: dict, exact: dict[Pair, float], rng: random.Random, samples: int = 3000) -> list[str]:
-    """Brute-force spot check of exact3 plus must-hold recalls for normalizer-invariant kinds."""
-    problems = []
-    refs, targets = data["refs"], data["targets"]
-    rg = {r: ngrams(tokens(t), 3) for r, t in refs.items()}
-    rids, tids = sorted(refs), sorted(targets)
-    candidates = [(rng.choice(rids), rng.choice(tids)) for _ in range(samples)] + sorted(exact)[:samples]
-    for rid, tid in candidates:
-        c = len(rg[rid] & ngrams(tokens(targets[tid]), 3)) / len(rg[rid])
-        if (c >= CONTAINMENT) != ((rid, tid) in exact):
-            problems.append(f"exact3 disagrees with brute force on {rid},{tid} (c={c:.3f})")
-    for kind in ("verbatim", "case", "punctuation", "embedded", "concatenated"):
-        missed = [p for p in sorted(data["planted"][kind]) if p not in exact]
-        problems += [f"{kind}: planted pair {p} has containment < 0.5" for p in missed[:5]]
-    return problems
+def report(prov: dict, rows: dict[str, dict], n_kind: Counter, chance_n: Counter, problems: list[str]) -> None:
+    print("provenance: " + ", ".join(f"{k}={v}" for k, v in prov.items()))
+    print(f"\n{'kind':<14}{'n':>6}{'chance':>7}" + "".join(f"{c:>11}" for c in rows))
+    for kind in KINDS + ("false_pos", "fp_gross", "pairs", "wall_s"):
+        counts = f"{n_kind[kind]:>6}{chance_n[kind]:>7}" if kind in KINDS else " " * 13
+        fmt = ">11.3f" if kind in KINDS else ">11g"
+        print(f"{kind:<14}{counts}" + "".join(f"{r[kind]:{fmt}}" for r in rows.values()))
+    print(f"\ncells: recall of planted pairs; hard_negative: share of its pairs flagged; unplanted: share of "
+          f"its quotes reported with any target; false_pos: reported pairs neither planted nor exact-3gram "
+          f"true (incl. flagged hard negatives); fp_gross: those with exact containment < {GROSS}; chance: "
+          f"quotes with an exact-3gram match to a target they were not planted in (a real copy in the real "
+          f"text), left out of the hard_negative and unplanted rows only.")
+    for p in problems:
+        print("TRUTH CHECK FAILED:", p)
 
 
 def main() -> None:
@@ -486,7 +476,8 @@ def main() -> None:
     ap.add_argument("--quotes", type=int, default=2000, help="reference quotes")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", type=Path, default=Path("/tmp/provaudit-eval"))
-    ap.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated subset of " + ",".join(SYSTEMS))
+    ap.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated subset")
+    ap.add_argument("--exclude", help="regex: skip doc files whose path matches, e.g. '(?i)changelog|relnotes'")
     ap.add_argument("--provaudit-cmd", default="provaudit")
     ap.add_argument("--index-args", default="", help="extra args for `provaudit index`")
     ap.add_argument("--audit-args", default="", help="extra args for `provaudit audit`")
@@ -498,70 +489,46 @@ def main() -> None:
 
     t0 = time.perf_counter()
     data = build(args)
+    refs, targets, kind_of = data["refs"], data["targets"], data["kind_of"]
     prov = data["provenance"]
     prov["build_s"] = round(time.perf_counter() - t0, 2)
     args.out.mkdir(parents=True, exist_ok=True)
     prov["reference_sha256"] = write_jsonl(args.out / "reference.jsonl",
-                                           ({"id": k, "text": v} for k, v in data["refs"].items()))
+                                           ({"id": k, "text": v} for k, v in refs.items()))
     prov["targets_sha256"] = write_jsonl(args.out / "targets.jsonl",
-                                         ({"id": k, "text": v} for k, v in data["targets"].items()))
+                                         ({"id": k, "text": v} for k, v in targets.items()))
 
     runners: dict[str, Callable[[], set[Pair] | None]] = {
         "provaudit": lambda: run_provaudit(args.out, args, prov),
-        "minhash": lambda: run_minhash(data["refs"], data["targets"]),
-        "ngram13": lambda: run_ngram_any(data["refs"], data["targets"], 13),
-        "ngram8": lambda: run_ngram_any(data["refs"], data["targets"], 8),
+        "minhash": lambda: run_minhash(refs, targets),
+        "exact3": lambda: set(run_exact3(refs, targets)),
+        "ngram13": lambda: run_ngram_any(refs, targets, 13),
+        "ngram8": lambda: run_ngram_any(refs, targets, 8),
     }
-    t1 = time.perf_counter()
-    exact = run_exact3(data["refs"], data["targets"])  # always needed: it is the truth
-    exact_s = time.perf_counter() - t1
-    found: dict[str, set[Pair] | None] = {}
-    seconds: dict[str, float] = {}
+    truth = Truth(data, run_exact3(refs, targets))
+    rows: dict[str, dict] = {}
     for name in systems:
         t1 = time.perf_counter()
-        found[name] = set(exact) if name == "exact3" else runners[name]()
-        seconds[name] = exact_s if name == "exact3" else time.perf_counter() - t1
-
-    # Chance matches: exact hit on a target the quote was not planted in.
-    positives = set().union(*(data["planted"][k] for k in KINDS if k not in NEGATIVE))
-    chance = {r for (r, t) in exact if (r, t) not in positives}
-    kind_of = data["kind_of"]
-    excluded = {k: sum(kind_of[q] == k for q in chance) for k in KINDS}
-    n_kind = {k: sum(v == k for v in kind_of.values()) for k in KINDS}
-    with open(args.out / "truth.jsonl", "w") as fh:
-        planted_to: dict[str, list[str]] = defaultdict(list)
-        for kind in KINDS:
-            for r, t in sorted(data["planted"][kind]):
-                planted_to[r].append(t)
-        for q in data["refs"]:
-            exact_t = sorted(t for (r, t) in exact if r == q) if q in chance else []
-            fh.write(json.dumps({"reference_id": q, "kind": kind_of[q], "target_ids": planted_to[q],
-                                 "chance_match": q in chance, "chance_target_ids": exact_t}) + "\n")
-
-    problems = check_truth(data, exact, random.Random(args.seed))
-    rows = {name: score(f, data, exact, chance) for name, f in found.items() if f is not None}
-    for name in rows:
-        rows[name]["wall_s"] = round(seconds[name], 2)
+        found = runners[name]()
+        if found is None:
+            print(f"{name}: not run (see stderr)", file=sys.stderr)
+            continue
+        rows[name] = {"wall_s": round(time.perf_counter() - t1, 2), **truth.score(found)}
+    problems = truth.check(random.Random(args.seed))
     prov["total_s"] = round(time.perf_counter() - t0, 2)
+    n_kind, chance_n = Counter(kind_of.values()), Counter(kind_of[q] for q in truth.chance)
+    report(prov, rows, n_kind, chance_n, problems)
 
-    print("provenance: " + ", ".join(f"{k}={v}" for k, v in prov.items()))
-    cols = list(rows)
-    print(f"\n{'kind':<14}{'n':>6}{'chance':>7}" + "".join(f"{c:>11}" for c in cols))
-    for kind in list(KINDS) + ["false_pos", "pairs", "wall_s"]:
-        counts = f"{n_kind[kind]:>6}{excluded[kind]:>7}" if kind in KINDS else " " * 13
-        cells = "".join(f"{rows[c][kind]:>11.3f}" if kind in KINDS else f"{rows[c][kind]:>11g}" for c in cols)
-        print(f"{kind:<14}{counts}{cells}")
-    print("\ncells: recall of planted pairs; hard_negative = share of pairs flagged; unplanted = share "
-          "of quotes reported anywhere; false_pos = reported pairs neither planted nor exact-3gram true "
-          "(includes flagged hard negatives). chance = quotes with an exact-3gram match to a target they "
-          "were not planted in (real copies in the real text); left out of the hard_negative/unplanted rows.")
-    for name, f in found.items():
-        if f is None:
-            print(f"{name}: not run (see stderr)")
-    for p in problems:
-        print("TRUTH CHECK FAILED:", p)
+    planted_to, exact_to = defaultdict(list), defaultdict(list)
+    for r, t in sorted(set().union(*truth.planted.values())):
+        planted_to[r].append(t)
+    for r, t in sorted(truth.exact):
+        exact_to[r].append(t)
+    write_jsonl(args.out / "truth.jsonl", ({"reference_id": q, "kind": kind_of[q], "target_ids": planted_to[q],
+                                           "chance_match": q in truth.chance, "exact_target_ids": exact_to[q]}
+                                          for q in refs))
     if args.json:
-        args.json.write_text(json.dumps({"provenance": prov, "n": n_kind, "excluded": excluded,
+        args.json.write_text(json.dumps({"provenance": prov, "n": n_kind, "chance": chance_n,
                                          "systems": rows, "truth_problems": problems}, indent=2))
 
 

@@ -47,7 +47,7 @@ why where who gonna wanna gotta kinda sorta one two three four five six seven ei
 next""".split()
 
 VOCAB = """
-general n: time day thing people friend life world home house room car money idea problem question answer story
+general n: time day thing friend life/lives world home house room car money idea problem question answer story
 general n: reason way place city town street road park store line side end point moment minute hour month week
 general n: year night weekend feeling mood energy mistake lesson memory dream goal chance luck plan surprise
 general n: party gift picture photo video news post comment group neighbor stranger crowd mess deal price bill
@@ -59,7 +59,7 @@ general n: calendar birthday holiday anniversary wedding festival concert playli
 general n: opinion argument secret promise excuse habit routine schedule deadline emergency accident adventure
 general n: shortcut detour neighborhood village library museum theater stadium bakery pharmacy gym ocean
 general n: river lake mountain forest beach island desert field hill valley sky cloud star moon sunset sunrise
-general v: love hate need want like enjoy miss forget/forgot remember try finish start open close watch
+general v: love hate need want like enjoy miss forget/forgot/forgetting remember try finish start open close watch
 general v: check/checked/checking call text wait walk talk laugh cry smile yell/yelled/yelling share post order
 general v: find/found lose/lost make/made take/took give/gave get/got/getting buy/bought sell/sold
 general v: bring/brought keep/kept leave/left meet/met see/saw hear/heard say/said tell/told think/thought
@@ -76,7 +76,7 @@ tech n: phone laptop app update battery screen charger keyboard password wifi ro
 tech n: website browser tab cloud backup account login notification algorithm robot drone gadget headphones
 tech n: speaker tablet camera printer cable database code script startup software hardware chip pixel
 tech n: firmware file folder inbox spam filter profile settings subscription device sensor
-tech v: download install reboot upgrade debug/debugged/debugging code scroll stream click tap
+tech v: download install reboot upgrade debug/debugged/debugging code scroll stream click tap/tapped/tapping
 tech v: charge unplug/unplugged/unplugging sync type swipe/swiped/swiping delete
 tech a: digital wireless smart slow buggy glitchy offline online laggy refurbished
 food n: pizza pasta burger taco sandwich salad soup bread cheese chocolate cake cookie pie coffee tea juice
@@ -90,7 +90,7 @@ food a: delicious spicy sweet salty crispy greasy juicy bland homemade tasty veg
 sports n: game team player coach match season goal score league referee fan stadium ball bat glove
 sports n: helmet trophy championship playoff tournament pitch field court halftime jersey
 sports n: lineup rookie draft injury comeback rival marathon race finish sprint workout
-sports v: win/won lose/lost score train cheer kick throw/threw catch/caught pass shoot/shot tackle
+sports v: win/won/winning lose/lost score train cheer kick throw/threw catch/caught pass shoot/shot tackle
 sports a: undefeated clutch athletic overrated underrated competitive
 politics n: election vote senator mayor governor president council debate campaign policy law bill tax
 politics n: budget candidate poll ballot protest speech scandal reform committee government
@@ -112,12 +112,12 @@ music v: sing/sang play listen dance hum/hummed/humming record release
 music a: catchy acoustic loud classical underground live
 family n: mom dad sister brother grandma grandpa aunt uncle cousin kid baby son daughter wife husband
 family n: fiancé parent niece nephew toddler twin family/families relative grandkid
-family v: hug babysit/babysat raise visit call
+family v: hug/hugged/hugging babysit/babysat/babysitting raise visit call
 family a: adorable grumpy wholesome supportive overprotective
 work n: job boss office meeting email deadline project report client coworker manager salary resume
 work n: résumé interview promotion shift spreadsheet presentation contract intern paycheck desk
 work n: commute workload agenda
-work v: work hire fire quit/quit apply/applied present schedule email
+work v: work hire fire quit/quit/quitting apply/applied present schedule email
 work a: professional productive stressful remote corporate
 health n: doctor nurse hospital medicine vitamin flu cold headache fever appointment diet water
 health n: yoga gym workout run/runs nap sleep therapy stretch muscle knee back allergy
@@ -133,7 +133,7 @@ pets v: feed/fed walk adopt pet/petted/petting groom bark scratch
 pets a: fluffy furry playful sleepy stubborn loyal
 gaming n: game console controller level boss quest character server stream streamer player
 gaming n: achievement multiplayer headset mod patch dungeon sword spell inventory lobby
-gaming v: play grind stream respawn/respawned/respawning craft beat/beat
+gaming v: play grind/ground stream respawn/respawned/respawning craft beat/beat
 gaming a: legendary rare broken casual hardcore
 school n: class teacher student homework exam test essay lecture professor grade semester campus
 school n: library notebook backpack textbook assignment quiz degree classmate tutor diploma
@@ -150,7 +150,9 @@ OPENERS = ("", "", "", "", "honestly ", "i think ", "ngl ", "tbh ", "okay so ", 
 TIMES = ("in the morning", "last night", "this weekend", "today", "tonight", "right now", "all day", "again",
          "every day", "for the first time", "yesterday", "this morning", "after work", "on {DAY}",
          "at {HOUR}", "every {DAY}", "last {UNIT}", "this {UNIT}", "in {FEW} {UNIT}s", "before lunch",
-         "after school", "since {DAY}", "all {UNIT} long", "once again", "at the last minute")
+         "after school", "since {DAY}", "all {UNIT} long", "once again", "at the last minute", "on {DAY} night",
+         "{DAY} morning", "after the {N}", "before {DAY}", "during the {N}", "{FEW} {UNIT}s ago", "on my lunch break",
+         "at {HOUR} on a {DAY}", "the whole {UNIT}", "back in {YEAR}", "first thing {DAY}")
 ENDINGS = ("lol", "haha", "smh", "ugh", "send help", "no regrets", "just saying", "fr", "i guess",
            "wish me luck", "not complaining", "worth it", "oops", "yikes", "love that", "again", "help")
 SUPERLATIVES = ("best", "worst", "weirdest", "funniest", "biggest", "coolest", "most annoying", "greatest",
@@ -171,31 +173,51 @@ NUMBERS = ("2", "3", "4", "5", "10", "12", "20", "45", "100", "$5", "$20", "$100
 TAGS = ("#tbt", "#blessed", "#mood", "#goals", "#fail", "#weekend", "#nofilter", "#relatable", "#foodie",
         "#gameday", "#throwback", "#mondays", "#lifehack", "#truestory")
 
+ADVERBS = ("really", "just", "actually", "finally", "accidentally", "totally", "literally", "somehow", "barely",
+           "already", "also", "basically", "almost", "kinda", "probably", "secretly", "quietly", "happily", "still")
+# "[a|b|c]" picks one alternative; "{X}" fills a slot (see Gen.slots and Gen.small)
 POST_TEMPLATES = (
-    "{O}{S} {Vd} {NP} {T}.", "{O}{S1} {AUX} {V} {NP} {PP}.", "{NP3} is {INT} {A} {T}.",
-    "can't believe {S} {Vd} {NP} {T}!", "anyone else {Vg} {NPs} {T}?", "just {Vd} {NP} & it was {INT} {A}.",
-    "my {F} {Vd} {NP} {PP} {E}", "{O}this is one of the {SUP} {Ns} i've ever seen.",
-    "why does {NP3} always {V} {PP}?", "{NUM} {Ns} {PP} and still no {N}.",
-    "{O}i think that {NP3} {AUX3} {V} {NP}.", "{Vg} {NP} {T} {E}", "i'm {Vg} {NP} {PP} right now.",
-    "i'm {INT} {A} about {NP}.", "if you {V} {NP}, you {AUX} {V} {NP}.", "{NP3} {Vz} {NP} {PP}.",
-    "we {Vd} {NP} {PP} and it was {A}.", "{O}i {Vd} {NP} {T} and now i {AUX} {V} {NP}.",
-    "nobody {Vz} {NP} like {NAME} does.", "{A} {N} {T}!", "who {Vz} {NP} {T}?", "i really need to {V} {NP} {T}.",
-    "the {N} at {NP} {Vd} {NP} {T}.", "hot take: {NPs} are {INT} {A}.", "{T}, {S} {Vd} {NP}.",
-    "still thinking about {NP} {PP}.", 'my {F} keeps calling {NP} "{A}" {E}', "does anyone know where to {V} {NP}?",
-    "thank you {NAME} for {Vg} {NP}!", "{O}i don't {V} {NPs} {INT} much.", "what's the {SUP} {N} for {Vg} {NP}?",
-    "{NUM} days until {NP}!", "there's a {A} {N} {PP} {E}", "we should {V} {NP} {T}.",
-    "{S} {Vd} {NP} so i {Vd} {NP}.", "shoutout to {NAME} for the {A} {N}.", "never {Vg} {NP} again.",
-    "it's been {FEW} {UNIT}s since i {Vd} {NP}.", "the {A} part? {NP3} {Vd} {NP}.",
-    "{NAME} and i {Vd} {NP} in {PLACE} {T}.", "{PLACE} is {INT} {A} {T}.", "is it just me or is {NP3} {A}?",
+    "{O}{S} {Vd} {NP} {T}.", "{O}{S1} {AUX} {V} {NP} {PP}.", "{NP3} [is|was|looks|seems|felt] {INT} {A} {T}.",
+    "[can't believe|cannot believe|still can't believe|no way|wild that|crazy how] {S} {Vd} {NP} {T}!",
+    "[anyone else|who else is|is anybody else|raise your hand if you're] {Vg} {NPs} {T}?",
+    "just {Vd} {NP} [&|and|and honestly] [it was|it's|that was|the {N} was] {INT} {A}.",
+    "my {F} {Vd} {NP} {PP} {E}",
+    "{O}[this is|that was|this might be|easily] one of the {SUP} {Ns} [i've ever seen|in {PLACE}|{T}|ever].",
+    "why does {NP3} [always|never|still|keep trying to] {V} {PP}?",
+    "{NUM} {Ns} {PP} and [still no|not a single|zero|no] {N}.",
+    "{O}[i think|i feel like|pretty sure|i bet|i swear] {NP3} {AUX3} {V} {NP}.", "{Vg} {NP} {T} {E}",
+    "[i'm|we're|currently|still] {Vg} {NP} {PP} [right now|as we speak|at the moment|{T}].",
+    "[i'm|we're|everyone is|my {F} is] {INT} {A} about {NP}.",
+    "if you {V} {NP}, [you|then you|you probably|{NAME} says you] {AUX} {V} {NP}.", "{NP3} {Vz} {NP} {PP}.",
+    "we {Vd} {NP} {PP} and it was {A}.", "{O}i {Vd} {NP} {T} [and now|so now|but now|which means] i {AUX} {V} {NP}.",
+    "[nobody|no one|literally nobody] {Vz} {NP} like {NAME} [does|lol|{T}].", "{A} {N} {T}!", "who {Vz} {NP} {T}?",
+    "[i really need to|i should|i have to|somebody needs to|time to] {V} {NP} {T}.",
+    "the {N} at {NP} {Vd} {NP} {T}.", "[hot take|unpopular opinion|controversial but|fact]: {NPs} are {INT} {A}.",
+    "{T}, {S} {Vd} {NP}.", "[still thinking about|can't stop thinking about|not over|dreaming about] {NP} {PP}.",
+    'my {F} [keeps calling|called|calls] {NP} "{A}" {E}',
+    "[does anyone know where to|where can i|where do people|how do you] {V} {NP}?",
+    "[thank you|thanks|big thanks to] {NAME} for {Vg} {NP}!", "{O}i [don't|never|rarely|can't] {V} {NPs} [much|often|anymore].",
+    "[what's|what is|name] the {SUP} {N} for {Vg} {NP}?", "{NUM} [days|hours|weeks|sleeps] until {NP}!",
+    "there's [a|this|some] {A} {N} {PP} {E}", "we should [probably|totally|] {V} {NP} {T}.",
+    "{S} {Vd} {NP} [so|and then|which is why] i {Vd} {NP}.", "shoutout to {NAME} for the {A} {N}.",
+    "[never|not|done] {Vg} {NP} [again|ever again|after {DAY}].",
+    "[it's been|been|almost|already] {FEW} {UNIT}s since [i|we|my {F}] {Vd} {NP}.", "the {A} part? {NP3} {Vd} {NP}.",
+    "{NAME} and i {Vd} {NP} in {PLACE} {T}.", "{PLACE} [is|was|looks] {INT} {A} {T}.",
+    "[is it just me or|honest question:|serious question,] is {NP3} {INT} {A}?", "{NP3} and {NP} {PP} {T}.",
+    "{A} {N}, {A} {N}, {A} {N}.", "{Vg} {NP} [while|after|before|instead of] {Vg} {NP}.",
+    "{NAME} [said|says|thinks|swears] {NPs} are {A}.", "[first|second|third|last] {N} of the {UNIT} [and|but] {S} {Vd} {NP}.",
+    "{NUM} {A} {Ns} [later|after that|so far] and {S} {Vd} {NP}.", "[petition to|we need to|let's] {V} {NPs} [forever|already|now].",
 )
 PAGE_TEMPLATES = (
     "The {A} {N} {Vz} {NP} {PP}.", "Many {Ns} {V} {NP} because {S} {Vd} {NP}.", "In {YEAR}, {NP} {Vd} {NP} {PP}.",
-    "According to {NAME}, {NPs} {V} {NP} {PP}.", "There are {FEW} {Ns} {PP}, and each one {Vz} {NP}.",
-    "{Vg} {NP} is {INT} {A} for {NPs}.", "Most {Ns} {AUX} {V} {NP} {T}.", "This {N} {Vz} {NP} and {Vz} {NP}.",
-    "If you {V} {NP}, the {N} {AUX3} {V} {NP}.", "One of the {SUP} {Ns} {PP} is {NP}.",
-    "For example, {NP3} {Vz} {NP} {PP}.", "However, {NPs} {Vd} {NP} {T}.", "It is {A} to {V} {NP} {PP}.",
+    "[According to|Says|Ask] {NAME}, {NPs} {V} {NP} {PP}.", "There are {FEW} {Ns} {PP}, and [each one|every one] {Vz} {NP}.",
+    "{Vg} {NP} is {INT} {A} for {NPs}.", "[Most|Some|Few|Local] {Ns} {AUX} {V} {NP} {T}.",
+    "This {N} {Vz} {NP} and {Vz} {NP}.", "If you {V} {NP}, the {N} {AUX3} {V} {NP}.",
+    "One of the {SUP} {Ns} {PP} is {NP}.", "[For example|For instance|Similarly], {NP3} {Vz} {NP} {PP}.",
+    "[However|Still|Meanwhile], {NPs} {Vd} {NP} {T}.", "It [is|can be|was] {A} to {V} {NP} {PP}.",
     "You can {V} {NP} {PP} or {V} {NP}.", "Our {N} {Vz} {NP} {PP} every {UNIT}.", "The {N} of {NP} {Vz} {A}.",
     "Some {Ns} {Vd} {NP}, while others {Vd} {NP}.", "Visitors to {PLACE} often {V} {NPs} {PP}.",
+    "{NP3} [was|became|stays] {A} {PP} and {NP} {Vd} {NP}.", "[Experts|Readers|Locals] [say|think|agree] that {NPs} {V} {NP}.",
 )
 TITLE_TEMPLATES = ("The {SUP} {Ns} for {Vg} {NP}", "How to {V} {NP} {PP}", "{NUM} {A} {Ns} {PP}",
                    "Why {NPs} {V} {NP}", "A guide to {Vg} {NPs} in {PLACE}")
@@ -274,7 +296,7 @@ class Gen:
             self.lex[topic, "a"] = Lex(by_pos["a"], 0.9)
         forms = {w for lx in self.lex.values() for it in lx.items for w in ([it] if isinstance(it, str) else it)}
         self.all_words = sorted(forms | set(FUNCTION_WORDS))
-        self.small = {name: Lex(items) for name, items in (
+        self.small = {name: Lex(items, 0.9 if name in ("O", "E", "NUM") else 0.7) for name, items in (
             ("O", OPENERS), ("T", TIMES), ("E", ENDINGS), ("SUP", SUPERLATIVES), ("INT", INTENSIFIERS),
             ("AUX", AUX), ("AUX3", AUX3), ("PREP", PREPS), ("DAY", DAYS), ("UNIT", UNITS), ("FEW", FEW),
             ("HOUR", HOURS), ("NUM", NUMBERS), ("NAME", NAMES), ("PLACE", PLACES), ("TAG", TAGS),
@@ -282,10 +304,11 @@ class Gen:
         self.topic = self.topics[0]
         self.slots: dict[str, Callable[[], str]] = {
             "N": lambda: self.noun()[0], "Ns": lambda: self.noun()[1], "A": lambda: self.adj(),
-            "V": lambda: self.verb(0), "Vz": lambda: self.verb(1), "Vd": lambda: self.verb(2),
+            "V": lambda: self.adv() + self.verb(0), "Vz": lambda: self.adv() + self.verb(1),
+            "Vd": lambda: self.adv() + self.verb(2),
             "Vg": lambda: self.verb(3), "NP": self.np, "NP3": lambda: self.np(plural=False),
             "NPs": lambda: self.np(plural=True), "PP": lambda: f"{self.pick('PREP')} {self.np()}",
-            "S": self.subject, "S1": lambda: self.pick_from(("i", "we", "you", "they", "people", "my friends")),
+            "S": lambda: self.expand(self.subject()), "S1": lambda: self.pick_from(("i", "we", "you", "they", "people", "my friends")),
             "F": lambda: self.lex["family", "n"].pick(self.rng)[0],
             "YEAR": lambda: str(self.rng.randint(1950, 2024)),
         }
@@ -307,6 +330,10 @@ class Gen:
 
     def adj(self) -> str:
         return self.lex[self._topic_for_word(), "a"].pick(self.rng)
+
+    def adv(self) -> str:
+        """An optional adverb (with trailing space) placed before a verb."""
+        return self.rng.choice(ADVERBS) + " " if self.rng.random() < 0.2 else ""
 
     def np(self, plural: bool | None = None) -> str:
         """A determiner phrase: determiner, optional adjective, noun."""
@@ -340,10 +367,11 @@ class Gen:
         def sub(m: re.Match[str]) -> str:
             key = m.group(1)
             return self.slots[key]() if key in self.slots else self.pick(key)
+        template = re.sub(r"\[([^][]*)\]", lambda m: self.rng.choice(m.group(1).split("|")), template)
         return re.sub(r"\{(\w+)\}", sub, template)
 
     def sentence(self, kind: str, lower: bool) -> str:
-        s = self.expand(self.pick(kind) if kind in ("POST", "PAGE") else kind)
+        s = self.expand(self.small[kind].pick(self.rng))
         s = re.sub(r"\s+", " ", s).strip()
         if lower:
             return s.lower()
@@ -359,16 +387,22 @@ class Gen:
                  for _ in range(rng.choice((0, 0, 0, 1, 1, 2, 3)))]
         if rng.random() < 0.08:
             extra.insert(0, "@" + rng.choice(NAMES).lower() + str(rng.randint(1, 99)))
-        body_n = max(8, n_words - len(extra))
+        if n_words - len(extra) < 9:  # hashtags never make up most of a short post
+            extra = []
+        body_n = n_words - len(extra)
         toks: list[str] = []
-        while len(toks) < body_n:
-            toks += self.sentence("POST", lower).split()
-        toks = toks[:body_n]
-        trimmed = toks[:]
-        while trimmed and trimmed[-1].lower().strip(".,!?:") in DANGLING:
-            trimmed.pop()
-        if len(trimmed) + len(extra) >= 10:
-            toks = trimmed
+        misses = 0
+        while len(toks) < body_n:  # whole sentences; cut one only after repeated misses
+            sent = self.sentence("POST", lower).split()
+            if len(toks) + len(sent) <= body_n:
+                toks += sent
+            elif (misses := misses + 1) >= 8:
+                if len(toks) + len(extra) >= 10 and len(toks) >= body_n - 6:
+                    break
+                toks += sent[: body_n - len(toks)]
+                while toks[-1].lower().strip(".,!?:") in DANGLING and len(toks) + len(extra) > 10:
+                    toks.pop()
+                break
         if extra and extra[0].startswith("@"):
             return " ".join([extra[0]] + toks + extra[1:])
         return " ".join(toks + extra)
@@ -625,7 +659,9 @@ def build_shards(rng: random.Random, gen: Gen, groups: dict[str, list[dict[str, 
         planted.append((shard, gen.page(int(rng.triangular(800, 2900, 1100)), insert=ref["text"]), [row(ref, "embedded")]))
     items = list(groups["concatenated"])
     while items:
-        k = rng.randint(3, 6) if len(items) > 8 else len(items)
+        k = rng.randint(3, 6)
+        if len(items) - k < 3:  # never leave a remainder of 1-2 items
+            k = len(items) if len(items) <= 6 else len(items) - 3
         chunk, items = items[:k], items[k:]
         parts = [r["text"] for r in chunk] + [gen.post(post_length(rng)) for _ in range(rng.randint(2, 8))]
         rng.shuffle(parts)

@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import write_jsonl
+from provaudit import api
+from provaudit.config import IndexConfig
+from provaudit.errors import IndexFormatError, InputError, OutputExistsError
+from provaudit.index import FILES, load_index
+
+
+def _build(src: Path, dest: Path, **kw) -> dict:
+    return api.build_index([str(src)], dest, IndexConfig(**kw), force=True)
+
+
+def test_same_inputs_give_identical_files(corpus, tmp_path) -> None:
+    _build(corpus[2], tmp_path / "a")
+    _build(corpus[2], tmp_path / "b")
+    for name in (*FILES, "manifest.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+def test_manifest_records_parameters_inputs_and_hashes(corpus, tmp_path) -> None:
+    m = _build(corpus[2], tmp_path / "idx", ngram=4, num_perm=64, seed=9)
+    on_disk = json.loads((tmp_path / "idx" / "manifest.json").read_text())
+    assert on_disk == m
+    assert m["format_version"] == 1
+    assert m["config"]["ngram"] == 4 and m["config"]["num_perm"] == 64 and m["config"]["seed"] == 9
+    assert m["config"]["scheme"] == "affine32" and m["config"]["hash"] == "xxh3"
+    assert m["config"]["bands"] * m["config"]["rows"] <= 64
+    assert m["versions"]["datasketch"]
+    assert m["inputs"][0]["rows_read"] == len(corpus[0])
+    assert len(m["inputs"][0]["sha256"]) == 64
+    assert set(m["files"]) == set(FILES)
+    assert m["counts"]["items"] == len(corpus[0])
+
+
+def test_loaded_index_round_trips(corpus, corpus_index) -> None:
+    idx = load_index(corpus_index)
+    assert len(idx) == len(corpus[0])
+    assert idx.ids.to_pylist() == list(corpus[0])
+    assert idx.signatures.shape == (len(corpus[0]), 128)
+    assert (idx.anchor_keys[1:] >= idx.anchor_keys[:-1]).all()
+    assert (idx.band_keys[1:] >= idx.band_keys[:-1]).all()
+
+
+@pytest.mark.parametrize("name", [*FILES, "manifest.json"])
+def test_flipped_byte_is_refused(corpus, tmp_path, name) -> None:
+    dest = tmp_path / "idx"
+    _build(corpus[2], dest)
+    p = dest / name
+    data = bytearray(p.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    p.write_bytes(bytes(data))
+    with pytest.raises(IndexFormatError):
+        load_index(dest)
+
+
+def test_missing_file_is_refused(corpus, tmp_path) -> None:
+    dest = tmp_path / "idx"
+    _build(corpus[2], dest)
+    (dest / "anchors.parquet").unlink()
+    with pytest.raises(IndexFormatError, match="missing anchors.parquet"):
+        load_index(dest)
+
+
+def test_failed_build_leaves_nothing(tmp_path) -> None:
+    src = tmp_path / "ref.jsonl"
+    src.write_text('{"id": "a", "text": "one two three"}\n{"id": "b", "text": 5}\n')
+    with pytest.raises(InputError, match=r"ref.jsonl line 2: field 'text' is int"):
+        api.build_index([str(src)], tmp_path / "idx")
+    assert list(tmp_path.iterdir()) == [src]
+
+
+def test_failed_rebuild_keeps_previous_index(corpus, tmp_path) -> None:
+    dest = tmp_path / "idx"
+    _build(corpus[2], dest)
+    before = (dest / "manifest.json").read_bytes()
+    bad = write_jsonl(tmp_path / "bad.jsonl", {"a": "x y z"})
+    bad.write_text(bad.read_text() + "{not json\n")
+    with pytest.raises(InputError, match="bad.jsonl line 2: malformed JSON"):
+        api.build_index([str(bad)], dest, force=True)
+    assert (dest / "manifest.json").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl", "idx"]
+
+
+def test_existing_output_needs_force_and_must_be_ours(corpus, tmp_path) -> None:
+    dest = tmp_path / "idx"
+    _build(corpus[2], dest)
+    with pytest.raises(OutputExistsError, match="use --force"):
+        api.build_index([str(corpus[2])], dest)
+    other = tmp_path / "precious"
+    other.mkdir()
+    (other / "thesis.tex").write_text("x")
+    with pytest.raises(OutputExistsError, match="not a provaudit output"):
+        api.build_index([str(corpus[2])], other, force=True)
+    assert (other / "thesis.tex").exists()
+
+
+def test_duplicate_reference_ids_are_an_error(tmp_path) -> None:
+    src = tmp_path / "ref.jsonl"
+    src.write_text('{"id": "a", "text": "one two three"}\n{"id": "a", "text": "four five six"}\n')
+    with pytest.raises(InputError, match=r"duplicate reference id 'a' \(first at .*ref.jsonl row 1\)"):
+        api.build_index([str(src)], tmp_path / "idx")

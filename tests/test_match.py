@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import brute_force_pairs, simple_tokens
+from provaudit import api
+from provaudit.config import AuditConfig
+from provaudit.match import _threshold, covered_tokens, hypergeom_cdf, longest_common_run
+from provaudit.report import matches_table
+
+
+def _audit_pairs(index, tgt, **kw):
+    res = api.audit(index, [str(tgt)], AuditConfig(**kw))
+    t = matches_table(res).to_pylist()
+    return {(r["reference_id"], r["target_id"]): r for r in t}, res
+
+
+@pytest.mark.parametrize("min_c,min_j", [(0.5, 0.5), (0.8, 0.9), (0.3, 0.6)])
+def test_audit_equals_brute_force(corpus, corpus_index, min_c, min_j) -> None:
+    refs, targets, _, tgt = corpus
+    truth = brute_force_pairs(refs, targets, min_c, min_j)
+    got, _ = _audit_pairs(corpus_index, tgt, min_containment=min_c, min_jaccard=min_j)
+    assert len(truth) > 50
+    # precision 1.0: every reported pair is a true pair with exactly the brute-force values
+    for key, row in got.items():
+        assert key in truth, key
+        c, j = truth[key]
+        assert row["containment"] == pytest.approx(c, abs=1e-12)
+        assert row["jaccard"] == pytest.approx(j, abs=1e-12)
+    recall = sum(k in got for k in truth) / len(truth)
+    assert recall >= 0.99, recall
+
+
+def test_verbatim_tokens_equal_brute_force(corpus, corpus_index) -> None:
+    refs, targets, _, tgt = corpus
+    got, _ = _audit_pairs(corpus_index, tgt)
+    assert got
+    for (rid, tid), row in got.items():
+        a, b = simple_tokens(refs[rid]), simple_tokens(targets[tid])
+        best = 0  # O(n*m) dynamic programming: longest common substring of tokens
+        prev = [0] * (len(b) + 1)
+        for x in a:
+            cur = [0] * (len(b) + 1)
+            for j, y in enumerate(b):
+                if x == y:
+                    cur[j + 1] = prev[j] + 1
+                    best = max(best, cur[j + 1])
+            prev = cur
+        expected = best if best >= min(3, len(a)) else 0  # runs shorter than one shingle are not seen
+        assert row["verbatim_tokens"] == expected, (rid, tid)
+
+
+def test_estimated_jaccard_is_sketch_estimate(corpus, corpus_index) -> None:
+    got, _ = _audit_pairs(corpus_index, corpus[3])
+    exact = np.array([r["jaccard"] for r in got.values()])
+    est = np.array([r["estimated_jaccard"] for r in got.values()])
+    assert np.abs(exact - est).mean() < 0.05  # 128 permutations: standard error <= 0.045
+
+
+def test_hypergeom_cdf_matches_brute_force() -> None:
+    from math import comb
+
+    for pop, succ, draws in [(30, 15, 16), (20, 10, 20), (100, 37, 16), (5, 0, 3)]:
+        cdf = hypergeom_cdf(pop, succ, draws)
+        acc = 0.0
+        for x in range(draws + 1):
+            acc += comb(succ, x) * comb(pop - succ, draws - x) / comb(pop, draws)
+            assert cdf[x] == pytest.approx(acc, abs=1e-12)
+
+
+def test_anchor_threshold_is_exact_for_small_items_and_bounded_for_large() -> None:
+    assert _threshold(8, 8, 0.5, 0.01) == (4, 0.0)  # all shingles are anchors: no miss possible
+    t, miss = _threshold(200, 16, 0.5, 0.01)
+    assert miss <= 0.01 and hypergeom_cdf(200, 100, 16)[t] > 0.01  # t is the largest admissible
+
+
+def test_longest_common_run_and_coverage() -> None:
+    assert longest_common_run(np.array([1, 2, 3, 9]), np.array([0, 1, 2, 3, 4])) == 3
+    assert longest_common_run(np.array([5, 5, 5]), np.array([5, 5])) == 2
+    assert longest_common_run(np.array([], np.uint64), np.array([1])) == 0
+    seq = np.array([10, 11, 12, 13], np.uint64)  # 6 tokens, trigrams
+    assert covered_tokens(seq, np.array([11], np.uint64), 6, 3) == 3
+    assert covered_tokens(seq, np.array([10, 13], np.uint64), 6, 3) == 6
+
+
+def test_matches_parquet_schema(corpus, corpus_index, tmp_path) -> None:
+    res = api.audit(corpus_index, [str(corpus[3])])
+    from provaudit.report import write_audit
+
+    write_audit(res, tmp_path / "out")
+    schema = pq.read_schema(tmp_path / "out" / "matches.parquet")
+    for name, typ in [("reference_id", "string"), ("target_id", "string"), ("target_source", "string"),
+                      ("target_row", "int64"), ("jaccard", "double"), ("containment", "double"),
+                      ("estimated_jaccard", "double"), ("verbatim_tokens", "int64")]:
+        assert str(schema.field(name).type) == typ

@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from provaudit.errors import InputError
+from provaudit.records import ReadStats, expand_sources, read_source
+
+ROWS = [{"id": "a", "text": "first text"}, {"id": "b", "text": "second text"}, {"id": "c", "text": "third"}]
+
+
+def _read(spec: str, **kw) -> list:
+    out = []
+    for s in expand_sources([spec]):
+        out += list(read_source(s, **kw))
+    return out
+
+
+def _write_all(d: Path) -> dict[str, Path]:
+    d.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    p = d / "x.jsonl"
+    p.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    paths["jsonl"] = p
+    p = d / "x.jsonl.gz"
+    with gzip.open(p, "wt") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in ROWS))
+    paths["gz"] = p
+    p = d / "x.json"
+    p.write_text(json.dumps(ROWS))
+    paths["json"] = p
+    p = d / "x.parquet"
+    pq.write_table(pa.Table.from_pylist(ROWS), p)
+    paths["parquet"] = p
+    p = d / "x.csv"
+    p.write_text("id,text\na,first text\nb,second text\nc,third\n")
+    paths["csv"] = p
+    return paths
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "gz", "json", "parquet", "csv"])
+def test_formats_read_the_same_records(tmp_path, fmt) -> None:
+    p = _write_all(tmp_path)[fmt]
+    recs = _read(str(p))
+    assert [(r.id, r.text, r.row) for r in recs] == [("a", "first text", 0), ("b", "second text", 1), ("c", "third", 2)]
+    assert all(r.source == str(p) for r in recs)
+
+
+def test_txt_is_a_record_per_line_with_positional_ids(tmp_path) -> None:
+    p = tmp_path / "x.txt"
+    p.write_text("first\n\nthird\n")
+    recs = _read(str(p))
+    assert [(r.id, r.text) for r in recs] == [(f"{p}#0", "first"), (f"{p}#2", "third")]
+
+
+def test_directories_and_globs_expand_sorted(tmp_path) -> None:
+    _write_all(tmp_path / "d")
+    (tmp_path / "d" / "notes.md").write_text("ignored")
+    names = [Path(s.name).name for s in expand_sources([str(tmp_path / "d")])]
+    assert names == ["x.csv", "x.json", "x.jsonl", "x.jsonl.gz", "x.parquet"]
+    assert [Path(s.name).name for s in expand_sources([str(tmp_path / "d" / "*.json*")])] == [
+        "x.json", "x.jsonl", "x.jsonl.gz"]
+
+
+def test_saved_dataset_directory(tmp_path) -> None:
+    datasets = pytest.importorskip("datasets")
+    datasets.Dataset.from_list(ROWS).save_to_disk(str(tmp_path / "ds"))
+    recs = _read(str(tmp_path / "ds"))
+    assert [(r.id, r.text) for r in recs] == [(r["id"], r["text"]) for r in ROWS]
+
+
+def test_missing_id_field_falls_back_to_position(tmp_path) -> None:
+    p = tmp_path / "x.jsonl"
+    p.write_text('{"text": "hello there"}\n')
+    assert _read(str(p))[0].id == f"{p}#0"
+
+
+def test_text_field_option(tmp_path) -> None:
+    p = tmp_path / "x.jsonl"
+    p.write_text('{"id": 7, "content": "hello there"}\n')
+    recs = _read(str(p), text_field="content")
+    assert (recs[0].id, recs[0].text) == ("7", "hello there")
+    with pytest.raises(InputError, match=r"x.jsonl line 1: no field 'text' \(fields: content, id; use --text-field\)"):
+        _read(str(p))
+
+
+def test_skip_mode_counts_by_reason(tmp_path) -> None:
+    p = tmp_path / "x.jsonl"
+    p.write_text('{"id": 1, "text": "ok one"}\n{bad\n{"id": 2, "text": null}\n{"id": 3, "text": ""}\n'
+                 '{"id": 4, "text": 12}\n[1]\n{"id": 5}\n\ufeff{"id": 6, "text": "ok two"}\n')
+    stats = ReadStats()
+    recs = list(read_source(expand_sources([str(p)])[0], on_error="skip", stats=stats))
+    assert [r.id for r in recs] == ["1", "6"]
+    assert stats.rows == 2
+    assert dict(stats.skipped) == {"malformed JSON": 1, "null text": 1, "empty text": 1, "non-string text": 1,
+                                   "not an object": 1, "missing text field": 1}
+
+
+@pytest.mark.parametrize(
+    "name,content,message",
+    [
+        ("x.jsonl", b'{"text": "a"}\n{"text": "b"\n', r"x.jsonl line 2: malformed JSON"),
+        ("x.jsonl", b'{"text": "a"}\n{"text": "\xff"}\n', r"x.jsonl line 2: invalid UTF-8"),
+        ("x.jsonl.gz", gzip.compress(b'{"text": "a"}\n' * 100)[:40], r"x.jsonl.gz: truncated or corrupt gzip"),
+        ("x.parquet", b"PAR1 not really", r"x.parquet: not a readable Parquet file"),
+        ("x.xml", b"<a/>", r"x.xml: unsupported file type"),
+    ],
+)
+def test_bad_input_names_file_and_line(tmp_path, name, content, message) -> None:
+    p = tmp_path / name
+    p.write_bytes(content)
+    with pytest.raises(InputError, match=message):
+        _read(str(p))
+
+
+def test_nonexistent_and_empty_matches(tmp_path) -> None:
+    with pytest.raises(InputError, match="no such file or directory"):
+        expand_sources([str(tmp_path / "nope.jsonl")])
+    with pytest.raises(InputError, match="pattern matches no supported files"):
+        expand_sources([str(tmp_path / "*.jsonl")])
