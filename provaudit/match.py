@@ -61,7 +61,8 @@ def hypergeom_cdf(population: int, successes: int, draws: int) -> np.ndarray:
     logp[valid] = (
         _log_comb(successes, xv) + _log_comb(population - successes, draws - xv) - _log_comb(population, draws)
     )
-    return np.minimum(np.cumsum(np.exp(logp)), 1.0)
+    out: np.ndarray = np.minimum(np.cumsum(np.exp(logp)), 1.0)
+    return out
 
 
 def plan_anchors(index: Index, config: AuditConfig) -> AnchorPlan:

@@ -91,7 +91,8 @@ def fmix64(h: np.ndarray) -> np.ndarray:
     h = h * _FM1
     h = h ^ (h >> _S33)
     h = h * _FM2
-    return h ^ (h >> _S33)
+    out: np.ndarray = h ^ (h >> _S33)
+    return out
 
 
 class _TokenHashes(dict[str, int]):

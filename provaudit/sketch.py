@@ -39,7 +39,8 @@ def fmix32(h: np.ndarray) -> np.ndarray:
     h = h * _F1
     h = h ^ (h >> np.uint32(13))
     h = h * _F2
-    return h ^ (h >> np.uint32(16))
+    out: np.ndarray = h ^ (h >> np.uint32(16))
+    return out
 
 
 def signatures(batch: ShingleBatch, num_perm: int, seed: int) -> np.ndarray:
