@@ -21,12 +21,11 @@ from provaudit import __version__
 from provaudit.config import AuditConfig, IndexConfig
 from provaudit.errors import InputError
 from provaudit.index import Index, IndexWriter, load_index
-from provaudit.match import (
-    AnchorPlan, anchor_candidates, covered_tokens, longest_common_run, lsh_candidates, plan_anchors, verify,
-)
+from provaudit.engine import MATCH_COLUMNS, BatchRunner, Engine
+from provaudit.match import AnchorPlan
 from provaudit.records import ReadStats, Record, Source, expand_sources, read_source
-from provaudit.shingle import ShingleBatch, shingle_batch, unique_per_record
-from provaudit.sketch import band_keys, estimate_jaccard, signatures
+from provaudit.shingle import shingle_batch, unique_per_record
+from provaudit.sketch import band_keys, signatures
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int], None]  # (stage/source description, records done so far)
@@ -160,102 +159,6 @@ class AuditResult:
     fields: dict[str, str | None] = field(default_factory=dict)
 
 
-MATCH_COLUMNS = (
-    "reference_id", "target_id", "target_source", "target_row", "jaccard", "containment",
-    "estimated_jaccard", "verbatim_tokens", "overlap_shingles", "reference_shingles", "target_shingles",
-    "target_tokens", "covered_tokens", "candidate_by",
-)
-
-
-class _Auditor:
-    def __init__(self, index: Index, config: AuditConfig):
-        self.index, self.config = index, config
-        self.icfg = index.config
-        self.plan = plan_anchors(index, config)
-        self.max_ref = int(index.n_shingles.max()) if len(index) else 0
-        self.matches: dict[str, list[Any]] = {c: [] for c in MATCH_COLUMNS}
-        self.candidates = {"anchor_pairs": 0, "lsh_pairs": 0, "verified_pairs": 0, "reported_pairs": 0}
-        self.found_items = np.zeros(len(index), dtype=bool)
-
-    def run_batch(self, batch: list[Record], summary: InputSummary) -> int:
-        icfg, idx = self.icfg, self.index
-        sb = shingle_batch([r.text for r in batch], icfg)
-        summary.tokens += int(sb.n_tokens.sum())
-        if len(idx) == 0:
-            return 0
-        seq_len = np.diff(sb.offsets)
-        a_rec, a_item = anchor_candidates(idx, self.plan, sb)
-        # Jaccard >= j needs |T| <= |R| / j; anchors already cover every such pair
-        # (J >= j implies containment >= j), so LSH only runs where it is cheap and useful.
-        eligible = np.flatnonzero((seq_len > 0) & (seq_len <= self.max_ref / self.config.min_jaccard))
-        sig_of: dict[int, np.ndarray] = {}
-        l_rec = l_item = np.zeros(0, dtype=np.int64)
-        if len(eligible):
-            sigs = signatures(_subbatch(sb, eligible), icfg.num_perm, icfg.seed)
-            sig_of = dict(zip(eligible.tolist(), sigs))
-            l_rec, l_item = lsh_candidates(idx, band_keys(sigs, icfg.bands, icfg.rows), eligible)
-        self.candidates["anchor_pairs"] += len(a_rec)
-        self.candidates["lsh_pairs"] += len(l_rec)
-        n = len(idx)
-        a_code, l_code = a_rec * n + a_item, l_rec * n + l_item
-        codes = np.union1d(a_code, l_code)
-        if len(codes) == 0:
-            return 0
-        recs, items = codes // n, codes % n
-        cand_recs, local = np.unique(recs, return_inverse=True)
-        sets = unique_per_record(_subbatch(sb, cand_recs))
-        overlap = verify(idx, sets, local, items)
-        self.candidates["verified_pairs"] += len(codes)
-        ref_n = idx.n_shingles[items]
-        tgt_n = np.diff(sets.offsets)[local]
-        containment = np.where(ref_n > 0, overlap / np.maximum(ref_n, 1), 0.0)
-        union = ref_n + tgt_n - overlap
-        jaccard = np.where(union > 0, overlap / np.maximum(union, 1), 0.0)
-        keep = (overlap > 0) & ((containment >= self.config.min_containment) | (jaccard >= self.config.min_jaccard))
-        by_anchor, by_lsh = np.isin(codes, a_code), np.isin(codes, l_code)
-        matched: dict[int, list[int]] = {}
-        m = self.matches
-        for p in np.flatnonzero(keep):
-            rec, item = int(recs[p]), int(items[p])
-            record = batch[rec]
-            ref_seq, tgt_seq = idx.sequence(item), sb.record(rec)
-            run = longest_common_run(ref_seq, tgt_seq)
-            width = min(icfg.ngram, int(idx.n_tokens[item]))
-            if rec not in sig_of:
-                sig_of[rec] = signatures(_subbatch(sb, np.array([rec])), icfg.num_perm, icfg.seed)[0]
-            m["reference_id"].append(idx.ids[item].as_py())
-            m["target_id"].append(record.id)
-            m["target_source"].append(record.source)
-            m["target_row"].append(record.row)
-            m["jaccard"].append(float(jaccard[p]))
-            m["containment"].append(float(containment[p]))
-            m["estimated_jaccard"].append(float(estimate_jaccard(idx.signatures[item], sig_of[rec])))
-            m["verbatim_tokens"].append(run + width - 1 if run else 0)
-            m["overlap_shingles"].append(int(overlap[p]))
-            m["reference_shingles"].append(int(ref_n[p]))
-            m["target_shingles"].append(int(tgt_n[p]))
-            m["target_tokens"].append(int(sb.n_tokens[rec]))
-            m["covered_tokens"].append(covered_tokens(tgt_seq, np.unique(ref_seq), int(sb.n_tokens[rec]), icfg.ngram))
-            m["candidate_by"].append("+".join(k for k, v in (("anchor", by_anchor[p]), ("lsh", by_lsh[p])) if v))
-            self.found_items[item] = True
-            matched.setdefault(rec, []).append(item)
-        for rec, its in matched.items():
-            union_hashes = np.unique(np.concatenate([idx.sequence(i) for i in its]))
-            summary.covered_tokens += covered_tokens(sb.record(rec), union_hashes, int(sb.n_tokens[rec]), icfg.ngram)
-        self.candidates["reported_pairs"] += int(keep.sum())
-        summary.records_with_matches += len(matched)
-        return len(matched)
-
-
-def _subbatch(sb: ShingleBatch, recs: np.ndarray) -> ShingleBatch:
-    lo, hi = sb.offsets[recs], sb.offsets[recs + 1]
-    parts = [sb.hashes[a:b] for a, b in zip(lo.tolist(), hi.tolist())]
-    offsets = np.zeros(len(recs) + 1, dtype=np.int64)
-    np.cumsum(hi - lo, out=offsets[1:])
-    hashes = np.concatenate(parts) if parts else np.zeros(0, np.uint64)
-    return ShingleBatch(hashes, offsets, sb.n_tokens[recs])
-
-
 def audit(
     index_dir: Path,
     targets: list[str] | tuple[str, ...],
@@ -264,9 +167,17 @@ def audit(
     text_field: str = "text",
     id_field: str | None = "id",
     on_error: str = "fail",
+    workers: int = 1,
     progress: Progress | None = None,
 ) -> AuditResult:
     """Stream target records against an index and verify every candidate exactly.
+
+    Args:
+        index_dir: An index built by ``build_index``.
+        targets: Files, directories, globs, saved datasets or ``hf:`` names.
+        config: Thresholds (defaults: containment or Jaccard >= 0.5).
+        workers: Processes evaluating record batches; results are identical for any value.
+        progress: Called with (source, records done).
 
     Raises:
         IndexFormatError: if the index is incomplete or fails its integrity check.
@@ -275,20 +186,24 @@ def audit(
     config = config or AuditConfig()
     index = load_index(index_dir)
     sources: list[Source] = expand_sources(targets)
-    auditor = _Auditor(index, config)
+    engine = Engine(index, config)
     inputs: list[InputSummary] = []
+    matches: dict[str, list[Any]] = {c: [] for c in MATCH_COLUMNS}
+    candidates: dict[str, int] = {}
     total = with_matches = 0
-    for src in sources:
-        summary = InputSummary(src.name, src.kind, src.sha256())
-        inputs.append(summary)
-        recs = read_source(src, text_field=text_field, id_field=id_field, on_error=on_error, stats=summary.stats)
-        for batch in batches(recs):
-            with_matches += auditor.run_batch(batch, summary)
-            total += len(batch)
-            if progress:
-                progress(src.name, total)
+    with BatchRunner(engine, workers) as runner:
+        for src in sources:
+            summary = InputSummary(src.name, src.kind, src.sha256())
+            inputs.append(summary)
+            recs = read_source(src, text_field=text_field, id_field=id_field, on_error=on_error, stats=summary.stats)
+            for res in runner.map(batches(recs)):
+                res.add_to(summary, matches, candidates)
+                with_matches += res.records_with_matches
+                total += res.records
+                if progress:
+                    progress(src.name, total)
     return AuditResult(
-        index=index, config=config, inputs=inputs, matches=auditor.matches, plan=auditor.plan,
-        candidates=auditor.candidates, target_records=total, records_with_matches=with_matches,
+        index=index, config=config, inputs=inputs, matches=matches, plan=engine.plan,
+        candidates=candidates, target_records=total, records_with_matches=with_matches,
         fields={"text": text_field, "id": id_field},
     )

@@ -76,8 +76,8 @@ def _count(name: str, value: Any, minimum: int = 0) -> int:
 
 
 def _z(confidence: Any) -> float:
-    if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real) \
-            or not 0.0 < float(confidence) < 1.0:
+    ok = not isinstance(confidence, bool) and isinstance(confidence, numbers.Real)
+    if not ok or not 0.0 < float(confidence) < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
     return normal_quantile(0.5 + float(confidence) / 2.0)
 
@@ -102,7 +102,7 @@ def _poly(coefs: tuple[float, ...], x: float) -> float:
 def normal_quantile(p: float) -> float:
     """Inverse of the standard normal CDF (Acklam's algorithm plus one Halley step).
 
-    Accurate to ~1e-15 relative and exactly antisymmetric: ``q(1 - p) == -q(p)``.
+    Accurate to ~1e-15 relative; the upper half is computed as ``-q(1 - p)``.
 
     Args:
         p: Probability in the open interval (0, 1).
@@ -197,7 +197,7 @@ def _vector(name: str, values: Any) -> FloatArray:
     bad = ~np.isfinite(arr) | (arr < 0)
     if bad.any():
         i = int(np.argmax(bad))
-        raise ValueError(f"{name} must be finite and >= 0, got {arr[i]!r} at index {i}")
+        raise ValueError(f"{name} must be finite and >= 0, got {float(arr[i])!r} at index {i}")
     return arr
 
 
@@ -268,8 +268,8 @@ def ratio(numerators: Any, denominators: Any, *, clusters: Any = None, confidenc
     tags += ["finite population"] * (big_n is not None)
     g, fpc = int(e_g.size), 1.0 - n / big_n if big_n is not None else 1.0
     if g < 2:
-        tags[1:] = tags[2:] if skew_correction else tags[1:]
-        return Estimate(r, 0.0, top, conf, f"ratio ({', '.join(tags)}, variance not estimable)", n)
+        unit = "cluster" if clusters is not None else "record"
+        return Estimate(r, 0.0, top, conf, f"ratio (variance not estimable: 1 {unit})", n)
     if big_y == 0.0 or (bounded and big_y == big_x):  # every residual is exactly 0
         up = _wilson(0.0, big_x * big_x / float(np.sum(x_g * x_g)) / fpc, z)[1]
         low, high = (0.0, up) if big_y == 0.0 else (1.0 - up, 1.0)
@@ -335,7 +335,7 @@ def _log_miss(s: Any, bands: int, rows: int) -> FloatArray:
     arr = np.asarray(s, dtype=np.float64)
     bad = ~((arr >= 0.0) & (arr <= 1.0))
     if bad.any():
-        raise ValueError(f"similarity must be in [0, 1], got {arr[bad].ravel()[0]!r}")
+        raise ValueError(f"similarity must be in [0, 1], got {float(arr[bad].ravel()[0])!r}")
     with np.errstate(divide="ignore"):
         return np.asarray(b * np.log1p(-(arr**r)), dtype=np.float64)
 
@@ -453,11 +453,9 @@ def _tail(k: Any, lo: int, hi: int, mode: int, log_pmf: Callable[[int], float],
     """
     if isinstance(k, bool) or not isinstance(k, numbers.Integral):
         raise ValueError(f"k must be an integer, got {k!r}")
-    if k <= lo:
-        return 1.0
-    if k > hi:
-        return 0.0
-    upper = k > mode
+    if int(k) <= lo or int(k) > hi:
+        return 1.0 if int(k) <= lo else 0.0
+    upper = int(k) > mode
     start, step, stop, nxt = (int(k), 1, hi, up) if upper else (int(k) - 1, -1, lo, down)
     term, total, x = 1.0, 1.0, start
     while x != stop and term >= 1e-20 * total:

@@ -43,8 +43,8 @@ _RECORD_PERSON = b"provaudit-rec-v1"
 _SHARD_PERSON = b"provaudit-shd-v1"
 
 
-def _check_int(name: str, value: Any, upper: int = _KEY_SPACE) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= int(value) < upper:
+def _check_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= int(value) < _KEY_SPACE:
         raise ValueError(f"{name} must be an integer in [0, 2**64), got {value!r}")
     return int(value)
 

@@ -1,0 +1,187 @@
+"""Evaluate batches of target records against a loaded index, in one process or a pool.
+
+``Engine.evaluate(batch)`` is a pure function of the batch (given the index and
+thresholds): it returns a ``BatchResult`` and mutates nothing, so batches can run
+in worker processes and be merged in input order. Results are therefore identical
+for any number of workers.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from provaudit.config import AuditConfig
+from provaudit.index import Index
+from provaudit.match import anchor_candidates, covered_tokens, longest_common_run, lsh_candidates, plan_anchors, verify
+from provaudit.records import Record
+from provaudit.shingle import ShingleBatch, shingle_batch, unique_per_record
+from provaudit.sketch import band_keys, estimate_jaccard, signatures
+
+if TYPE_CHECKING:
+    from provaudit.api import InputSummary
+
+MATCH_COLUMNS = (
+    "reference_id", "target_id", "target_source", "target_row", "jaccard", "containment",
+    "estimated_jaccard", "verbatim_tokens", "overlap_shingles", "reference_shingles", "target_shingles",
+    "target_tokens", "covered_tokens", "candidate_by",
+)
+
+
+@dataclass
+class BatchResult:
+    """What one batch of target records produced."""
+
+    records: int = 0
+    tokens: int = 0
+    records_with_matches: int = 0
+    covered_tokens: int = 0
+    rows: list[tuple[Any, ...]] = field(default_factory=list)  # in MATCH_COLUMNS order
+    candidates: dict[str, int] = field(default_factory=dict)
+
+    def add_to(self, summary: InputSummary, matches: dict[str, list[Any]], candidates: dict[str, int]) -> None:
+        summary.tokens += self.tokens
+        summary.records_with_matches += self.records_with_matches
+        summary.covered_tokens += self.covered_tokens
+        for row in self.rows:
+            for name, value in zip(MATCH_COLUMNS, row):
+                matches[name].append(value)
+        for k, v in self.candidates.items():
+            candidates[k] = candidates.get(k, 0) + v
+
+
+def subbatch(sb: ShingleBatch, recs: np.ndarray) -> ShingleBatch:
+    """The records ``recs`` of a batch, as a batch of their own."""
+    lo, hi = sb.offsets[recs], sb.offsets[recs + 1]
+    offsets = np.zeros(len(recs) + 1, dtype=np.int64)
+    np.cumsum(hi - lo, out=offsets[1:])
+    parts = [sb.hashes[a:b] for a, b in zip(lo.tolist(), hi.tolist())]
+    hashes = np.concatenate(parts) if parts else np.zeros(0, np.uint64)
+    return ShingleBatch(hashes, offsets, sb.n_tokens[recs])
+
+
+class Engine:
+    """Candidate search and exact verification for one index and one set of thresholds."""
+
+    def __init__(self, index: Index, config: AuditConfig):
+        self.index, self.config, self.icfg = index, config, index.config
+        self.plan = plan_anchors(index, config)
+        self.max_ref = int(index.n_shingles.max()) if len(index) else 0
+
+    def evaluate(self, batch: list[Record]) -> BatchResult:
+        """Find, verify and describe every reportable (reference item, record) pair in ``batch``."""
+        icfg, idx, cfg = self.icfg, self.index, self.config
+        sb = shingle_batch([r.text for r in batch], icfg)
+        out = BatchResult(records=len(batch), tokens=int(sb.n_tokens.sum()))
+        if len(idx) == 0:
+            return out
+        seq_len = np.diff(sb.offsets)
+        a_rec, a_item = anchor_candidates(idx, self.plan, sb)
+        # Jaccard >= j needs |T| <= |R| / j. Anchors already cover every such pair
+        # (J >= j implies containment >= j); LSH runs only where it is cheap.
+        eligible = np.flatnonzero((seq_len > 0) & (seq_len <= self.max_ref / cfg.min_jaccard))
+        sig_of: dict[int, np.ndarray] = {}
+        l_rec = l_item = np.zeros(0, dtype=np.int64)
+        if len(eligible):
+            sigs = signatures(subbatch(sb, eligible), icfg.num_perm, icfg.seed)
+            sig_of = dict(zip(eligible.tolist(), sigs))
+            l_rec, l_item = lsh_candidates(idx, band_keys(sigs, icfg.bands, icfg.rows), eligible)
+        n = len(idx)
+        a_code, l_code = a_rec * n + a_item, l_rec * n + l_item
+        codes = np.union1d(a_code, l_code)
+        out.candidates = {"anchor_pairs": len(a_rec), "lsh_pairs": len(l_rec), "verified_pairs": len(codes)}
+        if len(codes) == 0:
+            out.candidates["reported_pairs"] = 0
+            return out
+        recs, items = codes // n, codes % n
+        cand_recs, local = np.unique(recs, return_inverse=True)
+        sets = unique_per_record(subbatch(sb, cand_recs))
+        overlap = verify(idx, sets, local, items)
+        ref_n = idx.n_shingles[items]
+        tgt_n = np.diff(sets.offsets)[local]
+        containment = np.where(ref_n > 0, overlap / np.maximum(ref_n, 1), 0.0)
+        union = ref_n + tgt_n - overlap
+        jaccard = np.where(union > 0, overlap / np.maximum(union, 1), 0.0)
+        keep = (overlap > 0) & ((containment >= cfg.min_containment) | (jaccard >= cfg.min_jaccard))
+        by_anchor, by_lsh = np.isin(codes, a_code), np.isin(codes, l_code)
+        matched: dict[int, list[int]] = {}
+        for p in np.flatnonzero(keep):
+            rec, item = int(recs[p]), int(items[p])
+            record = batch[rec]
+            ref_seq, tgt_seq = idx.sequence(item), sb.record(rec)
+            run = longest_common_run(ref_seq, tgt_seq)
+            width = min(icfg.ngram, int(idx.n_tokens[item]))
+            if rec not in sig_of:
+                sig_of[rec] = signatures(subbatch(sb, np.array([rec])), icfg.num_perm, icfg.seed)[0]
+            n_tok = int(sb.n_tokens[rec])
+            out.rows.append((
+                idx.ids[item].as_py(), record.id, record.source, record.row, float(jaccard[p]),
+                float(containment[p]), float(estimate_jaccard(idx.signatures[item], sig_of[rec])),
+                run + width - 1 if run else 0, int(overlap[p]), int(ref_n[p]), int(tgt_n[p]), n_tok,
+                covered_tokens(tgt_seq, np.unique(ref_seq), n_tok, icfg.ngram),
+                "+".join(k for k, v in (("anchor", by_anchor[p]), ("lsh", by_lsh[p])) if v),
+            ))
+            matched.setdefault(rec, []).append(item)
+        for rec, its in matched.items():
+            union_hashes = np.unique(np.concatenate([idx.sequence(i) for i in its]))
+            out.covered_tokens += covered_tokens(sb.record(rec), union_hashes, int(sb.n_tokens[rec]), icfg.ngram)
+        out.candidates["reported_pairs"] = int(keep.sum())
+        out.records_with_matches = len(matched)
+        return out
+
+
+_ENGINE: Engine | None = None  # set in the parent before forking workers
+
+
+def _evaluate_in_worker(batch: list[Record]) -> BatchResult:
+    assert _ENGINE is not None
+    return _ENGINE.evaluate(batch)
+
+
+def default_workers() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+class BatchRunner:
+    """Maps ``Engine.evaluate`` over batches, in order, in this process or a fork pool.
+
+    Workers inherit the loaded index by fork (copy-on-write), so it is loaded once.
+    At most ``2 * workers`` batches are in flight: memory stays bounded.
+    """
+
+    def __init__(self, engine: Engine, workers: int = 1):
+        self.engine, self.workers = engine, max(1, workers)
+        self.pool: Any = None
+
+    def __enter__(self) -> BatchRunner:
+        global _ENGINE
+        if self.workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+            _ENGINE = self.engine
+            self.pool = multiprocessing.get_context("fork").Pool(self.workers)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        global _ENGINE
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+            self.pool = None
+        _ENGINE = None
+
+    def map(self, batches: Iterable[list[Record]]) -> Iterator[BatchResult]:
+        if self.pool is None:
+            for b in batches:
+                yield self.engine.evaluate(b)
+            return
+        pending: list[Any] = []
+        for b in batches:
+            pending.append(self.pool.apply_async(_evaluate_in_worker, (b,)))
+            if len(pending) >= 2 * self.workers:
+                yield pending.pop(0).get()
+        for p in pending:
+            yield p.get()
