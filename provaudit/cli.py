@@ -17,6 +17,7 @@ import click
 
 from provaudit import __version__, api
 from provaudit.config import AuditConfig, IndexConfig
+from provaudit.engine import default_workers
 from provaudit.errors import ConfigError, ProvauditError
 from provaudit.report import write_audit
 
@@ -68,6 +69,9 @@ def input_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+workers_option = click.option(
+    "-w", "--workers", type=click.IntRange(1, 256), default=None,
+    help="Worker processes (default: all cores). Results are identical for any value.")
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress or summary output.")
 force_option = click.option("--force", is_flag=True, help="Replace the output if it exists.")
 
@@ -135,24 +139,42 @@ def index(sources: tuple[str, ...], out: Path, ngram: int, char: bool, num_perm:
 @click.option("--miss-rate", default=0.01, show_default=True,
               help="Tolerated probability of missing a pair at the threshold in candidate search.")
 @click.option("--top", "top", default=20, show_default=True, help="Strongest pairs listed in the report.")
+@click.option("--kind", type=click.Choice(["auto", "training", "outputs"]), default="auto", show_default=True,
+              help="Targets are training shards, or samples of a model's outputs (auto: from the input shape).")
+@workers_option
 @input_options
 @force_option
 @quiet_option
 def audit(index_dir: Path, targets: tuple[str, ...], out: Path, min_containment: float, min_jaccard: float,
-          miss_rate: float, top: int, text_field: str, id_field: str, on_error: str, force: bool,
-          quiet: bool) -> None:
+          miss_rate: float, top: int, kind: str, workers: int, text_field: str, id_field: str, on_error: str,
+          force: bool, quiet: bool) -> None:
     """Find the indexed reference items in TARGETS; write matches.parquet and report.json/md to OUT.
 
     \b
     Example:
         provaudit audit posts.idx data/train-*.parquet -o audit-2026-11/
     """
+    workers = workers or default_workers()
     with cli_errors():
         cfg = AuditConfig(min_containment=min_containment, min_jaccard=min_jaccard, miss_rate=miss_rate,
                           top_evidence=top)
         t0 = time.monotonic()
+        if kind == "auto":
+            from provaudit.outputs import detect_kind
+
+            kind = detect_kind(list(targets), text_field)
+        if kind == "outputs":
+            from provaudit.outputs import audit_outputs, summary_line, write_outputs
+
+            o_result = audit_outputs(index_dir, list(targets), cfg, text_field=text_field, id_field=id_field,
+                                     on_error=on_error, workers=workers, progress=stderr_progress(quiet))
+            o_report = write_outputs(o_result, out, force=force)
+            _done_progress(quiet)
+            if not quiet:
+                click.echo(f"{summary_line(o_report)} in {time.monotonic() - t0:.1f}s -> {out}")
+            return
         result = api.audit(index_dir, targets, cfg, text_field=text_field, id_field=id_field, on_error=on_error,
-                           progress=stderr_progress(quiet))
+                           workers=workers, progress=stderr_progress(quiet))
         report = write_audit(result, out, force=force)
         _done_progress(quiet)
         if not quiet:
