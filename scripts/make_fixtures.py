@@ -15,15 +15,19 @@ import random
 import re
 import unicodedata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Generic, Iterable, TypeVar
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+T = TypeVar("T")
 SEED = 20261129
 OUT = Path(__file__).resolve().parent.parent / "fixtures"
 N_REFERENCE = 3000
 PER_KIND = 80
+MAX_COMMON = 0.25  # reference posts keep at most this fraction of frequent (boilerplate) 3-grams
+MAX_CHANCE = 0.35  # items that appear nowhere are redrawn if some record contains more of them by chance
 SHARDS = ("shards/train-00.jsonl", "shards/train-01.jsonl.gz", "shards/train-02.parquet")
 SHARD_SIZES = (3300, 2350, 350)  # records per shard, planted included
 EDIT_RATES = {"edit05": 0.05, "edit10": 0.10, "edit20": 0.20}
@@ -32,113 +36,133 @@ SHARD_KINDS = ("verbatim", "case", "whitespace", "punctuation", "unicode", *EDIT
 
 # --- vocabulary: "<topic> <pos>: words"; verbs "base[/past[/ing]]", nouns "sing[/plural]" ---------
 FUNCTION_WORDS = """the a an this that these those my your his her its our their some any no every each all both
-either neither few many much more most other another such what which whose i me you he him she it we us they
-them myself yourself itself ourselves themselves someone somebody anyone everyone everybody nobody nothing
-something anything everything in on at to for with from by about of into onto over under after before during
-without within between through around near behind above below across against along among toward until since
-like than and or but so because if when while although though unless whether then also yet nor is am are was
-were be been being have has had do does did will would can could should may might must not never always often
-sometimes usually already still just only even really very quite pretty too almost enough maybe perhaps
-probably definitely actually literally basically honestly seriously totally finally again once here there now
-today tonight tomorrow yesterday soon later ago away back up down out off don't can't won't didn't isn't
-wasn't aren't doesn't couldn't wouldn't shouldn't haven't i'm i've i'll i'd it's that's there's you're we're
-they're let's what's he's she's oh yeah yes okay ok well hey wow lol haha omg ugh hmm please thanks sorry how
-why where who gonna wanna gotta kinda sorta one two three four five six seven eight nine ten first second last
-next""".split()
+either neither few many much more most other another such what which whose i me you he him she it we us they them
+myself yourself itself ourselves themselves someone somebody anyone everyone everybody nobody nothing something
+anything everything in on at to for with from by about of into onto over under after before during without within
+between through around near behind above below across against along among toward until since like than and or but
+so because if when while although though unless whether then also yet nor is am are was were be been being have
+has had do does did will would can could should may might must not never always often sometimes usually already
+still just only even really very quite pretty too almost enough maybe perhaps probably definitely actually
+literally basically honestly seriously totally finally again once here there now today tonight tomorrow yesterday
+soon later ago away back up down out off don't can't won't didn't isn't wasn't aren't doesn't couldn't wouldn't
+shouldn't haven't i'm i've i'll i'd it's that's there's you're we're they're let's what's he's she's oh yeah yes
+okay ok well hey wow lol haha omg ugh hmm please thanks sorry how why where who gonna wanna gotta kinda sorta one
+two three four five six seven eight nine ten first second last next""".split()
 
 VOCAB = """
-general n: time day thing friend life/lives world home house room car money idea problem question answer story
-general n: reason way place city town street road park store line side end point moment minute hour month week
-general n: year night weekend feeling mood energy mistake lesson memory dream goal chance luck plan surprise
-general n: party gift picture photo video news post comment group neighbor stranger crowd mess deal price bill
-general n: ticket bag box key door window table chair floor wall light noise voice word country state bridge
-general n: corner view color shape size sound smell taste list number couch bed kitchen garden yard balcony
-general n: sidewalk elevator parking traffic bus train bike truck jacket shirt shoe hat umbrella wallet receipt
-general n: package delivery mailbox cup glass bottle plate spoon knife candle blanket pillow mirror clock
-general n: calendar birthday holiday anniversary wedding festival concert playlist podcast headline rumor
-general n: opinion argument secret promise excuse habit routine schedule deadline emergency accident adventure
-general n: shortcut detour neighborhood village library museum theater stadium bakery pharmacy gym ocean
-general n: river lake mountain forest beach island desert field hill valley sky cloud star moon sunset sunrise
+general n: time day thing friend life/lives world home house café room car money idea problem question answer story
+general n: reason way place city town street road park store line side end point moment minute hour month week year
+general n: night weekend feeling mood energy mistake lesson memory dream goal chance luck plan surprise party gift
+general n: picture photo video news post comment group neighbor stranger crowd mess deal price bill ticket bag box
+general n: key door window table chair floor wall light noise voice word country state bridge corner view color
+general n: shape size sound smell taste list number couch bed kitchen garden yard balcony sidewalk elevator parking
+general n: traffic bus train bike truck jacket shirt shoe hat umbrella wallet receipt package delivery mailbox cup
+general n: glass bottle plate spoon knife candle blanket pillow mirror clock calendar birthday holiday anniversary
+general n: wedding festival concert playlist podcast headline rumor opinion argument secret promise excuse habit
+general n: routine schedule deadline emergency accident adventure shortcut detour neighborhood village library
+general n: museum theater stadium bakery pharmacy gym ocean river lake mountain forest beach island desert field
+general n: hill valley sky cloud star moon sunset sunrise
 general v: love hate need want like enjoy miss forget/forgot/forgetting remember try finish start open close watch
 general v: check/checked/checking call text wait walk talk laugh cry smile yell/yelled/yelling share post order
-general v: find/found lose/lost make/made take/took give/gave get/got/getting buy/bought sell/sold
-general v: bring/brought keep/kept leave/left meet/met see/saw hear/heard say/said tell/told think/thought
-general v: know/knew feel/felt write/wrote read/read drive/drove ride/rode eat/ate drink/drank sleep/slept
-general v: wake/woke run/ran/running swim/swam/swimming sit/sat/sitting stop/stopped/stopping plan/planned/planning
-general v: cook clean fix move carry/carried/carrying borrow return visit explore discover notice ignore
-general v: celebrate complain/complained/complaining explain imagine recommend survive organize decorate
-general a: good great bad new old big small long short little hot cold warm cool nice weird funny strange
-general a: crazy amazing awesome terrible horrible perfect beautiful ugly loud quiet busy lazy tired happy sad
-general a: angry excited nervous proud lucky chill random fancy cheap expensive fresh early late quick slow
-general a: huge tiny soft hard easy simple messy clean wild gentle brave silly cozy dusty shiny sticky fluffy
-general a: naïve clichéd
-tech n: phone laptop app update battery screen charger keyboard password wifi router server bug feature
-tech n: website browser tab cloud backup account login notification algorithm robot drone gadget headphones
-tech n: speaker tablet camera printer cable database code script startup software hardware chip pixel
-tech n: firmware file folder inbox spam filter profile settings subscription device sensor
-tech v: download install reboot upgrade debug/debugged/debugging code scroll stream click tap/tapped/tapping
-tech v: charge unplug/unplugged/unplugging sync type swipe/swiped/swiping delete
-tech a: digital wireless smart slow buggy glitchy offline online laggy refurbished
-food n: pizza pasta burger taco sandwich salad soup bread cheese chocolate cake cookie pie coffee tea juice
-food n: smoothie breakfast lunch dinner brunch snack recipe oven pan grill restaurant café menu chef waiter
-food n: burrito noodle dumpling curry steak chicken fish/fish rice bean avocado pancake waffle bagel muffin
-food n: jalapeño purée entrée crème brûlée soufflé donut cupcake lemonade milkshake popcorn pickle sauce
-food n: spice flavor leftover kitchen fridge picnic buffet dessert croissant omelette
+general v: find/found lose/lost make/made take/took give/gave get/got/getting buy/bought sell/sold bring/brought
+general v: keep/kept leave/left meet/met see/saw hear/heard say/said tell/told think/thought know/knew feel/felt
+general v: write/wrote read/read drive/drove ride/rode eat/ate drink/drank sleep/slept wake/woke run/ran/running
+general v: swim/swam/swimming sit/sat/sitting stop/stopped/stopping plan/planned/planning cook clean fix move
+general v: carry/carried/carrying borrow return visit explore discover notice ignore celebrate
+general v: complain/complained/complaining explain imagine recommend survive organize decorate borrow/borrowed
+general v: share/shared wash/washed paint/painted build/built draw/drew/drawing answer/answered count/counted
+general v: follow/followed wonder/wondered guess/guessed hide/hid/hiding measure/measured
+general a: good great bad new old big small long short little hot naïve cold warm cool nice weird funny strange
+general a: crazy amazing awesome terrible horrible perfect beautiful ugly loud quiet busy lazy tired happy sad angry
+general a: excited nervous proud lucky chill random fancy cheap expensive fresh early late quick slow huge tiny soft
+general a: hard easy simple messy clean wild gentle brave silly cozy dusty shiny sticky fluffy clichéd curious
+general a: grateful honest awkward loyal rough smooth bright dark heavy light narrow wide sharp empty full rich poor
+general a: rare normal serious famous useless useful wet dry broken fake real giant modern ancient gorgeous annoying
+general a: chaotic peaceful reliable suspicious mysterious magical ridiculous elegant
+tech n: phone laptop app update battery screen charger keyboard password wifi router server bug feature website
+tech n: browser tab cloud backup account login notification algorithm robot drone gadget headphones speaker tablet
+tech n: camera printer cable database code script startup software hardware chip pixel firmware file folder inbox
+tech n: spam filter profile settings subscription device sensor
+tech v: download install reboot upgrade debug/debugged/debugging code scroll stream click tap/tapped/tapping charge
+tech v: unplug/unplugged/unplugging sync type swipe/swiped/swiping delete backup/backed/backing upload/uploaded
+tech v: restart/restarted compile/compiled hack/hacked zoom/zoomed
+tech a: digital wireless smart slow buggy glitchy offline online laggy refurbished encrypted outdated portable
+tech a: automatic virtual cracked frozen overheated
+food n: pizza pasta jalapeño burger taco sandwich salad soup bread cheese chocolate cake cookie pie coffee tea juice
+food n: smoothie breakfast lunch dinner brunch snack recipe oven pan grill restaurant menu chef waiter burrito
+food n: noodle dumpling curry steak chicken fish/fish rice bean avocado pancake waffle bagel muffin purée entrée
+food n: crème brûlée soufflé donut cupcake lemonade milkshake popcorn pickle sauce spice flavor leftover kitchen
+food n: fridge picnic buffet dessert croissant omelette
 food v: bake grill fry/fried taste order cook chop/chopped/chopping stir/stirred/stirring season
-food v: sauté/sautéed/sautéing reheat slice/sliced/slicing devour
-food a: delicious spicy sweet salty crispy greasy juicy bland homemade tasty vegan crunchy savory
-sports n: game team player coach match season goal score league referee fan stadium ball bat glove
-sports n: helmet trophy championship playoff tournament pitch field court halftime jersey
-sports n: lineup rookie draft injury comeback rival marathon race finish sprint workout
+food v: sauté/sautéed/sautéing reheat slice/sliced/slicing devour roast/roasted boil/boiled toast/toasted
+food v: whisk/whisked munch/munched crave/craved
+food a: delicious spicy sweet salty crispy greasy juicy bland homemade tasty vegan crunchy savory sour bitter creamy
+food a: smoky tangy fluffy chewy stale moist
+sports n: game team player coach match season goal score league referee fan stadium ball bat glove helmet trophy
+sports n: championship playoff tournament pitch field court halftime jersey lineup rookie draft injury comeback
+sports n: rival marathon race finish sprint workout
 sports v: win/won/winning lose/lost score train cheer kick throw/threw catch/caught pass shoot/shot tackle
-sports a: undefeated clutch athletic overrated underrated competitive
-politics n: election vote senator mayor governor president council debate campaign policy law bill tax
-politics n: budget candidate poll ballot protest speech scandal reform committee government
-politics n: minister parliament district citizen voter majority amendment
-politics v: vote debate elect argue protest support oppose propose announce
-politics a: political local federal liberal conservative controversial public official
-travel n: trip vacation flight airport hotel passport luggage suitcase beach resort hostel map tour
-travel n: train station ferry cruise itinerary souvenir visa border destination guide backpack
-travel n: airline layover terminal gate boarding delay postcard road highway
-travel v: travel fly/flew book pack land explore visit wander hike/hiked/hiking
-travel a: scenic foreign remote crowded touristy exotic international
-weather n: rain snow storm wind sun cloud fog thunder lightning heatwave forecast temperature umbrella
-weather n: puddle hail drizzle blizzard rainbow frost humidity breeze sleet
-weather v: pour freeze/froze melt shine/shone drizzle clear
-weather a: sunny rainy windy cloudy foggy humid freezing chilly stormy gloomy snowy
-music n: song album band concert guitar piano drum singer lyric playlist festival vinyl chorus melody
-music n: tune beat track radio headphone tour rapper drummer violin karaoke soundtrack
-music v: sing/sang play listen dance hum/hummed/humming record release
-music a: catchy acoustic loud classical underground live
-family n: mom dad sister brother grandma grandpa aunt uncle cousin kid baby son daughter wife husband
-family n: fiancé parent niece nephew toddler twin family/families relative grandkid
-family v: hug/hugged/hugging babysit/babysat/babysitting raise visit call
-family a: adorable grumpy wholesome supportive overprotective
-work n: job boss office meeting email deadline project report client coworker manager salary resume
-work n: résumé interview promotion shift spreadsheet presentation contract intern paycheck desk
-work n: commute workload agenda
-work v: work hire fire quit/quit/quitting apply/applied present schedule email
-work a: professional productive stressful remote corporate
-health n: doctor nurse hospital medicine vitamin flu cold headache fever appointment diet water
-health n: yoga gym workout run/runs nap sleep therapy stretch muscle knee back allergy
-health v: rest recover stretch exercise meditate sneeze cough
-health a: healthy sick sore exhausted fit hydrated dizzy
-movies n: movie film show episode series season trailer actor actress director scene plot ending
-movies n: sequel theater popcorn remake documentary cartoon villain hero character spoiler
-movies v: watch binge/binged/bingeing rewatch stream spoil
-movies a: boring dramatic hilarious scary emotional predictable cinematic
-pets n: dog cat puppy kitten leash collar treat toy vet bird hamster fish/fish parrot rabbit bowl
-pets n: cage litter walk tail paw fur bark
-pets v: feed/fed walk adopt pet/petted/petting groom bark scratch
-pets a: fluffy furry playful sleepy stubborn loyal
-gaming n: game console controller level boss quest character server stream streamer player
-gaming n: achievement multiplayer headset mod patch dungeon sword spell inventory lobby
-gaming v: play grind/ground stream respawn/respawned/respawning craft beat/beat
-gaming a: legendary rare broken casual hardcore
-school n: class teacher student homework exam test essay lecture professor grade semester campus
-school n: library notebook backpack textbook assignment quiz degree classmate tutor diploma
-school v: study/studied learn pass fail graduate write/wrote memorize
-school a: academic difficult confusing fascinating
+sports v: dribble/dribbled block/blocked sprint/sprinted defend/defended dunk/dunked serve/served
+sports a: undefeated clutch athletic overrated underrated competitive fierce sloppy scrappy dominant defensive
+sports a: unbeaten sweaty thrilling
+politics n: election vote senator mayor governor president council debate campaign policy law bill tax budget
+politics n: candidate poll ballot protest speech scandal reform committee government minister parliament district
+politics n: citizen voter majority amendment
+politics v: vote debate elect argue protest support oppose propose announce campaign/campaigned veto/vetoed
+politics v: debate/debated lobby/lobbied resign/resigned
+politics a: political local federal liberal conservative controversial public official bipartisan corrupt radical
+politics a: moderate progressive partisan
+travel n: trip vacation flight airport hotel passport luggage suitcase beach resort hostel map tour train station
+travel n: ferry cruise itinerary souvenir visa border destination guide backpack airline layover terminal gate
+travel n: boarding delay postcard road highway
+travel v: travel fly/flew book pack land explore visit wander hike/hiked/hiking explore/explored cruise/cruised
+travel v: backpack/backpacked roam/roamed commute/commuted
+travel a: scenic foreign remote crowded touristy exotic international cozy charming overpriced sunny historic hidden
+weather n: rain snow storm wind sun cloud fog thunder lightning heatwave forecast temperature umbrella puddle hail
+weather n: drizzle blizzard rainbow frost humidity breeze sleet
+weather v: pour freeze/froze melt shine/shone drizzle clear sprinkle/sprinkled flood/flooded thaw/thawed blow/blew
+weather a: sunny rainy windy cloudy foggy humid freezing chilly stormy gloomy snowy misty muggy crisp breezy mild
+weather a: bitter
+music n: song album band concert guitar piano drum singer lyric playlist festival vinyl chorus melody tune beat
+music n: track radio headphone tour rapper drummer violin karaoke soundtrack
+music v: sing/sang play listen dance hum/hummed/humming record release strum/strummed/strumming compose/composed
+music v: remix/remixed tune/tuned rehearse/rehearsed
+music a: catchy acoustic loud classical underground live groovy soulful upbeat haunting melodic funky
+family n: mom dad fiancé sister brother grandma grandpa aunt uncle cousin kid baby son daughter wife husband parent
+family n: niece nephew toddler twin family/families relative grandkid
+family v: hug/hugged/hugging babysit/babysat/babysitting raise visit call adopt/adopted parent/parented
+family v: scold/scolded spoil/spoiled cuddle/cuddled
+family a: adorable grumpy wholesome supportive overprotective chaotic protective sweet cranky loving patient
+work n: job boss résumé office meeting email deadline project report client coworker manager salary resume interview
+work n: promotion shift spreadsheet presentation contract intern paycheck desk commute workload agenda
+work v: work hire fire quit/quit/quitting apply/applied present schedule email delegate/delegated
+work v: negotiate/negotiated invoice/invoiced network/networked
+work a: professional productive stressful remote corporate overworked underpaid hybrid efficient urgent
+health n: doctor nurse hospital medicine vitamin flu cold headache fever appointment diet water yoga gym workout
+health n: run/runs nap sleep therapy stretch muscle knee back allergy
+health v: rest recover stretch exercise meditate sneeze cough jog/jogged/jogging heal/healed lift/lifted
+health v: sweat/sweated
+health a: healthy sick sore exhausted fit hydrated dizzy feverish sleepy achy strong flexible
+movies n: movie film show episode series/series season trailer actor actress director scene plot ending sequel
+movies n: theater popcorn remake documentary cartoon villain hero character spoiler
+movies v: watch binge/binged/bingeing rewatch stream spoil direct/directed film/filmed review/reviewed cast/cast
+movies a: boring dramatic hilarious scary emotional predictable cinematic gripping cheesy animated thrilling
+movies a: forgettable
+pets n: dog cat puppy kitten leash collar treat toy vet bird hamster fish/fish parrot rabbit bowl cage litter walk
+pets n: tail paw fur bark
+pets v: feed/fed walk adopt pet/petted/petting groom bark scratch chase/chased nap/napped/napping sniff/sniffed
+pets v: purr/purred
+pets a: fluffy furry playful sleepy stubborn loyal clingy shy hungry curious mischievous
+gaming n: game console controller level boss quest character server stream streamer player achievement multiplayer
+gaming n: headset mod patch dungeon sword spell inventory lobby
+gaming v: play grind/ground stream respawn/respawned/respawning craft beat/beat level/leveled loot/looted
+gaming v: camp/camped speedrun/speedran/speedrunning
+gaming a: legendary rare broken casual hardcore competitive pixelated overpowered unplayable addictive
+school n: class teacher student homework exam test essay lecture professor grade semester campus library notebook
+school n: backpack textbook assignment quiz degree classmate tutor diploma
+school v: study/studied learn pass fail graduate write/wrote memorize cram/crammed/cramming review/reviewed
+school v: lecture/lectured enroll/enrolled
+school a: academic difficult confusing fascinating boring strict brilliant required optional
 """
 
 PLACES = ("Paris Tokyo Denver Lisbon Chicago Boston Seattle Austin London Berlin Rome Madrid Toronto Dublin "
@@ -196,7 +220,8 @@ POST_TEMPLATES = (
     "{T}, {S} {Vd} {NP}.", "[still thinking about|can't stop thinking about|not over|dreaming about] {NP} {PP}.",
     'my {F} [keeps calling|called|calls] {NP} "{A}" {E}',
     "[does anyone know where to|where can i|where do people|how do you] {V} {NP}?",
-    "[thank you|thanks|big thanks to] {NAME} for {Vg} {NP}!", "{O}i [don't|never|rarely|can't] {V} {NPs} [much|often|anymore].",
+    "[thank you|thanks|big thanks to] {NAME} for {Vg} {NP}!",
+    "{O}i [don't|never|rarely|can't] {V} {NPs} [much|often|anymore].",
     "[what's|what is|name] the {SUP} {N} for {Vg} {NP}?", "{NUM} [days|hours|weeks|sleeps] until {NP}!",
     "there's [a|this|some] {A} {N} {PP} {E}", "we should [probably|totally|] {V} {NP} {T}.",
     "{S} {Vd} {NP} [so|and then|which is why] i {Vd} {NP}.", "shoutout to {NAME} for the {A} {N}.",
@@ -205,19 +230,23 @@ POST_TEMPLATES = (
     "{NAME} and i {Vd} {NP} in {PLACE} {T}.", "{PLACE} [is|was|looks] {INT} {A} {T}.",
     "[is it just me or|honest question:|serious question,] is {NP3} {INT} {A}?", "{NP3} and {NP} {PP} {T}.",
     "{A} {N}, {A} {N}, {A} {N}.", "{Vg} {NP} [while|after|before|instead of] {Vg} {NP}.",
-    "{NAME} [said|says|thinks|swears] {NPs} are {A}.", "[first|second|third|last] {N} of the {UNIT} [and|but] {S} {Vd} {NP}.",
-    "{NUM} {A} {Ns} [later|after that|so far] and {S} {Vd} {NP}.", "[petition to|we need to|let's] {V} {NPs} [forever|already|now].",
+    "{NAME} [said|says|thinks|swears] {NPs} are {A}.",
+    "[first|second|third|last] {N} of the {UNIT} [and|but] {S} {Vd} {NP}.",
+    "{NUM} {A} {Ns} [later|after that|so far] and {S} {Vd} {NP}.",
+    "[petition to|we need to|let's] {V} {NPs} [forever|already|now].",
 )
 PAGE_TEMPLATES = (
     "The {A} {N} {Vz} {NP} {PP}.", "Many {Ns} {V} {NP} because {S} {Vd} {NP}.", "In {YEAR}, {NP} {Vd} {NP} {PP}.",
-    "[According to|Says|Ask] {NAME}, {NPs} {V} {NP} {PP}.", "There are {FEW} {Ns} {PP}, and [each one|every one] {Vz} {NP}.",
+    "[According to|Says|Ask] {NAME}, {NPs} {V} {NP} {PP}.",
+    "There are {FEW} {Ns} {PP}, and [each one|every one] {Vz} {NP}.",
     "{Vg} {NP} is {INT} {A} for {NPs}.", "[Most|Some|Few|Local] {Ns} {AUX} {V} {NP} {T}.",
     "This {N} {Vz} {NP} and {Vz} {NP}.", "If you {V} {NP}, the {N} {AUX3} {V} {NP}.",
     "One of the {SUP} {Ns} {PP} is {NP}.", "[For example|For instance|Similarly], {NP3} {Vz} {NP} {PP}.",
     "[However|Still|Meanwhile], {NPs} {Vd} {NP} {T}.", "It [is|can be|was] {A} to {V} {NP} {PP}.",
     "You can {V} {NP} {PP} or {V} {NP}.", "Our {N} {Vz} {NP} {PP} every {UNIT}.", "The {N} of {NP} {Vz} {A}.",
     "Some {Ns} {Vd} {NP}, while others {Vd} {NP}.", "Visitors to {PLACE} often {V} {NPs} {PP}.",
-    "{NP3} [was|became|stays] {A} {PP} and {NP} {Vd} {NP}.", "[Experts|Readers|Locals] [say|think|agree] that {NPs} {V} {NP}.",
+    "{NP3} [was|became|stays] {A} {PP} and {NP} {Vd} {NP}.",
+    "[Experts|Readers|Locals] [say|think|agree] that {NPs} {V} {NP}.",
 )
 TITLE_TEMPLATES = ("The {SUP} {Ns} for {Vg} {NP}", "How to {V} {NP} {PP}", "{NUM} {A} {Ns} {PP}",
                    "Why {NPs} {V} {NP}", "A guide to {Vg} {NPs} in {PLACE}")
@@ -267,10 +296,10 @@ def inflect_verb(entry: str) -> tuple[str, str, str, str]:
     return base, third, past, ing
 
 
-class Lex:
+class Lex(Generic[T]):
     """A word list sampled with Zipf-Mandelbrot weights 1/(rank+2.7)^s (earlier entries are commoner)."""
 
-    def __init__(self, items: Any, s: float = 1.0) -> None:
+    def __init__(self, items: Iterable[T], s: float = 1.0) -> None:
         self.items = list(items)
         self.cum: list[float] = []
         acc = 0.0
@@ -278,7 +307,7 @@ class Lex:
             acc += 1.0 / (rank + 2.7) ** s
             self.cum.append(acc)
 
-    def pick(self, rng: random.Random) -> Any:
+    def pick(self, rng: random.Random) -> T:
         return rng.choices(self.items, cum_weights=self.cum)[0]
 
 
@@ -289,12 +318,12 @@ class Gen:
         self.rng = rng
         vocab = parse_vocab(VOCAB)
         self.topics = [t for t in vocab if t != "general"]
-        self.lex: dict[tuple[str, str], Lex] = {}
-        for topic, by_pos in vocab.items():
-            self.lex[topic, "n"] = Lex([inflect_noun(e) for e in by_pos["n"]], 0.9)
-            self.lex[topic, "v"] = Lex([inflect_verb(e) for e in by_pos["v"]], 0.9)
-            self.lex[topic, "a"] = Lex(by_pos["a"], 0.9)
-        forms = {w for lx in self.lex.values() for it in lx.items for w in ([it] if isinstance(it, str) else it)}
+        self.nouns = {t: Lex([inflect_noun(e) for e in d["n"]], 0.8) for t, d in vocab.items()}
+        self.verbs = {t: Lex([inflect_verb(e) for e in d["v"]], 0.8) for t, d in vocab.items()}
+        self.adjs = {t: Lex(d["a"], 0.8) for t, d in vocab.items()}
+        forms = {w for lx in self.nouns.values() for it in lx.items for w in it}
+        forms |= {w for lx in self.verbs.values() for it in lx.items for w in it}
+        forms |= {w for lx in self.adjs.values() for w in lx.items}
         self.all_words = sorted(forms | set(FUNCTION_WORDS))
         self.small = {name: Lex(items, 0.9 if name in ("O", "E", "NUM") else 0.7) for name, items in (
             ("O", OPENERS), ("T", TIMES), ("E", ENDINGS), ("SUP", SUPERLATIVES), ("INT", INTENSIFIERS),
@@ -308,28 +337,26 @@ class Gen:
             "Vd": lambda: self.adv() + self.verb(2),
             "Vg": lambda: self.verb(3), "NP": self.np, "NP3": lambda: self.np(plural=False),
             "NPs": lambda: self.np(plural=True), "PP": lambda: f"{self.pick('PREP')} {self.np()}",
-            "S": lambda: self.expand(self.subject()), "S1": lambda: self.pick_from(("i", "we", "you", "they", "people", "my friends")),
-            "F": lambda: self.lex["family", "n"].pick(self.rng)[0],
+            "S": lambda: self.expand(self.subject()),
+            "S1": lambda: self.rng.choice(("i", "we", "you", "they", "people", "my friends")),
+            "F": lambda: self.nouns["family"].pick(self.rng)[0],
             "YEAR": lambda: str(self.rng.randint(1950, 2024)),
         }
 
     def pick(self, name: str) -> str:
         return self.expand(self.small[name].pick(self.rng))
 
-    def pick_from(self, items: tuple[str, ...]) -> str:
-        return self.rng.choice(items)
-
     def _topic_for_word(self) -> str:
         return self.topic if self.rng.random() < 0.6 else "general"
 
     def noun(self) -> tuple[str, str]:
-        return self.lex[self._topic_for_word(), "n"].pick(self.rng)
+        return self.nouns[self._topic_for_word()].pick(self.rng)
 
     def verb(self, form: int) -> str:
-        return self.lex[self._topic_for_word(), "v"].pick(self.rng)[form]
+        return self.verbs[self._topic_for_word()].pick(self.rng)[form]
 
     def adj(self) -> str:
-        return self.lex[self._topic_for_word(), "a"].pick(self.rng)
+        return self.adjs[self._topic_for_word()].pick(self.rng)
 
     def adv(self) -> str:
         """An optional adverb (with trailing space) placed before a verb."""
@@ -359,7 +386,7 @@ class Gen:
         if r < 0.5:
             return "we"
         if r < 0.65:
-            return "my " + self.lex["family", "n"].pick(self.rng)[0]
+            return "my " + self.nouns["family"].pick(self.rng)[0]
         return self.rng.choice(("the {N}", "everyone", "my friends", "you", "they", "he", "she", "people",
                                 "{NAME}", "my {F} and i", "this {N}"))
 
@@ -383,8 +410,8 @@ class Gen:
         rng = self.rng
         self.topic = topic or rng.choice(self.topics)
         lower = rng.random() < 0.4
-        extra = [self.pick("TAG") if rng.random() < 0.5 else "#" + self.noun()[0].replace("é", "e")
-                 for _ in range(rng.choice((0, 0, 0, 1, 1, 2, 3)))]
+        extra = list(dict.fromkeys(self.pick("TAG") if rng.random() < 0.5 else "#" + self.noun()[0]
+                                   for _ in range(rng.choice((0, 0, 0, 1, 1, 2, 3)))))
         if rng.random() < 0.08:
             extra.insert(0, "@" + rng.choice(NAMES).lower() + str(rng.randint(1, 99)))
         if n_words - len(extra) < 9:  # hashtags never make up most of a short post
@@ -396,7 +423,7 @@ class Gen:
             sent = self.sentence("POST", lower).split()
             if len(toks) + len(sent) <= body_n:
                 toks += sent
-            elif (misses := misses + 1) >= 8:
+            elif (misses := misses + 1) >= 20:
                 if len(toks) + len(extra) >= 10 and len(toks) >= body_n - 6:
                     break
                 toks += sent[: body_n - len(toks)]
@@ -431,6 +458,22 @@ class Gen:
             return body
         head = self.expand(self.small["TITLE"].pick(rng))
         return " ".join(w[:1].upper() + w[1:] for w in head.split()) + "\n\n" + body
+
+
+def gram_keys(text: str) -> set[str]:
+    """Word 3-grams after a rough normalisation (lowercase, apostrophes dropped, other symbols to spaces)."""
+    toks = re.sub(r"[^\w\s]|_", " ", text.lower().replace("'", "")).split()
+    return {" ".join(toks[i:i + 3]) for i in range(len(toks) - 2)}
+
+
+def common_grams(gen: Gen, min_df: int = 4) -> set[str]:
+    """3-grams occurring in >= min_df of a calibration sample of generated posts and pages."""
+    df: dict[str, int] = {}
+    docs = [gen.post(post_length(gen.rng)) for _ in range(3000)] + [gen.page(1500) for _ in range(60)]
+    for doc in docs:
+        for g in gram_keys(doc):
+            df[g] = df.get(g, 0) + 1
+    return {g for g, c in df.items() if c >= min_df}
 
 
 def post_length(rng: random.Random) -> int:
@@ -468,6 +511,8 @@ def kind_punctuation(rng: random.Random, text: str) -> str:
     if "strip" in ops:
         out = "".join(c for c in out if c == "'" or not unicodedata.category(c).startswith("P"))
         out = " ".join(out.split())
+    if re.search(r"\w'\w", out) and not {"apostrophe", "curly"} & set(ops) and rng.random() < 0.7:
+        ops.append(rng.choice(("apostrophe", "curly")))  # in-word apostrophes change in most items
     if "apostrophe" in ops:
         out = re.sub(r"(?<=\w)'(?=\w)", "", out)
     if "curly" in ops:
@@ -554,7 +599,8 @@ def kind_hard_negative(rng: random.Random, text: str, gen: Gen) -> str:
 SYSTEM = ("You are a helpful assistant.", "You are a friendly chatbot. Answer briefly.",
           "You are an assistant that helps people write social media posts.")
 ASK = ("Write a short post about {N}.", "What do people usually say about {Ns}?", "Can you share a post about {NP}?",
-       "Give me an example of a post about {N}.", "Tell me something about {Ns}.", "Do you remember that post about {N}?")
+       "Give me an example of a post about {N}.", "Tell me something about {Ns}.",
+       "Do you remember that post about {N}?")
 SURE = ("Sure! Here's the post:", "Of course. Here is the text:", "Here's what I found:", "Absolutely, here it is:",
         "I remember this one. It goes like this:", "Here you go:", "Sure, this is the one you mean:")
 CLOSE = ("Let me know if you want a different version.", "Hope that helps!", "Is there anything else you need?",
@@ -580,7 +626,8 @@ def make_output(rng: random.Random, gen: Gen, kind: str, item: str | None) -> tu
         k = rng.randint(math.ceil(0.5 * len(toks)), len(toks) - 1)
         start = rng.randint(0, len(toks) - k)
         frac = round(k / len(toks), 4)
-        answer = f"{chatter(gen, rng.randint(1, 2))} {' '.join(toks[start:start + k])} {chatter(gen, rng.randint(1, 3))}"
+        span = " ".join(toks[start:start + k])
+        answer = f"{chatter(gen, rng.randint(1, 2))} {span} {chatter(gen, rng.randint(1, 3))}"
     elif kind == "quoted":
         answer = f"{chatter(gen, rng.randint(1, 2))} {rng.choice(QUOTE).format(item=item)} {close}"
     elif kind == "prompt_echo":
@@ -592,6 +639,8 @@ def make_output(rng: random.Random, gen: Gen, kind: str, item: str | None) -> tu
     return prompt, answer.strip(), frac
 
 
+OUTPUT_FORMAT = {"outputs/plain.jsonl": ("plain", "text"), "outputs/prompt_completion.jsonl": ("pc", "completion"),
+                 "outputs/chat.jsonl": ("chat", "assistant")}  # file -> (sample id prefix, audited field)
 OUTPUT_PLAN = {  # file -> {kind: count}
     "outputs/plain.jsonl": {"verbatim": 20, "partial": 20, "quoted": 20, "clean": 40},
     "outputs/prompt_completion.jsonl": {"verbatim": 15, "partial": 15, "quoted": 15, "prompt_echo": 20, "clean": 35},
@@ -608,9 +657,8 @@ def build_outputs(rng: random.Random, gen: Gen, refs: list[dict[str, str]]) -> t
     for fname, plan in OUTPUT_PLAN.items():
         kinds = [k for k, n in plan.items() for _ in range(n)]
         rng.shuffle(kinds)
-        prefix, field = {"outputs/plain.jsonl": ("plain", "text"), "outputs/prompt_completion.jsonl": ("pc", "completion"),
-                         "outputs/chat.jsonl": ("chat", "assistant")}[fname]
-        rows = []
+        prefix, field = OUTPUT_FORMAT[fname]
+        rows: list[dict[str, Any]] = []
         for i, kind in enumerate(kinds, 1):
             ref = None if kind == "clean" else next(pool)
             prompt, answer, frac = make_output(rng, gen, kind, ref["text"] if ref else None)
@@ -656,7 +704,8 @@ def build_shards(rng: random.Random, gen: Gen, groups: dict[str, list[dict[str, 
             planted.append((where((0.45, 0.4, 0.15)), fn(ref["text"]), [row(ref, kind, rate)]))
     for ref in groups["embedded"]:
         shard = where((0.1, 0.1, 0.8))
-        planted.append((shard, gen.page(int(rng.triangular(800, 2900, 1100)), insert=ref["text"]), [row(ref, "embedded")]))
+        page = gen.page(int(rng.triangular(800, 2900, 1100)), insert=ref["text"])
+        planted.append((shard, page, [row(ref, "embedded")]))
     items = list(groups["concatenated"])
     while items:
         k = rng.randint(3, 6)
@@ -710,26 +759,64 @@ def write(rel: str, rows: list[dict[str, Any]]) -> None:
         path.write_bytes(dumps(rows))
 
 
+def new_reference(gen: Gen, common: set[str], seen: set[str], stats: dict[str, int]) -> str:
+    """A fresh, unique reference post with at most MAX_COMMON of its 3-grams frequent boilerplate."""
+    while True:
+        text = gen.post(post_length(gen.rng))
+        grams = gram_keys(text)
+        if len(grams & common) > MAX_COMMON * len(grams):  # mostly boilerplate: ambiguous ground truth
+            stats["boilerplate_rejected"] += 1
+        elif text not in seen:
+            seen.add(text)
+            return text
+
+
+def guard_chance_overlap(gen: Gen, refs: list[dict[str, str]], corpus: list[str], free: set[str],
+                         common: set[str], seen: set[str], stats: dict[str, int]) -> None:
+    """Redraw items that appear nowhere but whose 3-gram containment in some record by chance exceeds
+    MAX_CHANCE, so that the truth files stay unambiguous at the usual 0.5 containment threshold."""
+    postings: dict[str, list[int]] = {}
+    for i, text in enumerate(corpus):
+        for g in gram_keys(text):
+            postings.setdefault(g, []).append(i)
+    index = {g: np.array(v, dtype=np.int32) for g, v in postings.items()}
+
+    def worst(text: str) -> float:
+        grams = gram_keys(text)
+        hits = [index[g] for g in grams if g in index]
+        return float(np.bincount(np.concatenate(hits)).max()) / len(grams) if hits else 0.0
+
+    for ref in refs:
+        while ref["id"] in free and worst(ref["text"]) > MAX_CHANCE:
+            ref["text"] = new_reference(gen, common, seen, stats)
+            stats["chance_overlap_redrawn"] += 1
+
+
+def count(rows: list[dict[str, Any]]) -> str:
+    kinds = sorted({r["kind"] for r in rows})
+    return ", ".join(f"{k}={sum(r['kind'] == k for r in rows)}" for k in kinds)
+
+
 def main() -> None:
     rng = random.Random(SEED)
     gen = Gen(rng)
-    texts: list[str] = []
+    common = common_grams(gen)
     seen: set[str] = set()
-    while len(texts) < N_REFERENCE:
-        t = gen.post(post_length(rng))
-        if t not in seen:
-            seen.add(t)
-            texts.append(t)
-    refs = [{"id": f"post-{i:05d}", "text": t} for i, t in enumerate(texts, 1)]
+    stats = {"boilerplate_rejected": 0, "chance_overlap_redrawn": 0}
+    refs = [{"id": f"post-{i:05d}", "text": new_reference(gen, common, seen, stats)}
+            for i in range(1, N_REFERENCE + 1)]
     order = refs[:]
     rng.shuffle(order)
     groups = {kind: order[i * PER_KIND:(i + 1) * PER_KIND] for i, kind in enumerate(SHARD_KINDS)}
     rest = order[len(SHARD_KINDS) * PER_KIND:]
     out_files, out_truth = build_outputs(rng, gen, rest)
     shards, truth = build_shards(rng, gen, groups)
-    placed = {r["reference_id"] for r in truth}
+    used = {r["reference_id"] for r in truth + out_truth}
+    corpus = [r["text"] for s in shards for r in s] + [json.dumps(r, ensure_ascii=False) for rows in
+                                                       out_files.values() for r in rows]
+    guard_chance_overlap(gen, refs, corpus, {r["id"] for r in refs} - used, common, seen, stats)
     truth += [{"reference_id": r["id"], "target_id": None, "target_source": None, "kind": "unplanted", "rate": None}
-              for r in refs if r["id"] not in placed]
+              for r in refs if r["id"] not in {t["reference_id"] for t in truth}]
     truth.sort(key=lambda r: (r["reference_id"], r["target_source"] or "", r["target_id"] or ""))
 
     write("reference/posts.jsonl", refs)
@@ -739,16 +826,11 @@ def main() -> None:
     for rel, rows in out_files.items():
         write(rel, rows)
     write("outputs/truth.jsonl", sorted(out_truth, key=lambda r: (r["file"], r["sample_id"])))
-
-    counts: dict[str, int] = {}
-    for r in truth:
-        counts[r["kind"]] = counts.get(r["kind"], 0) + 1
-    print(f"reference posts: {len(refs)}; target records: " + ", ".join(f"{p}={len(s)}" for p, s in zip(SHARDS, shards)))
-    print("shard truth:", ", ".join(f"{k}={counts[k]}" for k in sorted(counts)))
-    ocounts: dict[str, int] = {}
-    for r in out_truth:
-        ocounts[r["kind"]] = ocounts.get(r["kind"], 0) + 1
-    print("output samples:", ", ".join(f"{k}={ocounts[k]}" for k in sorted(ocounts)))
+    print(f"reference posts: {len(refs)} ({stats['boilerplate_rejected']} boilerplate candidates rejected, "
+          f"{stats['chance_overlap_redrawn']} redrawn for chance overlap > {MAX_CHANCE})")
+    print("target records:", ", ".join(f"{p}={len(s)}" for p, s in zip(SHARDS, shards)))
+    print("shard truth:", count(truth))
+    print("output samples:", count(out_truth))
 
 
 if __name__ == "__main__":
