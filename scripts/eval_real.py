@@ -1,16 +1,13 @@
 #!/usr/bin/env python3
-"""Matching accuracy on real text: provaudit vs. baselines, in one reproducible run.
+"""Matching accuracy on real text: provaudit vs. baselines, one reproducible run.
 
-Pages: docstrings of the Python standard library (fixed sorted module list, plus
-the pydoc topics) and *.txt/*.rst/*.md files under the stdlib directory and
-/usr/share/doc, cut at headings. Quotes of 10-80 words are cut from pages disjoint
-from the host pages and planted into the targets in known ways (one kind per
-quote); every system is scored per kind against the same files.
-
-Truth: the planted pairs, plus exact word-3-gram containment >= 0.5 of the quote
-in the target (computed exhaustively; it is also the exact3 system). A quote with
-an exact match to a target it was not planted in (a real copy in the real text)
-is a "chance match": counted, and left out of the hard_negative/unplanted rows.
+Pages: Python stdlib docstrings (fixed sorted module list) and pydoc topics, plus
+*.txt/*.rst/*.md files under the stdlib directory and /usr/share/doc cut at headings.
+Quotes of 10-80 words come from pages disjoint from the hosts and are planted in
+known ways (one kind per quote). Truth: the planted pairs plus exact word-3-gram
+containment >= 0.5 (the exact3 system). A quote with an exact match to a target it
+was not planted in (a real copy in the real text) is a "chance match": counted,
+and left out of the hard_negative/unplanted rows.
 
     python scripts/eval_real.py [--pages 3000] [--quotes 2000] [--seed 1] [--out DIR]
 """
@@ -28,6 +25,8 @@ import platform
 import random
 import re
 import shlex
+import shutil
+import string
 import subprocess
 import sys
 import sysconfig
@@ -36,9 +35,10 @@ import unicodedata
 import warnings
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 Pair = tuple[str, str]  # (reference_id, target_id)
+Row = dict[str, float]  # one system's column of the table
 
 OWN_RECORD = ("verbatim", "case", "punctuation", "edit05", "edit10", "edit20", "truncate70")
 KINDS = OWN_RECORD + ("embedded", "concatenated", "hard_negative", "unplanted")
@@ -53,14 +53,15 @@ CONTAINMENT = 0.5
 GROSS = 0.25  # a false positive below this exact containment is "gross", not borderline
 
 # ---------------------------------------------------------------- baseline normalizer
-_APOSTROPHES = re.compile("['\u2018\u2019\u02bc]")
-_PUNCT = re.compile(r"[^\w\s]")  # punctuation and symbols; "_" counts as a word character
+# Unicode punctuation (P*, including "_") and symbols (S*) -> space; apostrophes deleted.
+_TABLE: dict[int, str | None] = {cp: " " for cp in range(sys.maxunicode + 1)
+                                 if unicodedata.category(chr(cp))[0] in "PS"}
+_TABLE.update({ord(c): None for c in "'\u2018\u2019\u02bc"})
 
 
 def tokens(text: str) -> list[str]:
     """NFKC, casefold, delete apostrophes, other punctuation -> space, split on whitespace."""
-    text = _APOSTROPHES.sub("", unicodedata.normalize("NFKC", text).casefold())
-    return _PUNCT.sub(" ", text).split()
+    return unicodedata.normalize("NFKC", text).casefold().translate(_TABLE).split()
 
 
 def ngrams(toks: list[str], n: int, short_whole: bool = False) -> set[str]:
@@ -134,7 +135,8 @@ def docstring_pages() -> list[tuple[str, str]]:
         for name, mod in _import_all():
             own = [o for _, o in sorted(vars(mod).items()) if getattr(o, "__module__", None) == name]
             classes = [o for o in own if inspect.isclass(o)]
-            out += pages(f"doc:{name}", [doc(mod)] + [doc(f) for f in own if callable(f) and f not in classes])
+            funcs = [o for o in own if callable(o) and not inspect.isclass(o)]
+            out += pages(f"doc:{name}", [doc(mod)] + [doc(f) for f in funcs])
             for cls in classes:
                 members = [v for _, v in sorted(vars(cls).items())
                            if callable(v) or isinstance(v, (property, classmethod, staticmethod))]
@@ -154,10 +156,12 @@ def _sections(text: str) -> list[str]:
     for i, line in enumerate(lines):
         if re.match(r"#{1,6}\s", line):
             starts.add(i)
-        elif i > 1 and _RST_RULE.fullmatch(line) and lines[i - 1].strip() and not _RST_RULE.fullmatch(lines[i - 1]):
+        elif i > 1 and _RST_RULE.fullmatch(line) and lines[i - 1].strip() \
+                and not _RST_RULE.fullmatch(lines[i - 1]):
             starts.add(i - 1)
     bounds = sorted(starts) + [len(lines)]
-    pages, cur = [], ""
+    pages: list[str] = []
+    cur = ""
     for a, b in zip(bounds, bounds[1:]):
         cur += "\n".join(lines[a:b]) + "\n"
         if len(cur.split()) >= MIN_SECTION_WORDS:
@@ -193,21 +197,19 @@ def load_pages(exclude: str | None = None) -> list[tuple[str, str]]:
 
 
 def _family(src: str) -> str:
-    if not src.startswith("file:"):
-        return src.split(":")[0]
-    if not src.startswith("file:/usr/share/doc/"):
-        return "file:stdlib"
-    pkg = src.split("/")[4]
-    return f"file:{pkg}" if pkg in ("nodejs", "git") else "file:other"
+    """doc / topic / file:stdlib / <package> for files under /usr/share/doc."""
+    if src.startswith("file:/usr/share/doc/"):
+        return src.split("/")[4]
+    return "file:stdlib" if src.startswith("file:") else src.split(":")[0]
 
 
 # ---------------------------------------------------------------- quotes and planting
-def cut_quotes(pages: list[str], want: int, rng: random.Random) -> list[str]:
-    """Sentence-aligned fragments of 10-80 words, deduplicated, <= 1 per paragraph."""
-    quotes: list[str] = []
+def cut_quotes(pages: list[tuple[str, str]], want: int, rng: random.Random) -> list[tuple[str, str]]:
+    """(source, quote): sentence-aligned fragments of 10-80 words, deduplicated, <= 1 per paragraph."""
+    quotes: list[tuple[str, str]] = []
     seen: set[tuple[str, ...]] = set()
     per_page = -(-want // max(1, len(pages))) + 1
-    for page in pages:
+    for src, page in pages:
         paras = [p for p in _paragraphs([page]) if len(p.split()) >= MIN_QUOTE]
         rng.shuffle(paras)
         for para in paras[:per_page]:
@@ -222,7 +224,7 @@ def cut_quotes(pages: list[str], want: int, rng: random.Random) -> list[str]:
             key = tuple(tokens(" ".join(words)))
             if len(words) >= MIN_QUOTE and len(key) >= MIN_QUOTE and key not in seen:
                 seen.add(key)
-                quotes.append(" ".join(words))
+                quotes.append((src, " ".join(words)))
             if len(quotes) >= want:
                 return quotes
     return quotes
@@ -237,7 +239,7 @@ def vary(kind: str, quote: str, vocab: list[str], rng: random.Random) -> str:
         if rng.random() < 0.5 and any(c in quote for c in "'\""):
             dq = iter(["\u201c", "\u201d"] * len(quote))
             return "".join("\u2019" if c == "'" else next(dq) if c == '"' else c for c in quote)
-        stripped = (w.strip("!\"#$%&'()*+,-./:;<=>?@[\\]^`{|}~\u201c\u201d\u2018\u2019") for w in words)
+        stripped = (w.strip(string.punctuation + "\u201c\u201d\u2018\u2019") for w in words)
         return " ".join(w for w in stripped if w)
     if kind == "truncate70":
         return " ".join(words[:round(0.7 * len(words))])
@@ -276,7 +278,7 @@ def hard_negative(host: str, quote: str, rng: random.Random) -> str:
     return " ".join(parts)
 
 
-def build(args: argparse.Namespace) -> dict:
+def build(args: argparse.Namespace) -> dict[str, Any]:
     """Cut quotes from non-host pages, plant them (one kind per quote), shuffle the targets."""
     rng = random.Random(args.seed)
     all_pages = load_pages(args.exclude)
@@ -286,9 +288,10 @@ def build(args: argparse.Namespace) -> dict:
     if n_hosts < args.pages:
         print(f"only {len(all_pages)} pages: using {n_hosts} host pages", file=sys.stderr)
     hosts = [all_pages[i][1] for i in order[:n_hosts]]
-    refs = {f"q{i:05d}": q for i, q in enumerate(
-        cut_quotes([all_pages[i][1] for i in order[n_hosts:]], args.quotes, rng))}
-    vocab = sorted({t for p in hosts for t in tokens(p)})
+    quotes = cut_quotes([all_pages[i] for i in order[n_hosts:]], args.quotes, rng)
+    refs = {f"q{i:05d}": q for i, (_, q) in enumerate(quotes)}
+    source = {f"q{i:05d}": _family(s) for i, (s, _) in enumerate(quotes)}
+    vocab = sorted({t for p in hosts for t in tokens(p) if t.isalpha()})  # words, not hashes or numbers
     ids = list(refs)
     rng.shuffle(ids)
     kind_of = {q: KINDS[i % len(KINDS)] for i, q in enumerate(ids)}
@@ -297,7 +300,8 @@ def build(args: argparse.Namespace) -> dict:
     # records: (text, quote ids planted as positives, quote id planted as a hard negative)
     recs: list[tuple[str, list[str], str | None]] = [
         (vary(k, refs[q], vocab, rng), [q], None) for k in OWN_RECORD for q in by_kind[k]]
-    groups, conc = [], by_kind["concatenated"]
+    groups: list[list[str]] = []
+    conc = by_kind["concatenated"]
     while conc:
         n = rng.randint(3, 5)
         groups, conc = groups + [conc[:n]], conc[n:]
@@ -321,13 +325,14 @@ def build(args: argparse.Namespace) -> dict:
             planted[kind_of[q]].add((q, tid))
     prov = dict(python=platform.python_version(), seed=args.seed, exclude=args.exclude,
                 pages_available=len(all_pages),
-                pages_by_source=dict(sorted(Counter(_family(s) for s, _ in all_pages).items())),
+                pages_by_source=dict(Counter(_family(s) for s, _ in all_pages).most_common(6)),
                 host_pages=n_hosts, quote_pool_pages=len(all_pages) - n_hosts, quotes=len(refs),
+                quotes_by_source=dict(Counter(source.values()).most_common(6)),
                 targets=len(targets), modified_hosts=len(modified))
-    return dict(refs=refs, targets=targets, kind_of=kind_of, planted=planted, provenance=prov)
+    return dict(refs=refs, targets=targets, kind_of=kind_of, source=source, planted=planted, provenance=prov)
 
 
-def write_jsonl(path: Path, rows: Iterable[dict]) -> str:
+def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> str:
     data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()
     path.write_bytes(data)
     return hashlib.sha256(data).hexdigest()[:16]
@@ -359,7 +364,7 @@ def run_ngram_any(refs: dict[str, str], targets: dict[str, str], n: int) -> set[
         lengths.add(min(n, len(toks)))
         for g in ngrams(toks, n, short_whole=True):
             index[g].append(rid)
-    out = set()
+    out: set[Pair] = set()
     for tid, text in targets.items():
         toks = tokens(text)
         out.update((rid, tid) for m in sorted(lengths) for g in ngrams(toks, m) for rid in index.get(g, ()))
@@ -382,24 +387,21 @@ def run_minhash(refs: dict[str, str], targets: dict[str, str]) -> set[Pair]:
     return {(rid, tid) for tid, m in sketches(targets) for rid in lsh.query(m)}
 
 
-def run_provaudit(out: Path, args: argparse.Namespace, timings: dict) -> set[Pair] | None:
+def run_provaudit(out: Path, args: argparse.Namespace, timings: dict[str, Any]) -> set[Pair] | None:
     """The provaudit CLI: index the reference, audit the targets, read matches.parquet."""
     base = shlex.split(args.provaudit_cmd)
-    steps = {"index": base + ["index", str(out / "reference.jsonl"), "-o", str(out / "idx"), "--force"]
-             + shlex.split(args.index_args),
-             "audit": base + ["audit", str(out / "idx"), str(out / "targets.jsonl"), "-o", str(out / "audit"),
-                              "--force"] + shlex.split(args.audit_args)}
-    for step, cmd in steps.items():
+    if not shutil.which(base[0]):
+        print(f"provaudit unavailable: {base[0]!r} not found", file=sys.stderr)
+        return None
+    for step, cmd in (("index", [str(out / "reference.jsonl"), "-o", str(out / "idx"), "--force",
+                                 *shlex.split(args.index_args)]),
+                      ("audit", [str(out / "idx"), str(out / "targets.jsonl"), "-o", str(out / "audit"), "--force",
+                                 *shlex.split(args.audit_args)])):
         t0 = time.perf_counter()
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-        except FileNotFoundError as exc:
-            print(f"provaudit unavailable: {exc}", file=sys.stderr)
-            return None
+        proc = subprocess.run([*base, step, *cmd], capture_output=True, text=True)
         timings[f"provaudit_{step}_s"] = round(time.perf_counter() - t0, 2)
         if proc.returncode:
-            print(f"provaudit {step} failed ({proc.returncode}): {shlex.join(cmd)}\n{proc.stderr[-2000:]}",
-                  file=sys.stderr)
+            print(f"provaudit {step} failed ({proc.returncode}):\n{proc.stderr[-2000:]}", file=sys.stderr)
             return None
     import pyarrow.parquet as pq
     table = pq.read_table(out / "audit" / "matches.parquet", columns=["reference_id", "target_id"])
@@ -408,24 +410,18 @@ def run_provaudit(out: Path, args: argparse.Namespace, timings: dict) -> set[Pai
 
 # ---------------------------------------------------------------- scoring
 class Truth:
-    def __init__(self, data: dict, exact: dict[Pair, float]) -> None:
+    def __init__(self, data: dict[str, Any], exact: dict[Pair, float]) -> None:
         self.data, self.exact = data, exact
         self.planted: dict[str, set[Pair]] = data["planted"]
         self.positives = set().union(*(self.planted[k] for k in KINDS if k not in NEGATIVE))
         self.chance = {r for r, t in exact if (r, t) not in self.positives}
-        self._grams: dict[str, set[str]] = {}
-
-    def grams(self, tid: str) -> set[str]:
-        if tid not in self._grams:
-            self._grams[tid] = ngrams(tokens(self.data["targets"][tid]), 3)
-        return self._grams[tid]
+        self.grams = {k: ngrams(tokens(v), 3) for d in (data["refs"], data["targets"]) for k, v in d.items()}
 
     def containment(self, rid: str, tid: str) -> float:
-        ref = ngrams(tokens(self.data["refs"][rid]), 3)
-        return len(ref & self.grams(tid)) / len(ref)
+        return len(self.grams[rid] & self.grams[tid]) / len(self.grams[rid])
 
-    def score(self, found: set[Pair]) -> dict[str, float]:
-        row: dict[str, float] = {}
+    def score(self, found: set[Pair]) -> Row:
+        row: Row = {}
         for kind in KINDS:
             if kind == "unplanted":
                 qs = [q for q, k in self.data["kind_of"].items() if k == kind and q not in self.chance]
@@ -437,6 +433,7 @@ class Truth:
         fps = found - self.positives - self.exact.keys()
         row["false_pos"] = len(fps)
         row["fp_gross"] = sum(self.containment(r, t) < GROSS for r, t in fps)
+        row["missed_exact"] = len(self.exact.keys() - found)
         row["pairs"] = len(found)
         return row
 
@@ -454,18 +451,18 @@ class Truth:
         return problems
 
 
-def report(prov: dict, rows: dict[str, dict], n_kind: Counter, chance_n: Counter, problems: list[str]) -> None:
+def report(prov: dict[str, Any], rows: dict[str, Row], n_kind: Counter[str], chance_n: Counter[str],
+           problems: list[str]) -> None:
     print("provenance: " + ", ".join(f"{k}={v}" for k, v in prov.items()))
     print(f"\n{'kind':<14}{'n':>6}{'chance':>7}" + "".join(f"{c:>11}" for c in rows))
-    for kind in KINDS + ("false_pos", "fp_gross", "pairs", "wall_s"):
+    for kind in KINDS + ("false_pos", "fp_gross", "missed_exact", "pairs", "wall_s"):
         counts = f"{n_kind[kind]:>6}{chance_n[kind]:>7}" if kind in KINDS else " " * 13
         fmt = ">11.3f" if kind in KINDS else ">11g"
         print(f"{kind:<14}{counts}" + "".join(f"{r[kind]:{fmt}}" for r in rows.values()))
-    print(f"\ncells: recall of planted pairs; hard_negative: share of its pairs flagged; unplanted: share of "
-          f"its quotes reported with any target; false_pos: reported pairs neither planted nor exact-3gram "
-          f"true (incl. flagged hard negatives); fp_gross: those with exact containment < {GROSS}; chance: "
-          f"quotes with an exact-3gram match to a target they were not planted in (a real copy in the real "
-          f"text), left out of the hard_negative and unplanted rows only.")
+    print(f"\ncells: recall of planted pairs; hard_negative: share of its pairs flagged; unplanted: share of its "
+          f"quotes reported anywhere; false_pos: pairs neither planted nor exact-3gram true (incl. flagged hard "
+          f"negatives); fp_gross: those with exact containment < {GROSS}; missed_exact: exact-3gram-true pairs "
+          f"not reported; chance: see the module docstring.")
     for p in problems:
         print("TRUTH CHECK FAILED:", p)
 
@@ -506,7 +503,7 @@ def main() -> None:
         "ngram8": lambda: run_ngram_any(refs, targets, 8),
     }
     truth = Truth(data, run_exact3(refs, targets))
-    rows: dict[str, dict] = {}
+    rows: dict[str, Row] = {}
     for name in systems:
         t1 = time.perf_counter()
         found = runners[name]()
@@ -519,14 +516,12 @@ def main() -> None:
     n_kind, chance_n = Counter(kind_of.values()), Counter(kind_of[q] for q in truth.chance)
     report(prov, rows, n_kind, chance_n, problems)
 
-    planted_to, exact_to = defaultdict(list), defaultdict(list)
-    for r, t in sorted(set().union(*truth.planted.values())):
-        planted_to[r].append(t)
-    for r, t in sorted(truth.exact):
-        exact_to[r].append(t)
-    write_jsonl(args.out / "truth.jsonl", ({"reference_id": q, "kind": kind_of[q], "target_ids": planted_to[q],
-                                           "chance_match": q in truth.chance, "exact_target_ids": exact_to[q]}
-                                          for q in refs))
+    rows_out = {q: {"reference_id": q, "kind": kind_of[q], "source": data["source"][q], "target_ids": [],
+                    "chance_match": q in truth.chance, "exact_target_ids": []} for q in refs}
+    for key, pairs in (("target_ids", set().union(*truth.planted.values())), ("exact_target_ids", truth.exact)):
+        for r, t in sorted(pairs):
+            rows_out[r][key].append(t)
+    write_jsonl(args.out / "truth.jsonl", rows_out.values())
     if args.json:
         args.json.write_text(json.dumps({"provenance": prov, "n": n_kind, "chance": chance_n,
                                          "systems": rows, "truth_problems": problems}, indent=2))
