@@ -9,7 +9,10 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,12 +21,14 @@ from typing import Any
 import numpy as np
 
 from provaudit import __version__
-from provaudit.config import AuditConfig, IndexConfig
-from provaudit.errors import InputError
+from provaudit.config import AuditConfig, IndexConfig, SampleConfig
+from provaudit.errors import IndexMismatchError, InputError
+from provaudit.figures import SourceTally
 from provaudit.index import Index, IndexWriter, load_index
 from provaudit.engine import MATCH_COLUMNS, BatchRunner, Engine
 from provaudit.match import AnchorPlan
-from provaudit.records import ReadStats, Record, Source, expand_sources, read_source
+from provaudit.records import ReadStats, Record, Source, count_rows, expand_sources, read_source
+from provaudit.sampling import BernoulliSampler, BottomKSampler, sample_shards
 from provaudit.shingle import shingle_batch, unique_per_record
 from provaudit.sketch import band_keys, signatures
 
@@ -157,6 +162,57 @@ class AuditResult:
     target_records: int = 0
     records_with_matches: int = 0
     fields: dict[str, str | None] = field(default_factory=dict)
+    sample: SampleConfig = field(default_factory=SampleConfig)
+    tallies: list[SourceTally] = field(default_factory=list)
+    sampled_shards: list[str] | None = None
+    control: ControlResult | None = None
+
+
+@dataclass
+class ControlResult:
+    """Matches of a negative-control reference set audited in the same run."""
+
+    items: int
+    eligible_items: int
+    found_items: set[str]
+    pairs: int
+    records_with_matches: int
+    fingerprint: str
+    inputs: list[dict[str, Any]]
+
+
+def _row_filters(sources: list[Source], sample: SampleConfig) -> dict[str, Callable[[int], bool] | None]:
+    """Per-source row filters implementing ``sample.records`` (None: keep every row)."""
+    if sample.records is None:
+        return {s.name: None for s in sources}
+    if isinstance(sample.records, float):
+        sampler = BernoulliSampler(sample.records, sample.seed)
+        return {s.name: functools.partial(sampler.keep, s.name) for s in sources}
+    bottom: BottomKSampler[None] = BottomKSampler(sample.records, sample.seed)
+    for s in sources:
+        for row in range(count_rows(s)):
+            bottom.offer(s.name, row, None)
+    chosen: dict[str, set[int]] = {s.name: set() for s in sources}
+    for rec in bottom.result():
+        chosen[rec.source].add(rec.row)
+    return {name: rows.__contains__ for name, rows in chosen.items()}
+
+
+def _control_engine(control: list[str], index: Index, config: AuditConfig, tmp: Path,
+                    text_field: str, id_field: str | None, on_error: str) -> tuple[Engine, list[dict[str, Any]]]:
+    """An engine over the negative-control set: an index directory, or sources indexed now."""
+    if len(control) == 1 and (Path(control[0]) / "manifest.json").is_file():
+        cidx = load_index(Path(control[0]))
+        if cidx.manifest["fingerprint"] != index.manifest["fingerprint"]:
+            raise IndexMismatchError(
+                f"{control[0]}: control index parameters {cidx.manifest['fingerprint']} differ from the "
+                f"reference index's {index.manifest['fingerprint']}; rebuild one of them with the other's parameters"
+            )
+    else:
+        cfg = dataclasses.replace(index.config, keep_text=False)
+        build_index(control, tmp / "control.idx", cfg, text_field=text_field, id_field=id_field, on_error=on_error)
+        cidx = load_index(tmp / "control.idx")
+    return Engine(cidx, config), cidx.manifest.get("inputs", [])
 
 
 def audit(
@@ -168,6 +224,8 @@ def audit(
     id_field: str | None = "id",
     on_error: str = "fail",
     workers: int = 1,
+    sample: SampleConfig | None = None,
+    control: list[str] | None = None,
     progress: Progress | None = None,
 ) -> AuditResult:
     """Stream target records against an index and verify every candidate exactly.
@@ -177,33 +235,80 @@ def audit(
         targets: Files, directories, globs, saved datasets or ``hf:`` names.
         config: Thresholds (defaults: containment or Jaccard >= 0.5).
         workers: Processes evaluating record batches; results are identical for any value.
+        sample: Read only a reproducible sample of records and/or shards.
+        control: A negative-control reference set (sources, or an index built with the same
+            parameters), audited against the same target records.
         progress: Called with (source, records done).
 
     Raises:
         IndexFormatError: if the index is incomplete or fails its integrity check.
+        IndexMismatchError: if a control index was built with other parameters.
         InputError: naming file and line/row on unreadable targets.
     """
     config = config or AuditConfig()
+    sample = sample or SampleConfig()
     index = load_index(index_dir)
     sources: list[Source] = expand_sources(targets)
-    engine = Engine(index, config)
-    inputs: list[InputSummary] = []
-    matches: dict[str, list[Any]] = {c: [] for c in MATCH_COLUMNS}
-    candidates: dict[str, int] = {}
-    total = with_matches = 0
-    with BatchRunner(engine, workers) as runner:
-        for src in sources:
-            summary = InputSummary(src.name, src.kind, src.sha256())
-            inputs.append(summary)
-            recs = read_source(src, text_field=text_field, id_field=id_field, on_error=on_error, stats=summary.stats)
-            for res in runner.map(batches(recs)):
-                res.add_to(summary, matches, candidates)
-                with_matches += res.records_with_matches
-                total += res.records
-                if progress:
-                    progress(src.name, total)
+    sampled_shards = None
+    if sample.shards is not None:
+        sampled_shards = sample_shards([s.name for s in sources], sample.shards, sample.seed)
+        chosen = set(sampled_shards)
+        sources = [s for s in sources if s.name in chosen]
+    filters = _row_filters(sources, sample)
+    engines = [Engine(index, config)]
+    ctrl_inputs: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="provaudit-control-") as tmp:
+        if control:
+            ctrl_engine, ctrl_inputs = _control_engine(control, index, config, Path(tmp), text_field, id_field, on_error)
+            engines.append(ctrl_engine)
+        inputs: list[InputSummary] = []
+        tallies: list[SourceTally] = []
+        matches: dict[str, list[Any]] = {c: [] for c in MATCH_COLUMNS}
+        ctrl_matches: dict[str, list[Any]] = {c: [] for c in MATCH_COLUMNS}
+        candidates: dict[str, int] = {}
+        ctrl_candidates: dict[str, int] = {}
+        ctrl_summary = InputSummary("control", "control", None)
+        total = with_matches = 0
+        with BatchRunner(engines, workers) as runner:
+            for src in sources:
+                summary = InputSummary(src.name, src.kind, src.sha256())
+                tally = SourceTally(src.name)
+                inputs.append(summary)
+                tallies.append(tally)
+                recs = read_source(src, text_field=text_field, id_field=id_field, on_error=on_error,
+                                   stats=summary.stats, keep=filters[src.name])
+                for results in runner.map(batches(recs)):
+                    res = results[0]
+                    res.add_to(summary, matches, candidates)
+                    tally.records += res.records
+                    tally.tokens += res.tokens
+                    tally.covered += res.covered_tokens
+                    if sample.active:
+                        tally.rows.append(res.rec_rows)
+                        tally.rec_tokens.append(res.rec_tokens)
+                        tally.rec_covered.append(res.rec_covered)
+                    if control:
+                        results[1].add_to(ctrl_summary, ctrl_matches, ctrl_candidates)
+                    with_matches += res.records_with_matches
+                    total += res.records
+                    if progress:
+                        progress(src.name, total)
+                tally.population_rows = summary.stats.rows + summary.stats.sampled_out
+        ctrl = None
+        if control:
+            cidx = engines[1].index
+            ctrl = ControlResult(
+                items=len(cidx),
+                eligible_items=int((cidx.n_shingles >= config.min_item_shingles).sum()),
+                found_items={r for r, f in zip(ctrl_matches["reference_id"], ctrl_matches["item_flag"]) if not f},
+                pairs=len(ctrl_matches["reference_id"]),
+                records_with_matches=ctrl_summary.records_with_matches,
+                fingerprint=cidx.manifest["fingerprint"],
+                inputs=[{"source": i["source"], "sha256": i["sha256"], "rows_read": i["rows_read"]} for i in ctrl_inputs],
+            )
     return AuditResult(
-        index=index, config=config, inputs=inputs, matches=matches, plan=engine.plan,
+        index=index, config=config, inputs=inputs, matches=matches, plan=engines[0].plan,
         candidates=candidates, target_records=total, records_with_matches=with_matches,
-        fields={"text": text_field, "id": id_field},
+        fields={"text": text_field, "id": id_field}, sample=sample, tallies=tallies,
+        sampled_shards=sampled_shards, control=ctrl,
     )

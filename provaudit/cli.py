@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from provaudit import __version__, api
-from provaudit.config import AuditConfig, IndexConfig
+from provaudit.config import AuditConfig, IndexConfig, SampleConfig
 from provaudit.engine import default_workers
 from provaudit.errors import ConfigError, ProvauditError
 from provaudit.report import write_audit
@@ -139,6 +139,18 @@ def index(sources: tuple[str, ...], out: Path, ngram: int, char: bool, num_perm:
 @click.option("--miss-rate", default=0.01, show_default=True,
               help="Tolerated probability of missing a pair at the threshold in candidate search.")
 @click.option("--top", "top", default=20, show_default=True, help="Strongest pairs listed in the report.")
+@click.option("--sample", "sample_records", metavar="FRACTION|COUNT",
+              help="Read a reproducible uniform sample of target records: a fraction (0.01 or 1%) or a count.")
+@click.option("--sample-shards", metavar="FRACTION|COUNT", help="Read a reproducible sample of whole input files.")
+@click.option("--seed", "sample_seed", default=0, show_default=True, help="Sampling seed.")
+@click.option("--confidence", default=0.95, show_default=True, help="Confidence level of reported intervals.")
+@click.option("--control", "control", multiple=True, metavar="SOURCE",
+              help="Negative-control reference set (repeatable; files, or an index built with the same parameters): "
+                   "its match rate is the chance baseline the reference is compared with.")
+@click.option("--min-item-shingles", default=5, show_default=True,
+              help="Reference items with fewer shingles are too short to be evidence (flagged, not counted).")
+@click.option("--frequent-item-records", default=0,
+              help="Flag items matched in more target records than this (0: max(50, 1% of records read)).")
 @click.option("--kind", type=click.Choice(["auto", "training", "outputs"]), default="auto", show_default=True,
               help="Targets are training shards, or samples of a model's outputs (auto: from the input shape).")
 @workers_option
@@ -146,8 +158,9 @@ def index(sources: tuple[str, ...], out: Path, ngram: int, char: bool, num_perm:
 @force_option
 @quiet_option
 def audit(index_dir: Path, targets: tuple[str, ...], out: Path, min_containment: float, min_jaccard: float,
-          miss_rate: float, top: int, kind: str, workers: int, text_field: str, id_field: str, on_error: str,
-          force: bool, quiet: bool) -> None:
+          miss_rate: float, top: int, sample_records: str | None, sample_shards: str | None, sample_seed: int,
+          confidence: float, control: tuple[str, ...], min_item_shingles: int, frequent_item_records: int,
+          kind: str, workers: int, text_field: str, id_field: str, on_error: str, force: bool, quiet: bool) -> None:
     """Find the indexed reference items in TARGETS; write matches.parquet and report.json/md to OUT.
 
     \b
@@ -157,7 +170,9 @@ def audit(index_dir: Path, targets: tuple[str, ...], out: Path, min_containment:
     workers = workers or default_workers()
     with cli_errors():
         cfg = AuditConfig(min_containment=min_containment, min_jaccard=min_jaccard, miss_rate=miss_rate,
-                          top_evidence=top)
+                          top_evidence=top, confidence=confidence, min_item_shingles=min_item_shingles,
+                          frequent_item_records=frequent_item_records)
+        sample = SampleConfig(SampleConfig.parse(sample_records), SampleConfig.parse(sample_shards), sample_seed)
         t0 = time.monotonic()
         if kind == "auto":
             from provaudit.outputs import detect_kind
@@ -174,17 +189,25 @@ def audit(index_dir: Path, targets: tuple[str, ...], out: Path, min_containment:
                 click.echo(f"{summary_line(o_report)} in {time.monotonic() - t0:.1f}s -> {out}")
             return
         result = api.audit(index_dir, targets, cfg, text_field=text_field, id_field=id_field, on_error=on_error,
-                           workers=workers, progress=stderr_progress(quiet))
+                           workers=workers, sample=sample, control=list(control) or None,
+                           progress=stderr_progress(quiet))
         report = write_audit(result, out, force=force)
         _done_progress(quiet)
         if not quiet:
-            c = report["counts"]
+            c, est = report["counts"], report["estimates"]
             click.echo(
                 f"{c['reference_items_found']:,} of {c['reference_items']:,} reference items found in "
                 f"{c['target_records_with_matches']:,} of {c['target_records']:,} target records "
                 f"({c['pairs']:,} verified pairs, {c['skipped_records']:,} records skipped) "
                 f"in {time.monotonic() - t0:.1f}s -> {out}"
             )
+            tc = est["target_contamination"]
+            click.echo(f"Target records with reference material: {100 * tc['value']:.2f}% "
+                       f"({100 * tc['ci_low']:.2f}% to {100 * tc['ci_high']:.2f}%, {tc['method']})")
+            if "control" in report:
+                ex = report["control"]["excess"]
+                click.echo(f"Excess over negative control: {100 * ex['value']:.2f} points "
+                           f"({100 * ex['ci_low']:.2f} to {100 * ex['ci_high']:.2f})")
 
 
 @cli.command()

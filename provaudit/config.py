@@ -118,6 +118,13 @@ class AuditConfig:
         max_postings: Anchor keys shared by more reference items than this are
             skipped during lookup (boilerplate); affected items use fewer anchors.
         top_evidence: Number of strongest pairs listed in report.json.
+        min_item_shingles: Reference items with fewer distinct shingles are too short to be
+            evidence: their matches are listed but flagged ``short_item`` and left out of the
+            headline figures.
+        frequent_item_records: An item matched in more target records than this is flagged
+            ``frequent_item`` (boilerplate suspect) and left out of the headline figures;
+            0 means automatic: max(50, 1% of the target records read).
+        confidence: Confidence level of the reported intervals.
     """
 
     min_containment: float = 0.5
@@ -125,6 +132,9 @@ class AuditConfig:
     miss_rate: float = 0.01
     max_postings: int = 5000
     top_evidence: int = 20
+    min_item_shingles: int = 5
+    frequent_item_records: int = 0
+    confidence: float = 0.95
 
     def __post_init__(self) -> None:
         for name in ("min_containment", "min_jaccard"):
@@ -135,6 +145,12 @@ class AuditConfig:
             raise ConfigError(f"miss rate must be in (0, 0.5), got {self.miss_rate}")
         if self.max_postings < 1:
             raise ConfigError(f"max postings must be >= 1, got {self.max_postings}")
+        if self.min_item_shingles < 1:
+            raise ConfigError(f"min item shingles must be >= 1, got {self.min_item_shingles}")
+        if self.frequent_item_records < 0:
+            raise ConfigError(f"frequent item records must be >= 0, got {self.frequent_item_records}")
+        if not 0.5 <= self.confidence < 1.0:
+            raise ConfigError(f"confidence must be in [0.5, 1), got {self.confidence}")
         if self.top_evidence < 0:
             raise ConfigError(f"top evidence must be >= 0, got {self.top_evidence}")
 
@@ -145,6 +161,53 @@ class AuditConfig:
         Jaccard J >= j implies containment >= j, because |R & T| / |R| >= |R & T| / |R | T|.
         """
         return min(self.min_containment, self.min_jaccard)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class SampleConfig:
+    """Which target records an audit reads.
+
+    Attributes:
+        records: A fraction in (0, 1) (each record kept independently with that
+            probability) or a count >= 1 (a uniform sample of exactly that many records),
+            or None for every record.
+        shards: A fraction in (0, 1) or a count of whole input files (cluster sampling), or None.
+        seed: Sampling seed. The sample depends only on (seed, source path, row).
+    """
+
+    records: float | int | None = None
+    shards: float | int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("records", "shards"):
+            v = getattr(self, name)
+            if v is None:
+                continue
+            if isinstance(v, float) and not 0.0 < v < 1.0:
+                raise ConfigError(f"--sample{'-shards' if name == 'shards' else ''} fraction must be in (0, 1), got {v}")
+            if isinstance(v, int) and v < 1:
+                raise ConfigError(f"--sample{'-shards' if name == 'shards' else ''} count must be >= 1, got {v}")
+
+    @property
+    def active(self) -> bool:
+        return self.records is not None or self.shards is not None
+
+    @staticmethod
+    def parse(value: str | None) -> float | int | None:
+        """``"0.01"`` or ``"1%"`` -> fraction, ``"5000"`` -> count."""
+        if value is None:
+            return None
+        v = value.strip()
+        try:
+            if v.endswith("%"):
+                return float(v[:-1]) / 100.0
+            return float(v) if any(c in v for c in ".eE") else int(v)
+        except ValueError:
+            raise ConfigError(f"sample size must be a fraction (0.01, 1%) or a count (5000), got {value!r}") from None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -18,7 +18,9 @@ import numpy as np
 
 from provaudit.config import AuditConfig
 from provaudit.index import Index
-from provaudit.match import anchor_candidates, covered_tokens, longest_common_run, lsh_candidates, plan_anchors, verify
+from provaudit.match import (
+    anchor_candidates, covered_tokens, hypergeom_cdf, longest_common_run, lsh_candidates, plan_anchors, verify,
+)
 from provaudit.records import Record
 from provaudit.shingle import ShingleBatch, shingle_batch, unique_per_record
 from provaudit.sketch import band_keys, estimate_jaccard, signatures
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
 MATCH_COLUMNS = (
     "reference_id", "target_id", "target_source", "target_row", "jaccard", "containment",
     "estimated_jaccard", "verbatim_tokens", "overlap_shingles", "reference_shingles", "target_shingles",
-    "target_tokens", "covered_tokens", "candidate_by",
+    "target_tokens", "covered_tokens", "candidate_by", "candidate_probability", "item_flag",
 )
 
 
@@ -43,6 +45,9 @@ class BatchResult:
     covered_tokens: int = 0
     rows: list[tuple[Any, ...]] = field(default_factory=list)  # in MATCH_COLUMNS order
     candidates: dict[str, int] = field(default_factory=dict)
+    rec_tokens: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    rec_covered: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    rec_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def add_to(self, summary: InputSummary, matches: dict[str, list[Any]], candidates: dict[str, int]) -> None:
         summary.tokens += self.tokens
@@ -75,9 +80,14 @@ class Engine:
 
     def evaluate(self, batch: list[Record]) -> BatchResult:
         """Find, verify and describe every reportable (reference item, record) pair in ``batch``."""
+        return self.evaluate_shingled(batch, shingle_batch([r.text for r in batch], self.icfg))
+
+    def evaluate_shingled(self, batch: list[Record], sb: ShingleBatch) -> BatchResult:
+        """``evaluate`` for a batch already shingled with this index's parameters."""
         icfg, idx, cfg = self.icfg, self.index, self.config
-        sb = shingle_batch([r.text for r in batch], icfg)
-        out = BatchResult(records=len(batch), tokens=int(sb.n_tokens.sum()))
+        out = BatchResult(records=len(batch), tokens=int(sb.n_tokens.sum()), rec_tokens=sb.n_tokens.copy(),
+                          rec_covered=np.zeros(len(batch), np.int64),
+                          rec_rows=np.fromiter((r.row for r in batch), np.int64, len(batch)))
         if len(idx) == 0:
             return out
         seq_len = np.diff(sb.offsets)
@@ -109,6 +119,8 @@ class Engine:
         jaccard = np.where(union > 0, overlap / np.maximum(union, 1), 0.0)
         keep = (overlap > 0) & ((containment >= cfg.min_containment) | (jaccard >= cfg.min_jaccard))
         by_anchor, by_lsh = np.isin(codes, a_code), np.isin(codes, l_code)
+        lsh_eligible = np.zeros(len(batch), dtype=bool)
+        lsh_eligible[eligible] = True
         matched: dict[int, list[int]] = {}
         for p in np.flatnonzero(keep):
             rec, item = int(recs[p]), int(items[p])
@@ -119,28 +131,54 @@ class Engine:
             if rec not in sig_of:
                 sig_of[rec] = signatures(subbatch(sb, np.array([rec])), icfg.num_perm, icfg.seed)[0]
             n_tok = int(sb.n_tokens[rec])
+            short = int(ref_n[p]) < cfg.min_item_shingles
+            prob = self.detection_probability(item, int(overlap[p]), float(jaccard[p]), bool(lsh_eligible[rec]))
             out.rows.append((
                 idx.ids[item].as_py(), record.id, record.source, record.row, float(jaccard[p]),
                 float(containment[p]), float(estimate_jaccard(idx.signatures[item], sig_of[rec])),
                 run + width - 1 if run else 0, int(overlap[p]), int(ref_n[p]), int(tgt_n[p]), n_tok,
                 covered_tokens(tgt_seq, np.unique(ref_seq), n_tok, icfg.ngram),
                 "+".join(k for k, v in (("anchor", by_anchor[p]), ("lsh", by_lsh[p])) if v),
+                prob, "short_item" if short else "",
             ))
-            matched.setdefault(rec, []).append(item)
+            if not short:
+                matched.setdefault(rec, []).append(item)
         for rec, its in matched.items():
             union_hashes = np.unique(np.concatenate([idx.sequence(i) for i in its]))
-            out.covered_tokens += covered_tokens(sb.record(rec), union_hashes, int(sb.n_tokens[rec]), icfg.ngram)
+            cov = covered_tokens(sb.record(rec), union_hashes, int(sb.n_tokens[rec]), icfg.ngram)
+            out.rec_covered[rec] = cov
+            out.covered_tokens += cov
         out.candidates["reported_pairs"] = int(keep.sum())
         out.records_with_matches = len(matched)
         return out
 
 
-_ENGINE: Engine | None = None  # set in the parent before forking workers
+    def detection_probability(self, item: int, overlap: int, jaccard: float, lsh_eligible: bool) -> float:
+        """Probability that candidate search proposes a pair with this exact overlap.
+
+        Anchors: P(X >= t), X ~ Hypergeometric(N, overlap, k); bands (when the record was
+        eligible): 1 - (1 - J^r)^b; the two are independent draws.
+        """
+        plan, icfg = self.plan, self.icfg
+        n, k, t = int(self.index.n_shingles[item]), int(plan.usable[item]), int(plan.threshold[item])
+        p_anchor = 0.0
+        if t > 0 and k > 0:
+            p_anchor = 1.0 - (float(hypergeom_cdf(n, overlap, min(k, n))[t - 1]) if t - 1 <= min(k, n) else 1.0)
+        p_lsh = 1.0 - (1.0 - jaccard**icfg.rows) ** icfg.bands if lsh_eligible else 0.0
+        return float(min(1.0, max(0.0, 1.0 - (1.0 - p_anchor) * (1.0 - p_lsh))))
 
 
-def _evaluate_in_worker(batch: list[Record]) -> BatchResult:
-    assert _ENGINE is not None
-    return _ENGINE.evaluate(batch)
+_ENGINES: list[Engine] = []  # set in the parent before forking workers
+
+
+def evaluate_all(engines: list[Engine], batch: list[Record]) -> list[BatchResult]:
+    """Evaluate one batch against several indexes built with the same parameters (shingled once)."""
+    sb = shingle_batch([r.text for r in batch], engines[0].icfg)
+    return [e.evaluate_shingled(batch, sb) for e in engines]
+
+
+def _evaluate_in_worker(batch: list[Record]) -> list[BatchResult]:
+    return evaluate_all(_ENGINES, batch)
 
 
 def default_workers() -> int:
@@ -148,35 +186,34 @@ def default_workers() -> int:
 
 
 class BatchRunner:
-    """Maps ``Engine.evaluate`` over batches, in order, in this process or a fork pool.
+    """Maps ``evaluate_all`` over batches, in order, in this process or a fork pool.
 
-    Workers inherit the loaded index by fork (copy-on-write), so it is loaded once.
+    Workers inherit the loaded indexes by fork (copy-on-write), so they are loaded once.
     At most ``2 * workers`` batches are in flight: memory stays bounded.
     """
 
-    def __init__(self, engine: Engine, workers: int = 1):
-        self.engine, self.workers = engine, max(1, workers)
+    def __init__(self, engines: Engine | list[Engine], workers: int = 1):
+        self.engines = engines if isinstance(engines, list) else [engines]
+        self.workers = max(1, workers)
         self.pool: Any = None
 
     def __enter__(self) -> BatchRunner:
-        global _ENGINE
         if self.workers > 1 and "fork" in multiprocessing.get_all_start_methods():
-            _ENGINE = self.engine
+            _ENGINES[:] = self.engines
             self.pool = multiprocessing.get_context("fork").Pool(self.workers)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        global _ENGINE
         if self.pool is not None:
             self.pool.terminate()
             self.pool.join()
             self.pool = None
-        _ENGINE = None
+        _ENGINES.clear()
 
-    def map(self, batches: Iterable[list[Record]]) -> Iterator[BatchResult]:
+    def map(self, batches: Iterable[list[Record]]) -> Iterator[list[BatchResult]]:
         if self.pool is None:
             for b in batches:
-                yield self.engine.evaluate(b)
+                yield evaluate_all(self.engines, b)
             return
         pending: list[Any] = []
         for b in batches:

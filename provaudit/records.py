@@ -18,7 +18,7 @@ import json
 import os
 import zlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,6 +73,7 @@ class ReadStats:
 
     rows: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
+    sampled_out: int = 0  # rows passed over by sampling (not read, not skipped)
 
 
 def sha256_file(path: Path) -> str:
@@ -154,11 +155,19 @@ def expand_sources(specs: list[str] | tuple[str, ...]) -> list[Source]:
 class _Reader:
     """Turns raw rows of one source into Records, counting or raising on bad ones."""
 
-    def __init__(self, source: Source, text_field: str, id_field: str | None, on_error: str, stats: ReadStats):
+    def __init__(self, source: Source, text_field: str, id_field: str | None, on_error: str, stats: ReadStats,
+                 keep: Callable[[int], bool] | None = None):
         if on_error not in ON_ERROR:
             raise ConfigError(f"on-error must be one of {', '.join(ON_ERROR)}, got {on_error!r}")
         self.source, self.text_field, self.id_field = source, text_field, id_field
-        self.on_error, self.stats = on_error, stats
+        self.on_error, self.stats, self.keep = on_error, stats, keep
+
+    def sampled_out(self, row: int) -> bool:
+        """True (and counted) when sampling passes over this row; checked before parsing it."""
+        if self.keep is None or self.keep(row):
+            return False
+        self.stats.sampled_out += 1
+        return True
 
     def where(self, row: int) -> str:
         unit = "line" if self.source.kind in ("jsonl", "txt", "csv") else "row"
@@ -215,7 +224,7 @@ def _iter_lines(reader: _Reader) -> Iterator[tuple[int, str]]:
 
 def _read_jsonl(reader: _Reader) -> Iterator[Record]:
     for row, line in _iter_lines(reader):
-        if not line.strip():
+        if not line.strip() or reader.sampled_out(row):
             continue
         try:
             obj = json.loads(line.lstrip("\ufeff"))  # a BOM left inside concatenated files
@@ -245,6 +254,8 @@ def _read_json(reader: _Reader) -> Iterator[Record]:
     except UnicodeDecodeError as e:
         raise InputError(f"{path}: invalid UTF-8 ({e.reason})") from e
     for row, obj in enumerate(data):
+        if reader.sampled_out(row):
+            continue
         rec = reader.record(row, obj)
         if rec is not None:
             yield rec
@@ -255,6 +266,8 @@ def _read_txt(reader: _Reader) -> Iterator[Record]:
         text = line.rstrip("\r\n")
         if not text.strip():
             reader.stats.skipped["empty text"] += 1
+            continue
+        if reader.sampled_out(row):
             continue
         reader.stats.rows += 1
         yield Record(f"{reader.source.name}#{row}", text, reader.source.name, row)
@@ -267,6 +280,8 @@ def _read_csv(reader: _Reader) -> Iterator[Record]:
         with _open_text(path) as f:
             rows = csv.DictReader(f)
             for row, obj in enumerate(rows):
+                if reader.sampled_out(row):
+                    continue
                 rec = reader.record(row, obj)
                 if rec is not None:
                     yield rec
@@ -296,7 +311,7 @@ def _read_parquet(reader: _Reader) -> Iterator[Record]:
     try:
         for batch in pf.iter_batches(batch_size=4096, columns=cols):
             for obj in batch.to_pylist():
-                rec = reader.record(row, obj)
+                rec = None if reader.sampled_out(row) else reader.record(row, obj)
                 if rec is not None:
                     yield rec
                 row += 1
@@ -322,7 +337,7 @@ def _read_datasets(reader: _Reader) -> Iterator[Record]:
     row = 0
     for part in parts:
         for obj in part:
-            rec = reader.record(row, obj)
+            rec = None if reader.sampled_out(row) else reader.record(row, obj)
             if rec is not None:
                 yield rec
             row += 1
@@ -341,6 +356,7 @@ def read_source(
     id_field: str | None = "id",
     on_error: str = "fail",
     stats: ReadStats | None = None,
+    keep: Callable[[int], bool] | None = None,
 ) -> Iterator[Record]:
     """Yield the records of one source.
 
@@ -350,6 +366,7 @@ def read_source(
         id_field: Field holding the record id; ``<source>#<row>`` when absent.
         on_error: ``"fail"`` raises InputError on a malformed record; ``"skip"`` counts it in ``stats``.
         stats: Receives row and skip counts.
+        keep: Sampling: called with each row number before the row is parsed; False passes it over.
 
     Raises:
         InputError: naming the file and line/row, on unreadable input.
@@ -357,5 +374,50 @@ def read_source(
     Example:
         >>> recs = list(read_source(Source("fixtures/reference/posts.jsonl", "jsonl")))
     """
-    reader = _Reader(source, text_field, id_field, on_error, stats if stats is not None else ReadStats())
+    reader = _Reader(source, text_field, id_field, on_error, stats if stats is not None else ReadStats(), keep)
     yield from _READERS[source.kind](reader)
+
+
+def count_rows(source: Source) -> int:
+    """Rows of a source as readers number them (lines for line formats), without parsing records.
+
+    Raises:
+        InputError: for hub datasets (size unknown when streaming) or unreadable files.
+    """
+    if source.kind in ("jsonl", "txt") or (source.kind == "json" and not _starts_with_bracket(source.name)):
+        n = 0
+        try:
+            with (gzip.open(source.name, "rb") if source.name.lower().endswith(".gz") else open(source.name, "rb")) as f:
+                for n, _ in enumerate(f, 1):  # noqa: B007
+                    pass
+        except (OSError, EOFError, zlib.error) as e:
+            raise InputError(f"{source.name}: cannot read ({e})") from e
+        return n
+    if source.kind == "hub":
+        raise InputError(f"{source.name}: size unknown for a streamed hub dataset; sample a fraction instead")
+    if source.kind == "parquet":
+        return _parquet_rows(source.name)
+    last = [0]
+
+    def count(row: int) -> bool:
+        last[0] = max(last[0], row + 1)
+        return False
+
+    for _ in read_source(source, on_error="skip", keep=count):
+        pass
+    return last[0]
+
+
+def _starts_with_bracket(path: str) -> bool:
+    with open(path, "rb") as f:
+        return f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"[")
+
+
+def _parquet_rows(path: str) -> int:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    except (pa.ArrowException, OSError) as e:
+        raise InputError(f"{path}: not a readable Parquet file ({e})") from e

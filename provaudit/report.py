@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from provaudit.figures import build_estimates, control_excess
 from provaudit.index import commit_output_dir, prepare_output_dir
 from provaudit.records import sha256_file
 
@@ -37,12 +38,33 @@ MATCH_SCHEMA = pa.schema([
     pa.field("target_tokens", pa.int64()),
     pa.field("covered_tokens", pa.int64()),
     pa.field("candidate_by", pa.string()),
+    pa.field("candidate_probability", pa.float64()),
+    pa.field("item_flag", pa.string()),
 ])
 
 
+def frequent_limit(result: AuditResult) -> int:
+    """Target records above which a reference item is flagged as boilerplate suspect."""
+    return result.config.frequent_item_records or max(50, math.ceil(0.01 * result.target_records))
+
+
 def matches_table(result: AuditResult) -> pa.Table:
-    """One row per verified pair, sorted by target (source, row) then reference id."""
-    table = pa.Table.from_pydict({f.name: result.matches[f.name] for f in MATCH_SCHEMA}, schema=MATCH_SCHEMA)
+    """One row per verified pair, sorted by target (source, row) then reference id.
+
+    ``item_flag`` is ``short_item`` (set by the engine), ``frequent_item`` (set here: the
+    item matched more than ``frequent_limit`` target records), or empty (headline evidence).
+    """
+    m = result.matches
+    flags = list(m["item_flag"])
+    records: dict[str, set[tuple[str, int]]] = {}
+    for rid, src, row, flag in zip(m["reference_id"], m["target_source"], m["target_row"], flags):
+        if not flag:
+            records.setdefault(rid, set()).add((src, row))
+    limit = frequent_limit(result)
+    frequent = {rid for rid, recs in records.items() if len(recs) > limit}
+    flags = ["frequent_item" if (not f and rid in frequent) else f for rid, f in zip(m["reference_id"], flags)]
+    data = {f.name: m[f.name] for f in MATCH_SCHEMA if f.name != "item_flag"} | {"item_flag": flags}
+    table = pa.Table.from_pydict(data, schema=MATCH_SCHEMA)
     return table.sort_by([("target_source", "ascending"), ("target_row", "ascending"), ("reference_id", "ascending")])
 
 
@@ -54,19 +76,41 @@ def _r(x: float) -> float:
     return float(f"{x:.6g}") if math.isfinite(x) else x
 
 
+def _mode(result: AuditResult) -> str:
+    if result.sample.shards is not None:
+        return "shards"
+    return "records" if result.sample.records is not None else "full"
+
+
 def build_report(result: AuditResult, table: pa.Table) -> dict[str, Any]:
     """The versioned summary written as report.json."""
     idx, cfg = result.index, result.config
     icfg = idx.config
     plan = result.plan
     searchable = plan.threshold > 0
-    found = set(table.column("reference_id").to_pylist())
-    n_found = len(found)
     rows = table.to_pylist()
-    rows.sort(key=lambda r: (-r["containment"], -r["jaccard"], -r["verbatim_tokens"], r["reference_id"], r["target_source"], r["target_row"]))
+    headline = [r for r in rows if not r["item_flag"]]
+    found = {r["reference_id"] for r in headline}
+    hit_records = {(r["target_source"], r["target_row"]) for r in headline}
+    eligible_items = int((idx.n_shingles >= cfg.min_item_shingles).sum())
+    frequent: dict[str, set[tuple[str, int]]] = {}
+    for r in rows:
+        if r["item_flag"] == "frequent_item":
+            frequent.setdefault(r["reference_id"], set()).add((r["target_source"], r["target_row"]))
+    headline.sort(key=lambda r: (-r["containment"], -r["jaccard"], -r["verbatim_tokens"], r["reference_id"],
+                                 r["target_source"], r["target_row"]))
     target_tokens = sum(s.tokens for s in result.inputs)
     covered = sum(s.covered_tokens for s in result.inputs)
-    return {
+    mode = _mode(result)
+    estimates = build_estimates(result.tallies, headline, eligible_items, mode, cfg.confidence, cfg.min_jaccard,
+                                records_sampled=result.sample.records is not None)
+    inputs = []
+    for s in result.inputs:
+        d = s.to_dict()
+        d["records_with_matches"] = len({rec for rec in hit_records if rec[0] == s.source})
+        d["rows_sampled_out"] = s.stats.sampled_out
+        inputs.append(d)
+    report: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "kind": "training",
@@ -80,21 +124,39 @@ def build_report(result: AuditResult, table: pa.Table) -> dict[str, Any]:
             "inputs": idx.manifest.get("inputs", []),
         },
         "parameters": {**cfg.to_dict(), "text_field": result.fields.get("text"), "id_field": result.fields.get("id")},
-        "inputs": [s.to_dict() for s in result.inputs],
+        "sample": {
+            **result.sample.to_dict(),
+            "mode": mode,
+            "sampled_shards": result.sampled_shards,
+            "rows_file": "sample.parquet" if result.sample.active else None,
+        },
+        "inputs": inputs,
         "counts": {
             "reference_items": len(idx),
-            "reference_items_found": n_found,
+            "reference_items_evidence": eligible_items,
+            "reference_items_found": len(found),
             "target_records": result.target_records,
-            "target_records_with_matches": result.records_with_matches,
+            "target_records_with_matches": len(hit_records),
             "target_tokens": target_tokens,
             "covered_target_tokens": covered,
             "pairs": table.num_rows,
+            "evidence_pairs": len(headline),
             "skipped_records": sum(sum(s.stats.skipped.values()) for s in result.inputs),
         },
-        "shares": {
-            "reference_found": _r(n_found / len(idx)) if len(idx) else None,
-            "target_records_with_matches": _r(result.records_with_matches / result.target_records) if result.target_records else None,
-            "target_tokens_covered": _r(covered / target_tokens) if target_tokens else None,
+        "estimates": estimates,
+        "flags": {
+            "short_item": {
+                "min_item_shingles": cfg.min_item_shingles,
+                "items_in_index": len(idx) - eligible_items,
+                "pairs": sum(1 for r in rows if r["item_flag"] == "short_item"),
+            },
+            "frequent_item": {
+                "max_target_records": frequent_limit(result),
+                "items": [{"reference_id": k, "target_records": len(v)} for k, v in sorted(frequent.items())],
+                "pairs": sum(1 for r in rows if r["item_flag"] == "frequent_item"),
+            },
+            "note": "Flagged pairs are listed in matches.parquet (item_flag) but left out of counts of evidence "
+                    "and of estimates; covered tokens still include frequent items.",
         },
         "candidates": dict(sorted(result.candidates.items())),
         "miss_probability": {
@@ -110,37 +172,93 @@ def build_report(result: AuditResult, table: pa.Table) -> dict[str, Any]:
         },
         "top_evidence": [
             {k: r[k] for k in ("reference_id", "target_id", "target_source", "target_row", "containment", "jaccard", "verbatim_tokens")}
-            for r in rows[: cfg.top_evidence]
+            for r in headline[: cfg.top_evidence]
         ],
     }
+    if result.control is not None:
+        c = result.control
+        report["control"] = {
+            "fingerprint": c.fingerprint,
+            "inputs": c.inputs,
+            "items": c.items,
+            "items_evidence": c.eligible_items,
+            "items_found": len(c.found_items),
+            "pairs": c.pairs,
+            "target_records_with_matches": c.records_with_matches,
+            **control_excess(len(found), eligible_items, len(c.found_items), c.eligible_items, cfg.confidence),
+        }
+    return report
 
 
 def _md(text: object) -> str:
     """Escape untrusted text for a Markdown table cell."""
     s = str(text).replace("\r", " ").replace("\n", " ")
-    for ch in "\\`*_{}[]()<>#+!|~&":
+    for ch in "\\`*_{}[]<>#+!|~&":
         s = s.replace(ch, "\\" + ch)
     return s
 
 
+def _pct(x: Any) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.2f}%"
+
+
+def _est_row(name: str, e: dict[str, Any]) -> str:
+    interval = "exact" if e["ci_low"] == e["ci_high"] else f"{_pct(e['ci_low'])} to {_pct(e['ci_high'])}"
+    return f"| {name} | {_pct(e['value'])} | {interval} | {_md(e['method'])} (n={e['n']}) |"
+
+
 def render_markdown(report: dict[str, Any]) -> str:
-    """A short human-readable report (all corpus-derived strings escaped)."""
-    c, sh, mp = report["counts"], report["shares"], report["miss_probability"]
+    """A human-readable report (all corpus-derived strings escaped)."""
+    c, est, mp = report["counts"], report["estimates"], report["miss_probability"]
+    p = report["parameters"]
+    conf = f"{100 * p['confidence']:g}%"
     lines = [
         "# provaudit audit report",
         "",
-        f"Index `{_md(report['index']['fingerprint'])}` with {c['reference_items']} reference items.",
-        f"Thresholds: containment >= {report['parameters']['min_containment']} or Jaccard >= "
-        f"{report['parameters']['min_jaccard']} (exact, on shingle sets).",
+        f"Reference index `{_md(report['index']['fingerprint'])}`: {c['reference_items']} items "
+        f"({c['reference_items_evidence']} long enough to count as evidence). "
+        f"Targets: {c['target_records']} records read ({_md(report['sample']['mode'])} scan).",
+        f"A pair is reported when exact containment >= {p['min_containment']} or exact Jaccard >= "
+        f"{p['min_jaccard']} on word shingle sets; every pair was verified exactly.",
         "",
-        "| figure | value |",
-        "| --- | --- |",
-        f"| reference items found | {c['reference_items_found']} of {c['reference_items']} ({sh['reference_found']}) |",
-        f"| target records with reference material | {c['target_records_with_matches']} of {c['target_records']} ({sh['target_records_with_matches']}) |",
-        f"| target tokens covered | {c['covered_target_tokens']} of {c['target_tokens']} ({sh['target_tokens_covered']}) |",
-        f"| verified pairs | {c['pairs']} |",
-        f"| skipped target records | {c['skipped_records']} |",
-        f"| max anchor miss probability at threshold | {mp['anchor_max_at_threshold']} |",
+        f"| figure | value | {conf} interval | method |",
+        "| --- | --- | --- | --- |",
+        _est_row("target records containing reference material", est["target_contamination"]),
+        _est_row("target tokens covered by reference material", est["target_token_share"]),
+        _est_row("reference items found", est["reference_coverage"]),
+        _est_row("target records with near-duplicates", est["by_kind"]["near_duplicate"]["target_contamination"]),
+        _est_row("target records containing items (not near-duplicate)", est["by_kind"]["contained"]["target_contamination"]),
+        "",
+        f"Counts: {c['reference_items_found']} reference items found in {c['target_records_with_matches']} target "
+        f"records; {c['evidence_pairs']} evidence pairs ({c['pairs']} verified pairs in all); "
+        f"{c['skipped_records']} target records skipped as unreadable.",
+        "",
+        "## How sure",
+        "",
+        f"- Candidate search: at most {mp['anchor_max_at_threshold']} probability of missing a pair right at the "
+        f"threshold; expected missed pairs {est['candidate_miss']['expected_missed_pairs']}, expected missed items "
+        f"{est['candidate_miss']['expected_missed_items']} (Horvitz-Thompson).",
+        f"- Flagged, not counted: {report['flags']['short_item']['pairs']} pairs of items shorter than "
+        f"{report['flags']['short_item']['min_item_shingles']} shingles; {report['flags']['frequent_item']['pairs']} "
+        f"pairs of {len(report['flags']['frequent_item']['items'])} items matched in more than "
+        f"{report['flags']['frequent_item']['max_target_records']} target records.",
+    ]
+    if "control" in report:
+        ctl = report["control"]
+        lines += [
+            "",
+            "## Negative control",
+            "",
+            f"{ctl['items_found']} of {ctl['items_evidence']} control items found, against "
+            f"{c['reference_items_found']} of {c['reference_items_evidence']} reference items.",
+            "",
+            f"| figure | value | {conf} interval | method |",
+            "| --- | --- | --- | --- |",
+            _est_row("reference items found", ctl["reference_found_share"]),
+            _est_row("control items found", ctl["control_found_share"]),
+            _est_row("excess of reference over control", ctl["excess"]),
+        ]
+    lines += [
         "",
         "## Strongest evidence",
         "",
@@ -159,12 +277,25 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def sample_table(result: AuditResult) -> pa.Table:
+    """Exactly which target records a sampled audit read: (source, row), in reading order."""
+    sources, rows = [], []
+    for t in result.tallies:
+        r = [int(x) for a in t.rows for x in a]
+        sources += [t.source] * len(r)
+        rows += r
+    return pa.Table.from_pydict({"source": sources, "row": rows},
+                                schema=pa.schema([("source", pa.string()), ("row", pa.int64())]))
+
+
 def write_audit(result: AuditResult, out_dir: Path, *, force: bool = False) -> dict[str, Any]:
     """Write matches.parquet, report.json and report.md into ``out_dir`` atomically."""
     tmp = prepare_output_dir(out_dir, force, "report.json")
     try:
         table = matches_table(result)
         pq.write_table(table, tmp / "matches.parquet", compression="zstd", write_statistics=False)
+        if result.sample.active:
+            pq.write_table(sample_table(result), tmp / "sample.parquet", compression="zstd", write_statistics=False)
         report = build_report(result, table)
         (tmp / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
         (tmp / "report.md").write_text(render_markdown(report), encoding="utf-8")

@@ -83,3 +83,64 @@ def test_fixtures_against_brute_force(fixture_audit) -> None:
         c, j = truth[key]
         assert (row["containment"], row["jaccard"]) == (pytest.approx(c), pytest.approx(j))
     assert sum(k in got for k in truth) / len(truth) >= 0.99
+
+
+def _texts(spec: Path) -> dict[tuple[str, int], tuple[str, str]]:
+    out = {}
+    for src in expand_sources([str(spec)]):
+        for r in read_source(src):
+            out[(r.source, r.row)] = (r.id, r.text)
+    return out
+
+
+def test_full_scan_estimates_equal_brute_force(fixture_audit, tmp_path) -> None:
+    """Shares in report.json from a full scan equal an independent exact computation."""
+    from provaudit.report import build_report
+    from provaudit.shingle import tokens
+
+    result, got = fixture_audit
+    report = build_report(result, matches_table(result))
+    est = report["estimates"]
+    refs = {r.id: tokens(r.text) for src in expand_sources([str(FIXTURES / "reference")]) for r in read_source(src)}
+    targets = _texts(FIXTURES / "shards")
+
+    def grams(t: list[str]) -> set[tuple[str, ...]]:
+        return {tuple(t)} if 0 < len(t) < 3 else {tuple(t[i : i + 3]) for i in range(len(t) - 2)}
+
+    ref_sets = {k: grams(v) for k, v in refs.items()}
+    postings: dict[tuple[str, ...], list[str]] = {}
+    for rid, s in ref_sets.items():
+        for g in s:
+            postings.setdefault(g, []).append(rid)
+    hit_records = near = contained = covered = total_tokens = 0
+    found: set[str] = set()
+    for (_src, _row), (_tid, text) in targets.items():
+        t = tokens(text)
+        total_tokens += len(t)
+        ts = grams(t)
+        overlap: dict[str, int] = {}
+        for g in ts:
+            for rid in postings.get(g, ()):
+                overlap[rid] = overlap.get(rid, 0) + 1
+        true = {rid: (ov / len(ref_sets[rid]), ov / (len(ref_sets[rid]) + len(ts) - ov)) for rid, ov in overlap.items()}
+        true = {rid: cj for rid, cj in true.items() if cj[0] >= 0.5 or cj[1] >= 0.5}
+        if not true:
+            continue
+        hit_records += 1
+        found |= set(true)
+        near += any(j >= 0.5 for _, j in true.values())
+        contained += any(j < 0.5 for _, j in true.values())
+        union = set().union(*(ref_sets[rid] for rid in true))
+        cov = set()
+        for i in range(max(len(t) - 2, 1)):
+            if tuple(t[i : i + 3]) in union or (len(t) < 3 and tuple(t) in union):
+                cov.update(range(i, min(i + 3, len(t))))
+        covered += len(cov)
+    n = len(targets)
+    assert est["target_contamination"]["value"] == pytest.approx(hit_records / n)
+    assert est["target_contamination"]["ci_low"] == est["target_contamination"]["ci_high"]
+    assert est["target_token_share"]["value"] == pytest.approx(covered / total_tokens)
+    assert est["reference_coverage"]["value"] == pytest.approx(len(found) / len(refs))
+    assert est["by_kind"]["near_duplicate"]["target_contamination"]["value"] == pytest.approx(near / n)
+    assert est["by_kind"]["contained"]["target_contamination"]["value"] == pytest.approx(contained / n)
+    assert report["counts"]["reference_items_found"] == len(found)
