@@ -27,6 +27,7 @@ from provaudit.errors import ConfigError, InputError
 
 SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz", ".json", ".parquet", ".csv", ".txt", ".txt.gz")
 ON_ERROR = ("fail", "skip")
+Extract = Callable[[dict[str, Any]], "str | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,11 +157,12 @@ class _Reader:
     """Turns raw rows of one source into Records, counting or raising on bad ones."""
 
     def __init__(self, source: Source, text_field: str, id_field: str | None, on_error: str, stats: ReadStats,
-                 keep: Callable[[int], bool] | None = None):
+                 keep: Callable[[int], bool] | None = None, extract: Extract | None = None):
         if on_error not in ON_ERROR:
             raise ConfigError(f"on-error must be one of {', '.join(ON_ERROR)}, got {on_error!r}")
         self.source, self.text_field, self.id_field = source, text_field, id_field
         self.on_error, self.stats, self.keep = on_error, stats, keep
+        self.extract = extract
 
     def sampled_out(self, row: int) -> bool:
         """True (and counted) when sampling passes over this row; checked before parsing it."""
@@ -182,6 +184,12 @@ class _Reader:
         if not isinstance(obj, dict):
             self.bad(row, "not an object", f"expected a JSON object, got {type(obj).__name__}")
             return None
+        if self.extract is not None:
+            try:
+                obj = {**obj, self.text_field: self.extract(obj)}
+            except ValueError as e:
+                self.bad(row, "malformed record", str(e))
+                return None
         if self.text_field not in obj:
             fields = ", ".join(sorted(map(str, obj))[:8])
             self.bad(row, "missing text field", f"no field {self.text_field!r} (fields: {fields}; use --text-field)")
@@ -301,12 +309,14 @@ def _read_parquet(reader: _Reader) -> Iterator[Record]:
     except (pa.ArrowException, OSError) as e:
         raise InputError(f"{path}: not a readable Parquet file ({e})") from e
     names = pf.schema_arrow.names
-    if reader.text_field not in names:
-        raise InputError(f"{path}: no column {reader.text_field!r} (columns: {', '.join(names[:8])}; use --text-field)")
-    ttype = pf.schema_arrow.field(reader.text_field).type
-    if not (pa.types.is_string(ttype) or pa.types.is_large_string(ttype)):
-        raise InputError(f"{path}: column {reader.text_field!r} has type {ttype}, not string")
-    cols = [reader.text_field] + ([reader.id_field] if reader.id_field in names else [])
+    cols: list[str] | None = None  # every column when a custom extractor reads the rows
+    if reader.extract is None:
+        if reader.text_field not in names:
+            raise InputError(f"{path}: no column {reader.text_field!r} (columns: {', '.join(names[:8])}; use --text-field)")
+        ttype = pf.schema_arrow.field(reader.text_field).type
+        if not (pa.types.is_string(ttype) or pa.types.is_large_string(ttype)):
+            raise InputError(f"{path}: column {reader.text_field!r} has type {ttype}, not string")
+        cols = [reader.text_field] + ([reader.id_field] if reader.id_field and reader.id_field in names else [])
     row = 0
     try:
         for batch in pf.iter_batches(batch_size=4096, columns=cols):
@@ -357,6 +367,7 @@ def read_source(
     on_error: str = "fail",
     stats: ReadStats | None = None,
     keep: Callable[[int], bool] | None = None,
+    extract: Extract | None = None,
 ) -> Iterator[Record]:
     """Yield the records of one source.
 
@@ -367,6 +378,9 @@ def read_source(
         on_error: ``"fail"`` raises InputError on a malformed record; ``"skip"`` counts it in ``stats``.
         stats: Receives row and skip counts.
         keep: Sampling: called with each row number before the row is parsed; False passes it over.
+        extract: Custom text extraction (model-output shapes): called once per object, right
+            before its Record is made, instead of reading ``text_field``; returns the text
+            (None: skipped as null text) or raises ValueError (a malformed record).
 
     Raises:
         InputError: naming the file and line/row, on unreadable input.
@@ -374,7 +388,8 @@ def read_source(
     Example:
         >>> recs = list(read_source(Source("fixtures/reference/posts.jsonl", "jsonl")))
     """
-    reader = _Reader(source, text_field, id_field, on_error, stats if stats is not None else ReadStats(), keep)
+    reader = _Reader(source, text_field, id_field, on_error, stats if stats is not None else ReadStats(), keep,
+                     extract)
     yield from _READERS[source.kind](reader)
 
 
