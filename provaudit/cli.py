@@ -202,8 +202,9 @@ def audit(index_dir: Path, targets: tuple[str, ...], out: Path, min_containment:
                 f"in {time.monotonic() - t0:.1f}s -> {out}"
             )
             tc = est["target_contamination"]
-            click.echo(f"Target records with reference material: {100 * tc['value']:.2f}% "
-                       f"({100 * tc['ci_low']:.2f}% to {100 * tc['ci_high']:.2f}%, {tc['method']})")
+            if tc["value"] is not None:
+                click.echo(f"Target records with reference material: {100 * tc['value']:.2f}% "
+                           f"({100 * tc['ci_low']:.2f}% to {100 * tc['ci_high']:.2f}%, {tc['method']})")
             if "control" in report:
                 ex = report["control"]["excess"]
                 click.echo(f"Excess over negative control: {100 * ex['value']:.2f} points "

@@ -50,19 +50,20 @@ class Estimate:
     method: str
     n: int
 
-    def to_dict(self) -> dict[str, float | int | str]:
+    def to_dict(self) -> dict[str, float | int | str | None]:
         """Return ``{"value", "ci_low", "ci_high", "confidence", "method", "n"}`` for JSON.
 
         Returns:
-            The fields, floats rounded to 10 significant digits for stable output.
+            The fields, floats rounded to 10 significant digits for stable output;
+            an undefined value (NaN, e.g. no observations) becomes None (JSON null).
         """
         r = _round10
         return {"value": r(self.value), "ci_low": r(self.ci_low), "ci_high": r(self.ci_high),
                 "confidence": r(self.confidence), "method": self.method, "n": int(self.n)}
 
 
-def _round10(x: float) -> float:
-    return float(f"{float(x):.10g}")
+def _round10(x: float) -> float | None:
+    return None if math.isnan(x) else float(f"{float(x):.10g}")
 
 
 def _count(name: str, value: Any, minimum: int = 0) -> int:

@@ -297,7 +297,8 @@ def write_audit(result: AuditResult, out_dir: Path, *, force: bool = False) -> d
         if result.sample.active:
             pq.write_table(sample_table(result), tmp / "sample.parquet", compression="zstd", write_statistics=False)
         report = build_report(result, table)
-        (tmp / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+        (tmp / "report.json").write_text(
+            json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
         (tmp / "report.md").write_text(render_markdown(report), encoding="utf-8")
         commit_output_dir(tmp, out_dir)
     except BaseException:

@@ -225,7 +225,8 @@ def test_estimate_to_dict_is_stable_json() -> None:
     assert d["value"] == 0.3333333333 and d["ci_low"] == 0.123456789 and d["n"] == 7
     assert json.loads(json.dumps(d)) == d
     nan = proportion(0, 0).to_dict()
-    assert math.isnan(float(nan["value"]))
+    assert nan["value"] is None  # undefined -> JSON null, never the non-standard NaN token
+    json.dumps(nan, allow_nan=False)
 
 
 # --- LSH -----------------------------------------------------------------------------
