@@ -13,6 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from provaudit import kernels
 from provaudit.shingle import ShingleBatch, fmix64
 
 EMPTY = np.uint32(0xFFFFFFFF)
@@ -62,6 +63,14 @@ def signatures(batch: ShingleBatch, num_perm: int, seed: int) -> np.ndarray:
         (1, 128)
     """
     a, b = permutations(num_perm, seed)
+    if kernels.ENABLED:
+        hashes = np.ascontiguousarray(batch.hashes, dtype=np.uint64)
+        return kernels.minhash(hashes, np.ascontiguousarray(batch.offsets, dtype=np.int64), a, b)
+    return _signatures_py(batch, a, b)
+
+
+def _signatures_py(batch: ShingleBatch, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    num_perm = len(a)
     n = len(batch)
     out = np.full((n, num_perm), EMPTY, dtype=np.uint32)
     h = fmix32((batch.hashes & np.uint64(0xFFFFFFFF)).astype(np.uint32))

@@ -1,0 +1,86 @@
+"""The compiled kernels equal their numpy/Python twins bit for bit (and xxh3 equals the xxhash library)."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import xxhash
+
+from provaudit import kernels
+from provaudit.config import IndexConfig
+from provaudit.shingle import (
+    ShingleBatch, normalized_utf8, shingle_batch, shingle_batch_py, tokens, unique_per_record, unique_per_record_py,
+)
+from provaudit.sketch import permutations, signatures
+
+pytestmark = pytest.mark.skipif(not kernels.ENABLED, reason="numba kernels disabled (PROVAUDIT_JIT=0 or no numba)")
+
+ODD = ["", " ", "a", "É", "naïve", "ＦＵＬＬ", "ﬁne", "don't", "—", "x\u00a0y", "a\u2028b", "\u1680", "\x85z", "日本語テキスト",
+       "emoji 🙂 ok", "tab\tsep\x1fsep", "NUL\x00inside", "x" * 300, "ß" * 200, "a.b,c;d", "ÇA VA?"]
+
+
+def _texts(seed: int, n: int, max_words: int) -> list[str]:
+    rng = random.Random(seed)
+    words = [f"w{i}" for i in range(300)] + ODD
+    return ODD + [" ".join(rng.choice(words) for _ in range(rng.randint(0, max_words))) for _ in range(n)]
+
+
+def test_xxh3_equals_xxhash_for_every_length_class() -> None:
+    data = np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8)
+    lengths = list(range(0, 300)) + [1023, 1024, 1025, 1087, 1088, 1089, 2048, 2049, 4000]
+    for n in lengths:
+        for p in (0, 7):
+            assert int(kernels.xxh3_64(data, p, n)) == xxhash.xxh3_64_intdigest(data[p : p + n].tobytes()), (n, p)
+
+
+def test_normalized_utf8_splits_like_tokens() -> None:
+    texts = _texts(1, 50, 20)
+    parts = normalized_utf8(texts).tobytes().split(b"\x00")
+    assert [p.decode("utf-8").split() for p in parts] == [tokens(t) for t in texts]
+    ascii_only = ["Hello, World!", "it's A-OK", "", "tab\there"]
+    parts = normalized_utf8(ascii_only).tobytes().split(b"\x00")
+    assert [p.decode("ascii").split() for p in parts] == [tokens(t) for t in ascii_only]
+
+
+@pytest.mark.parametrize("unit,ngram", [("word", 1), ("word", 3), ("word", 5), ("char", 1), ("char", 4)])
+def test_shingle_batch_equals_python_path(unit: str, ngram: int) -> None:
+    cfg = IndexConfig(unit=unit, ngram=ngram)
+    texts = _texts(ngram, 80, 40) + ["a b c d e f " * 500]
+    fast, ref = shingle_batch(texts, cfg), shingle_batch_py(texts, cfg)
+    assert np.array_equal(fast.offsets, ref.offsets)
+    assert np.array_equal(fast.n_tokens, ref.n_tokens)
+    assert np.array_equal(fast.hashes, ref.hashes)
+
+
+def test_empty_batch() -> None:
+    b = shingle_batch([], IndexConfig())
+    assert len(b) == 0 and b.offsets.tolist() == [0] and len(b.hashes) == 0
+    assert signatures(b, 16, 1).shape == (0, 16)
+
+
+def test_minhash_and_unique_equal_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = IndexConfig(ngram=2)
+    batch = shingle_batch(_texts(3, 100, 200), cfg)
+    fast_sig, fast_u = signatures(batch, 64, 5), unique_per_record(batch)
+    monkeypatch.setattr(kernels, "ENABLED", False)
+    assert np.array_equal(fast_sig, signatures(batch, 64, 5))
+    ref_u = unique_per_record_py(batch)
+    assert np.array_equal(fast_u.hashes, ref_u.hashes) and np.array_equal(fast_u.offsets, ref_u.offsets)
+
+
+def test_unique_sorted_with_repeats_and_long_records() -> None:
+    rng = np.random.default_rng(4)
+    sizes = [0, 1, 2, 47, 48, 49, 50, 500, 0, 3]
+    hashes = rng.integers(0, 40, sum(sizes), dtype=np.uint64)  # many repeats
+    offsets = np.r_[0, np.cumsum(sizes)].astype(np.int64)
+    b = ShingleBatch(hashes, offsets, np.array(sizes))
+    fast, ref = unique_per_record(b), unique_per_record_py(b)
+    assert np.array_equal(fast.hashes, ref.hashes) and np.array_equal(fast.offsets, ref.offsets)
+
+
+def test_permutations_kernel_uses_datasketch_parameters() -> None:
+    a, b = permutations(128, 1)
+    batch = shingle_batch(["the quick brown fox jumps"], IndexConfig())
+    assert signatures(batch, 128, 1).dtype == np.uint32 and a.dtype == b.dtype == np.uint32
