@@ -227,5 +227,73 @@ def info(index_dir: Path) -> None:
         click.echo(json.dumps(idx.manifest, indent=2, sort_keys=True))
 
 
+def terminal_safe(text: object) -> str:
+    """Escape control characters (ANSI escapes, bells, newlines) in untrusted text for the terminal."""
+    out = []
+    for ch in str(text):
+        cp = ord(ch)
+        if cp < 32 or 127 <= cp < 160 or ch in "\u2028\u2029\u202e\u2066\u2067\u2068\u2069":
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+EXIT_LEAK = 3
+
+
+@cli.command()
+@click.argument("index_dir", type=click.Path(path_type=Path))
+@click.argument("targets", nargs=-1, required=True)
+@click.option("--max-pairs", default=0, show_default=True,
+              help="Fail when more evidence pairs than this are found.")
+@click.option("--min-containment", default=0.5, show_default=True, help="As for audit.")
+@click.option("--min-jaccard", default=0.5, show_default=True, help="As for audit.")
+@click.option("--min-item-shingles", default=5, show_default=True, help="As for audit.")
+@click.option("-o", "--out", "out", type=click.Path(path_type=Path),
+              help="Also write the full audit output (matches.parquet, report.json, report.md) here.")
+@click.option("--show", default=10, show_default=True, help="Offending pairs listed on failure.")
+@workers_option
+@input_options
+@force_option
+def check(index_dir: Path, targets: tuple[str, ...], max_pairs: int, min_containment: float, min_jaccard: float,
+          min_item_shingles: int, out: Path | None, show: int, workers: int | None, text_field: str, id_field: str,
+          on_error: str, force: bool) -> None:
+    """CI gate: exit 3 when TARGETS contain indexed reference items (opted-out or benchmark data).
+
+    Runs a full audit. Exit 0: at most --max-pairs evidence pairs; 3: more (the
+    strongest are listed); 1/2: errors, as for every command.
+
+    \b
+    Example:
+        provaudit check benchmark-test.idx new-corpus/ --max-pairs 0
+    """
+    with cli_errors():
+        cfg = AuditConfig(min_containment=min_containment, min_jaccard=min_jaccard,
+                          min_item_shingles=min_item_shingles)
+        result = api.audit(index_dir, targets, cfg, text_field=text_field, id_field=id_field, on_error=on_error,
+                           workers=workers or default_workers())
+        from provaudit.report import build_report, matches_table
+
+        table = matches_table(result)
+        report = write_audit(result, out, force=force) if out else build_report(result, table)
+    evidence = [r for r in table.to_pylist() if not r["item_flag"]]
+    evidence.sort(key=lambda r: (-r["containment"], -r["jaccard"], r["reference_id"], r["target_source"], r["target_row"]))
+    c = report["counts"]
+    summary = (f"{len(evidence)} evidence pairs: {c['reference_items_found']} reference items in "
+               f"{c['target_records_with_matches']} of {c['target_records']} target records")
+    if len(evidence) <= max_pairs:
+        click.echo(f"PASS: {summary} (allowed: {max_pairs})")
+        return
+    click.echo(f"FAIL: {summary} (allowed: {max_pairs})")
+    for r in evidence[:show]:
+        click.echo(f"  {terminal_safe(r['target_source'])}:{r['target_row']} {terminal_safe(r['target_id'])} "
+                   f"contains {terminal_safe(r['reference_id'])} (containment {r['containment']:.3f}, "
+                   f"Jaccard {r['jaccard']:.3f}, {r['verbatim_tokens']} verbatim tokens)")
+    if len(evidence) > show:
+        click.echo(f"  ... and {len(evidence) - show} more" + (f" (see {out}/matches.parquet)" if out else ""))
+    sys.exit(EXIT_LEAK)
+
+
 def main() -> None:  # pragma: no cover
     cli()
