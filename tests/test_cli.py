@@ -67,7 +67,7 @@ def test_audit_refuses_to_overwrite_without_force(corpus, corpus_index, tmp_path
     assert _run("audit", corpus_index, corpus[3], "-o", out, "-q", "--force").exit_code == 0
 
 
-@pytest.mark.parametrize("command", [[], ["index"], ["audit"], ["info"]])
+@pytest.mark.parametrize("command", [[], ["index"], ["audit"], ["check"], ["info"]])
 def test_every_command_has_help(command) -> None:
     r = _run(*command, "--help")
     assert r.exit_code == 0 and "Usage:" in r.output and "Example:" in r.output or command == []
