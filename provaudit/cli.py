@@ -153,6 +153,11 @@ def index(sources: tuple[str, ...], out: Path, ngram: int, char: bool, num_perm:
               help="Flag items matched in more target records than this (0: max(50, 1% of records read)).")
 @click.option("--kind", type=click.Choice(["auto", "training", "outputs"]), default="auto", show_default=True,
               help="Targets are training shards, or samples of a model's outputs (auto: from the input shape).")
+@click.option("--min-verbatim-tokens", default=20, show_default=True,
+              help="Outputs: a shared span this long (or the whole item, if shorter) is verbatim regurgitation.")
+@click.option("--min-span-tokens", default=8, show_default=True, help="Outputs: shorter shared spans are never evidence.")
+@click.option("--min-span-share", default=0.5, show_default=True,
+              help="Outputs: a shared span covering this share of an item is partial regurgitation.")
 @workers_option
 @input_options
 @force_option
@@ -160,7 +165,8 @@ def index(sources: tuple[str, ...], out: Path, ngram: int, char: bool, num_perm:
 def audit(index_dir: Path, targets: tuple[str, ...], out: Path, min_containment: float, min_jaccard: float,
           miss_rate: float, top: int, sample_records: str | None, sample_shards: str | None, sample_seed: int,
           confidence: float, control: tuple[str, ...], min_item_shingles: int, frequent_item_records: int,
-          kind: str, workers: int, text_field: str, id_field: str, on_error: str, force: bool, quiet: bool) -> None:
+          kind: str, min_verbatim_tokens: int, min_span_tokens: int, min_span_share: float, workers: int,
+          text_field: str, id_field: str, on_error: str, force: bool, quiet: bool) -> None:
     """Find the indexed reference items in TARGETS; write matches.parquet and report.json/md to OUT.
 
     \b
@@ -179,10 +185,13 @@ def audit(index_dir: Path, targets: tuple[str, ...], out: Path, min_containment:
 
             kind = detect_kind(list(targets), text_field)
         if kind == "outputs":
-            from provaudit.outputs import audit_outputs, summary_line, write_outputs
+            from provaudit.outputs import VerdictRules, audit_outputs, summary_line, write_outputs
 
+            if sample.active or control:
+                raise ConfigError("--sample, --sample-shards and --control apply to training audits, not --kind outputs")
+            rules = VerdictRules(min_verbatim_tokens, min_span_tokens, min_span_share)
             o_result = audit_outputs(index_dir, list(targets), cfg, text_field=text_field, id_field=id_field,
-                                     on_error=on_error, workers=workers, progress=stderr_progress(quiet))
+                                     on_error=on_error, workers=workers, progress=stderr_progress(quiet), rules=rules)
             o_report = write_outputs(o_result, out, force=force)
             _done_progress(quiet)
             if not quiet:

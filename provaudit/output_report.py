@@ -1,0 +1,272 @@
+"""Outputs-audit results -> matches.parquet, samples.parquet, report.json, report.md (written atomically).
+
+``report.json`` uses the versioned report model of ``provaudit.report`` (same ``format``
+and ``format_version``, ``"kind": "outputs"``; shared ``index``, ``parameters``,
+``inputs``, ``counts``, ``estimates``, ``candidates``, ``miss_probability`` and
+``top_evidence`` blocks), so data-side and model-side reports join on the index
+fingerprint and reference ids. Reports are deterministic: sorted keys, no
+timestamps, paths as the user gave them.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from provaudit.estimate import proportion
+from provaudit.index import commit_output_dir, prepare_output_dir
+from provaudit.records import sha256_file
+from provaudit.report import FORMAT, FORMAT_VERSION, _md, _r
+from provaudit.spans import strength
+
+if TYPE_CHECKING:
+    from provaudit.outputs import OutputsResult
+
+_S, _I, _F = pa.string(), pa.int64(), pa.float64()
+PAIR_SCHEMA = pa.schema([(n, t) for n, t in (
+    ("sample_id", _S), ("sample_source", _S), ("sample_row", _I), ("field", _S), ("reference_id", _S),
+    ("verdict", _S), ("containment", _F), ("overlap_shingles", _I), ("prompt_shingles", _I),
+    ("reference_shingles", _I), ("reference_tokens", _I), ("verbatim_tokens", _I), ("evidence_tokens", _I),
+    ("verbatim_chars", _I), ("sample_token_start", _I), ("sample_token_end", _I), ("sample_char_start", _I),
+    ("sample_char_end", _I), ("reference_token_start", _I), ("reference_token_end", _I),
+    ("reference_char_start", _I), ("reference_char_end", _I), ("sample_span", _S), ("candidate_by", _S),
+)])
+SAMPLE_SCHEMA = pa.schema([(n, t) for n, t in (
+    ("sample_id", _S), ("source", _S), ("row", _I), ("field", _S), ("verdict", _S), ("reference_id", _S),
+    ("items_reproduced", _I), ("evidence_tokens", _I), ("verbatim_tokens", _I), ("containment", _F),
+    ("sample_tokens", _I), ("sample_shingles", _I), ("prompt_shingles", _I), ("reference_ngram_share", _F),
+    ("covered_tokens", _I),
+)])
+VERDICT_ORDER = ("verbatim", "partial", "near_verbatim", "none")
+NGRAM_SHARE_NOTE = (
+    "reference_ngram_share: share of the sample's n-gram positions (audited text, in order, repeats counted) "
+    "whose n-gram occurs in a reference item the sample reproduces (any positive verdict) and not in the "
+    "prompt; 0 for samples with no positive verdict. It is not the share found anywhere in the corpus."
+)
+
+
+def _table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
+    return pa.Table.from_pylist([{f.name: r[f.name] for f in schema} for r in rows], schema=schema)
+
+
+def _quantiles(values: list[int]) -> dict[str, Any]:
+    if not values:
+        return {"min": None, "p25": None, "median": None, "p75": None, "p90": None, "max": None}
+    v = np.sort(np.asarray(values))
+    q = {k: int(v[min(len(v) - 1, int(np.ceil(p * len(v))) - 1)]) for k, p in
+         (("p25", 0.25), ("median", 0.5), ("p75", 0.75), ("p90", 0.9))}
+    return {"min": int(v[0]), **q, "max": int(v[-1])}
+
+
+def _histogram(values: list[int], lowest: int, verbatim: int) -> list[dict[str, Any]]:
+    edges = sorted({lowest, verbatim, 50, 100, 200} - {e for e in (50, 100, 200) if e <= max(lowest, verbatim)})
+    out = []
+    for lo, hi in zip(edges, [*edges[1:], None]):
+        n = sum(1 for x in values if x >= lo and (hi is None or x < hi))
+        out.append({"from": lo, "to": None if hi is None else hi - 1, "samples": n})
+    return out
+
+
+def build_report(result: OutputsResult, pairs: pa.Table) -> dict[str, Any]:
+    """The versioned summary written as report.json."""
+    idx, cfg, rules, need = result.index, result.config, result.rules, result.need
+    conf = cfg.confidence
+    samples, rows = result.samples, pairs.to_pylist()
+    verdicts = Counter(s["verdict"] for s in samples)
+    flagged = [s for s in samples if s["verdict"] != "none"]
+    n = len(samples)
+    items: dict[str, dict[str, Any]] = {}
+    for p in rows:
+        e = items.setdefault(p["reference_id"], {"reference_id": p["reference_id"], "samples": 0,
+                                                 "verbatim_samples": 0, "max_evidence_tokens": 0, "max_containment": 0.0})
+        e["samples"] += 1
+        e["verbatim_samples"] += p["verdict"] == "verbatim"
+        e["max_evidence_tokens"] = max(e["max_evidence_tokens"], p["evidence_tokens"])
+        e["max_containment"] = max(e["max_containment"], p["containment"])
+    top_items = sorted(items.values(), key=lambda e: (-e["samples"], -e["max_evidence_tokens"], e["reference_id"]))
+    rows.sort(key=lambda p: (tuple(-x for x in strength(p)), p["reference_id"], p["sample_source"], p["sample_row"]))
+    ok = need.min_overlap > 0
+    miss = need.miss[ok]
+    searchable = ok & (result.plan.threshold > 0)
+    keep_text = "text" in idx.items.column_names
+    spans = [s["evidence_tokens"] for s in flagged]
+    tokens = sum(s.tokens for s in result.inputs)
+    inputs = [{**s.to_dict(), "shapes": shapes, "rows_sampled_out": s.stats.sampled_out}
+              for s, shapes in zip(result.inputs, result.shapes)]
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "kind": "outputs",
+        "versions": idx.manifest.get("versions", {}),
+        "index": {
+            "path": str(idx.path),
+            "fingerprint": idx.manifest["fingerprint"],
+            "manifest_sha256": sha256_file(idx.path / "manifest.json"),
+            "config": idx.manifest["config"],
+            "items": len(idx),
+            "inputs": idx.manifest.get("inputs", []),
+        },
+        "parameters": {**cfg.to_dict(), "text_field": result.fields.get("text"), "id_field": result.fields.get("id"),
+                       **{f"verdict_{k}": v for k, v in rules.to_dict().items()}},
+        "verdict_rules": {
+            "evidence_tokens": "tokens of the longest verbatim span shared by the item and the audited text, "
+                               "minus the span's tokens that the prompt (or non-assistant turns) also holds",
+            "verbatim": f"evidence_tokens >= min({rules.min_verbatim_tokens}, item tokens)",
+            "partial": f"evidence_tokens >= {rules.min_span_share} x item tokens",
+            "span_floor": f"verbatim and partial need evidence_tokens >= {rules.min_span_tokens}",
+            "near_verbatim": f"containment (prompt n-grams excluded) >= {cfg.min_containment} and at least "
+                             f"{rules.min_span_tokens - idx.config.ngram + 1} shared n-grams",
+            "none": f"otherwise; items with fewer than {rules.min_span_tokens} tokens are never evidence",
+        },
+        "inputs": inputs,
+        "counts": {
+            "reference_items": len(idx),
+            "reference_items_evidence": int(ok.sum()),
+            "reference_items_reproduced": len(items),
+            "samples": n,
+            "samples_regurgitating": len(flagged),
+            "sample_tokens": tokens,
+            "covered_sample_tokens": sum(s["covered_tokens"] for s in samples),
+            "pairs": len(rows),
+            "skipped_records": sum(sum(s.stats.skipped.values()) for s in result.inputs),
+        },
+        "estimates": {
+            "samples_regurgitating": proportion(len(flagged), n, confidence=conf).to_dict(),
+            "samples_verbatim": proportion(verdicts["verbatim"], n, confidence=conf).to_dict(),
+        },
+        "summary": {
+            "verdicts": {v: verdicts[v] for v in VERDICT_ORDER},
+            "evidence_span_tokens": {**_quantiles(spans), "samples": len(spans),
+                                     "histogram": _histogram(spans, rules.min_span_tokens, rules.min_verbatim_tokens)},
+            "reference_ngram_share": {
+                "mean_all_samples": _r(float(np.mean([s["reference_ngram_share"] for s in samples]))) if n else None,
+                "mean_regurgitating_samples":
+                    _r(float(np.mean([s["reference_ngram_share"] for s in flagged]))) if flagged else None,
+                "definition": NGRAM_SHARE_NOTE,
+            },
+            "most_reproduced": [{**e, "max_containment": _r(e["max_containment"])} for e in top_items[: cfg.top_evidence]],
+        },
+        "offsets": {
+            "reference_char_offsets": keep_text,
+            "note": ("Offsets are 0-based, end-exclusive; sample offsets index the audited text (the completion, or "
+                     "the assistant turns joined by newlines). " + (
+                         "Reference character offsets index the item text stored in the index." if keep_text else
+                         "The index holds no text (built without --keep-text): reference spans are given in tokens "
+                         "only, reference_char_start/end are null.")),
+        },
+        "candidates": dict(sorted(result.candidates.items())),
+        "miss_probability": {
+            "anchor_max_at_rule_threshold": _r(float(miss.max())) if len(miss) else None,
+            "anchor_mean_at_rule_threshold": _r(float(miss.mean())) if len(miss) else None,
+            "items_above_miss_rate": int((miss > cfg.miss_rate).sum()),
+            "items_not_searchable_by_anchors": int((ok & ~searchable).sum()),
+            "search_containment": _r(need.search_containment),
+            "note": ("Per evidence item: P(a pair with the fewest shared n-grams that any positive verdict needs is "
+                     "never a candidate), hypergeometric over the item's anchors. Candidates are verified exactly."),
+        },
+        "top_evidence": [
+            {k: p[k] for k in ("sample_id", "sample_source", "sample_row", "reference_id", "verdict", "evidence_tokens",
+                               "verbatim_tokens", "containment", "sample_char_start", "sample_char_end",
+                               "reference_token_start", "reference_token_end", "reference_char_start",
+                               "reference_char_end")}
+            for p in rows[: cfg.top_evidence]
+        ],
+        "samples": [
+            {k: (_r(s[k]) if isinstance(s[k], float) else s[k]) for k in (
+                "sample_id", "source", "row", "field", "verdict", "reference_id", "evidence_tokens", "containment",
+                "reference_ngram_share")}
+            for s in samples
+        ],
+    }
+
+
+def _clip(text: str | None, n: int = 120) -> str:
+    if text is None:
+        return "-"
+    return _md(text if len(text) <= n else text[: n - 1] + "…")
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """A short human-readable report (all corpus- and sample-derived strings escaped)."""
+    c, s, e = report["counts"], report["summary"], report["estimates"]["samples_regurgitating"]
+    v, sp, rules = s["verdicts"], s["evidence_span_tokens"], report["verdict_rules"]
+    lines = [
+        "# provaudit model-output audit report",
+        "",
+        f"Index `{_md(report['index']['fingerprint'])}` with {c['reference_items']} reference items; "
+        f"{c['samples']} output samples audited.",
+        "",
+        "| figure | value |",
+        "| --- | --- |",
+        f"| samples reproducing reference items | {c['samples_regurgitating']} of {c['samples']} "
+        f"({e['value']}; {e['ci_low']} to {e['ci_high']}, {_md(e['method'])} {e['confidence']}) |",
+        f"| verbatim / partial / near-verbatim / none | {v['verbatim']} / {v['partial']} / {v['near_verbatim']} / "
+        f"{v['none']} |",
+        f"| reference items reproduced | {c['reference_items_reproduced']} |",
+        f"| evidence span tokens (min / median / p90 / max) | {sp['min']} / {sp['median']} / {sp['p90']} / {sp['max']} |",
+        f"| skipped records | {c['skipped_records']} |",
+        f"| max anchor miss probability at rule threshold | {report['miss_probability']['anchor_max_at_rule_threshold']} |",
+        "",
+        "## Verdict rules",
+        "",
+        *[f"- `{k}`: {_md(rules[k])}" for k in ("evidence_tokens", "span_floor", *VERDICT_ORDER)],
+        "",
+        "## Most reproduced reference items",
+        "",
+        "| reference | samples | verbatim samples | max evidence tokens | max containment |",
+        "| --- | --- | --- | --- | --- |",
+        *[f"| {_md(i['reference_id'])} | {i['samples']} | {i['verbatim_samples']} | {i['max_evidence_tokens']} | "
+          f"{i['max_containment']:.3f} |" for i in s["most_reproduced"]],
+        "",
+        "## Strongest evidence",
+        "",
+        "| sample | source:row | reference | verdict | evidence tokens | containment | sample chars |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        *[f"| {_md(p['sample_id'])} | {_md(p['sample_source'])}:{p['sample_row']} | {_md(p['reference_id'])} | "
+          f"{p['verdict']} | {p['evidence_tokens']} | {p['containment']:.3f} | "
+          f"{p['sample_char_start']}-{p['sample_char_end']} |" for p in report["top_evidence"]],
+        "",
+        "## Inputs",
+        "",
+        "| source | sha256 | rows read | rows skipped | audited fields |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for i in report["inputs"]:
+        skipped = ", ".join(f"{_md(k)}: {n}" for k, n in i["rows_skipped"].items()) or "0"
+        shapes = ", ".join(f"{_md(k)}: {n}" for k, n in i["shapes"].items()) or "-"
+        lines.append(f"| {_md(i['source'])} | `{i['sha256'] or '-'}` | {i['rows_read']} | {skipped} | {shapes} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(result: OutputsResult, out_dir: Path, *, force: bool = False) -> dict[str, Any]:
+    """Write matches.parquet, samples.parquet, report.json and report.md into ``out_dir`` atomically.
+
+    Returns:
+        The report dict written to report.json.
+
+    Raises:
+        OutputExistsError: if ``out_dir`` exists and ``force`` is false.
+    """
+    tmp = prepare_output_dir(out_dir, force, "report.json")
+    try:
+        pairs = _table(result.pairs, PAIR_SCHEMA).sort_by(
+            [("sample_source", "ascending"), ("sample_row", "ascending"), ("reference_id", "ascending")])
+        pq.write_table(pairs, tmp / "matches.parquet", compression="zstd", write_statistics=False)
+        pq.write_table(_table(result.samples, SAMPLE_SCHEMA), tmp / "samples.parquet", compression="zstd",
+                       write_statistics=False)
+        report = build_report(result, pairs)
+        (tmp / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
+                                         encoding="utf-8")
+        (tmp / "report.md").write_text(render_markdown(report), encoding="utf-8")
+        commit_output_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return report
