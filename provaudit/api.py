@@ -24,7 +24,7 @@ from provaudit import __version__
 from provaudit.config import AuditConfig, IndexConfig, SampleConfig
 from provaudit.errors import IndexMismatchError, InputError
 from provaudit.figures import SourceTally
-from provaudit.index import Index, IndexWriter, load_index
+from provaudit.index import Index, IndexWriter, ItemPreparer, load_index
 from provaudit.engine import MATCH_COLUMNS, BatchRunner, Engine
 from provaudit.match import AnchorPlan
 from provaudit.records import ReadStats, Record, Source, count_rows, expand_sources, read_source
@@ -93,9 +93,14 @@ def build_index(
     id_field: str | None = "id",
     on_error: str = "fail",
     force: bool = False,
+    workers: int = 1,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Read a reference corpus and write an index directory atomically.
+
+    Args:
+        workers: Processes shingling and signing record batches; the parent reads and
+            writes. The index files are byte-identical for any value.
 
     Returns:
         The manifest written to ``dest/manifest.json``.
@@ -108,33 +113,21 @@ def build_index(
     srcs = expand_sources(sources)
     writer = IndexWriter(dest, config, force=force)
     inputs: list[InputSummary] = []
-    seen: dict[str, tuple[str, int]] = {}
     done = 0
     try:
-        for src in srcs:
-            summary = InputSummary(src.name, src.kind, src.sha256())
-            inputs.append(summary)
-            recs = read_source(src, text_field=text_field, id_field=id_field, on_error=on_error, stats=summary.stats)
-            for batch in batches(recs):
-                for r in batch:
-                    if r.id in seen:
-                        first = seen[r.id]
-                        raise InputError(
-                            f"{r.source} row {r.row + 1}: duplicate reference id {r.id!r} "
-                            f"(first at {first[0]} row {first[1] + 1}); ids must be unique (or use --id-field)"
-                        )
-                    seen[r.id] = (r.source, r.row)
-                sb = shingle_batch([r.text for r in batch], config)
-                ub = unique_per_record(sb)
-                sigs = signatures(sb, config.num_perm, config.seed)
-                writer.add(
-                    [r.id for r in batch], [r.source for r in batch], [r.row for r in batch], sb, ub, sigs,
-                    band_keys(sigs, config.bands, config.rows), [r.text for r in batch] if config.keep_text else None,
-                )
-                summary.tokens += int(sb.n_tokens.sum())
-                done += len(batch)
-                if progress:
-                    progress(src.name, done)
+        with ItemPreparer(config, workers) as prep:
+            for src in srcs:
+                summary = InputSummary(src.name, src.kind, src.sha256())
+                inputs.append(summary)
+                recs = read_source(src, text_field=text_field, id_field=id_field, on_error=on_error,
+                                   stats=summary.stats)
+                for batch, items in prep.map(batches(recs), text_of=lambda r: r.text):
+                    writer.add([r.id for r in batch], [r.source for r in batch], [r.row for r in batch], items,
+                               [r.text for r in batch] if config.keep_text else None)
+                    summary.tokens += int(items.n_tokens.sum())
+                    done += len(batch)
+                    if progress:
+                        progress(src.name, done)
         manifest = {
             "versions": _versions(),
             "fields": {"text": text_field, "id": id_field},

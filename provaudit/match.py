@@ -113,12 +113,10 @@ def anchor_candidates(index: Index, plan: AnchorPlan, batch: ShingleBatch) -> tu
     Every shingle of every record is looked up (repeats included); hits are then
     reduced to distinct (record, anchor) pairs, so each anchor counts once.
     """
-    lo = np.searchsorted(index.anchor_keys, batch.hashes, side="left")
-    hi = np.searchsorted(index.anchor_keys, batch.hashes, side="right")
-    hit = np.flatnonzero(hi > lo)
+    hit, lo, hi = index.anchor_table.hits(batch.hashes)
     if len(hit) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    owner, pos = _expand(lo[hit], hi[hit])
+    owner, pos = _expand(lo, hi)
     live = ~plan.skip_key[pos]
     owner, pos = owner[live], pos[live]
     rec = np.searchsorted(batch.offsets, hit[owner], side="right") - 1
@@ -138,11 +136,8 @@ def lsh_candidates(index: Index, band_keys: np.ndarray, records: np.ndarray) -> 
         band_keys: ``(len(records), bands)`` keys of the target records.
         records: The batch positions of those records.
     """
-    flat = band_keys.reshape(-1)
-    lo = np.searchsorted(index.band_keys, flat, side="left")
-    hi = np.searchsorted(index.band_keys, flat, side="right")
-    hit = np.flatnonzero(hi > lo)
-    owner, pos = _expand(lo[hit], hi[hit])
+    hit, lo, hi = index.band_table.hits(band_keys.reshape(-1))
+    owner, pos = _expand(lo, hi)
     recs = records[hit[owner] // band_keys.shape[1]].astype(np.int64)
     items = index.band_items[pos].astype(np.int64)
     code = np.unique(recs * len(index) + items)

@@ -15,7 +15,7 @@ from provaudit.shingle import (
 )
 from provaudit.sketch import permutations, signatures
 
-pytestmark = pytest.mark.skipif(not kernels.ENABLED, reason="numba kernels disabled (PROVAUDIT_JIT=0 or no numba)")
+pytestmark = pytest.mark.skipif(not kernels.ENABLED, reason="compiled kernels disabled (PROVAUDIT_KERNELS=0 or no C compiler)")
 
 ODD = ["", " ", "a", "É", "naïve", "ＦＵＬＬ", "ﬁne", "don't", "—", "x\u00a0y", "a\u2028b", "\u1680", "\x85z", "日本語テキスト",
        "emoji 🙂 ok", "tab\tsep\x1fsep", "NUL\x00inside", "x" * 300, "ß" * 200, "a.b,c;d", "ÇA VA?"]
@@ -84,3 +84,37 @@ def test_permutations_kernel_uses_datasketch_parameters() -> None:
     a, b = permutations(128, 1)
     batch = shingle_batch(["the quick brown fox jumps"], IndexConfig())
     assert signatures(batch, 128, 1).dtype == np.uint32 and a.dtype == b.dtype == np.uint32
+
+
+def test_key_table_equals_searchsorted(monkeypatch: pytest.MonkeyPatch) -> None:
+    from provaudit.index import KeyTable
+
+    rng = np.random.default_rng(2)
+    keys = np.sort(np.r_[rng.integers(0, 2**64, 20_000, dtype=np.uint64, endpoint=False),
+                         np.full(300, 12345, np.uint64), np.array([0, 2**64 - 1], np.uint64)])
+    queries = np.r_[keys[rng.integers(0, len(keys), 5000)], rng.integers(0, 2**64, 5000, dtype=np.uint64),
+                    np.array([0, 1, 12345, 2**64 - 1], np.uint64)]
+    for table_keys in (keys, keys[:0], keys[:3]):
+        t = KeyTable(table_keys)
+        lo, hi = t.ranges(queries)
+        assert np.array_equal(lo, np.searchsorted(table_keys, queries, "left"))
+        assert np.array_equal(hi, np.searchsorted(table_keys, queries, "right"))
+        qi, hlo, hhi = t.hits(queries)
+        assert np.array_equal(qi, np.flatnonzero(hi > lo)) and np.array_equal(hlo, lo[qi]) and np.array_equal(hhi, hi[qi])
+        monkeypatch.setattr(kernels, "ENABLED", False)
+        assert [a.tolist() for a in t.hits(queries)] == [qi.tolist(), hlo.tolist(), hhi.tolist()]
+        monkeypatch.setattr(kernels, "ENABLED", True)
+
+
+def test_sort_pairs_is_stable_by_key() -> None:
+    from provaudit.index import sort_pairs
+
+    rng = np.random.default_rng(3)
+    keys = np.r_[rng.integers(0, 2**64, 50_000, dtype=np.uint64), rng.integers(0, 50, 5000).astype(np.uint64)]
+    items = np.arange(len(keys), dtype=np.uint32)
+    order = np.lexsort((items, keys))
+    k, it = sort_pairs(keys.copy(), items.copy())
+    assert np.array_equal(k, keys[order]) and np.array_equal(it, items[order])
+    same = np.full(1000, 7, np.uint64)  # every digit pass trivial
+    k, it = sort_pairs(same.copy(), np.arange(1000, dtype=np.uint32))
+    assert np.array_equal(it, np.arange(1000))

@@ -1,0 +1,338 @@
+/* provaudit compiled kernels: the hot loops of shingling, signing and lookup.
+ *
+ * Compiled on first use by provaudit/kernels.py (cc -O3 -shared), cached per
+ * machine, loaded with ctypes. Every function has a numpy/Python twin and the
+ * tests check them equal bit for bit. No Python API is used here: plain arrays in,
+ * plain arrays out, caller-allocated.
+ */
+#include <stdint.h>
+#include <string.h>
+#include <stdlib.h>
+
+typedef uint64_t u64;
+typedef uint32_t u32;
+typedef int64_t i64;
+
+/* ---------------------------------------------------------------- XXH3-64 --- */
+/* The XXH3 reference algorithm, 64-bit output, seed 0, default secret. */
+static const uint8_t SECRET[192] = {
+    0xb8, 0xfe, 0x6c, 0x39, 0x23, 0xa4, 0x4b, 0xbe, 0x7c, 0x01, 0x81, 0x2c, 0xf7, 0x21, 0xad, 0x1c,
+    0xde, 0xd4, 0x6d, 0xe9, 0x83, 0x90, 0x97, 0xdb, 0x72, 0x40, 0xa4, 0xa4, 0xb7, 0xb3, 0x67, 0x1f,
+    0xcb, 0x79, 0xe6, 0x4e, 0xcc, 0xc0, 0xe5, 0x78, 0x82, 0x5a, 0xd0, 0x7d, 0xcc, 0xff, 0x72, 0x21,
+    0xb8, 0x08, 0x46, 0x74, 0xf7, 0x43, 0x24, 0x8e, 0xe0, 0x35, 0x90, 0xe6, 0x81, 0x3a, 0x26, 0x4c,
+    0x3c, 0x28, 0x52, 0xbb, 0x91, 0xc3, 0x00, 0xcb, 0x88, 0xd0, 0x65, 0x8b, 0x1b, 0x53, 0x2e, 0xa3,
+    0x71, 0x64, 0x48, 0x97, 0xa2, 0x0d, 0xf9, 0x4e, 0x38, 0x19, 0xef, 0x46, 0xa9, 0xde, 0xac, 0xd8,
+    0xa8, 0xfa, 0x76, 0x3f, 0xe3, 0x9c, 0x34, 0x3f, 0xf9, 0xdc, 0xbb, 0xc7, 0xc7, 0x0b, 0x4f, 0x1d,
+    0x8a, 0x51, 0xe0, 0x4b, 0xcd, 0xb4, 0x59, 0x31, 0xc8, 0x9f, 0x7e, 0xc9, 0xd9, 0x78, 0x73, 0x64,
+    0xea, 0xc5, 0xac, 0x83, 0x34, 0xd3, 0xeb, 0xc3, 0xc5, 0x81, 0xa0, 0xff, 0xfa, 0x13, 0x63, 0xeb,
+    0x17, 0x0d, 0xdd, 0x51, 0xb7, 0xf0, 0xda, 0x49, 0xd3, 0x16, 0x55, 0x26, 0x29, 0xd4, 0x68, 0x9e,
+    0x2b, 0x16, 0xbe, 0x58, 0x7d, 0x47, 0xa1, 0xfc, 0x8f, 0xf8, 0xb8, 0xd1, 0x7a, 0xd0, 0x31, 0xce,
+    0x45, 0xcb, 0x3a, 0x8f, 0x95, 0x16, 0x04, 0x28, 0xaf, 0xd7, 0xfb, 0xca, 0xbb, 0x4b, 0x40, 0x7e,
+};
+
+#define P32_1 0x9E3779B1ULL
+#define P32_2 0x85EBCA77ULL
+#define P32_3 0xC2B2AE3DULL
+#define P64_1 0x9E3779B185EBCA87ULL
+#define P64_2 0xC2B2AE3D27D4EB4FULL
+#define P64_3 0x165667B19E3779F9ULL
+#define P64_4 0x85EBCA77C2B2AE63ULL
+#define P64_5 0x27D4EB2F165667C5ULL
+#define PMX1 0x165667919E3779F9ULL
+#define PMX2 0x9FB21C651E98DF25ULL
+
+static inline u64 r64(const uint8_t *p) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    u64 v; memcpy(&v, p, 8); return v;
+#else
+    return (u64)p[0] | ((u64)p[1] << 8) | ((u64)p[2] << 16) | ((u64)p[3] << 24) | ((u64)p[4] << 32) |
+           ((u64)p[5] << 40) | ((u64)p[6] << 48) | ((u64)p[7] << 56);
+#endif
+}
+static inline u64 r32(const uint8_t *p) {
+    return (u64)p[0] | ((u64)p[1] << 8) | ((u64)p[2] << 16) | ((u64)p[3] << 24);
+}
+static inline u64 fold(u64 a, u64 b) {
+    __uint128_t m = (__uint128_t)a * b;
+    return (u64)m ^ (u64)(m >> 64);
+}
+static inline u64 avalanche(u64 h) { h ^= h >> 37; h *= PMX1; return h ^ (h >> 32); }
+static inline u64 avalanche64(u64 h) {
+    h ^= h >> 33; h *= P64_2; h ^= h >> 29; h *= P64_3; return h ^ (h >> 32);
+}
+static inline u64 mix16(const uint8_t *p, const uint8_t *s) { return fold(r64(p) ^ r64(s), r64(p + 8) ^ r64(s + 8)); }
+static inline void acc512(u64 *acc, const uint8_t *p, const uint8_t *s) {
+    for (int i = 0; i < 8; i++) {
+        u64 v = r64(p + 8 * i), k = v ^ r64(s + 8 * i);
+        acc[i ^ 1] += v;
+        acc[i] += (k & 0xFFFFFFFFULL) * (k >> 32);
+    }
+}
+
+u64 pa_xxh3_64(const uint8_t *p, i64 n_) {
+    u64 n = (u64)n_;
+    if (n == 0) return avalanche64(r64(SECRET + 56) ^ r64(SECRET + 64));
+    if (n <= 3) {
+        u64 c = ((u64)p[0] << 16) | ((u64)p[n >> 1] << 24) | (u64)p[n - 1] | (n << 8);
+        return avalanche64(c ^ (r32(SECRET) ^ r32(SECRET + 4)));
+    }
+    if (n <= 8) {
+        u64 x = r32(p + n - 4) + (r32(p) << 32);
+        x ^= r64(SECRET + 8) ^ r64(SECRET + 16);
+        x ^= ((x << 49) | (x >> 15)) ^ ((x << 24) | (x >> 40));
+        x *= PMX2;
+        x ^= (x >> 35) + n;
+        x *= PMX2;
+        return x ^ (x >> 28);
+    }
+    if (n <= 16) {
+        u64 lo = r64(p) ^ (r64(SECRET + 24) ^ r64(SECRET + 32));
+        u64 hi = r64(p + n - 8) ^ (r64(SECRET + 40) ^ r64(SECRET + 48));
+        return avalanche(n + __builtin_bswap64(lo) + hi + fold(lo, hi));
+    }
+    u64 acc = n * P64_1;
+    if (n <= 128) {
+        if (n > 32) {
+            if (n > 64) {
+                if (n > 96) { acc += mix16(p + 48, SECRET + 96); acc += mix16(p + n - 64, SECRET + 112); }
+                acc += mix16(p + 32, SECRET + 64); acc += mix16(p + n - 48, SECRET + 80);
+            }
+            acc += mix16(p + 16, SECRET + 32); acc += mix16(p + n - 32, SECRET + 48);
+        }
+        acc += mix16(p, SECRET); acc += mix16(p + n - 16, SECRET + 16);
+        return avalanche(acc);
+    }
+    if (n <= 240) {
+        for (int i = 0; i < 8; i++) acc += mix16(p + 16 * i, SECRET + 16 * i);
+        acc = avalanche(acc);
+        for (u64 i = 8; i < n / 16; i++) acc += mix16(p + 16 * i, SECRET + 16 * (i - 8) + 3);
+        acc += mix16(p + n - 16, SECRET + 136 - 17);
+        return avalanche(acc);
+    }
+    u64 a[8] = {P32_3, P64_1, P64_2, P64_3, P64_4, P32_2, P64_5, P32_1};
+    const u64 stripes = (192 - 64) / 8, block = 64 * stripes, blocks = (n - 1) / block;
+    for (u64 k = 0; k < blocks; k++) {
+        for (u64 s = 0; s < stripes; s++) acc512(a, p + k * block + 64 * s, SECRET + 8 * s);
+        for (int i = 0; i < 8; i++) {
+            u64 x = a[i];
+            x ^= x >> 47;
+            x ^= r64(SECRET + 192 - 64 + 8 * i);
+            a[i] = x * P32_1;
+        }
+    }
+    u64 last = ((n - 1) - block * blocks) / 64;
+    for (u64 s = 0; s < last; s++) acc512(a, p + blocks * block + 64 * s, SECRET + 8 * s);
+    acc512(a, p + n - 64, SECRET + 192 - 64 - 7);
+    u64 r = n * P64_1;
+    for (int i = 0; i < 4; i++) r += fold(a[2 * i] ^ r64(SECRET + 11 + 16 * i), a[2 * i + 1] ^ r64(SECRET + 11 + 16 * i + 8));
+    return avalanche(r);
+}
+
+/* ------------------------------------------------------------- tokenizing --- */
+static inline int is_space(uint8_t c) { return c == 32 || (c >= 9 && c <= 13) || (c >= 28 && c <= 31); }
+
+/* xxh3 of every ASCII-whitespace-separated token of buf (records separated by NUL).
+ * out: room for len/2+1 hashes; counts: n_records zeros. Returns the number of tokens. */
+i64 pa_hash_words(const uint8_t *buf, i64 len, i64 n_records, u64 *out, i64 *counts) {
+    i64 k = 0, rec = 0, start = -1;
+    for (i64 i = 0; i <= len; i++) {
+        uint8_t c = i < len ? buf[i] : 0;
+        if (c == 0 || is_space(c)) {
+            if (start >= 0) {
+                out[k++] = pa_xxh3_64(buf + start, i - start);
+                if (rec < n_records) counts[rec]++;
+                start = -1;
+            }
+            if (c == 0 && i < len) rec++;
+        } else if (start < 0) {
+            start = i;
+        }
+    }
+    return k;
+}
+
+/* xxh3 of every character (UTF-8 sequence), whitespace runs collapsed to one space and
+ * stripped at both ends of each record. out: room for len+1 hashes. Returns the count. */
+i64 pa_hash_chars(const uint8_t *buf, i64 len, i64 n_records, u64 *out, i64 *counts) {
+    const uint8_t space = 32;
+    const u64 h_space = pa_xxh3_64(&space, 1);
+    i64 k = 0, rec = 0, i = 0;
+    int started = 0, pending = 0;
+    while (i < len) {
+        uint8_t c = buf[i];
+        if (c == 0) {
+            rec++; started = pending = 0; i++;
+        } else if (is_space(c)) {
+            pending = started; i++;
+        } else {
+            i64 w = c < 0x80 ? 1 : (c < 0xE0 ? 2 : (c < 0xF0 ? 3 : 4));
+            if (w > len - i) w = len - i;
+            if (pending) { out[k++] = h_space; counts[rec]++; pending = 0; }
+            out[k++] = pa_xxh3_64(buf + i, w);
+            counts[rec]++;
+            started = 1;
+            i += w;
+        }
+    }
+    return k;
+}
+
+/* ---------------------------------------------------------------- shingles --- */
+static inline u64 fmix64(u64 h) {
+    h ^= h >> 33; h *= 0xFF51AFD7ED558CCDULL; h ^= h >> 33; h *= 0xC4CEB9FE1A85EC53ULL; return h ^ (h >> 33);
+}
+
+/* Shingle hashes fmix64(t0*M^(w-1) + ... + t(w-1) + w), w = min(count, ngram), per record.
+ * offsets (n+1) must be filled by the caller (record r owns out[offsets[r]:offsets[r+1]]). */
+void pa_combine(const u64 *tok, const i64 *counts, i64 n, i64 ngram, const i64 *offsets, u64 *out) {
+    const u64 M = 0x9E3779B97F4A7C15ULL;
+    i64 t0 = 0;
+    for (i64 r = 0; r < n; r++) {
+        i64 c = counts[r], w = c < ngram ? c : ngram, m = offsets[r + 1] - offsets[r];
+        u64 *o = out + offsets[r];
+        const u64 *t = tok + t0;
+        for (i64 s = 0; s < m; s++) {
+            u64 acc = t[s];
+            for (i64 j = 1; j < w; j++) acc = acc * M + t[s + j];
+            o[s] = fmix64(acc + (u64)w);
+        }
+        t0 += c;
+    }
+}
+
+/* ----------------------------------------------------------------- MinHash --- */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define MULTIVERSION __attribute__((target_clones("avx2", "default")))
+#else
+#define MULTIVERSION
+#endif
+
+/* datasketch affine32: h = fmix32(low 32 bits), v = a*h + b mod 2^32, minimum per permutation.
+ * out: n x p, filled here. */
+MULTIVERSION
+void pa_minhash(const u64 *hashes, const i64 *offsets, i64 n, const u32 *a, const u32 *b, i64 p, u32 *out) {
+    for (i64 r = 0; r < n; r++) {
+        u32 *row = out + r * p;
+        for (i64 j = 0; j < p; j++) row[j] = 0xFFFFFFFFu;
+        for (i64 i = offsets[r]; i < offsets[r + 1]; i++) {
+            u32 h = (u32)hashes[i];
+            h ^= h >> 16; h *= 0x85EBCA6Bu; h ^= h >> 13; h *= 0xC2B2AE35u; h ^= h >> 16;
+            for (i64 j = 0; j < p; j++) {
+                u32 v = a[j] * h + b[j];
+                row[j] = v < row[j] ? v : row[j];
+            }
+        }
+    }
+}
+
+/* -------------------------------------------------------------- sorting ---- */
+/* Stable LSD radix sort of u64 keys (with u32 payload if items != NULL), 8 passes of
+ * 8 bits, skipping passes where every key has the same digit. Result in keys/items. */
+static void radix8(u64 *keys, u32 *items, i64 n, u64 *kt, u32 *it) {
+    i64 count[257];
+    u64 *k1 = keys, *k2 = kt;
+    u32 *i1 = items, *i2 = it;
+    for (int pass = 0; pass < 8; pass++) {
+        int sh = 8 * pass;
+        memset(count, 0, sizeof(count));
+        for (i64 i = 0; i < n; i++) count[((k1[i] >> sh) & 0xFF) + 1]++;
+        int trivial = 0;
+        for (int d = 0; d < 256; d++) { if (count[d + 1] == n) trivial = 1; count[d + 1] += count[d]; }
+        if (trivial) continue;
+        for (i64 i = 0; i < n; i++) {
+            i64 pos = count[(k1[i] >> sh) & 0xFF]++;
+            k2[pos] = k1[i];
+            if (i1) i2[pos] = i1[i];
+        }
+        u64 *tk = k1; k1 = k2; k2 = tk;
+        u32 *ti = i1; i1 = i2; i2 = ti;
+    }
+    if (k1 != keys) { memcpy(keys, k1, n * sizeof(u64)); if (items) memcpy(items, i1, n * sizeof(u32)); }
+}
+
+/* Stable sort of (key, item) pairs by key, in place; kt/it: scratch of n elements. 16-bit digits. */
+void pa_sort_pairs(u64 *keys, u32 *items, i64 n, u64 *kt, u32 *it) {
+    i64 *count = (i64 *)calloc(65537, sizeof(i64));
+    u64 *k1 = keys, *k2 = kt;
+    u32 *i1 = items, *i2 = it;
+    for (int pass = 0; pass < 4; pass++) {
+        int sh = 16 * pass;
+        memset(count, 0, 65537 * sizeof(i64));
+        for (i64 i = 0; i < n; i++) count[((k1[i] >> sh) & 0xFFFF) + 1]++;
+        int trivial = 0;
+        for (int d = 0; d < 65536; d++) { if (count[d + 1] == n) trivial = 1; count[d + 1] += count[d]; }
+        if (trivial) continue;
+        for (i64 i = 0; i < n; i++) {
+            i64 pos = count[(k1[i] >> sh) & 0xFFFF]++;
+            k2[pos] = k1[i];
+            i2[pos] = i1[i];
+        }
+        u64 *tk = k1; k1 = k2; k2 = tk;
+        u32 *ti = i1; i1 = i2; i2 = ti;
+    }
+    if (k1 != keys) { memcpy(keys, k1, n * sizeof(u64)); memcpy(items, i1, n * sizeof(u32)); }
+    free(count);
+}
+
+/* Per record, the distinct hashes ascending. out: room for all hashes; new_offsets: n+1.
+ * Returns the number written. */
+i64 pa_unique_sorted(const u64 *hashes, const i64 *offsets, i64 n, u64 *out, i64 *new_offsets) {
+    i64 k = 0, cap = 0;
+    u64 *scratch = NULL;
+    new_offsets[0] = 0;
+    for (i64 r = 0; r < n; r++) {
+        i64 lo = offsets[r], m = offsets[r + 1] - lo;
+        u64 *o = out + k;
+        memcpy(o, hashes + lo, m * sizeof(u64));
+        if (m > 64) {
+            if (m > cap) { free(scratch); cap = 2 * m; scratch = (u64 *)malloc(cap * sizeof(u64)); }
+            radix8(o, NULL, m, scratch, NULL);
+        } else {
+            for (i64 i = 1; i < m; i++) {
+                u64 v = o[i];
+                i64 j = i;
+                while (j > 0 && o[j - 1] > v) { o[j] = o[j - 1]; j--; }
+                o[j] = v;
+            }
+        }
+        i64 w = 0;
+        for (i64 i = 0; i < m; i++)
+            if (i == 0 || o[i] != o[w - 1]) o[w++] = o[i];
+        k += w;
+        new_offsets[r + 1] = k;
+    }
+    free(scratch);
+    return k;
+}
+
+/* ----------------------------------------------------------------- lookup --- */
+static inline i64 lower(const u64 *keys, i64 lo, i64 hi, u64 q) {
+    while (lo < hi) {
+        i64 mid = (lo + hi) >> 1;
+        if (keys[mid] < q) lo = mid + 1; else hi = mid;
+    }
+    return lo;
+}
+
+/* searchsorted(keys, q, left/right) through a directory on the keys' top bits. */
+void pa_probe(const u64 *keys, const i64 *dir, int shift, const u64 *q, i64 nq, i64 *lo_out, i64 *hi_out) {
+    for (i64 i = 0; i < nq; i++) {
+        u64 j = q[i] >> shift;
+        i64 end = dir[j + 1], lo = lower(keys, dir[j], end, q[i]), k = lo;
+        while (k < end && keys[k] == q[i]) k++;
+        lo_out[i] = lo;
+        hi_out[i] = k;
+    }
+}
+
+/* Like pa_probe, only for the queries found: (position, lo, hi). Returns the count. */
+i64 pa_probe_hits(const u64 *keys, const i64 *dir, int shift, const u64 *q, i64 nq, i64 *qi, i64 *lo_out, i64 *hi_out) {
+    i64 n = 0;
+    for (i64 i = 0; i < nq; i++) {
+        u64 j = q[i] >> shift;
+        i64 end = dir[j + 1], lo = lower(keys, dir[j], end, q[i]), k = lo;
+        while (k < end && keys[k] == q[i]) k++;
+        if (k > lo) { qi[n] = i; lo_out[n] = lo; hi_out[n] = k; n++; }
+    }
+    return n;
+}
