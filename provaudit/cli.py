@@ -102,12 +102,13 @@ def cli() -> None:
 @click.option("--rows", default=0, help="LSH rows per band (with --bands).")
 @click.option("--anchors", default=16, show_default=True, help="Anchor shingles kept per item for containment search.")
 @click.option("--keep-text", is_flag=True, help="Store reference text in the index (readable evidence).")
+@workers_option
 @input_options
 @force_option
 @quiet_option
 def index(sources: tuple[str, ...], out: Path, ngram: int, char: bool, num_perm: int, seed: int, hash_: str,
-          threshold: float, bands: int, rows: int, anchors: int, keep_text: bool, text_field: str,
-          id_field: str, on_error: str, force: bool, quiet: bool) -> None:
+          threshold: float, bands: int, rows: int, anchors: int, keep_text: bool, workers: int | None,
+          text_field: str, id_field: str, on_error: str, force: bool, quiet: bool) -> None:
     """Index a reference corpus (SOURCES: files, directories, globs, saved datasets, hf:NAME).
 
     \b
@@ -119,7 +120,8 @@ def index(sources: tuple[str, ...], out: Path, ngram: int, char: bool, num_perm:
                           threshold=threshold, bands=bands, rows=rows, anchors=anchors, keep_text=keep_text)
         t0 = time.monotonic()
         manifest = api.build_index(sources, out, cfg, text_field=text_field, id_field=id_field,
-                                   on_error=on_error, force=force, progress=stderr_progress(quiet))
+                                   on_error=on_error, force=force, workers=workers or default_workers(),
+                                   progress=stderr_progress(quiet))
         _done_progress(quiet)
         if not quiet:
             c = manifest["counts"]

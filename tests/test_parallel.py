@@ -1,0 +1,69 @@
+"""Results do not depend on the number of workers, nor on whether the compiled kernels run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from provaudit import api, kernels
+from provaudit.cli import cli
+from provaudit.config import IndexConfig
+from provaudit.index import FILES
+
+NAMES = (*FILES, "manifest.json")
+
+
+@pytest.fixture
+def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many batches even on the small test corpus, so the pool and the merges really run."""
+    monkeypatch.setattr(api, "BATCH_RECORDS", 16)
+
+
+def _build(src: Path, dest: Path, workers: int, **kw: object) -> None:
+    api.build_index([str(src)], dest, IndexConfig(**kw), workers=workers)  # type: ignore[arg-type]
+
+
+def _same_files(a: Path, b: Path) -> None:
+    for name in NAMES:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("kw", [{}, {"ngram": 5, "anchors": 4}, {"unit": "char", "ngram": 4, "keep_text": True}])
+def test_index_is_byte_identical_for_1_and_2_workers(corpus, tmp_path, small_batches, kw) -> None:
+    _build(corpus[2], tmp_path / "w1", 1, **kw)
+    _build(corpus[2], tmp_path / "w2", 2, **kw)
+    _same_files(tmp_path / "w1", tmp_path / "w2")
+
+
+def test_index_is_byte_identical_without_compiled_kernels(corpus, tmp_path, small_batches, monkeypatch) -> None:
+    _build(corpus[2], tmp_path / "fast", 2, ngram=4)
+    monkeypatch.setattr(kernels, "ENABLED", False)
+    _build(corpus[2], tmp_path / "numpy", 1, ngram=4)
+    _same_files(tmp_path / "fast", tmp_path / "numpy")
+
+
+def test_audit_is_identical_for_1_and_2_workers(corpus, corpus_index, small_batches) -> None:
+    one = api.audit(corpus_index, [str(corpus[3])], workers=1)
+    two = api.audit(corpus_index, [str(corpus[3])], workers=2)
+    assert one.matches == two.matches
+    assert one.candidates == two.candidates
+    assert one.target_records == two.target_records == len(corpus[1])
+    assert len(one.matches["reference_id"]) > 0
+
+
+def test_audit_is_identical_without_compiled_kernels(corpus, corpus_index, monkeypatch) -> None:
+    fast = api.audit(corpus_index, [str(corpus[3])], workers=1)
+    monkeypatch.setattr(kernels, "ENABLED", False)
+    slow = api.audit(corpus_index, [str(corpus[3])], workers=1)
+    assert fast.matches == slow.matches and fast.candidates == slow.candidates
+
+
+def test_cli_index_workers(corpus, tmp_path) -> None:
+    runner = CliRunner()
+    for w in ("1", "2"):
+        res = runner.invoke(cli, ["index", str(corpus[2]), "-o", str(tmp_path / w), "--workers", w, "-q"])
+        assert res.exit_code == 0, res.output
+    _same_files(tmp_path / "1", tmp_path / "2")
+    assert "--workers" in runner.invoke(cli, ["index", "--help"]).output
