@@ -46,7 +46,7 @@ def test_quiet_prints_nothing(corpus, corpus_index, tmp_path) -> None:
         (["index", "{tmp}/nope.jsonl", "-o", "{tmp}/i"], 1, "Error: {tmp}/nope.jsonl: no such file or directory\n"),
         (["audit", "{tmp}", "{tmp}/x.jsonl", "-o", "{tmp}/o"], 1, "Error: {tmp}: no manifest.json (not a provaudit index, or an incomplete build)\n"),
         (["index", "{tmp}/x.jsonl", "-o", "{tmp}/i", "--ngram", "0"], 2, "Error: ngram must be between 1 and 64, got 0\n"),
-        (["index", "{tmp}/bad.jsonl", "-o", "{tmp}/i"], 1, "Error: {tmp}/bad.jsonl line 2: malformed JSON (Expecting property name enclosed in double quotes at column 2)\n"),
+        (["index", "{tmp}/bad.jsonl", "-o", "{tmp}/i"], 1, "Error: {tmp}/bad.jsonl line 2: malformed JSON (Expecting property name enclosed in double quotes at column 2); use --on-error skip to skip and count such records\n"),
     ],
 )
 def test_errors_are_clear_with_exit_codes(tmp_path, args, code, message) -> None:

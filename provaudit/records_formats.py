@@ -1,0 +1,404 @@
+"""Line-format readers behind ``records.read_source`` (JSON lines, text, JSON arrays), and ``RowReader``.
+
+CSV, Parquet and datasets readers are in ``records_tables``.
+
+Every reader streams: memory is bounded by one record (a line is read with a byte limit,
+``line_bytes(max_record_chars)``; a text is cut to ``max_record_chars``), never by the file.
+Rows are numbered the way ``records.count_rows`` numbers them (lines for line formats).
+
+Problems go through ``RowReader``. A bad record (malformed JSON, invalid UTF-8, a missing or
+non-string text field, a bad CSV row, a line over the byte limit) raises ``InputError`` in
+``fail`` mode, naming file and line/row with the reason and a hint; in ``skip`` mode it is
+counted by reason in ``ReadStats.skipped`` (with a few example locations). Null and empty
+texts are counted, never errors. A problem that ends a source early (truncated gzip,
+corrupt Parquet file, unclosed JSON array, unreadable file) is an error in ``fail`` mode and
+``ReadStats.error`` in ``skip`` mode; the records read before it are kept. A Parquet row
+group that cannot be decoded is skipped on its own (its rows are counted).
+"""
+
+from __future__ import annotations
+
+import codecs
+import gzip
+import json
+import re
+import zlib
+from collections.abc import Callable, Iterator
+from typing import IO, Any
+
+from provaudit.errors import ConfigError, InputError
+from provaudit.records import ON_ERROR, Extract, ReadStats, Record, Source
+
+SKIP_HINT = "use --on-error skip to skip and count such records"
+UTF8_HINT = "the file is not UTF-8: convert it (e.g. iconv -f latin1 -t utf-8)"
+SURROGATE = re.compile("[\ud800-\udfff]")
+_BOM = b"\xef\xbb\xbf"
+
+
+def line_bytes(max_record_chars: int) -> int:
+    """Longest line a line-format reader will parse: room for a JSON-escaped record of the maximum size."""
+    return max(1 << 16, 12 * max_record_chars)
+
+
+class RowReader:
+    """Turns raw rows of one source into Records, raising (fail) or counting (skip) problems."""
+
+    def __init__(self, source: Source, text_field: str, id_field: str | None, on_error: str, stats: ReadStats,
+                 keep: Callable[[int], bool] | None, extract: Extract | None, max_record_chars: int):
+        if on_error not in ON_ERROR:
+            raise ConfigError(f"on-error must be one of {', '.join(ON_ERROR)}, got {on_error!r}")
+        if max_record_chars < 1:
+            raise ConfigError(f"max-record-chars must be >= 1, got {max_record_chars}")
+        self.source, self.text_field, self.id_field = source, text_field, id_field
+        self.on_error, self.stats, self.keep, self.extract = on_error, stats, keep, extract
+        self.max_record_chars = max_record_chars
+        self.max_line_bytes = line_bytes(max_record_chars)
+
+    @property
+    def name(self) -> str:
+        return self.source.name
+
+    def sampled_out(self, row: int) -> bool:
+        """True (and counted) when sampling passes over this row; checked before parsing it."""
+        if self.keep is None or self.keep(row):
+            return False
+        self.stats.sampled_out += 1
+        return True
+
+    def where(self, row: int, line: int | None = None) -> str:
+        """``file line N`` (line formats), ``file line L (element N)`` (JSON arrays), ``file line L (row N)``
+        (CSV) or ``file row N``."""
+        if line is not None:
+            return f"{self.name} line {line} ({'element' if self.source.kind == 'json' else 'row'} {row + 1})"
+        if self.source.kind in ("jsonl", "txt", "json"):
+            return f"{self.name} line {row + 1}"
+        return f"{self.name} row {row + 1}"
+
+    def bad(self, row: int, reason: str, message: str, line: int | None = None, *, hint: str = SKIP_HINT) -> None:
+        """A bad record: an error in fail mode, a count by reason in skip mode."""
+        where = self.where(row, line)
+        if self.on_error == "fail":
+            raise InputError(f"{where}: {message}; {hint}")
+        self.stats.skip(reason, where)
+
+    def fatal(self, where: str, message: str, fail_hint: str = "") -> None:
+        """A problem that ends the source: an error in fail mode, ``stats.error`` in skip mode.
+
+        ``fail_hint`` is added to the message in fail mode only.
+        """
+        if self.on_error == "fail":
+            raise InputError(f"{where}: {message}" + (f"; {fail_hint}" if fail_hint else ""))
+        self.stats.error = f"{where}: {message}"
+
+    def clean(self, text: str, row: int, line: int | None, what: str = "text") -> str:
+        """Cap the text at ``max_record_chars`` and replace lone surrogates (counted, never silent)."""
+        if what == "text" and len(text) > self.max_record_chars:
+            text = text[: self.max_record_chars]
+            self.stats.alter("truncated to max-record-chars", self.where(row, line))
+        if not text.isascii() and SURROGATE.search(text):
+            text = SURROGATE.sub("\ufffd", text)
+            self.stats.alter(f"lone surrogates replaced in {what}", self.where(row, line))
+        return text
+
+    def record(self, row: int, obj: Any, line: int | None = None) -> Record | None:
+        """The Record of one parsed row, or None (counted) when it has no usable text."""
+        if not isinstance(obj, dict):
+            self.bad(row, "not an object", f"expected a JSON object, got {type(obj).__name__}", line)
+            return None
+        if self.extract is not None:
+            try:
+                obj = {**obj, self.text_field: self.extract(obj)}
+            except ValueError as e:
+                self.bad(row, "malformed record", str(e), line)
+                return None
+        if self.text_field not in obj:
+            fields = ", ".join(sorted(map(str, obj))[:8])
+            self.bad(row, "missing text field", f"no field {self.text_field!r} (fields: {fields})", line,
+                     hint=f"use --text-field, or {SKIP_HINT}")
+            return None
+        text = obj[self.text_field]
+        if text is None:
+            self.stats.skip("null text", self.where(row, line))
+            return None
+        if not isinstance(text, str):
+            self.bad(row, "non-string text", f"field {self.text_field!r} is {type(text).__name__}, not a string",
+                     line)
+            return None
+        if not text or text.isspace():
+            self.stats.skip("empty text", self.where(row, line))
+            return None
+        text = self.clean(text, row, line)
+        rid = obj.get(self.id_field) if self.id_field else None
+        ident = f"{self.name}#{row}" if rid is None else self.clean(str(rid), row, line, "id")
+        self.stats.rows += 1
+        return Record(ident, text, self.name, row)
+
+
+# --- line formats -----------------------------------------------------------------------------------
+def open_binary(path: str) -> IO[bytes]:
+    if path.lower().endswith(".gz"):
+        return gzip.open(path, "rb")  # type: ignore[return-value]  # a GzipFile is a binary IO
+    return open(path, "rb")
+
+
+def _sniff(path: str) -> bytes:
+    """The first bytes of a file as stored (empty when unreadable: the reader reports that)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4)
+    except OSError:
+        return b""
+
+
+def wrong_format(reader: RowReader) -> bool:
+    """A gzip or Parquet file under a plain-text name: reported once, instead of line after line of noise."""
+    head, path = _sniff(reader.name), reader.name.lower()
+    if head.startswith(b"\x1f\x8b") and not path.endswith(".gz"):
+        reader.fatal(reader.name, "is gzip-compressed but not named .gz; add the .gz suffix")
+        return True
+    if head and not head.startswith(b"\x1f\x8b") and path.endswith(".gz"):
+        reader.fatal(reader.name, f"is not gzip-compressed (it starts with {head!r}); remove the .gz suffix")
+        return True
+    if head == b"PAR1":
+        reader.fatal(reader.name, "is a Parquet file; name it .parquet")
+        return True
+    return False
+
+
+def _decode(data: bytes | memoryview) -> str:
+    return str(data, "utf-8")
+
+
+def one_line(e: BaseException) -> str:
+    """An exception's message on one printable line (pyarrow's span several, and may quote raw bytes)."""
+    text = " ".join(str(e).split())
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
+def _json_problem(e: json.JSONDecodeError, col: int) -> str:
+    return f"malformed JSON ({e.msg.removesuffix(' at')} at column {col})"
+
+
+def _utf8_problem(e: UnicodeDecodeError) -> str:
+    return f"invalid UTF-8 ({e.reason} at byte {e.start + 1})"
+
+
+def iter_lines(reader: RowReader) -> Iterator[tuple[int, list[bytes], bool]]:
+    """``(row, [bytes], complete)`` per line; ``complete`` is False for a line over the byte limit (its head).
+
+    The line comes in a one-element list that the caller pops, so that a huge line is held by
+    the caller only and freed as soon as it is decoded. A gzip error or an unreadable file
+    ends the iteration through ``reader.fatal``.
+    """
+    path, limit = reader.name, reader.max_line_bytes
+    row = 0
+    try:
+        with open_binary(path) as f:
+            while True:
+                data = f.readline(limit + 1)
+                if not data:
+                    return
+                complete = len(data) <= limit or data.endswith(b"\n")
+                if not complete:  # drain the rest of the line without keeping it
+                    data = data[:limit]
+                    while True:
+                        chunk = f.readline(1 << 20)
+                        if not chunk or chunk.endswith(b"\n"):
+                            break
+                box = [data]
+                del data
+                yield row, box, complete
+                row += 1
+    except EOFError as e:
+        reader.fatal(f"{path} line {row + 1}", f"truncated gzip file ({e}); the file is incomplete: fetch it again")
+    except (gzip.BadGzipFile, zlib.error) as e:
+        reader.fatal(f"{path} line {row + 1}", f"corrupt gzip data ({e}); fetch the file again")
+    except OSError as e:
+        reader.fatal(path, f"cannot read ({e.strerror or e})")
+
+
+def _text_of_line(reader: RowReader, row: int, data: bytes) -> str | None:
+    """The line decoded as UTF-8 without a leading BOM, or None (counted) when invalid."""
+    view = memoryview(data)[3:] if data.startswith(_BOM) else data
+    try:
+        return _decode(view)
+    except UnicodeDecodeError as e:
+        reader.bad(row, "invalid UTF-8", _utf8_problem(e), hint=f"{UTF8_HINT}, or {SKIP_HINT}")
+        return None
+
+
+def read_jsonl(reader: RowReader) -> Iterator[Record]:
+    if wrong_format(reader):
+        return
+    for row, box, complete in iter_lines(reader):
+        data = box.pop()
+        if data.isspace() or reader.sampled_out(row):
+            continue
+        if not complete:
+            reader.bad(row, "record too large", f"line is longer than {reader.max_line_bytes} bytes (12 bytes per "
+                       "character of --max-record-chars, at least 64 KiB)",
+                       hint=f"raise --max-record-chars, or {SKIP_HINT}")
+            continue
+        line = _text_of_line(reader, row, data)
+        del data
+        if line is None:
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            reader.bad(row, "malformed JSON", _json_problem(e, e.colno))
+            continue
+        except RecursionError:
+            reader.bad(row, "malformed JSON", "malformed JSON (nested too deeply)")
+            continue
+        del line
+        rec = reader.record(row, obj)
+        if rec is not None:
+            yield rec
+
+
+def read_txt(reader: RowReader) -> Iterator[Record]:
+    if wrong_format(reader):
+        return
+    for row, box, complete in iter_lines(reader):
+        data = box.pop()
+        if data.isspace():
+            reader.stats.skip("empty text", reader.where(row))
+            continue
+        if reader.sampled_out(row):
+            continue
+        if not complete:  # keep the head (cut to max-record-chars and counted by clean): whole characters only
+            try:
+                _decode(data)
+            except UnicodeDecodeError as e:
+                if e.start >= len(data) - 3:
+                    data = data[: e.start]
+        line = _text_of_line(reader, row, data)
+        del data
+        if line is None:
+            continue
+        text = line.rstrip("\r\n")
+        if not text or text.isspace():
+            reader.stats.skip("empty text", reader.where(row))
+            continue
+        text = reader.clean(text, row, None)
+        reader.stats.rows += 1
+        yield Record(f"{reader.name}#{row}", text, reader.name, row)
+
+
+# --- JSON arrays ------------------------------------------------------------------------------------
+class _TooLarge(Exception):
+    pass
+
+
+class _JsonArray:
+    """Streams the elements of a top-level JSON array, with a bounded look-ahead window."""
+
+    _WS = re.compile(r"[ \t\r\n]*")
+
+    def __init__(self, f: IO[bytes], limit: int):
+        self.f, self.limit = f, limit
+        self.utf8 = codecs.getincrementaldecoder("utf-8")()
+        self.decoder = json.JSONDecoder()
+        self.buf, self.pos, self.line, self.eof = "", 0, 1, False
+
+    def fill(self) -> bool:
+        if self.eof:
+            return False
+        if self.pos:
+            self.buf, self.pos = self.buf[self.pos :], 0
+        if len(self.buf) > self.limit:
+            raise _TooLarge
+        chunk = self.f.read(max(1 << 20, len(self.buf)))
+        self.eof = not chunk
+        self.buf += self.utf8.decode(chunk, final=self.eof)
+        return True
+
+    def advance(self, end: int) -> None:
+        self.line += self.buf.count("\n", self.pos, end)
+        self.pos = end
+
+    def peek(self) -> str:
+        """The next non-whitespace character ("" at the end of the file)."""
+        while True:
+            m = self._WS.match(self.buf, self.pos)
+            self.advance(m.end() if m else self.pos)
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            if not self.fill():
+                return ""
+
+    def value(self) -> Any:
+        while True:
+            try:
+                obj, end = self.decoder.raw_decode(self.buf, self.pos)
+                if end < len(self.buf) or self.eof:
+                    self.advance(end)
+                    return obj
+            except json.JSONDecodeError as e:
+                if self.eof or e.pos < len(self.buf) - 64:
+                    raise
+            self.fill()
+
+    def location(self, pos: int) -> tuple[int, int]:
+        """(line, column) of ``pos`` in the current window."""
+        line = self.line + self.buf.count("\n", self.pos, pos) if pos >= self.pos else self.line
+        return line, pos - self.buf.rfind("\n", 0, pos)
+
+
+def read_json(reader: RowReader) -> Iterator[Record]:
+    """A ``.json`` file: a top-level array of objects (streamed), or JSON lines."""
+    path = reader.name
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16).lstrip(_BOM + b" \t\r\n")
+    except OSError as e:
+        reader.fatal(path, f"cannot read ({e.strerror or e})")
+        return
+    if not head.startswith(b"["):
+        yield from read_jsonl(reader)
+        return
+    with open(path, "rb") as f:
+        if f.read(3) != _BOM:
+            f.seek(0)
+        scan = _JsonArray(f, reader.max_line_bytes)
+        row = 0
+        try:
+            scan.peek()
+            scan.advance(scan.pos + 1)  # the "["
+            if scan.peek() == "]":
+                scan.advance(scan.pos + 1)
+            else:
+                while True:
+                    scan.peek()
+                    line = scan.line
+                    obj = scan.value()
+                    if not reader.sampled_out(row):
+                        rec = reader.record(row, obj, line)
+                        if rec is not None:
+                            yield rec
+                    row += 1
+                    nxt = scan.peek()
+                    if nxt == "]":
+                        scan.advance(scan.pos + 1)
+                        break
+                    if nxt != ",":
+                        line, col = scan.location(scan.pos)
+                        found = repr(nxt) if nxt else "the end of the file"
+                        raise json.JSONDecodeError(f"expected ',' or ']' after element {row}, found {found}",
+                                                   scan.buf, scan.pos)
+                    scan.advance(scan.pos + 1)
+            if scan.peek():
+                raise json.JSONDecodeError("extra data after the array", scan.buf, scan.pos)
+        except json.JSONDecodeError as e:
+            line, col = scan.location(e.pos)
+            reader.fatal(f"{path} line {line}", f"{_json_problem(e, col)}; the rest of the file cannot be read: "
+                                                "fix it, or convert it to JSON lines")
+        except UnicodeDecodeError as e:
+            reader.fatal(f"{path} line {scan.line}", f"{_utf8_problem(e)}; {UTF8_HINT}")
+        except _TooLarge:
+            reader.fatal(f"{path} line {scan.line} (element {row + 1})",
+                         f"element is longer than {reader.max_line_bytes} bytes or never ends; "
+                         "raise --max-record-chars, or check the file is complete")
+        except RecursionError:
+            reader.fatal(f"{path} line {scan.line} (element {row + 1})", "malformed JSON (nested too deeply)")

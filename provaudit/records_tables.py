@@ -1,0 +1,176 @@
+"""Tabular readers behind ``records.read_source``: CSV, Parquet, and saved or hub datasets.
+
+Problems are reported through ``records_formats.RowReader`` like the line formats (see there).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import zlib
+from collections.abc import Iterator
+from typing import Any
+
+from provaudit.errors import InputError
+from provaudit.records import Record
+from provaudit.records_formats import (
+    SKIP_HINT, SURROGATE, UTF8_HINT, RowReader, one_line, open_binary, wrong_format,
+)
+
+
+# --- CSV --------------------------------------------------------------------------------------------
+def read_csv(reader: RowReader) -> Iterator[Record]:
+    """CSV with a header row; strict quoting, every row checked against the header's width."""
+    path = reader.name
+    if wrong_format(reader):
+        return
+    old_limit = csv.field_size_limit(reader.max_line_bytes)
+    try:
+        try:
+            raw = open_binary(path)
+        except OSError as e:
+            reader.fatal(path, f"cannot read ({e.strerror or e})")
+            return
+        with io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
+            rows = csv.reader(f, strict=True)
+            row, start = 0, 1
+            try:
+                header = next(rows, None)
+                if header is None:
+                    return
+                while True:
+                    start = rows.line_num + 1
+                    try:
+                        fields = next(rows)
+                    except StopIteration:
+                        return
+                    except csv.Error as e:
+                        if "field larger than field limit" in str(e):
+                            raise
+                        end = rows.line_num
+                        span = f"; the quoted field runs to line {end}" if end > start else ""
+                        reader.bad(row, "bad CSV quoting", f"bad CSV quoting ({e}{span})", start,
+                                   hint=f"quote fields with commas, quotes or newlines and double inner quotes; "
+                                        f"or {SKIP_HINT}")
+                        row += 1
+                        continue
+                    if reader.sampled_out(row):
+                        row += 1
+                        continue
+                    if len(fields) != len(header):
+                        reader.bad(row, "bad CSV row", f"{len(fields)} fields, the header has {len(header)}", start,
+                                   hint=f"quote fields that contain commas; or {SKIP_HINT}")
+                    elif any(not v.isascii() and SURROGATE.search(v) for v in fields):
+                        reader.bad(row, "invalid UTF-8", "invalid UTF-8", start, hint=f"{UTF8_HINT}, or {SKIP_HINT}")
+                    else:
+                        rec = reader.record(row, dict(zip(header, fields)), start)
+                        if rec is not None:
+                            yield rec
+                    row += 1
+            except csv.Error as e:
+                reader.fatal(f"{path} line {start}", f"bad CSV ({e}); a quote is probably never closed")
+            except EOFError as e:
+                reader.fatal(f"{path} line {rows.line_num}", f"truncated gzip file ({e}); fetch it again")
+            except (gzip.BadGzipFile, zlib.error) as e:
+                reader.fatal(f"{path} line {rows.line_num}", f"corrupt gzip data ({e}); fetch the file again")
+            except OSError as e:
+                reader.fatal(path, f"cannot read ({e.strerror or e})")
+    finally:
+        csv.field_size_limit(old_limit)
+
+
+# --- Parquet ----------------------------------------------------------------------------------------
+def _is_text_type(t: Any) -> bool:
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t) or getattr(pa.types, "is_string_view",
+                                                                                  lambda _: False)(t))
+
+
+def read_parquet(reader: RowReader) -> Iterator[Record]:
+    """Row groups in order, in batches; a corrupt row group is skipped (its rows counted) in skip mode."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = reader.name
+    try:
+        pf = pq.ParquetFile(path)
+        meta = pf.metadata
+        names = pf.schema_arrow.names
+    except (pa.ArrowException, OSError) as e:
+        reader.fatal(path, f"not a readable Parquet file ({one_line(e)}); it is truncated or not Parquet: "
+                           "export it again")
+        return
+    total = int(meta.num_rows)
+    cols: list[str] | None = None  # every column when a custom extractor reads the rows
+    if reader.extract is None:
+        problem = ""
+        if reader.text_field not in names:
+            reason, problem = "missing text field", f"no column {reader.text_field!r} (columns: {', '.join(names[:8])})"
+        elif not _is_text_type(ttype := pf.schema_arrow.field(reader.text_field).type):
+            reason, problem = "non-string text", f"column {reader.text_field!r} has type {ttype}, not string"
+        if problem:
+            if reader.on_error == "fail":
+                raise InputError(f"{path}: {problem}; pick the text column with --text-field")
+            reader.stats.skip(reason, f"{path} (all {total} rows)", total)
+            return
+        cols = [reader.text_field] + ([reader.id_field] if reader.id_field and reader.id_field in names else [])
+    first = 0
+    for g in range(meta.num_row_groups):
+        n = int(meta.row_group(g).num_rows)
+        row = first
+        try:
+            for batch in pf.iter_batches(batch_size=1024, row_groups=[g], columns=cols):
+                for obj in batch.to_pylist():
+                    rec = None if reader.sampled_out(row) else reader.record(row, obj)
+                    if rec is not None:
+                        yield rec
+                    row += 1
+        except (pa.ArrowException, OSError, UnicodeDecodeError) as e:
+            where = f"{path} row group {g} (rows {row + 1}-{first + n})"
+            if reader.on_error == "fail":
+                raise InputError(f"{where}: corrupt Parquet data ({one_line(e)}); export the file again, or "
+                                 f"{SKIP_HINT}") from e
+            reader.stats.skip("corrupt Parquet data", where, first + n - row)
+        first += n
+
+
+# --- datasets ---------------------------------------------------------------------------------------
+def read_datasets(reader: RowReader) -> Iterator[Record]:
+    """A directory written by ``save_to_disk`` (Arrow files), or a hub dataset streamed by name.
+
+    Only Arrow and JSON are read: no dataset script is run (``datasets`` >= 4 has none; older
+    versions are asked with ``trust_remote_code=False``).
+    """
+    try:
+        import datasets
+    except ImportError as e:  # pragma: no cover - core dependency
+        raise InputError("reading saved or hub datasets needs the 'datasets' package") from e
+    name = reader.name
+    try:
+        if reader.source.kind == "saved":
+            ds: Any = datasets.load_from_disk(name)
+            parts = [ds[k] for k in sorted(ds)] if isinstance(ds, datasets.DatasetDict) else [ds]
+        else:
+            _, hub_name, *split = name.split(":", 2)
+            kwargs: dict[str, Any] = {}
+            if int(datasets.__version__.split(".")[0]) < 4:  # pragma: no cover - old datasets only
+                kwargs["trust_remote_code"] = False
+            parts = [datasets.load_dataset(hub_name, split=split[0] if split else "train", streaming=True, **kwargs)]
+    except Exception as e:  # datasets raises many unrelated types
+        raise InputError(f"{name}: cannot load dataset ({type(e).__name__}: {e})") from e
+    row = 0
+    try:
+        for part in parts:
+            for obj in part:
+                rec = None if reader.sampled_out(row) else reader.record(row, obj)
+                if rec is not None:
+                    yield rec
+                row += 1
+    except InputError:
+        raise
+    except Exception as e:  # a network or Arrow error while streaming
+        reader.fatal(f"{name} row {row + 1}", f"cannot read further ({type(e).__name__}: {one_line(e)})")
