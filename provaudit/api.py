@@ -22,12 +22,15 @@ import numpy as np
 
 from provaudit import __version__
 from provaudit.config import AuditConfig, IndexConfig, SampleConfig
+from provaudit.checkpoint import Checkpoint, SourcePart
 from provaudit.errors import IndexMismatchError, InputError
 from provaudit.figures import SourceTally
 from provaudit.index import Index, IndexWriter, ItemPreparer, load_index
 from provaudit.engine import MATCH_COLUMNS, BatchRunner, Engine
 from provaudit.match import AnchorPlan
-from provaudit.records import ReadStats, Record, Source, count_rows, expand_sources, read_source
+from provaudit.records import (
+    DEFAULT_MAX_RECORD_CHARS, ReadStats, Record, Source, count_rows, expand_sources, read_source, sha256_file,
+)
 from provaudit.sampling import BernoulliSampler, BottomKSampler, sample_shards
 from provaudit.shingle import shingle_batch, unique_per_record
 from provaudit.sketch import band_keys, signatures
@@ -78,6 +81,9 @@ class InputSummary:
             "sha256": self.sha256,
             "rows_read": self.stats.rows,
             "rows_skipped": dict(sorted(self.stats.skipped.items())),
+            "rows_altered": dict(sorted(self.stats.altered.items())),
+            "problem_examples": dict(sorted(self.stats.examples.items())),
+            "error": self.stats.error,
             "tokens": self.tokens,
             "records_with_matches": self.records_with_matches,
             "covered_tokens": self.covered_tokens,
@@ -159,6 +165,11 @@ class AuditResult:
     tallies: list[SourceTally] = field(default_factory=list)
     sampled_shards: list[str] | None = None
     control: ControlResult | None = None
+    on_error: str = "skip"
+    max_record_chars: int = DEFAULT_MAX_RECORD_CHARS
+    ignored_files: list[str] = field(default_factory=list)
+    checkpoint: Checkpoint | None = None  # removed by write_audit once the output is complete
+    resumed_sources: int = 0  # sources taken from the checkpoint (never in the report: output is identical)
 
 
 @dataclass
@@ -174,21 +185,30 @@ class ControlResult:
     inputs: list[dict[str, Any]]
 
 
-def _row_filters(sources: list[Source], sample: SampleConfig) -> dict[str, Callable[[int], bool] | None]:
-    """Per-source row filters implementing ``sample.records`` (None: keep every row)."""
+def _row_filters(sources: list[Source], sample: SampleConfig, on_error: str = "fail",
+                 ) -> tuple[dict[str, Callable[[int], bool] | None], list[list[Any]] | None]:
+    """Per-source row filters implementing ``sample.records`` (None: keep every row).
+
+    Returns:
+        The filters, and for a sample of a fixed count (which depends on every source's size)
+        the ``[source, rows]`` population it was drawn from; None otherwise.
+    """
     if sample.records is None:
-        return {s.name: None for s in sources}
+        return {s.name: None for s in sources}, None
     if isinstance(sample.records, float):
         sampler = BernoulliSampler(sample.records, sample.seed)
-        return {s.name: functools.partial(sampler.keep, s.name) for s in sources}
+        return {s.name: functools.partial(sampler.keep, s.name) for s in sources}, None
     bottom: BottomKSampler[None] = BottomKSampler(sample.records, sample.seed)
+    population: list[list[Any]] = []
     for s in sources:
-        for row in range(count_rows(s)):
+        n = count_rows(s, on_error)
+        population.append([s.name, n])
+        for row in range(n):
             bottom.offer(s.name, row, None)
     chosen: dict[str, set[int]] = {s.name: set() for s in sources}
     for rec in bottom.result():
         chosen[rec.source].add(rec.row)
-    return {name: rows.__contains__ for name, rows in chosen.items()}
+    return {name: rows.__contains__ for name, rows in chosen.items()}, population
 
 
 def _control_engine(control: list[str], index: Index, config: AuditConfig, tmp: Path,
@@ -208,6 +228,42 @@ def _control_engine(control: list[str], index: Index, config: AuditConfig, tmp: 
     return Engine(cidx, config), cidx.manifest.get("inputs", [])
 
 
+def _source_sha256(src: Source, on_error: str) -> str | None:
+    """The source's sha256; None (the reader then reports the problem) when it cannot be read in skip mode."""
+    try:
+        return src.sha256()
+    except OSError as e:
+        if on_error == "fail":
+            raise InputError(f"{src.name}: cannot read ({e.strerror or e})") from e
+        return None
+
+
+def _audit_source(runner: BatchRunner, src: Source, sha256: str | None, read: dict[str, Any],
+                  keep: Callable[[int], bool] | None, per_record: bool, control: bool,
+                  progress: Progress | None, done: int) -> SourcePart:
+    """Read one source and evaluate its batches (against the reference, and the control when given)."""
+    part = SourcePart.new(src.name, src.kind, sha256, control)
+    summary, tally = part.summary, part.tally
+    ctrl_summary = InputSummary("control", "control", None)
+    for results in runner.map(batches(read_source(src, stats=summary.stats, keep=keep, **read))):
+        res = results[0]
+        res.add_to(summary, part.matches, part.candidates)
+        tally.records += res.records
+        tally.tokens += res.tokens
+        tally.covered += res.covered_tokens
+        if per_record:
+            tally.rows.append(res.rec_rows)
+            tally.rec_tokens.append(res.rec_tokens)
+            tally.rec_covered.append(res.rec_covered)
+        if control and part.control_matches is not None:
+            results[1].add_to(ctrl_summary, part.control_matches, part.control_candidates)
+        if progress:
+            progress(src.name, done + tally.records)
+    tally.population_rows = summary.stats.rows + summary.stats.sampled_out
+    part.control_records_with_matches = ctrl_summary.records_with_matches
+    return part
+
+
 def audit(
     index_dir: Path,
     targets: list[str] | tuple[str, ...],
@@ -215,11 +271,14 @@ def audit(
     *,
     text_field: str = "text",
     id_field: str | None = "id",
-    on_error: str = "fail",
+    on_error: str = "skip",
     workers: int = 1,
     sample: SampleConfig | None = None,
     control: list[str] | None = None,
     progress: Progress | None = None,
+    max_record_chars: int = DEFAULT_MAX_RECORD_CHARS,
+    checkpoint: Path | None = None,
+    resume: bool = False,
 ) -> AuditResult:
     """Stream target records against an index and verify every candidate exactly.
 
@@ -227,66 +286,82 @@ def audit(
         index_dir: An index built by ``build_index``.
         targets: Files, directories, globs, saved datasets or ``hf:`` names.
         config: Thresholds (defaults: containment or Jaccard >= 0.5).
+        on_error: ``"skip"`` (default: training shards are dirty) counts bad records by reason
+            and reports inputs that could not be read to their end; ``"fail"`` stops at the first.
         workers: Processes evaluating record batches; results are identical for any value.
         sample: Read only a reproducible sample of records and/or shards.
         control: A negative-control reference set (sources, or an index built with the same
             parameters), audited against the same target records.
         progress: Called with (source, records done).
+        max_record_chars: Longer target texts are cut to this many characters (counted).
+        checkpoint: A directory (``checkpoint.partial_dir(OUT)``) where each finished source is
+            saved, so that an interrupted run can be resumed; removed by ``write_audit``.
+        resume: Reuse the finished sources of an earlier run with the same parameters found in
+            ``checkpoint``; the result is identical to an uninterrupted run.
 
     Raises:
         IndexFormatError: if the index is incomplete or fails its integrity check.
         IndexMismatchError: if a control index was built with other parameters.
-        InputError: naming file and line/row on unreadable targets.
+        InputError: naming file and line/row on unreadable targets (fail mode).
+        OutputExistsError: if another audit holds ``checkpoint``.
     """
     config = config or AuditConfig()
     sample = sample or SampleConfig()
     index = load_index(index_dir)
-    sources: list[Source] = expand_sources(targets)
+    ignored: list[str] = []
+    sources: list[Source] = expand_sources(targets, ignored)
     sampled_shards = None
     if sample.shards is not None:
         sampled_shards = sample_shards([s.name for s in sources], sample.shards, sample.seed)
         chosen = set(sampled_shards)
         sources = [s for s in sources if s.name in chosen]
-    filters = _row_filters(sources, sample)
+    filters, population = _row_filters(sources, sample, on_error)
     engines = [Engine(index, config)]
     ctrl_inputs: list[dict[str, Any]] = []
+    read = {"text_field": text_field, "id_field": id_field, "on_error": on_error, "max_record_chars": max_record_chars}
+    ckpt = None
     with tempfile.TemporaryDirectory(prefix="provaudit-control-") as tmp:
         if control:
             ctrl_engine, ctrl_inputs = _control_engine(control, index, config, Path(tmp), text_field, id_field, on_error)
             engines.append(ctrl_engine)
-        inputs: list[InputSummary] = []
-        tallies: list[SourceTally] = []
+        if checkpoint is not None:
+            params = {
+                "provaudit": __version__,
+                "index_manifest_sha256": sha256_file(index.path / "manifest.json"),
+                "control_manifest_sha256": sha256_file(engines[1].index.path / "manifest.json") if control else None,
+                "config": config.to_dict(), "sample": sample.to_dict(), "sampled_shards": sampled_shards,
+                "population": population, "read": read,
+            }
+            ckpt = Checkpoint(checkpoint, params, resume=resume)
+        parts: list[SourcePart] = []
+        try:
+            with BatchRunner(engines, workers) as runner:
+                for src in sources:
+                    sha = _source_sha256(src, on_error)
+                    part = ckpt.load(src.name, sha) if ckpt is not None else None
+                    if part is None:
+                        part = _audit_source(runner, src, sha, read, filters[src.name], sample.active,
+                                             bool(control), progress, sum(p.tally.records for p in parts))
+                        if ckpt is not None:
+                            ckpt.save(part)
+                    parts.append(part)
+        except BaseException:
+            if ckpt is not None:
+                ckpt.keep_or_discard()  # finished sources are kept for --resume
+            raise
         matches: dict[str, list[Any]] = {c: [] for c in MATCH_COLUMNS}
         ctrl_matches: dict[str, list[Any]] = {c: [] for c in MATCH_COLUMNS}
         candidates: dict[str, int] = {}
         ctrl_candidates: dict[str, int] = {}
-        ctrl_summary = InputSummary("control", "control", None)
-        total = with_matches = 0
-        with BatchRunner(engines, workers) as runner:
-            for src in sources:
-                summary = InputSummary(src.name, src.kind, src.sha256())
-                tally = SourceTally(src.name)
-                inputs.append(summary)
-                tallies.append(tally)
-                recs = read_source(src, text_field=text_field, id_field=id_field, on_error=on_error,
-                                   stats=summary.stats, keep=filters[src.name])
-                for results in runner.map(batches(recs)):
-                    res = results[0]
-                    res.add_to(summary, matches, candidates)
-                    tally.records += res.records
-                    tally.tokens += res.tokens
-                    tally.covered += res.covered_tokens
-                    if sample.active:
-                        tally.rows.append(res.rec_rows)
-                        tally.rec_tokens.append(res.rec_tokens)
-                        tally.rec_covered.append(res.rec_covered)
-                    if control:
-                        results[1].add_to(ctrl_summary, ctrl_matches, ctrl_candidates)
-                    with_matches += res.records_with_matches
-                    total += res.records
-                    if progress:
-                        progress(src.name, total)
-                tally.population_rows = summary.stats.rows + summary.stats.sampled_out
+        for p in parts:
+            for c in MATCH_COLUMNS:
+                matches[c].extend(p.matches[c])
+                if p.control_matches is not None:
+                    ctrl_matches[c].extend(p.control_matches[c])
+            for k, v in p.candidates.items():
+                candidates[k] = candidates.get(k, 0) + v
+            for k, v in p.control_candidates.items():
+                ctrl_candidates[k] = ctrl_candidates.get(k, 0) + v
         ctrl = None
         if control:
             cidx = engines[1].index
@@ -295,13 +370,15 @@ def audit(
                 eligible_items=int((cidx.n_shingles >= config.min_item_shingles).sum()),
                 found_items={r for r, f in zip(ctrl_matches["reference_id"], ctrl_matches["item_flag"]) if not f},
                 pairs=len(ctrl_matches["reference_id"]),
-                records_with_matches=ctrl_summary.records_with_matches,
+                records_with_matches=sum(p.control_records_with_matches for p in parts),
                 fingerprint=cidx.manifest["fingerprint"],
                 inputs=[{"source": i["source"], "sha256": i["sha256"], "rows_read": i["rows_read"]} for i in ctrl_inputs],
             )
     return AuditResult(
-        index=index, config=config, inputs=inputs, matches=matches, plan=engines[0].plan,
-        candidates=candidates, target_records=total, records_with_matches=with_matches,
-        fields={"text": text_field, "id": id_field}, sample=sample, tallies=tallies,
-        sampled_shards=sampled_shards, control=ctrl,
+        index=index, config=config, inputs=[p.summary for p in parts], matches=matches, plan=engines[0].plan,
+        candidates=candidates, target_records=sum(p.tally.records for p in parts),
+        records_with_matches=sum(p.summary.records_with_matches for p in parts),
+        fields={"text": text_field, "id": id_field}, sample=sample, tallies=[p.tally for p in parts],
+        sampled_shards=sampled_shards, control=ctrl, on_error=on_error, max_record_chars=max_record_chars,
+        ignored_files=ignored, checkpoint=ckpt, resumed_sources=ckpt.reused if ckpt is not None else 0,
     )

@@ -1,6 +1,7 @@
 """Command-line interface: a thin click layer over ``provaudit.api``.
 
-Exit codes: 0 success; 1 error (bad input, bad index, existing output); 2 usage error.
+Exit codes: 0 success; 1 error (bad input, bad index, existing output, I/O); 2 usage error;
+3 ``check`` found leaks; 130 interrupted (Ctrl-C). README.md has the table.
 """
 
 from __future__ import annotations
@@ -18,24 +19,44 @@ import click
 from provaudit import __version__, api
 from provaudit.config import AuditConfig, IndexConfig, SampleConfig
 from provaudit.engine import default_workers
-from provaudit.errors import ConfigError, ProvauditError
+from provaudit.checkpoint import partial_dir
+from provaudit.errors import ConfigError, OutputExistsError, ProvauditError
+from provaudit.records import DEFAULT_MAX_RECORD_CHARS
 from provaudit.report import write_audit
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 @contextmanager
-def cli_errors() -> Iterator[None]:
-    """Map provaudit errors to click messages and exit codes (no tracebacks)."""
+def cli_errors(interrupted: str = "no output was written") -> Iterator[None]:
+    """Map provaudit errors to click messages and exit codes (no tracebacks).
+
+    ProvauditError: exit 1 (ConfigError: usage error, exit 2); an OSError (disk full, permission
+    denied) or MemoryError: exit 1 with a message; Ctrl-C: exit 130. On each of these paths the
+    command's temporary output is removed first, so no partial output remains. Messages are made
+    safe for the terminal (they can quote file names and corrupt data).
+
+    SIGTERM and SIGKILL end the process at once (no handler: a Python-level SIGTERM handler is
+    inherited by forked workers and can swallow the pool's own SIGTERM); the previous output,
+    or none, stays in place, and a later run removes the stale temporary directory.
+
+    Args:
+        interrupted: What the user is told about outputs when interrupted.
+    """
     try:
         yield
     except ConfigError as e:
-        raise click.UsageError(str(e)) from e
+        raise click.UsageError(terminal_safe(e)) from e
     except ProvauditError as e:
-        raise click.ClickException(str(e)) from e
+        raise click.ClickException(terminal_safe(e)) from e
     except KeyboardInterrupt:
-        click.echo("Interrupted; no output was written.", err=True)
+        click.echo(f"Interrupted; {interrupted}.", err=True)
         sys.exit(130)
+    except MemoryError as e:
+        raise click.ClickException("out of memory; use fewer --workers or a lower --max-record-chars") from e
+    except OSError as e:
+        where = f"{e.filename}: " if e.filename else ""
+        raise click.ClickException(terminal_safe(f"{where}{e.strerror or e}")) from e
 
 
 def stderr_progress(quiet: bool) -> Callable[[str, int], None] | None:
@@ -60,13 +81,24 @@ def _done_progress(quiet: bool) -> None:
         click.echo("\r\x1b[K", err=True, nl=False)
 
 
-def input_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    f = click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
-                     help="On a malformed record: stop with an error naming file and line, or skip and count it.")(f)
+def _input_options(f: Callable[..., Any], on_error: str, why: str) -> Callable[..., Any]:
+    f = click.option("--on-error", type=click.Choice(["fail", "skip"]), default=on_error, show_default=True,
+                     help="On a malformed record or unreadable file: stop with an error naming file and line, "
+                          f"or skip it and count it by reason in the output ({why}).")(f)
     f = click.option("--id-field", default="id", show_default=True,
                      help="Field with the record id (when absent: <file>#<row>).")(f)
     f = click.option("--text-field", default="text", show_default=True, help="Field with the text.")(f)
     return f
+
+
+def input_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--text-field, --id-field and --on-error (default fail: every input must be accounted for)."""
+    return _input_options(f, "fail", "fail by default: every record must be accounted for")
+
+
+def audit_input_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """As ``input_options``, with --on-error skip by default (training shards are dirty)."""
+    return _input_options(f, "skip", "skip by default: shards are dirty, and skips are listed in the report")
 
 
 workers_option = click.option(
@@ -160,15 +192,21 @@ def index(sources: tuple[str, ...], out: Path, ngram: int, char: bool, num_perm:
 @click.option("--min-span-tokens", default=8, show_default=True, help="Outputs: shorter shared spans are never evidence.")
 @click.option("--min-span-share", default=0.5, show_default=True,
               help="Outputs: a shared span covering this share of an item is partial regurgitation.")
+@click.option("--max-record-chars", default=DEFAULT_MAX_RECORD_CHARS, show_default=True, type=click.IntRange(1),
+              help="Longer target texts are cut to this many characters (counted in the report); bounds memory.")
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted audit to the same OUT: finished sources whose files and parameters are "
+                   "unchanged are taken from its checkpoint (.OUT.partial); the output is identical.")
 @workers_option
-@input_options
+@audit_input_options
 @force_option
 @quiet_option
 def audit(index_dir: Path, targets: tuple[str, ...], out: Path, min_containment: float, min_jaccard: float,
           miss_rate: float, top: int, sample_records: str | None, sample_shards: str | None, sample_seed: int,
           confidence: float, control: tuple[str, ...], min_item_shingles: int, frequent_item_records: int,
-          kind: str, min_verbatim_tokens: int, min_span_tokens: int, min_span_share: float, workers: int,
-          text_field: str, id_field: str, on_error: str, force: bool, quiet: bool) -> None:
+          kind: str, min_verbatim_tokens: int, min_span_tokens: int, min_span_share: float, max_record_chars: int,
+          resume: bool, workers: int, text_field: str, id_field: str, on_error: str, force: bool,
+          quiet: bool) -> None:
     """Find the indexed reference items in TARGETS; write matches.parquet and report.json/md to OUT.
 
     \b
@@ -176,7 +214,9 @@ def audit(index_dir: Path, targets: tuple[str, ...], out: Path, min_containment:
         provaudit audit posts.idx data/train-*.parquet -o audit-2026-11/
     """
     workers = workers or default_workers()
-    with cli_errors():
+    with cli_errors("no output was written (finished sources are checkpointed: rerun with --resume)"):
+        if out.exists() and not force:
+            raise OutputExistsError(f"{out}: already exists (use --force to replace it)")
         cfg = AuditConfig(min_containment=min_containment, min_jaccard=min_jaccard, miss_rate=miss_rate,
                           top_evidence=top, confidence=confidence, min_item_shingles=min_item_shingles,
                           frequent_item_records=frequent_item_records)
@@ -201,10 +241,12 @@ def audit(index_dir: Path, targets: tuple[str, ...], out: Path, min_containment:
             return
         result = api.audit(index_dir, targets, cfg, text_field=text_field, id_field=id_field, on_error=on_error,
                            workers=workers, sample=sample, control=list(control) or None,
-                           progress=stderr_progress(quiet))
+                           progress=stderr_progress(quiet), max_record_chars=max_record_chars,
+                           checkpoint=partial_dir(out), resume=resume)
         report = write_audit(result, out, force=force)
         _done_progress(quiet)
         if not quiet:
+            _audit_notes(result, report)
             c, est = report["counts"], report["estimates"]
             click.echo(
                 f"{c['reference_items_found']:,} of {c['reference_items']:,} reference items found in "
@@ -220,6 +262,26 @@ def audit(index_dir: Path, targets: tuple[str, ...], out: Path, min_containment:
                 ex = report["control"]["excess"]
                 click.echo(f"Excess over negative control: {100 * ex['value']:.2f} points "
                            f"({100 * ex['ci_low']:.2f} to {100 * ex['ci_high']:.2f})")
+
+
+def _audit_notes(result: api.AuditResult, report: dict[str, Any]) -> None:
+    """Resumption and input problems, on stderr (the report has the details)."""
+    ckpt = result.checkpoint
+    if ckpt is not None and ckpt.note:
+        click.echo(f"Note: {ckpt.note}.", err=True)
+    if result.resumed_sources:
+        click.echo(f"Resumed: {result.resumed_sources} of {len(result.inputs)} sources taken from the checkpoint.",
+                   err=True)
+    ip = report["input_problems"]
+    if not ip["all_records_read"]:
+        lost = sum(v for k, v in ip["records_skipped"].items() if k not in ("null text", "empty text"))
+        parts = [f"{lost:,} records skipped"] if lost else []
+        if ip["records_altered"]:
+            parts.append(f"{sum(ip['records_altered'].values()):,} altered")
+        if ip["inputs_with_errors"]:
+            parts.append(f"{len(ip['inputs_with_errors'])} input(s) not read to the end")
+        click.echo(f"Warning: not every target record was audited: {', '.join(parts)}; "
+                   "see 'Input problems' in report.md.", err=True)
 
 
 @cli.command()

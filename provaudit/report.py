@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from provaudit.atomic import fsync_dir, fsync_files, remove_stale_siblings, try_lock, unlock
 from provaudit.figures import build_estimates, control_excess
 from provaudit.index import commit_output_dir, prepare_output_dir
-from provaudit.records import sha256_file
+from provaudit.integrity import write_checksums
+from provaudit.records import NO_TEXT, sha256_file
 
 if TYPE_CHECKING:
     from provaudit.api import AuditResult
@@ -82,6 +84,40 @@ def _mode(result: AuditResult) -> str:
     return "records" if result.sample.records is not None else "full"
 
 
+def input_problems(result: AuditResult) -> dict[str, Any]:
+    """What was not read, or not read in full, and why: never a silent loss.
+
+    ``all_records_read`` is false when any record was skipped for a reason other than having
+    no text (null or empty), was altered (cut to ``max_record_chars``), or an input could not
+    be read to its end; the figures then cover only the records read.
+    """
+    skipped: dict[str, int] = {}
+    altered: dict[str, int] = {}
+    examples: dict[str, list[str]] = {}
+    for s in result.inputs:
+        for counts, total in ((s.stats.skipped, skipped), (s.stats.altered, altered)):
+            for k, v in counts.items():
+                total[k] = total.get(k, 0) + v
+        for k, ex in s.stats.examples.items():
+            room = 3 - len(examples.setdefault(k, []))
+            examples[k] += ex[: max(room, 0)]
+    errors = [{"source": s.source, "error": s.stats.error} for s in result.inputs if s.stats.error]
+    lost = sum(v for k, v in skipped.items() if k not in NO_TEXT)
+    return {
+        "on_error": result.on_error,
+        "max_record_chars": result.max_record_chars,
+        "all_records_read": not (lost or altered or errors),
+        "records_skipped": dict(sorted(skipped.items())),
+        "records_altered": dict(sorted(altered.items())),
+        "inputs_with_errors": errors,
+        "examples": dict(sorted(examples.items())),
+        "ignored_files": {"count": len(result.ignored_files), "files": result.ignored_files[:100]},
+        "note": "Skipped records were not audited; altered records were audited as altered; an input with an "
+                "error was audited up to the error. Ignored files (unsupported types in input directories) were "
+                "not read. Figures cover only the records read.",
+    }
+
+
 def build_report(result: AuditResult, table: pa.Table) -> dict[str, Any]:
     """The versioned summary written as report.json."""
     idx, cfg = result.index, result.config
@@ -142,7 +178,10 @@ def build_report(result: AuditResult, table: pa.Table) -> dict[str, Any]:
             "pairs": table.num_rows,
             "evidence_pairs": len(headline),
             "skipped_records": sum(sum(s.stats.skipped.values()) for s in result.inputs),
+            "altered_records": sum(sum(s.stats.altered.values()) for s in result.inputs),
+            "inputs_with_errors": sum(1 for s in result.inputs if s.stats.error),
         },
+        "input_problems": input_problems(result),
         "estimates": estimates,
         "flags": {
             "short_item": {
@@ -207,6 +246,41 @@ def _est_row(name: str, e: dict[str, Any]) -> str:
     return f"| {name} | {_pct(e['value'])} | {interval} | {_md(e['method'])} (n={e['n']}) |"
 
 
+def _counts(d: dict[str, int]) -> str:
+    return ", ".join(f"{_md(k)}: {v}" for k, v in d.items())
+
+
+def _problems_markdown(report: dict[str, Any]) -> list[str]:
+    """The "Input problems" section: first thing after the headline figures, never hidden."""
+    ip = report["input_problems"]
+    lost = {k: v for k, v in ip["records_skipped"].items() if k not in NO_TEXT}
+    no_text = {k: v for k, v in ip["records_skipped"].items() if k in NO_TEXT}
+    lines = ["## Input problems", ""]
+    if ip["all_records_read"]:
+        lines.append("None: every target record with text was read in full.")
+    else:
+        lines.append("**Warning: not every target record was audited; the figures above cover only the records read.**")
+        lines.append("")
+        if lost:
+            lines.append(f"- {sum(lost.values())} records skipped ({_counts(lost)}; --on-error {ip['on_error']}).")
+        if ip["records_altered"]:
+            lines.append(f"- {sum(ip['records_altered'].values())} records altered ({_counts(ip['records_altered'])}; "
+                         f"--max-record-chars {ip['max_record_chars']}).")
+        for e in ip["inputs_with_errors"]:
+            lines.append(f"- Not read to its end: {_md(e['error'])}.")
+        for reason, where in ip["examples"].items():
+            if reason in lost or reason in ip["records_altered"]:
+                lines.append(f"- Examples of {_md(reason)}: {'; '.join(_md(w) for w in where)}.")
+    if no_text:
+        lines += ["", f"Records without text (nothing to audit): {_counts(no_text)}."]
+    if ip["ignored_files"]["count"]:
+        shown = ", ".join(_md(f) for f in ip["ignored_files"]["files"][:10])
+        more = ip["ignored_files"]["count"] - min(10, len(ip["ignored_files"]["files"]))
+        lines += ["", f"Ignored files (unsupported types in input directories): {shown}"
+                      + (f" and {more} more (report.json)" if more > 0 else "") + "."]
+    return lines + [""]
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """A human-readable report (all corpus-derived strings escaped)."""
     c, est, mp = report["counts"], report["estimates"], report["miss_probability"]
@@ -231,8 +305,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         f"Counts: {c['reference_items_found']} reference items found in {c['target_records_with_matches']} target "
         f"records; {c['evidence_pairs']} evidence pairs ({c['pairs']} verified pairs in all); "
-        f"{c['skipped_records']} target records skipped as unreadable.",
+        f"{c['skipped_records']} target records skipped (see Input problems).",
         "",
+        *_problems_markdown(report),
         "## How sure",
         "",
         f"- Candidate search: at most {mp['anchor_max_at_threshold']} probability of missing a pair right at the "
@@ -270,10 +345,12 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"| {_md(e['reference_id'])} | {_md(e['target_id'])} | {_md(e['target_source'])}:{e['target_row']} "
             f"| {e['containment']:.3f} | {e['jaccard']:.3f} | {e['verbatim_tokens']} |"
         )
-    lines += ["", "## Inputs", "", "| source | sha256 | rows read | rows skipped |", "| --- | --- | --- | --- |"]
+    lines += ["", "## Inputs", "", "| source | sha256 | rows read | rows skipped | rows altered | error |",
+              "| --- | --- | --- | --- | --- | --- |"]
     for i in report["inputs"]:
         skipped = ", ".join(f"{_md(k)}: {v}" for k, v in i["rows_skipped"].items()) or "0"
-        lines.append(f"| {_md(i['source'])} | `{i['sha256'] or '-'}` | {i['rows_read']} | {skipped} |")
+        lines.append(f"| {_md(i['source'])} | `{i['sha256'] or '-'}` | {i['rows_read']} | {skipped} "
+                     f"| {_counts(i['rows_altered']) or '0'} | {_md(i['error'] or '')} |")
     return "\n".join(lines) + "\n"
 
 
@@ -289,8 +366,19 @@ def sample_table(result: AuditResult) -> pa.Table:
 
 
 def write_audit(result: AuditResult, out_dir: Path, *, force: bool = False) -> dict[str, Any]:
-    """Write matches.parquet, report.json and report.md into ``out_dir`` atomically."""
+    """Write matches.parquet, [sample.parquet,] report.json, report.md and SHA256SUMS into ``out_dir`` atomically.
+
+    The files are written in a locked temporary sibling, checksummed (``SHA256SUMS`` last),
+    flushed to disk, and the directory is renamed into place; a killed run leaves the
+    previous output or none. Stale temporary siblings of killed runs are removed first
+    (``atomic.remove_stale_siblings``), and the audit's checkpoint once the output is in place.
+
+    Raises:
+        OutputExistsError: if ``out_dir`` exists and ``force`` is false.
+    """
+    remove_stale_siblings(out_dir)
     tmp = prepare_output_dir(out_dir, force, "report.json")
+    lock = try_lock(tmp)
     try:
         table = matches_table(result)
         pq.write_table(table, tmp / "matches.parquet", compression="zstd", write_statistics=False)
@@ -300,10 +388,17 @@ def write_audit(result: AuditResult, out_dir: Path, *, force: bool = False) -> d
         (tmp / "report.json").write_text(
             json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
         (tmp / "report.md").write_text(render_markdown(report), encoding="utf-8")
+        write_checksums(tmp)
+        fsync_files(tmp)
         commit_output_dir(tmp, out_dir)
+        fsync_dir(out_dir.parent)
     except BaseException:
         import shutil
 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        unlock(lock)
+    if result.checkpoint is not None:
+        result.checkpoint.discard()
     return report

@@ -1,0 +1,233 @@
+"""Per-source checkpoints of an audit, so that ``--resume`` continues an interrupted run.
+
+An audit writing to ``OUT`` keeps its finished sources in the hidden sibling directory
+``.OUT.partial/`` (``partial_dir``)::
+
+    run.json                   the run's parameters (index manifest sha256, thresholds,
+                               sampling, control, fields, limits): a checkpoint is used
+                               only by a run with exactly the same parameters
+    src-<key>.json             one finished source: its name, kind and sha256, read
+                               counts, tallies, candidate counters, and the sha256 of
+    src-<key>.matches.parquet  its verified pairs (and, with a control set,
+    src-<key>.control.parquet  the control's pairs; with sampling, the per-record
+    src-<key>.tally.parquet    arrays)
+
+Every file is written atomically (temporary file, fsync, rename); the ``.json`` comes
+last and names the hashes of the others, so a source killed half-way is simply not
+there, and a damaged file makes its source be recomputed. A resumed source is used
+only when its file's sha256 is unchanged (hub datasets, which have none, are always
+re-read). The audit holds a lock on the directory, so two audits cannot share an
+output. JSON and Parquet only: nothing is unpickled. The directory is removed when the
+output has been written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from provaudit.atomic import try_lock, unlock, write_file_atomic
+from provaudit.engine import MATCH_COLUMNS
+from provaudit.errors import OutputExistsError
+from provaudit.figures import SourceTally
+from provaudit.records import ReadStats, sha256_file
+
+if TYPE_CHECKING:
+    from provaudit.api import InputSummary
+
+FORMAT = "provaudit-audit-checkpoint"
+FORMAT_VERSION = 1
+_TALLY_SCHEMA = pa.schema([("row", pa.int64()), ("tokens", pa.int64()), ("covered", pa.int64())])
+
+
+def partial_dir(out: Path) -> Path:
+    """Where an audit writing to ``out`` keeps its checkpoints."""
+    return out.parent / f".{out.name}.partial"
+
+
+def _matches_schema() -> pa.Schema:
+    from provaudit.report import MATCH_SCHEMA
+
+    assert tuple(MATCH_SCHEMA.names) == MATCH_COLUMNS
+    return MATCH_SCHEMA
+
+
+def empty_matches() -> dict[str, list[Any]]:
+    return {c: [] for c in MATCH_COLUMNS}
+
+
+@dataclass
+class SourcePart:
+    """Everything one target source contributes to an audit result."""
+
+    summary: InputSummary
+    tally: SourceTally
+    matches: dict[str, list[Any]] = field(default_factory=empty_matches)
+    candidates: dict[str, int] = field(default_factory=dict)
+    control_matches: dict[str, list[Any]] | None = None
+    control_candidates: dict[str, int] = field(default_factory=dict)
+    control_records_with_matches: int = 0
+
+    @classmethod
+    def new(cls, source: str, kind: str, sha256: str | None, control: bool) -> SourcePart:
+        from provaudit.api import InputSummary
+
+        return cls(InputSummary(source, kind, sha256), SourceTally(source),
+                   control_matches=empty_matches() if control else None)
+
+
+def _table_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd", write_statistics=False)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+class Checkpoint:
+    """The checkpoint directory of one audit run (locked while the run lives).
+
+    Args:
+        directory: ``partial_dir(OUT)``.
+        params: The run's parameters (JSON-able); a checkpoint with other parameters is discarded.
+        resume: Reuse finished sources from an earlier run with the same parameters; without it,
+            any earlier checkpoint is discarded.
+
+    Raises:
+        OutputExistsError: when another audit holds the directory.
+    """
+
+    def __init__(self, directory: Path, params: dict[str, Any], *, resume: bool):
+        self.dir = directory
+        self.reused = 0
+        self.note = ""
+        self._params = json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION, **params},
+                                  sort_keys=True, indent=1, ensure_ascii=False) + "\n"
+        directory.mkdir(parents=True, exist_ok=True)
+        self._fd = try_lock(directory)
+        if self._fd is None:
+            raise OutputExistsError(f"{directory}: another provaudit audit is writing this output; wait for it "
+                                    "to finish or choose another -o")
+        run = directory / "run.json"
+        usable = False
+        if resume:
+            try:
+                usable = json.loads(run.read_text(encoding="utf-8")) == json.loads(self._params)
+                self.note = "" if usable else "the checkpoint was made with other parameters; starting over"
+            except FileNotFoundError:
+                self.note = "no checkpoint to resume from; starting from the beginning"
+            except (OSError, ValueError):
+                self.note = "the checkpoint is unreadable; starting over"
+        if not usable:
+            self._clear()
+            write_file_atomic(run, self._params.encode("utf-8"))
+
+    def _clear(self) -> None:
+        for entry in os.scandir(self.dir):
+            if entry.name == "run.json" or entry.name.startswith(("src-", ".")):
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    os.unlink(entry.path)
+
+    @staticmethod
+    def _key(source: str) -> str:
+        return "src-" + hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+    def load(self, source: str, sha256: str | None) -> SourcePart | None:
+        """The finished part of ``source`` if its file is unchanged and every checkpoint file verifies."""
+        if sha256 is None:
+            return None
+        key = self._key(source)
+        try:
+            meta = json.loads((self.dir / f"{key}.json").read_text(encoding="utf-8"))
+            if meta.get("source") != source or meta.get("sha256") != sha256:
+                return None
+            tables = {}
+            for name, info in meta["files"].items():
+                path = self.dir / info["file"]
+                if sha256_file(path) != info["sha256"]:
+                    return None
+                tables[name] = pq.read_table(path)
+            part = _from_saved(meta, tables)
+        except (OSError, ValueError, KeyError, TypeError, pa.ArrowException):
+            return None
+        self.reused += 1
+        return part
+
+    def save(self, part: SourcePart) -> None:
+        """Write a finished source (tables first, the ``.json`` naming their hashes last)."""
+        key = self._key(part.summary.source)
+        tables = {"matches": pa.Table.from_pydict(part.matches, schema=_matches_schema())}
+        if part.control_matches is not None:
+            tables["control"] = pa.Table.from_pydict(part.control_matches, schema=_matches_schema())
+        t = part.tally
+        if t.rows:
+            tables["tally"] = pa.Table.from_arrays(
+                [pa.array(np.concatenate(a).astype(np.int64)) for a in (t.rows, t.rec_tokens, t.rec_covered)],
+                schema=_TALLY_SCHEMA)
+        files = {}
+        for name, table in tables.items():
+            data = _table_bytes(table)
+            write_file_atomic(self.dir / f"{key}.{name}.parquet", data)
+            files[name] = {"file": f"{key}.{name}.parquet", "sha256": hashlib.sha256(data).hexdigest()}
+        s = part.summary
+        meta = {
+            "source": s.source, "kind": s.kind, "sha256": s.sha256, "stats": s.stats.to_dict(),
+            "tokens": s.tokens, "records_with_matches": s.records_with_matches, "covered_tokens": s.covered_tokens,
+            "tally": {"population_rows": t.population_rows, "records": t.records, "tokens": t.tokens,
+                      "covered": t.covered},
+            "candidates": part.candidates, "control_candidates": part.control_candidates,
+            "control_records_with_matches": part.control_records_with_matches, "files": files,
+        }
+        write_file_atomic(self.dir / f"{key}.json",
+                          (json.dumps(meta, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"))
+
+    def keep_or_discard(self) -> None:
+        """After a failed or interrupted run: keep the checkpoint if it holds a finished source, else remove it."""
+        try:
+            finished = any(e.name.startswith("src-") and e.name.endswith(".json") for e in os.scandir(self.dir))
+        except OSError:
+            finished = False
+        if finished:
+            self.close()
+        else:
+            self.discard()
+
+    def discard(self) -> None:
+        """Remove the checkpoint (the output is complete) and release the lock."""
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.close()
+
+    def close(self) -> None:
+        """Release the lock, keeping the checkpoint for a later ``--resume``."""
+        unlock(self._fd)
+        self._fd = None
+
+    def __del__(self) -> None:
+        unlock(getattr(self, "_fd", None))
+
+
+def _from_saved(meta: dict[str, Any], tables: dict[str, pa.Table]) -> SourcePart:
+    from provaudit.api import InputSummary
+
+    summary = InputSummary(meta["source"], meta["kind"], meta["sha256"], ReadStats.from_dict(meta["stats"]),
+                           int(meta["tokens"]), int(meta["records_with_matches"]), int(meta["covered_tokens"]))
+    tm = meta["tally"]
+    tally = SourceTally(meta["source"], int(tm["population_rows"]), int(tm["records"]), int(tm["tokens"]),
+                        int(tm["covered"]))
+    if "tally" in tables:
+        cols = tables["tally"]
+        tally.rows = [cols.column("row").to_numpy()]
+        tally.rec_tokens = [cols.column("tokens").to_numpy()]
+        tally.rec_covered = [cols.column("covered").to_numpy()]
+    control = tables["control"].to_pydict() if "control" in tables else None
+    return SourcePart(summary, tally, tables["matches"].to_pydict(), dict(meta["candidates"]), control,
+                      dict(meta["control_candidates"]), int(meta["control_records_with_matches"]))
