@@ -336,3 +336,103 @@ i64 pa_probe_hits(const u64 *keys, const i64 *dir, int shift, const u64 *q, i64 
     }
     return n;
 }
+
+/* ---------------------------------------------------------------- evidence --- */
+static i64 bsearch_u64(const u64 *a, i64 n, u64 q) {  /* position of q in sorted a, or -1 */
+    i64 lo = 0, hi = n;
+    while (lo < hi) {
+        i64 mid = (lo + hi) >> 1;
+        if (a[mid] < q) lo = mid + 1; else hi = mid;
+    }
+    return lo < n && a[lo] == q ? lo : -1;
+}
+
+static void sort_distinct(u64 *v, i64 *m, u64 *tmp) {  /* sort v[0:*m] ascending, drop repeats */
+    i64 n = *m;
+    if (n > 64) {
+        radix8(v, NULL, n, tmp, NULL);
+    } else {
+        for (i64 i = 1; i < n; i++) {
+            u64 x = v[i];
+            i64 j = i;
+            while (j > 0 && v[j - 1] > x) { v[j] = v[j - 1]; j--; }
+            v[j] = x;
+        }
+    }
+    i64 w = 0;
+    for (i64 i = 0; i < n; i++)
+        if (i == 0 || v[i] != v[w - 1]) v[w++] = v[i];
+    *m = w;
+}
+
+/* |distinct(ref seq of item) & target set of rec| for each (rec, item) pair.
+ * t_hashes/t_off: sorted distinct target sets; r_hashes/r_off: reference sequences (text order).
+ * scratch: 2 * (longest reference sequence) u64. */
+void pa_overlap(const u64 *t_hashes, const i64 *t_off, const i64 *recs, const u64 *r_hashes, const i64 *r_off,
+                const i64 *items, i64 n_pairs, i64 *out, u64 *scratch, i64 scratch_len) {
+    for (i64 p = 0; p < n_pairs; p++) {
+        i64 lo = r_off[items[p]], m = r_off[items[p] + 1] - lo;
+        u64 *v = scratch;
+        memcpy(v, r_hashes + lo, m * sizeof(u64));
+        sort_distinct(v, &m, scratch + scratch_len / 2);
+        const u64 *t = t_hashes + t_off[recs[p]];
+        i64 tn = t_off[recs[p] + 1] - t_off[recs[p]], c = 0;
+        /* merge-count when sizes are close, binary search when the target set is much larger */
+        if (tn > 16 * m) {
+            for (i64 i = 0; i < m; i++) c += bsearch_u64(t, tn, v[i]) >= 0;
+        } else {
+            i64 i = 0, j = 0;
+            while (i < m && j < tn) {
+                if (v[i] < t[j]) i++;
+                else if (v[i] > t[j]) j++;
+                else { c++; i++; j++; }
+            }
+        }
+        out[p] = c;
+    }
+}
+
+/* Tokens of a record (shingle sequence seq, n_tokens tokens) inside shingles found in the
+ * sorted set `matched`; a shingle at i covers tokens i .. i+width-1. */
+i64 pa_covered_tokens(const u64 *seq, i64 m, const u64 *matched, i64 nm, i64 n_tokens, i64 width) {
+    i64 covered = 0, reach = 0;
+    for (i64 i = 0; i < m; i++) {
+        if (bsearch_u64(matched, nm, seq[i]) < 0) continue;
+        i64 start = i > reach ? i : reach, end = i + width;
+        if (end > n_tokens) end = n_tokens;
+        if (end > start) { covered += end - start; reach = end; }
+    }
+    return covered;
+}
+
+typedef struct { u64 v; i64 pos; } vp;
+static int cmp_vp(const void *x, const void *y) {
+    const vp *a = (const vp *)x, *b = (const vp *)y;
+    if (a->v != b->v) return a->v < b->v ? -1 : 1;
+    return a->pos < b->pos ? -1 : (a->pos > b->pos);
+}
+
+/* Longest run of consecutive equal elements shared by sequences a and b (work: 3*na i64). */
+i64 pa_longest_common_run(const u64 *a, i64 na, const u64 *b, i64 nb, i64 *work) {
+    if (na == 0 || nb == 0) return 0;
+    vp *s = (vp *)malloc(na * sizeof(vp));
+    for (i64 i = 0; i < na; i++) { s[i].v = a[i]; s[i].pos = i; }
+    qsort(s, na, sizeof(vp), cmp_vp);
+    i64 *last_j = work, *len_at = work + na;
+    for (i64 i = 0; i < na; i++) last_j[i] = -2;
+    i64 best = 0;
+    for (i64 j = 0; j < nb; j++) {
+        i64 lo = 0, hi = na;  /* first entry with value >= b[j] */
+        while (lo < hi) { i64 mid = (lo + hi) >> 1; if (s[mid].v < b[j]) lo = mid + 1; else hi = mid; }
+        i64 end = lo;
+        while (end < na && s[end].v == b[j]) end++;
+        for (i64 k = end - 1; k >= lo; k--) {  /* decreasing i: read i-1's state from column j-1 */
+            i64 i = s[k].pos, L = (i > 0 && last_j[i - 1] == j - 1) ? len_at[i - 1] + 1 : 1;
+            last_j[i] = j;
+            len_at[i] = L;
+            if (L > best) best = L;
+        }
+    }
+    free(s);
+    return best;
+}

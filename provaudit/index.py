@@ -247,10 +247,15 @@ class ItemPreparer:
             self.pool = multiprocessing.get_context("fork").Pool(self.workers)
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
         global _WORKER_CONFIG
         if self.pool is not None:
-            self.pool.terminate()
+            # close+join lets idle workers take their stop sentinel; terminate() while they wait
+            # on the task queue's lock can hang in join (seen intermittently), so only on errors.
+            if exc_type is None:
+                self.pool.close()
+            else:
+                self.pool.terminate()
             self.pool.join()
             self.pool = None
         _WORKER_CONFIG = None

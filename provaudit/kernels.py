@@ -53,6 +53,9 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "pa_probe": (None, [_P, _P, ctypes.c_int, _P, _I, _P, _P]),
     "pa_probe_hits": (_I, [_P, _P, ctypes.c_int, _P, _I, _P, _P, _P]),
     "pa_sort_pairs": (None, [_P, _P, _I, _P, _P]),
+    "pa_overlap": (None, [_P, _P, _P, _P, _P, _P, _I, _P, _P, _I]),
+    "pa_covered_tokens": (_I, [_P, _I, _P, _I, _I, _I]),
+    "pa_longest_common_run": (_I, [_P, _I, _P, _I, _P]),
 }
 
 
@@ -196,3 +199,30 @@ def sort_pairs(keys: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndar
     it = np.empty_like(items)
     _lib().pa_sort_pairs(_ptr(keys), _ptr(items), len(keys), _ptr(kt), _ptr(it))
     return keys, items
+
+
+def overlap(t_hashes: np.ndarray, t_offsets: np.ndarray, recs: np.ndarray, r_hashes: np.ndarray,
+            r_offsets: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """``|distinct(reference sequence of item) & target set of rec|`` for each (rec, item) pair."""
+    th, toff = _c(t_hashes, np.uint64), _c(t_offsets, np.int64)
+    rh, roff = _c(r_hashes, np.uint64), _c(r_offsets, np.int64)
+    recs, items = _c(recs, np.int64), _c(items, np.int64)
+    out = np.empty(len(recs), dtype=np.int64)
+    longest = int((roff[items + 1] - roff[items]).max()) if len(items) else 0
+    scratch = np.empty(2 * longest + 2, dtype=np.uint64)
+    _lib().pa_overlap(_ptr(th), _ptr(toff), _ptr(recs), _ptr(rh), _ptr(roff), _ptr(items), len(recs), _ptr(out),
+                      _ptr(scratch), len(scratch))
+    return out
+
+
+def covered_tokens(seq: np.ndarray, matched_sorted: np.ndarray, n_tokens: int, width: int) -> int:
+    """Tokens inside shingles of ``seq`` found in the sorted array ``matched_sorted``."""
+    s, m = _c(seq, np.uint64), _c(matched_sorted, np.uint64)
+    return int(_lib().pa_covered_tokens(_ptr(s), len(s), _ptr(m), len(m), n_tokens, width))
+
+
+def longest_common_run(a: np.ndarray, b: np.ndarray) -> int:
+    """Longest run of consecutive equal elements shared by sequences ``a`` and ``b``."""
+    a, b = _c(a, np.uint64), _c(b, np.uint64)
+    work = np.empty(2 * len(a) + 1, dtype=np.int64)
+    return int(_lib().pa_longest_common_run(_ptr(a), len(a), _ptr(b), len(b), _ptr(work)))

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from provaudit import kernels
 from provaudit.config import AuditConfig
 from provaudit.index import Index
 from provaudit.shingle import ShingleBatch
@@ -145,9 +146,18 @@ def lsh_candidates(index: Index, band_keys: np.ndarray, records: np.ndarray) -> 
 
 
 def verify(index: Index, unique: ShingleBatch, recs: np.ndarray, items: np.ndarray) -> np.ndarray:
-    """Exact ``|S(item) & S(record)|`` for each candidate pair (vectorized over the batch)."""
+    """Exact ``|S(item) & S(record)|`` for each candidate pair.
+
+    ``unique`` holds each candidate record's sorted distinct shingles (``unique_per_record``).
+    """
     if len(recs) == 0:
         return np.zeros(0, dtype=np.int64)
+    if kernels.ENABLED:
+        return kernels.overlap(unique.hashes, unique.offsets, recs, index.seq_hashes, index.seq_offsets, items)
+    return _verify_py(index, unique, recs, items)
+
+
+def _verify_py(index: Index, unique: ShingleBatch, recs: np.ndarray, items: np.ndarray) -> np.ndarray:
     vocab = np.unique(unique.hashes)
     t_rec = np.repeat(np.arange(len(unique), dtype=np.int64), np.diff(unique.offsets))
     t_code = np.sort(t_rec * len(vocab) + np.searchsorted(vocab, unique.hashes))
@@ -178,6 +188,8 @@ def longest_common_run(a: np.ndarray, b: np.ndarray) -> int:
     """
     if len(a) == 0 or len(b) == 0:
         return 0
+    if kernels.ENABLED:
+        return kernels.longest_common_run(a, b)
     order = np.argsort(a, kind="stable")
     sa = a[order]
     lo = np.searchsorted(sa, b, side="left")
@@ -199,6 +211,11 @@ def covered_tokens(seq: np.ndarray, matched: np.ndarray, n_tokens: int, ngram: i
     """Tokens of a target record covered by at least one of its shingles found in ``matched``."""
     if len(seq) == 0:
         return 0
+    if kernels.ENABLED:
+        m = np.asarray(matched, dtype=np.uint64)
+        if len(m) > 1 and not bool((m[1:] >= m[:-1]).all()):
+            m = np.sort(m)
+        return kernels.covered_tokens(seq, m, n_tokens, min(ngram, n_tokens))
     hit = np.isin(seq, matched)
     if not hit.any():
         return 0

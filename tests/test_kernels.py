@@ -118,3 +118,22 @@ def test_sort_pairs_is_stable_by_key() -> None:
     same = np.full(1000, 7, np.uint64)  # every digit pass trivial
     k, it = sort_pairs(same.copy(), np.arange(1000, dtype=np.uint32))
     assert np.array_equal(it, np.arange(1000))
+
+
+def test_evidence_kernels_equal_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    from provaudit import match
+
+    rng = np.random.default_rng(6)
+    cases = []
+    for _ in range(300):
+        a = rng.integers(0, 30, rng.integers(0, 80)).astype(np.uint64)
+        b = rng.integers(0, 30, rng.integers(0, 300)).astype(np.uint64)
+        if len(a) > 5 and len(b) > 10 + len(a) and rng.random() < 0.5:  # plant a long shared run
+            b[10 : 10 + len(a) // 2] = a[: len(a) // 2]
+        cases.append((a, b, int(rng.integers(1, len(b) + 6)), int(rng.integers(1, 6))))
+    fast = [(match.longest_common_run(a, b), match.covered_tokens(b, np.unique(a), n, g),
+             match.covered_tokens(b, a, n, g)) for a, b, n, g in cases]
+    monkeypatch.setattr(kernels, "ENABLED", False)
+    slow = [(match.longest_common_run(a, b), match.covered_tokens(b, np.unique(a), n, g),
+             match.covered_tokens(b, a, n, g)) for a, b, n, g in cases]
+    assert fast == slow
