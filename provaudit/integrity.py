@@ -52,9 +52,12 @@ def verify_checksums(directory: Path) -> dict[str, str]:
     if not sums.is_file():
         raise OutputFormatError(f"{directory}: no {CHECKSUMS} (not a complete provaudit output)")
     try:
-        lines = sums.read_text(encoding="utf-8").splitlines()
+        text = sums.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise OutputFormatError(f"{sums}: unreadable ({e})") from e
+    if not text.endswith("\n"):
+        raise OutputFormatError(f"{sums}: truncated (no final newline); the file is damaged")
+    lines = text[:-1].split("\n")
     expected: dict[str, str] = {}
     for n, line in enumerate(lines, 1):
         m = _LINE.fullmatch(line)

@@ -295,6 +295,7 @@ class _JsonArray:
     """Streams the elements of a top-level JSON array, with a bounded look-ahead window."""
 
     _WS = re.compile(r"[ \t\r\n]*")
+    CHUNK = 1 << 20
 
     def __init__(self, f: IO[bytes], limit: int):
         self.f, self.limit = f, limit
@@ -309,7 +310,7 @@ class _JsonArray:
             self.buf, self.pos = self.buf[self.pos :], 0
         if len(self.buf) > self.limit:
             raise _TooLarge
-        chunk = self.f.read(max(1 << 20, len(self.buf)))
+        chunk = self.f.read(max(self.CHUNK, len(self.buf)))
         self.eof = not chunk
         self.buf += self.utf8.decode(chunk, final=self.eof)
         return True
@@ -335,8 +336,9 @@ class _JsonArray:
                 if end < len(self.buf) or self.eof:
                     self.advance(end)
                     return obj
-            except json.JSONDecodeError as e:
-                if self.eof or e.pos < len(self.buf) - 64:
+            except json.JSONDecodeError as e:  # incomplete (read on) or malformed (raise)?
+                incomplete = e.pos >= len(self.buf) - 64 or e.msg.startswith("Unterminated string")
+                if self.eof or not incomplete:
                     raise
             self.fill()
 
