@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -55,6 +56,12 @@ def _log_comb(n: np.ndarray | int, k: np.ndarray | int) -> np.ndarray:
 
 def hypergeom_cdf(population: int, successes: int, draws: int) -> np.ndarray:
     """``P(X <= x)`` for x = 0..draws, X ~ Hypergeometric(population, successes, draws)."""
+    return np.array(_hypergeom_cdf(int(population), int(successes), int(draws)), dtype=np.float64)
+
+
+@lru_cache(maxsize=1 << 16)
+def _hypergeom_cdf(population: int, successes: int, draws: int) -> tuple[float, ...]:
+    """Cached: audits ask for the same few (N, overlap, k) triples for every pair."""
     x = np.arange(draws + 1)
     valid = (x <= successes) & (draws - x <= population - successes)
     logp = np.full(draws + 1, -np.inf)
@@ -63,7 +70,7 @@ def hypergeom_cdf(population: int, successes: int, draws: int) -> np.ndarray:
         _log_comb(successes, xv) + _log_comb(population - successes, draws - xv) - _log_comb(population, draws)
     )
     out: np.ndarray = np.minimum(np.cumsum(np.exp(logp)), 1.0)
-    return out
+    return tuple(out.tolist())
 
 
 def plan_anchors(index: Index, config: AuditConfig) -> AnchorPlan:
@@ -78,14 +85,15 @@ def plan_anchors(index: Index, config: AuditConfig) -> AnchorPlan:
         skip_key = np.zeros(0, dtype=bool)
     total = np.bincount(index.anchor_items, minlength=n_items)
     usable = total - np.bincount(index.anchor_items[skip_key], minlength=n_items)
-    threshold = np.zeros(n_items, dtype=np.int64)
-    miss = np.ones(n_items, dtype=np.float64)
-    cache: dict[tuple[int, int], tuple[int, float]] = {}
-    for item in range(n_items):
-        key = (int(index.n_shingles[item]), int(usable[item]))
-        if key not in cache:
-            cache[key] = _threshold(key[0], key[1], config.min_overlap, config.miss_rate)
-        threshold[item], miss[item] = cache[key]
+    # items share few distinct (shingles, usable anchors) pairs: solve each pair once
+    pairs = np.stack([np.asarray(index.n_shingles, dtype=np.int64), usable.astype(np.int64)], axis=1)
+    uniq, inverse = np.unique(pairs.reshape(-1, 2), axis=0, return_inverse=True)
+    solved = [_threshold(int(n), int(k), config.min_overlap, config.miss_rate) for n, k in uniq.tolist()]
+    t_of = np.array([t for t, _ in solved], dtype=np.int64).reshape(-1)
+    m_of = np.array([m for _, m in solved], dtype=np.float64).reshape(-1)
+    inverse = inverse.reshape(-1)
+    threshold = t_of[inverse] if n_items else np.zeros(0, dtype=np.int64)
+    miss = m_of[inverse] if n_items else np.ones(0, dtype=np.float64)
     return AnchorPlan(threshold, usable, miss, skip_key)
 
 
