@@ -53,6 +53,9 @@ class RowReader:
         self.on_error, self.stats, self.keep, self.extract = on_error, stats, keep, extract
         self.max_record_chars = max_record_chars
         self.max_line_bytes = line_bytes(max_record_chars)
+        # Lone surrogates only come from JSON escapes (Arrow and strict UTF-8 decoding rule them out);
+        # readers that cannot produce them turn the per-record search off.
+        self.escapes = source.kind in ("jsonl", "json")
 
     @property
     def name(self) -> str:
@@ -95,7 +98,7 @@ class RowReader:
         if what == "text" and len(text) > self.max_record_chars:
             text = text[: self.max_record_chars]
             self.stats.alter("truncated to max-record-chars", self.where(row, line))
-        if not text.isascii() and SURROGATE.search(text):
+        if self.escapes and not text.isascii() and SURROGATE.search(text):
             text = SURROGATE.sub("\ufffd", text)
             self.stats.alter(f"lone surrogates replaced in {what}", self.where(row, line))
         return text
@@ -127,9 +130,15 @@ class RowReader:
         if not text or text.isspace():
             self.stats.skip("empty text", self.where(row, line))
             return None
-        text = self.clean(text, row, line)
+        if self.escapes or len(text) > self.max_record_chars:
+            text = self.clean(text, row, line)
         rid = obj.get(self.id_field) if self.id_field else None
-        ident = f"{self.name}#{row}" if rid is None else self.clean(str(rid), row, line, "id")
+        if rid is None:
+            ident = f"{self.name}#{row}"
+        else:
+            ident = rid if type(rid) is str else str(rid)
+            if self.escapes:
+                ident = self.clean(ident, row, line, "id")
         self.stats.rows += 1
         return Record(ident, text, self.name, row)
 
@@ -230,21 +239,33 @@ def _text_of_line(reader: RowReader, row: int, data: bytes) -> str | None:
 def read_jsonl(reader: RowReader) -> Iterator[Record]:
     if wrong_format(reader):
         return
+    decode_json = json.JSONDecoder().decode
+    keep, stats = reader.keep, reader.stats
     for row, box, complete in iter_lines(reader):
         data = box.pop()
-        if data.isspace() or reader.sampled_out(row):
+        if data.isspace():
+            continue
+        if keep is not None and not keep(row):
+            stats.sampled_out += 1
             continue
         if not complete:
             reader.bad(row, "record too large", f"line is longer than {reader.max_line_bytes} bytes (12 bytes per "
                        "character of --max-record-chars, at least 64 KiB)",
                        hint=f"raise --max-record-chars, or {SKIP_HINT}")
             continue
-        line = _text_of_line(reader, row, data)
+        reader.escapes = b"\\u" in data and (b"\\ud" in data or b"\\uD" in data)
+        if data.startswith(_BOM):
+            line = _text_of_line(reader, row, data)
+        else:
+            try:
+                line = data.decode("utf-8")
+            except UnicodeDecodeError:
+                line = _text_of_line(reader, row, data)
         del data
         if line is None:
             continue
         try:
-            obj = json.loads(line)
+            obj = decode_json(line)
         except json.JSONDecodeError as e:
             reader.bad(row, "malformed JSON", _json_problem(e, e.colno))
             continue
