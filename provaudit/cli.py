@@ -231,6 +231,8 @@ def audit(index_dir: Path, targets: tuple[str, ...], out: Path, min_containment:
 
             if sample.active or control:
                 raise ConfigError("--sample, --sample-shards and --control apply to training audits, not --kind outputs")
+            if resume:
+                raise ConfigError("--resume applies to training audits, not --kind outputs")
             rules = VerdictRules(min_verbatim_tokens, min_span_tokens, min_span_share)
             o_result = audit_outputs(index_dir, list(targets), cfg, text_field=text_field, id_field=id_field,
                                      on_error=on_error, workers=workers, progress=stderr_progress(quiet), rules=rules)
