@@ -250,28 +250,57 @@ static void radix8(u64 *keys, u32 *items, i64 n, u64 *kt, u32 *it) {
     if (k1 != keys) { memcpy(keys, k1, n * sizeof(u64)); if (items) memcpy(items, i1, n * sizeof(u32)); }
 }
 
-/* Stable sort of (key, item) pairs by key, in place; kt/it: scratch of n elements. 16-bit digits. */
+/* Stable sort of (key, item) pairs by key, in place; kt/it: scratch of n elements.
+ * One counting pass on the top bits (keys are hashes: buckets of a handful), then each
+ * bucket sorted alone: insertion sort when small, LSD radix when large (skewed keys). */
 void pa_sort_pairs(u64 *keys, u32 *items, i64 n, u64 *kt, u32 *it) {
-    i64 *count = (i64 *)calloc(65537, sizeof(i64));
-    u64 *k1 = keys, *k2 = kt;
-    u32 *i1 = items, *i2 = it;
-    for (int pass = 0; pass < 4; pass++) {
-        int sh = 16 * pass;
-        memset(count, 0, 65537 * sizeof(i64));
-        for (i64 i = 0; i < n; i++) count[((k1[i] >> sh) & 0xFFFF) + 1]++;
-        int trivial = 0;
-        for (int d = 0; d < 65536; d++) { if (count[d + 1] == n) trivial = 1; count[d + 1] += count[d]; }
-        if (trivial) continue;
-        for (i64 i = 0; i < n; i++) {
-            i64 pos = count[(k1[i] >> sh) & 0xFFFF]++;
-            k2[pos] = k1[i];
-            i2[pos] = i1[i];
-        }
-        u64 *tk = k1; k1 = k2; k2 = tk;
-        u32 *ti = i1; i1 = i2; i2 = ti;
+    if (n < 2) return;
+    int bits = 1;
+    while (bits < 20 && ((i64)1 << (bits + 2)) < n) bits++;
+    const int shift = 64 - bits;
+    const i64 nb = (i64)1 << bits;
+    i64 *start = (i64 *)calloc(nb + 1, sizeof(i64));
+    for (i64 i = 0; i < n; i++) start[(keys[i] >> shift) + 1]++;
+    for (i64 d = 0; d < nb; d++) start[d + 1] += start[d];
+    for (i64 i = 0; i < n; i++) {
+        i64 pos = start[keys[i] >> shift]++;
+        kt[pos] = keys[i];
+        it[pos] = items[i];
     }
-    if (k1 != keys) { memcpy(keys, k1, n * sizeof(u64)); memcpy(items, i1, n * sizeof(u32)); }
-    free(count);
+    /* start[d] is now the end of bucket d */
+    i64 lo = 0;
+    for (i64 d = 0; d < nb; d++) {
+        i64 hi = start[d], m = hi - lo;
+        if (m > 48) {
+            radix8(kt + lo, it + lo, m, keys + lo, items + lo);  /* keys/items as scratch */
+        } else {
+            for (i64 i = lo + 1; i < hi; i++) {
+                u64 k = kt[i];
+                u32 v = it[i];
+                i64 j = i;
+                while (j > lo && kt[j - 1] > k) { kt[j] = kt[j - 1]; it[j] = it[j - 1]; j--; }
+                kt[j] = k;
+                it[j] = v;
+            }
+        }
+        lo = hi;
+    }
+    memcpy(keys, kt, n * sizeof(u64));
+    memcpy(items, it, n * sizeof(u32));
+    free(start);
+}
+
+/* LSH band keys: key[r, i] = fmix64(((i * SALT) * M + s[i*rows]) * M + ... ), wrapping u64. */
+void pa_band_keys(const u32 *sigs, i64 n, i64 num_perm, i64 bands, i64 rows, u64 *out) {
+    const u64 M = 0x9E3779B97F4A7C15ULL, SALT = 0xD6E8FEB86659FD93ULL;
+    for (i64 r = 0; r < n; r++) {
+        const u32 *s = sigs + r * num_perm;
+        for (i64 i = 0; i < bands; i++) {
+            u64 acc = (u64)i * SALT;
+            for (i64 j = i * rows; j < (i + 1) * rows; j++) acc = acc * M + s[j];
+            out[r * bands + i] = fmix64(acc);
+        }
+    }
 }
 
 /* Per record, the distinct hashes ascending. out: room for all hashes; new_offsets: n+1.

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import hashlib
 import json
 import multiprocessing
 import os
@@ -480,6 +481,7 @@ class IndexWriter:
             "files": files,
             **manifest,
         }
+        full["manifest_checksum"] = _manifest_checksum(full)
         (self.tmp / "manifest.json").write_text(json.dumps(full, indent=2, sort_keys=True) + "\n")
         commit_output_dir(self.tmp, self.dest)
         return full
@@ -537,7 +539,19 @@ class Index:
         return self.seq_hashes[self.seq_offsets[item] : self.seq_offsets[item + 1]]
 
 
+def _manifest_checksum(manifest: dict[str, Any]) -> str:
+    """sha256 of the manifest's content (canonical JSON, without this field): the manifest
+    names every file's sha256, so its own integrity closes the chain."""
+    body = {k: v for k, v in manifest.items() if k != "manifest_checksum"}
+    return "sha256:" + hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def read_manifest(path: Path) -> dict[str, Any]:
+    """Parse and check ``path/manifest.json`` (format, version and its own checksum).
+
+    Raises:
+        IndexFormatError: if it is missing, unparsable, of another format or version, or changed.
+    """
     mpath = path / "manifest.json"
     if not path.is_dir():
         raise IndexFormatError(f"{path}: not an index directory")
@@ -554,6 +568,8 @@ def read_manifest(path: Path) -> dict[str, Any]:
             f"{path}: index format version {manifest.get('format_version')} is not supported by this "
             f"provaudit (reads version {FORMAT_VERSION}); rebuild the index"
         )
+    if manifest.get("manifest_checksum") != _manifest_checksum(manifest):
+        raise IndexFormatError(f"{mpath}: manifest checksum does not match its content (file changed or corrupt)")
     return manifest
 
 
@@ -582,8 +598,9 @@ def load_index(path: Path, *, verify: bool = True) -> Index:
         raise IndexFormatError(f"{path}: manifest lacks {e}") from e
     except (pa.ArrowException, OSError) as e:
         raise IndexFormatError(f"{path}: unreadable index file ({e})") from e
-    if len(items) != manifest["counts"]["items"]:
-        raise IndexFormatError(f"{path}: items.parquet has {len(items)} rows, manifest says {manifest['counts']['items']}")
+    expected = manifest.get("counts", {}).get("items")
+    if len(items) != expected:
+        raise IndexFormatError(f"{path}: items.parquet has {len(items)} rows, manifest says {expected}")
     n_seq = _numpy(items.column("n_seq"), np.int32)
     seq_offsets = np.zeros(len(n_seq) + 1, dtype=np.int64)
     np.cumsum(n_seq, out=seq_offsets[1:])

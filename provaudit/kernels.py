@@ -53,6 +53,7 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "pa_probe": (None, [_P, _P, ctypes.c_int, _P, _I, _P, _P]),
     "pa_probe_hits": (_I, [_P, _P, ctypes.c_int, _P, _I, _P, _P, _P]),
     "pa_sort_pairs": (None, [_P, _P, _I, _P, _P]),
+    "pa_band_keys": (None, [_P, _I, _I, _I, _I, _P]),
     "pa_overlap": (None, [_P, _P, _P, _P, _P, _P, _I, _P, _P, _I]),
     "pa_covered_tokens": (_I, [_P, _I, _P, _I, _I, _I]),
     "pa_longest_common_run": (_I, [_P, _I, _P, _I, _P]),
@@ -226,3 +227,12 @@ def longest_common_run(a: np.ndarray, b: np.ndarray) -> int:
     a, b = _c(a, np.uint64), _c(b, np.uint64)
     work = np.empty(2 * len(a) + 1, dtype=np.int64)
     return int(_lib().pa_longest_common_run(_ptr(a), len(a), _ptr(b), len(b), _ptr(work)))
+
+
+def band_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """LSH band keys of each signature row (see ``sketch.band_keys``): ``(len(sigs), bands)`` uint64."""
+    s = _c(sigs, np.uint32)
+    assert s.ndim == 2 and bands * rows <= s.shape[1]
+    out = np.empty((s.shape[0], bands), dtype=np.uint64)
+    _lib().pa_band_keys(_ptr(s), s.shape[0], s.shape[1], bands, rows, _ptr(out))
+    return out

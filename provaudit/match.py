@@ -86,9 +86,10 @@ def plan_anchors(index: Index, config: AuditConfig) -> AnchorPlan:
     total = np.bincount(index.anchor_items, minlength=n_items)
     usable = total - np.bincount(index.anchor_items[skip_key], minlength=n_items)
     # items share few distinct (shingles, usable anchors) pairs: solve each pair once
-    pairs = np.stack([np.asarray(index.n_shingles, dtype=np.int64), usable.astype(np.int64)], axis=1)
-    uniq, inverse = np.unique(pairs.reshape(-1, 2), axis=0, return_inverse=True)
-    solved = [_threshold(int(n), int(k), config.min_overlap, config.miss_rate) for n, k in uniq.tolist()]
+    width = int(usable.max()) + 1 if n_items else 1
+    code = np.asarray(index.n_shingles, dtype=np.int64) * width + usable.astype(np.int64)
+    uniq, inverse = np.unique(code, return_inverse=True)
+    solved = [_threshold(int(c) // width, int(c) % width, config.min_overlap, config.miss_rate) for c in uniq.tolist()]
     t_of = np.array([t for t, _ in solved], dtype=np.int64).reshape(-1)
     m_of = np.array([m for _, m in solved], dtype=np.float64).reshape(-1)
     inverse = inverse.reshape(-1)

@@ -96,6 +96,8 @@ def band_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
 
     The band index is mixed into the key, so one sorted table holds all bands.
     """
+    if kernels.ENABLED:
+        return kernels.band_keys(sigs, bands, rows)
     s = sigs.astype(np.uint64)
     keys = np.empty((len(sigs), bands), dtype=np.uint64)
     for i in range(bands):

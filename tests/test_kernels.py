@@ -115,6 +115,11 @@ def test_sort_pairs_is_stable_by_key() -> None:
     order = np.lexsort((items, keys))
     k, it = sort_pairs(keys.copy(), items.copy())
     assert np.array_equal(k, keys[order]) and np.array_equal(it, items[order])
+    skewed = rng.permutation(np.r_[np.arange(5000, dtype=np.uint64), np.full(3000, 2**63, np.uint64)])
+    skewed_items = np.arange(len(skewed), dtype=np.uint32)  # big buckets: the radix fallback
+    order = np.lexsort((skewed_items, skewed))
+    k, it = sort_pairs(skewed.copy(), skewed_items.copy())
+    assert np.array_equal(k, skewed[order]) and np.array_equal(it, skewed_items[order])
     same = np.full(1000, 7, np.uint64)  # every digit pass trivial
     k, it = sort_pairs(same.copy(), np.arange(1000, dtype=np.uint32))
     assert np.array_equal(it, np.arange(1000))
@@ -137,3 +142,12 @@ def test_evidence_kernels_equal_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
     slow = [(match.longest_common_run(a, b), match.covered_tokens(b, np.unique(a), n, g),
              match.covered_tokens(b, a, n, g)) for a, b, n, g in cases]
     assert fast == slow
+
+
+def test_band_keys_kernel_equals_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    from provaudit.sketch import band_keys
+
+    sigs = np.random.default_rng(8).integers(0, 2**32, (300, 128), dtype=np.uint64).astype(np.uint32)
+    fast = band_keys(sigs, 25, 5)
+    monkeypatch.setattr(kernels, "ENABLED", False)
+    assert np.array_equal(fast, band_keys(sigs, 25, 5)) and np.array_equal(fast[:0], band_keys(sigs[:0], 25, 5))
