@@ -465,3 +465,24 @@ i64 pa_longest_common_run(const u64 *a, i64 na, const u64 *b, i64 nb, i64 *work)
     free(s);
     return best;
 }
+
+/* Directory of sorted keys on their top bits: dir[j] = first i with (keys[i] >> shift) >= j. */
+void pa_directory(const u64 *keys, i64 n, int shift, i64 nb, i64 *dir) {
+    i64 j = 0;
+    for (i64 i = 0; i < n; i++) {
+        i64 b = (i64)(keys[i] >> shift);
+        while (j <= b) dir[j++] = i;
+    }
+    while (j <= nb) dir[j++] = n;
+}
+
+/* For sorted keys: flag every position whose key occurs more than max_run times. */
+void pa_long_runs(const u64 *keys, i64 n, i64 max_run, uint8_t *out) {
+    i64 lo = 0;
+    while (lo < n) {
+        i64 hi = lo + 1;
+        while (hi < n && keys[hi] == keys[lo]) hi++;
+        memset(out + lo, hi - lo > max_run, hi - lo);
+        lo = hi;
+    }
+}

@@ -5,22 +5,22 @@ Layout of an index directory::
     manifest.json       format version, parameters, inputs, counts, sha256 of every file
     items.parquet       one row per reference item: id, source, row, n_tokens, n_shingles,
                         n_seq (length of its shingle sequence), [text] (only with keep_text)
-    sequences.parquet   hash uint64: every item's shingle hashes in text order, items concatenated
-                        in item order (item i owns the n_seq[i] rows after those of items < i)
-    signatures.parquet  value uint32: MinHash signatures, items x num_perm, row-major
+    sequences.u64       raw little-endian uint64: every item's shingle hashes in text order, items
+                        concatenated in item order (item i owns the n_seq[i] values after items < i)
+    signatures.u32      raw little-endian uint32: MinHash signatures, items x num_perm, row-major
     bands.parquet       LSH band table: key uint64, item uint32 (sorted by key, item)
     anchors.parquet     containment anchors: key uint64, item uint32 (sorted by key, item)
 
 The index holds hashes, not text (unless built with ``keep_text``). Items are
-numbered by their row in ``items.parquet``. Hash columns are flat primitive columns,
-uncompressed and without dictionary encoding: random 64-bit hashes do not compress,
-and plain primitive pages write and load at memory speed (a list column took 0.4 s
-to decode per 200,000 posts; a flat one is read in place).
+numbered by their row in ``items.parquet``. Hashes do not compress, so they are
+stored uncompressed: the key tables as plain Parquet columns (read in place), the
+bulk (sequences and signatures) as raw fixed-width files that are memory-mapped on
+load: no decoding, no copy, pages shared by forked workers and loaded on demand.
 
 Note:
-    Format version 2 (provaudit 0.1 after issue #4) moved the ``shingles`` and
-    ``signature`` list columns of ``items.parquet`` into ``sequences.parquet`` and
-    ``signatures.parquet``; version 1 indexes must be rebuilt.
+    Format version 3 (issue #4) moved the ``shingles`` and ``signature`` list
+    columns of ``items.parquet`` (version 1) into ``sequences.u64`` and
+    ``signatures.u32``; older indexes must be rebuilt.
 """
 
 from __future__ import annotations
@@ -52,8 +52,9 @@ from provaudit.sketch import band_keys, signatures
 
 T = TypeVar("T")
 FORMAT = "provaudit-index"
-FORMAT_VERSION = 2
-FILES = ("items.parquet", "sequences.parquet", "signatures.parquet", "bands.parquet", "anchors.parquet")
+FORMAT_VERSION = 3
+FILES = ("items.parquet", "sequences.u64", "signatures.u32", "bands.parquet", "anchors.parquet")
+_RAW: dict[str, np.dtype[Any]] = {"sequences.u64": np.dtype("<u8"), "signatures.u32": np.dtype("<u4")}
 
 
 def _id_hash(item_id: str) -> int:
@@ -77,9 +78,6 @@ def _items_schema(num_perm: int, keep_text: bool) -> pa.Schema:
 def _table_schema() -> pa.Schema:
     return pa.schema([pa.field("key", pa.uint64()), pa.field("item", pa.uint32())])
 
-
-_SEQ_SCHEMA = pa.schema([pa.field("hash", pa.uint64())])
-_SIG_SCHEMA = pa.schema([pa.field("value", pa.uint32())])
 
 
 # Text-like columns compress; hash columns do not (and dictionary-encoding them wastes time).
@@ -130,8 +128,11 @@ class KeyTable:
         self.keys = np.ascontiguousarray(keys, dtype=np.uint64)
         bits = int(min(24, max(1, np.log2(max(len(self.keys), 16) / 8))))
         self.shift = 64 - bits
-        starts = np.arange(1 << bits, dtype=np.uint64) << np.uint64(self.shift)
-        self.directory = np.append(np.searchsorted(self.keys, starts, side="left"), len(self.keys)).astype(np.int64)
+        if kernels.ENABLED:
+            self.directory = kernels.directory(self.keys, self.shift)
+        else:
+            starts = np.arange(1 << bits, dtype=np.uint64) << np.uint64(self.shift)
+            self.directory = np.append(np.searchsorted(self.keys, starts, side="left"), len(self.keys)).astype(np.int64)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -383,8 +384,8 @@ class IndexWriter:
         self.tmp = prepare_output_dir(dest, force, "manifest.json")
         self.schema = _items_schema(self.config.num_perm, self.config.keep_text)
         self._items = pq.ParquetWriter(self.tmp / "items.parquet", self.schema, compression=_COMPRESS, **_PARQUET)
-        self._seqs = pq.ParquetWriter(self.tmp / "sequences.parquet", _SEQ_SCHEMA, compression=_COMPRESS, **_PARQUET)
-        self._sigs = pq.ParquetWriter(self.tmp / "signatures.parquet", _SIG_SCHEMA, compression=_COMPRESS, **_PARQUET)
+        self._seqs = open(self.tmp / "sequences.u64", "wb")  # noqa: SIM115 - closed in finish/abort
+        self._sigs = open(self.tmp / "signatures.u32", "wb")  # noqa: SIM115
         self._bands = SpilledPairs(self.tmp / "bands.spill")
         self._anchors = SpilledPairs(self.tmp / "anchors.spill")
         self._id_hashes: list[np.ndarray] = []
@@ -409,11 +410,8 @@ class IndexWriter:
         if self.config.keep_text:
             cols.append(_arrow_strings(texts or [], large=True))
         self._items.write_table(pa.Table.from_arrays(cols, schema=self.schema), row_group_size=max(n, 1))
-        hashes = items.hashes[items.offsets[0] : items.offsets[-1]]
-        self._seqs.write_table(pa.Table.from_arrays([_arrow(hashes)], schema=_SEQ_SCHEMA),
-                               row_group_size=max(len(hashes), 1))
-        sig = items.signatures.reshape(-1)
-        self._sigs.write_table(pa.Table.from_arrays([_arrow(sig)], schema=_SIG_SCHEMA), row_group_size=max(len(sig), 1))
+        self._seqs.write(np.ascontiguousarray(items.hashes[items.offsets[0] : items.offsets[-1]], "<u8").tobytes())
+        self._sigs.write(np.ascontiguousarray(items.signatures, "<u4").tobytes())
         # bands: every band key of every non-empty item
         nonempty = items.n_unique > 0
         self._bands.add(items.bands[nonempty].reshape(-1), np.repeat(item_no[nonempty], items.bands.shape[1]))
@@ -471,7 +469,9 @@ class IndexWriter:
         files = {}
         for name in FILES:
             p = self.tmp / name
-            files[name] = {"sha256": sha256_file(p), "bytes": p.stat().st_size, "rows": pq.ParquetFile(p).metadata.num_rows}
+            size = p.stat().st_size
+            rows = size // _RAW[name].itemsize if name in _RAW else pq.ParquetFile(p).metadata.num_rows
+            files[name] = {"sha256": sha256_file(p), "bytes": size, "rows": rows}
         full = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -546,6 +546,15 @@ def _manifest_checksum(manifest: dict[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+def _raw(path: Path) -> np.ndarray:
+    """A raw fixed-width file, memory-mapped read-only (an empty file gives an empty array)."""
+    dtype = _RAW[path.name]
+    if path.stat().st_size % dtype.itemsize:
+        raise IndexFormatError(f"{path}: size is not a multiple of {dtype.itemsize} bytes (truncated?)")
+    out: np.ndarray = np.zeros(0, dtype=dtype) if path.stat().st_size == 0 else np.memmap(path, dtype=dtype, mode="r")
+    return out
+
+
 def read_manifest(path: Path) -> dict[str, Any]:
     """Parse and check ``path/manifest.json`` (format, version and its own checksum).
 
@@ -590,8 +599,7 @@ def load_index(path: Path, *, verify: bool = True) -> Index:
             if verify and sha256_file(p) != files[name]["sha256"]:
                 raise IndexFormatError(f"{p}: sha256 does not match the manifest (file changed or corrupt)")
         items = pq.ParquetFile(path / "items.parquet", memory_map=True).read()
-        seq = pq.ParquetFile(path / "sequences.parquet", memory_map=True).read().column("hash")
-        sig = pq.ParquetFile(path / "signatures.parquet", memory_map=True).read().column("value")
+        seq_hashes, signatures = _raw(path / "sequences.u64"), _raw(path / "signatures.u32")
         bands = pq.ParquetFile(path / "bands.parquet", memory_map=True).read()
         anchors = pq.ParquetFile(path / "anchors.parquet", memory_map=True).read()
     except (KeyError, TypeError) as e:
@@ -604,7 +612,6 @@ def load_index(path: Path, *, verify: bool = True) -> Index:
     n_seq = _numpy(items.column("n_seq"), np.int32)
     seq_offsets = np.zeros(len(n_seq) + 1, dtype=np.int64)
     np.cumsum(n_seq, out=seq_offsets[1:])
-    seq_hashes, signatures = _numpy(seq, np.uint64), _numpy(sig, np.uint32)
     if len(seq_hashes) != seq_offsets[-1] or len(signatures) != len(items) * config.num_perm:
         raise IndexFormatError(f"{path}: sequences or signatures do not match items.parquet")
     band_keys = _numpy(bands.column("key"), np.uint64)

@@ -54,6 +54,8 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "pa_probe_hits": (_I, [_P, _P, ctypes.c_int, _P, _I, _P, _P, _P]),
     "pa_sort_pairs": (None, [_P, _P, _I, _P, _P]),
     "pa_band_keys": (None, [_P, _I, _I, _I, _I, _P]),
+    "pa_directory": (None, [_P, _I, ctypes.c_int, _I, _P]),
+    "pa_long_runs": (None, [_P, _I, _I, _P]),
     "pa_overlap": (None, [_P, _P, _P, _P, _P, _P, _I, _P, _P, _I]),
     "pa_covered_tokens": (_I, [_P, _I, _P, _I, _I, _I]),
     "pa_longest_common_run": (_I, [_P, _I, _P, _I, _P]),
@@ -235,4 +237,21 @@ def band_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
     assert s.ndim == 2 and bands * rows <= s.shape[1]
     out = np.empty((s.shape[0], bands), dtype=np.uint64)
     _lib().pa_band_keys(_ptr(s), s.shape[0], s.shape[1], bands, rows, _ptr(out))
+    return out
+
+
+def directory(keys: np.ndarray, shift: int) -> np.ndarray:
+    """``dir[j]`` = first position whose key's top bits (``key >> shift``) are >= j; ``2^(64-shift)+1`` entries."""
+    k = _c(keys, np.uint64)
+    nb = 1 << (64 - shift)
+    out = np.empty(nb + 1, dtype=np.int64)
+    _lib().pa_directory(_ptr(k), len(k), shift, nb, _ptr(out))
+    return out
+
+
+def long_runs(keys: np.ndarray, max_run: int) -> np.ndarray:
+    """For sorted ``keys``: True at every position whose key occurs more than ``max_run`` times."""
+    k = _c(keys, np.uint64)
+    out = np.empty(len(k), dtype=np.bool_)
+    _lib().pa_long_runs(_ptr(k), len(k), max_run, _ptr(out))
     return out

@@ -77,7 +77,9 @@ def plan_anchors(index: Index, config: AuditConfig) -> AnchorPlan:
     """Choose each item's anchor threshold for the audit's thresholds and miss rate."""
     keys = index.anchor_keys
     n_items = len(index)
-    if len(keys):
+    if len(keys) and kernels.ENABLED:
+        skip_key = kernels.long_runs(keys, config.max_postings)
+    elif len(keys):
         starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
         counts = np.diff(np.r_[starts, len(keys)])
         skip_key = np.repeat(counts > config.max_postings, counts)

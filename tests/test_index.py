@@ -27,7 +27,7 @@ def test_manifest_records_parameters_inputs_and_hashes(corpus, tmp_path) -> None
     m = _build(corpus[2], tmp_path / "idx", ngram=4, num_perm=64, seed=9)
     on_disk = json.loads((tmp_path / "idx" / "manifest.json").read_text())
     assert on_disk == m
-    assert m["format_version"] == 2
+    assert m["format_version"] == 3
     assert m["config"]["ngram"] == 4 and m["config"]["num_perm"] == 64 and m["config"]["seed"] == 9
     assert m["config"]["scheme"] == "affine32" and m["config"]["hash"] == "xxh3"
     assert m["config"]["bands"] * m["config"]["rows"] <= 64

@@ -151,3 +151,22 @@ def test_band_keys_kernel_equals_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
     fast = band_keys(sigs, 25, 5)
     monkeypatch.setattr(kernels, "ENABLED", False)
     assert np.array_equal(fast, band_keys(sigs, 25, 5)) and np.array_equal(fast[:0], band_keys(sigs[:0], 25, 5))
+
+
+def test_directory_kernel_equals_searchsorted() -> None:
+    keys = np.sort(np.r_[np.random.default_rng(9).integers(0, 2**64, 3000, dtype=np.uint64), np.uint64(0),
+                         np.uint64(2**64 - 1), np.full(50, 2**63, np.uint64)])
+    for shift in (63, 60, 54, 50):
+        starts = np.arange(1 << (64 - shift), dtype=np.uint64) << np.uint64(shift)
+        expected = np.append(np.searchsorted(keys, starts), len(keys))
+        assert np.array_equal(kernels.directory(keys, shift), expected)
+        assert np.array_equal(kernels.directory(keys[:0], shift), np.zeros(len(expected), np.int64))
+
+
+def test_long_runs_kernel() -> None:
+    keys = np.sort(np.r_[np.arange(100, dtype=np.uint64), np.full(7, 5, np.uint64), np.full(3, 50, np.uint64)])
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    counts = np.diff(np.r_[starts, len(keys)])
+    for max_run in (1, 3, 4, 8):
+        assert np.array_equal(kernels.long_runs(keys, max_run), np.repeat(counts > max_run, counts))
+    assert len(kernels.long_runs(keys[:0], 1)) == 0
