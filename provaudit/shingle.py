@@ -86,8 +86,10 @@ def normalize(text: str) -> str:
     """
     if text.isascii():
         return text.lower().translate(_ASCII_FOLD)
-    text = unicodedata.normalize("NFKC", text).casefold()
-    return text.translate(_FOLD)
+    text = unicodedata.normalize("NFKC", text).casefold().translate(_FOLD)
+    # deleting format characters can leave a letter next to its combining mark ("e\u00ad\u0301"):
+    # compose again, so normalize is idempotent and the same word always gives the same token
+    return text if text.isascii() else unicodedata.normalize("NFKC", text)
 
 
 def normalized_utf8(texts: Sequence[str]) -> np.ndarray:

@@ -34,10 +34,6 @@ WORDS = st.lists(st.text(st.sampled_from("abcdefgh\u00e9\u0301K\u212a"), min_siz
 
 
 # --- normalizer ---------------------------------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason=(
-    "shingle.normalize deletes format characters after NFKC, so 'e\\u00ad\\u0301' (soft hyphen between a "
-    "letter and its accent) becomes the decomposed 'e\\u0301', which a second pass composes to '\\u00e9': "
-    "the same word gives different tokens. Reported to the shingle.py owner; remove this mark once fixed."))
 @FAST
 @example("e\u00ad\u0301")
 @given(TEXT)
