@@ -1,7 +1,8 @@
 """Crash safety on the filesystem: directory locks, durable atomic files, stale temporary siblings.
 
 Outputs are written in a temporary sibling directory (``.NAME.tmp-XXXX``) and renamed into
-place when complete (``index.prepare_output_dir``/``commit_output_dir``). A process killed
+place when complete (``prepare_output_dir``/``commit_output_dir``, or ``atomic_output_dir``
+for both plus checksums). A process killed
 half-way leaves such a sibling behind; ``remove_stale_siblings`` deletes the ones nobody
 uses any more. A writer holds an advisory lock (``flock``) on its temporary directory while
 it works; the kernel drops the lock when the process dies, however it dies, so a directory
@@ -13,11 +14,16 @@ complete copy.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from provaudit.errors import OutputExistsError
 
 try:
     import fcntl
@@ -142,3 +148,85 @@ def remove_stale_siblings(dest: Path, grace: float = STALE_AFTER) -> list[Path]:
             unlock(fd)
         removed.append(path)
     return removed
+
+
+def prepare_output_dir(dest: Path, force: bool, marker: str) -> Path:
+    """Make a fresh temporary directory beside ``dest`` for an atomic write.
+
+    Stale temporary siblings of killed runs are removed first. The directory gets the
+    usual permissions (0777 less the umask), not mkdtemp's 0700.
+
+    Raises:
+        OutputExistsError: if ``dest`` exists and ``force`` is false, or if it is a
+            non-empty directory that does not look like provaudit output (no ``marker`` file).
+    """
+    if dest.exists():
+        if not force:
+            raise OutputExistsError(f"{dest}: already exists (use --force to replace it)")
+        if not dest.is_dir() or (any(dest.iterdir()) and not (dest / marker).exists()):
+            raise OutputExistsError(f"{dest}: exists and is not a provaudit output directory; refusing to replace it")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_siblings(dest)
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.tmp-"))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)
+    return tmp
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    return int(fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)) == 0
+
+
+def commit_output_dir(tmp: Path, dest: Path) -> None:
+    """Move a finished temporary directory into place.
+
+    Replacing an existing ``dest`` is one atomic swap where the OS supports it (there is
+    no moment without a complete ``dest``); elsewhere the old directory is renamed aside
+    first (``.NAME.old-*``, kept by ``remove_stale_siblings`` until ``dest`` exists again).
+    """
+    if dest.exists() and _exchange(tmp, dest):
+        shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the previous output
+        return
+    old = None
+    if dest.exists():
+        old = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.old-"))
+        os.rmdir(old)
+        os.replace(dest, old)
+    os.replace(tmp, dest)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def atomic_output_dir(dest: Path, force: bool, marker: str) -> Iterator[Path]:
+    """Write an output directory atomically: yields a locked temporary directory to fill.
+
+    On normal exit the files are checksummed (``SHA256SUMS``, last), flushed, and the
+    directory is moved into place; on any exception it is removed and ``dest`` is untouched.
+    """
+    from provaudit.integrity import write_checksums
+
+    tmp = prepare_output_dir(dest, force, marker)
+    lock = try_lock(tmp)
+    try:
+        yield tmp
+        write_checksums(tmp)
+        fsync_files(tmp)
+        commit_output_dir(tmp, dest)
+        fsync_dir(dest.parent if str(dest.parent) else Path("."))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        unlock(lock)

@@ -203,9 +203,12 @@ class BatchRunner:
             self.pool = multiprocessing.get_context("fork").Pool(self.workers)
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
         if self.pool is not None:
-            self.pool.terminate()
+            if exc_type is None:
+                self.pool.close()  # every task was consumed: let the workers exit on their own
+            else:
+                self.pool.terminate()  # error or interrupt: do not wait for queued work
             self.pool.join()
             self.pool = None
         _ENGINES.clear()

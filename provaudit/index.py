@@ -44,6 +44,7 @@ import pyarrow.parquet as pq
 import xxhash
 
 from provaudit import kernels
+from provaudit.atomic import commit_output_dir, prepare_output_dir, try_lock, unlock
 from provaudit.config import IndexConfig
 from provaudit.errors import IndexFormatError, InputError, OutputExistsError
 from provaudit.records import sha256_file
@@ -211,34 +212,6 @@ def prepare_items(texts: list[str], config: IndexConfig, *, sign: bool = True) -
     return items.signed(config) if sign else items
 
 
-def prepare_output_dir(dest: Path, force: bool, marker: str) -> Path:
-    """Make a fresh temporary directory beside ``dest`` for an atomic write.
-
-    Raises:
-        OutputExistsError: if ``dest`` exists and ``force`` is false, or if it is a
-            non-empty directory that does not look like provaudit output (no ``marker`` file).
-    """
-    if dest.exists():
-        if not force:
-            raise OutputExistsError(f"{dest}: already exists (use --force to replace it)")
-        if not dest.is_dir() or (any(dest.iterdir()) and not (dest / marker).exists()):
-            raise OutputExistsError(f"{dest}: exists and is not a provaudit output directory; refusing to replace it")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.tmp-"))
-
-
-def commit_output_dir(tmp: Path, dest: Path) -> None:
-    """Move a finished temporary directory into place (replacing an old one last)."""
-    old = None
-    if dest.exists():
-        old = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.old-"))
-        os.rmdir(old)
-        os.replace(dest, old)
-    os.replace(tmp, dest)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 _WORKER_CONFIG: IndexConfig | None = None  # set in the parent before forking workers
 
 
@@ -382,6 +355,7 @@ class IndexWriter:
     def __init__(self, dest: Path, config: IndexConfig, *, force: bool = False):
         self.dest, self.config = dest, config.resolved()
         self.tmp = prepare_output_dir(dest, force, "manifest.json")
+        self._lock = try_lock(self.tmp)  # marks the build as live for remove_stale_siblings
         self.schema = _items_schema(self.config.num_perm, self.config.keep_text)
         self._items = pq.ParquetWriter(self.tmp / "items.parquet", self.schema, compression=_COMPRESS, **_PARQUET)
         self._seqs = open(self.tmp / "sequences.u64", "wb")  # noqa: SIM115 - closed in finish/abort
@@ -484,6 +458,7 @@ class IndexWriter:
         full["manifest_checksum"] = _manifest_checksum(full)
         (self.tmp / "manifest.json").write_text(json.dumps(full, indent=2, sort_keys=True) + "\n")
         commit_output_dir(self.tmp, self.dest)
+        unlock(self._lock)
         return full
 
     def abort(self) -> None:
@@ -496,6 +471,7 @@ class IndexWriter:
         except Exception:  # noqa: BLE001 - best effort cleanup
             pass
         shutil.rmtree(self.tmp, ignore_errors=True)
+        unlock(self._lock)
 
 
 @dataclass

@@ -11,7 +11,6 @@ timestamps, paths as the user gave them.
 from __future__ import annotations
 
 import json
-import shutil
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from provaudit.estimate import proportion
-from provaudit.index import commit_output_dir, prepare_output_dir
+from provaudit.atomic import atomic_output_dir
 from provaudit.records import sha256_file
 from provaudit.report import FORMAT, FORMAT_VERSION, _md, _r
 from provaudit.spans import strength
@@ -246,7 +245,7 @@ def render_markdown(report: dict[str, Any]) -> str:
 
 
 def write_outputs(result: OutputsResult, out_dir: Path, *, force: bool = False) -> dict[str, Any]:
-    """Write matches.parquet, samples.parquet, report.json and report.md into ``out_dir`` atomically.
+    """Write matches.parquet, samples.parquet, report.json, report.md and SHA256SUMS into ``out_dir`` atomically.
 
     Returns:
         The report dict written to report.json.
@@ -254,19 +253,14 @@ def write_outputs(result: OutputsResult, out_dir: Path, *, force: bool = False) 
     Raises:
         OutputExistsError: if ``out_dir`` exists and ``force`` is false.
     """
-    tmp = prepare_output_dir(out_dir, force, "report.json")
-    try:
+    with atomic_output_dir(out_dir, force, "report.json") as tmp:
         pairs = _table(result.pairs, PAIR_SCHEMA).sort_by(
             [("sample_source", "ascending"), ("sample_row", "ascending"), ("reference_id", "ascending")])
         pq.write_table(pairs, tmp / "matches.parquet", compression="zstd", write_statistics=False)
         pq.write_table(_table(result.samples, SAMPLE_SCHEMA), tmp / "samples.parquet", compression="zstd",
                        write_statistics=False)
         report = build_report(result, pairs)
-        (tmp / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
-                                         encoding="utf-8")
+        (tmp / "report.json").write_text(
+            json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
         (tmp / "report.md").write_text(render_markdown(report), encoding="utf-8")
-        commit_output_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return report

@@ -13,10 +13,8 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from provaudit.atomic import fsync_dir, fsync_files, remove_stale_siblings, try_lock, unlock
+from provaudit.atomic import atomic_output_dir
 from provaudit.figures import build_estimates, control_excess
-from provaudit.index import commit_output_dir, prepare_output_dir
-from provaudit.integrity import write_checksums
 from provaudit.records import NO_TEXT, sha256_file
 
 if TYPE_CHECKING:
@@ -376,10 +374,7 @@ def write_audit(result: AuditResult, out_dir: Path, *, force: bool = False) -> d
     Raises:
         OutputExistsError: if ``out_dir`` exists and ``force`` is false.
     """
-    remove_stale_siblings(out_dir)
-    tmp = prepare_output_dir(out_dir, force, "report.json")
-    lock = try_lock(tmp)
-    try:
+    with atomic_output_dir(out_dir, force, "report.json") as tmp:
         table = matches_table(result)
         pq.write_table(table, tmp / "matches.parquet", compression="zstd", write_statistics=False)
         if result.sample.active:
@@ -388,17 +383,6 @@ def write_audit(result: AuditResult, out_dir: Path, *, force: bool = False) -> d
         (tmp / "report.json").write_text(
             json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
         (tmp / "report.md").write_text(render_markdown(report), encoding="utf-8")
-        write_checksums(tmp)
-        fsync_files(tmp)
-        commit_output_dir(tmp, out_dir)
-        fsync_dir(out_dir.parent)
-    except BaseException:
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    finally:
-        unlock(lock)
     if result.checkpoint is not None:
         result.checkpoint.discard()
     return report
