@@ -4,7 +4,8 @@ Example:
     >>> from provaudit import api
     >>> api.build_index(["fixtures/reference/posts.jsonl"], Path("ref.idx"), force=True)  # doctest: +SKIP
     >>> result = api.audit(Path("ref.idx"), ["fixtures/shards"])                         # doctest: +SKIP
-    >>> api.write_audit(result, Path("audit-out"), force=True)                             # doctest: +SKIP
+    >>> from provaudit.report import write_audit
+    >>> write_audit(result, Path("audit-out"), force=True)                                 # doctest: +SKIP
 """
 
 from __future__ import annotations
