@@ -21,8 +21,7 @@ import pyarrow.parquet as pq
 
 from provaudit.estimate import proportion
 from provaudit.atomic import atomic_output_dir
-from provaudit.records import sha256_file
-from provaudit.report import FORMAT, FORMAT_VERSION, _md, _r
+from provaudit.report import _md, _r, report_header
 from provaudit.spans import strength
 
 if TYPE_CHECKING:
@@ -100,18 +99,7 @@ def build_report(result: OutputsResult, pairs: pa.Table) -> dict[str, Any]:
     inputs = [{**s.to_dict(), "shapes": shapes, "rows_sampled_out": s.stats.sampled_out}
               for s, shapes in zip(result.inputs, result.shapes)]
     return {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "kind": "outputs",
-        "versions": idx.manifest.get("versions", {}),
-        "index": {
-            "path": str(idx.path),
-            "fingerprint": idx.manifest["fingerprint"],
-            "manifest_sha256": sha256_file(idx.path / "manifest.json"),
-            "config": idx.manifest["config"],
-            "items": len(idx),
-            "inputs": idx.manifest.get("inputs", []),
-        },
+        **report_header("outputs", idx),
         "parameters": {**cfg.to_dict(), "text_field": result.fields.get("text"), "id_field": result.fields.get("id"),
                        **{f"verdict_{k}": v for k, v in rules.to_dict().items()}},
         "verdict_rules": {

@@ -19,6 +19,7 @@ from provaudit.records import NO_TEXT, sha256_file
 
 if TYPE_CHECKING:
     from provaudit.api import AuditResult
+    from provaudit.index import Index
 
 FORMAT = "provaudit-report"
 FORMAT_VERSION = 1
@@ -74,6 +75,24 @@ def _lsh_probability(s: float, bands: int, rows: int) -> float:
 
 def _r(x: float) -> float:
     return float(f"{x:.6g}") if math.isfinite(x) else x
+
+
+def report_header(kind: str, idx: Index) -> dict[str, Any]:
+    """The fields every report shares: format, kind, versions, and the index audited against."""
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "kind": kind,
+        "versions": idx.manifest.get("versions", {}),
+        "index": {
+            "path": str(idx.path),
+            "fingerprint": idx.manifest["fingerprint"],
+            "manifest_sha256": sha256_file(idx.path / "manifest.json"),
+            "config": idx.manifest["config"],
+            "items": len(idx),
+            "inputs": idx.manifest.get("inputs", []),
+        },
+    }
 
 
 def _mode(result: AuditResult) -> str:
@@ -145,18 +164,7 @@ def build_report(result: AuditResult, table: pa.Table) -> dict[str, Any]:
         d["rows_sampled_out"] = s.stats.sampled_out
         inputs.append(d)
     report: dict[str, Any] = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "kind": "training",
-        "versions": idx.manifest.get("versions", {}),
-        "index": {
-            "path": str(idx.path),
-            "fingerprint": idx.manifest["fingerprint"],
-            "manifest_sha256": sha256_file(idx.path / "manifest.json"),
-            "config": idx.manifest["config"],
-            "items": len(idx),
-            "inputs": idx.manifest.get("inputs", []),
-        },
+        **report_header("training", idx),
         "parameters": {**cfg.to_dict(), "text_field": result.fields.get("text"), "id_field": result.fields.get("id")},
         "sample": {
             **result.sample.to_dict(),
