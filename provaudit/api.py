@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str, int], None]  # (stage/source description, records done so far)
 
 BATCH_RECORDS = 2048
-BATCH_CHARS = 4_000_000
+BATCH_CHARS = 1_000_000  # ~1 MB batches: cache-friendly kernels and balanced worker pools (measured in scripts/bench.py)
 
 
 def _versions() -> dict[str, str]:
