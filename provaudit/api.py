@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from provaudit import __version__
 from provaudit.config import AuditConfig, IndexConfig, SampleConfig
@@ -33,8 +32,6 @@ from provaudit.records import (
     DEFAULT_MAX_RECORD_CHARS, ReadStats, Record, Source, count_rows, expand_sources, read_source, sha256_file,
 )
 from provaudit.sampling import BernoulliSampler, BottomKSampler, sample_shards
-from provaudit.shingle import shingle_batch, unique_per_record
-from provaudit.sketch import band_keys, signatures
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int], None]  # (stage/source description, records done so far)

@@ -32,7 +32,6 @@ import json
 import multiprocessing
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +45,7 @@ import xxhash
 from provaudit import kernels
 from provaudit.atomic import commit_output_dir, prepare_output_dir, try_lock, unlock
 from provaudit.config import IndexConfig
-from provaudit.errors import IndexFormatError, InputError, OutputExistsError
+from provaudit.errors import IndexFormatError, InputError
 from provaudit.records import sha256_file
 from provaudit.shingle import ShingleBatch, shingle_batch, unique_per_record
 from provaudit.sketch import band_keys, signatures

@@ -3,7 +3,7 @@
 ``token_offsets`` produces exactly the tokens of ``provaudit.shingle.tokens`` (word
 unit) together with the ``[start, end)`` character offsets of each token in the
 *original* text, so that evidence found on normalized shingles can be shown in the
-text a reader sees. ``shared_runs`` lists all maximal diagonals of equal elements
+text a reader sees. ``match.shared_runs`` lists all maximal diagonals of equal elements
 between two hash sequences (``match.longest_common_run`` gives only the longest
 length); a run of ``r`` equal shingles of width ``w`` is a verbatim span of
 ``r + w - 1`` tokens. ``describe_batch`` turns the engine's verified pairs for a batch
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from provaudit.index import Index
+from provaudit.match import shared_runs
 from provaudit.records import Record
 from provaudit.shingle import normalize, shingle_batch, unique_per_record
 
@@ -114,67 +114,6 @@ def token_offsets(text: str) -> tuple[list[str], np.ndarray, np.ndarray] | None:
     if "".join(parts) != normalize(text):
         return None
     return toks, np.asarray(starts, dtype=np.int64), np.asarray(ends, dtype=np.int64)
-
-
-@dataclass(frozen=True, slots=True)
-class Runs:
-    """Maximal runs of consecutive equal elements shared by sequences ``a`` and ``b``.
-
-    Attributes:
-        a_start: Start position of each run in ``a``.
-        b_start: Start position of each run in ``b``.
-        length: Run length (elements).
-    """
-
-    a_start: np.ndarray
-    b_start: np.ndarray
-    length: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.length)
-
-
-def _expand(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    cnt = hi - lo
-    owner = np.repeat(np.arange(len(lo)), cnt)
-    base = np.repeat(lo - (np.cumsum(cnt) - cnt), cnt)
-    return owner, base + np.arange(int(cnt.sum()))
-
-
-def shared_runs(a: np.ndarray, b: np.ndarray) -> Runs:
-    """Every maximal diagonal run of equal elements between ``a`` and ``b``, ordered by (b_start, a_start).
-
-    A run is maximal: it cannot be extended at either end. Its longest length
-    equals ``match.longest_common_run(a, b)``.
-
-    Example:
-        >>> r = shared_runs(np.array([1, 2, 3, 9]), np.array([0, 1, 2, 3, 4, 9]))
-        >>> r.a_start.tolist(), r.b_start.tolist(), r.length.tolist()
-        ([0, 3], [1, 5], [3, 1])
-    """
-    empty = np.zeros(0, dtype=np.int64)
-    if len(a) == 0 or len(b) == 0:
-        return Runs(empty, empty, empty)
-    order = np.argsort(a, kind="stable")
-    sa = a[order]
-    lo = np.searchsorted(sa, b, side="left")
-    hi = np.searchsorted(sa, b, side="right")
-    jb, pos = _expand(lo, hi)
-    if len(pos) == 0:
-        return Runs(empty, empty, empty)
-    ia = order[pos].astype(np.int64)
-    jb = jb.astype(np.int64)
-    diag = jb - ia
-    o = np.lexsort((ia, diag))
-    d, i = diag[o], ia[o]
-    brk = np.ones(len(d), dtype=bool)
-    brk[1:] = (d[1:] != d[:-1]) | (i[1:] != i[:-1] + 1)
-    first = np.flatnonzero(brk)
-    length = np.diff(np.r_[first, len(d)]).astype(np.int64)
-    a0 = i[first]
-    b0 = a0 + d[first]
-    by_b = np.lexsort((a0, b0))
-    return Runs(a0[by_b], b0[by_b], length[by_b])
 
 
 def _cover(hit: np.ndarray, width: int, n_tokens: int) -> np.ndarray:
