@@ -35,6 +35,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from provaudit import arrow
 from provaudit.atomic import try_lock, unlock, write_file_atomic
 from provaudit.engine import MATCH_COLUMNS
 from provaudit.errors import OutputExistsError
@@ -141,6 +142,10 @@ class Checkpoint:
     def _key(source: str) -> str:
         return "src-" + hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
+    def has(self, source: str) -> bool:
+        """Whether an earlier run finished ``source`` (``load`` then checks that it is unchanged)."""
+        return (self.dir / f"{self._key(source)}.json").is_file()
+
     def load(self, source: str, sha256: str | None) -> SourcePart | None:
         """The finished part of ``source`` if its file is unchanged and every checkpoint file verifies."""
         if sha256 is None:
@@ -155,7 +160,7 @@ class Checkpoint:
                 path = self.dir / info["file"]
                 if sha256_file(path) != info["sha256"]:
                     return None
-                tables[name] = pq.read_table(path)
+                tables[name] = arrow.read_table(path)
             part = _from_saved(meta, tables)
         except (OSError, ValueError, KeyError, TypeError, pa.ArrowException):
             return None
@@ -165,13 +170,13 @@ class Checkpoint:
     def save(self, part: SourcePart) -> None:
         """Write a finished source (tables first, the ``.json`` naming their hashes last)."""
         key = self._key(part.summary.source)
-        tables = {"matches": pa.Table.from_pydict(part.matches, schema=_matches_schema())}
+        tables = {"matches": arrow.table(part.matches, _matches_schema())}
         if part.control_matches is not None:
-            tables["control"] = pa.Table.from_pydict(part.control_matches, schema=_matches_schema())
+            tables["control"] = arrow.table(part.control_matches, _matches_schema())
         t = part.tally
         if t.rows:
             tables["tally"] = pa.Table.from_arrays(
-                [pa.array(np.concatenate(a).astype(np.int64)) for a in (t.rows, t.rec_tokens, t.rec_covered)],
+                [arrow.array(np.concatenate(a).astype(np.int64), pa.int64()) for a in (t.rows, t.rec_tokens, t.rec_covered)],
                 schema=_TALLY_SCHEMA)
         files = {}
         for name, table in tables.items():
@@ -225,9 +230,9 @@ def _from_saved(meta: dict[str, Any], tables: dict[str, pa.Table]) -> SourcePart
                         int(tm["covered"]))
     if "tally" in tables:
         cols = tables["tally"]
-        tally.rows = [cols.column("row").to_numpy()]
-        tally.rec_tokens = [cols.column("tokens").to_numpy()]
-        tally.rec_covered = [cols.column("covered").to_numpy()]
+        tally.rows = [arrow.to_numpy(cols.column("row"), np.int64)]
+        tally.rec_tokens = [arrow.to_numpy(cols.column("tokens"), np.int64)]
+        tally.rec_covered = [arrow.to_numpy(cols.column("covered"), np.int64)]
     control = tables["control"].to_pydict() if "control" in tables else None
     return SourcePart(summary, tally, tables["matches"].to_pydict(), dict(meta["candidates"]), control,
                       dict(meta["control_candidates"]), int(meta["control_records_with_matches"]))

@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from provaudit import arrow
 from provaudit.estimate import proportion
 from provaudit.atomic import atomic_output_dir
 from provaudit.report import _md, _r, report_header
@@ -51,7 +52,7 @@ NGRAM_SHARE_NOTE = (
 
 
 def _table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
-    return pa.Table.from_pylist([{f.name: r[f.name] for f in schema} for r in rows], schema=schema)
+    return arrow.table_of_rows(rows, schema)
 
 
 def _quantiles(values: list[int]) -> dict[str, Any]:

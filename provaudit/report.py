@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from provaudit import arrow
 from provaudit.atomic import atomic_output_dir
 from provaudit.figures import build_estimates, control_excess
 from provaudit.records import NO_TEXT, sha256_file
@@ -65,8 +66,11 @@ def matches_table(result: AuditResult) -> pa.Table:
     frequent = {rid for rid, recs in records.items() if len(recs) > limit}
     flags = ["frequent_item" if (not f and rid in frequent) else f for rid, f in zip(m["reference_id"], flags)]
     data = {f.name: m[f.name] for f in MATCH_SCHEMA if f.name != "item_flag"} | {"item_flag": flags}
-    table = pa.Table.from_pydict(data, schema=MATCH_SCHEMA)
-    return table.sort_by([("target_source", "ascending"), ("target_row", "ascending"), ("reference_id", "ascending")])
+    # Python's str order is code point order, which is UTF-8 byte order: the order Arrow sorts in
+    # (pyarrow.compute, whose import alone takes 0.06 s, is not needed for it)
+    src, row, rid = m["target_source"], m["target_row"], m["reference_id"]
+    order = sorted(range(len(rid)), key=lambda i: (src[i], row[i], rid[i]))
+    return arrow.table({name: [col[i] for i in order] for name, col in data.items()}, MATCH_SCHEMA)
 
 
 def _lsh_probability(s: float, bands: int, rows: int) -> float:
@@ -367,8 +371,7 @@ def sample_table(result: AuditResult) -> pa.Table:
         r = [int(x) for a in t.rows for x in a]
         sources += [t.source] * len(r)
         rows += r
-    return pa.Table.from_pydict({"source": sources, "row": rows},
-                                schema=pa.schema([("source", pa.string()), ("row", pa.int64())]))
+    return arrow.table({"source": sources, "row": rows}, pa.schema([("source", pa.string()), ("row", pa.int64())]))
 
 
 def write_audit(result: AuditResult, out_dir: Path, *, force: bool = False) -> dict[str, Any]:

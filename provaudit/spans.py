@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from provaudit import arrow
 from provaudit.index import Index
 from provaudit.match import shared_runs
 from provaudit.records import Record
@@ -149,6 +149,8 @@ def describe_batch(index: Index, rules: VerdictRules, min_containment: float, ne
     Returns:
         (pairs with a positive verdict, one summary per sample), in input order.
     """
+    import pyarrow.compute as pc  # 0.06 s to import: only output audits need it
+
     icfg = index.config
     sb = shingle_batch([r.text for r in batch], icfg)
     gb = unique_per_record(shingle_batch([m[1] for m in metas], icfg))
@@ -156,7 +158,7 @@ def describe_batch(index: Index, rules: VerdictRules, min_containment: float, ne
     for r in rows:
         by_row.setdefault(int(r["target_row"]), []).append(r)
     rids = sorted({str(r["reference_id"]) for r in rows})
-    found = pc.index_in(pa.array(rids, pa.string()), value_set=index.ids).to_pylist()
+    found = pc.index_in(arrow.array(rids, pa.string()), value_set=index.ids).to_pylist()
     item_of = dict(zip(rids, found))
     texts = index.items.column("text") if "text" in index.items.column_names else None
     pairs: list[dict[str, Any]] = []
