@@ -8,19 +8,22 @@ Layout of an index directory::
     sequences.u64       raw little-endian uint64: every item's shingle hashes in text order, items
                         concatenated in item order (item i owns the n_seq[i] values after items < i)
     signatures.u32      raw little-endian uint32: MinHash signatures, items x num_perm, row-major
-    bands.parquet       LSH band table: key uint64, item uint32 (sorted by key, item)
-    anchors.parquet     containment anchors: key uint64, item uint32 (sorted by key, item)
+    band_keys.u64       LSH band table, sorted by (key, item): raw little-endian uint64 keys ...
+    band_items.u32      ... and the uint32 item of each key
+    anchor_keys.u64     containment anchors, sorted by (key, item): keys ...
+    anchor_items.u32    ... and items
 
 The index holds hashes, not text (unless built with ``keep_text``). Items are
-numbered by their row in ``items.parquet``. Hashes do not compress, so they are
-stored uncompressed: the key tables as plain Parquet columns (read in place), the
-bulk (sequences and signatures) as raw fixed-width files that are memory-mapped on
-load: no decoding, no copy, pages shared by forked workers and loaded on demand.
+numbered by their row in ``items.parquet``. Hashes do not compress, so everything
+but the per-item table is stored as raw fixed-width files that are memory-mapped on
+load: no decoding, no copy, pages shared by forked workers and read on demand.
 
 Note:
     Format version 3 (issue #4) moved the ``shingles`` and ``signature`` list
     columns of ``items.parquet`` (version 1) into ``sequences.u64`` and
-    ``signatures.u32``; older indexes must be rebuilt.
+    ``signatures.u32``; version 4 did the same for the band and anchor tables
+    (``bands.parquet`` and ``anchors.parquet``, which took 0.3 s to decode on every
+    load of a 200,000-item index). Older indexes must be rebuilt.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import xxhash
 
+from provaudit import arrow
 from provaudit import kernels
 from provaudit.atomic import commit_output_dir, prepare_output_dir, try_lock, unlock
 from provaudit.config import IndexConfig
@@ -52,9 +56,11 @@ from provaudit.sketch import band_keys, signatures
 
 T = TypeVar("T")
 FORMAT = "provaudit-index"
-FORMAT_VERSION = 3
-FILES = ("items.parquet", "sequences.u64", "signatures.u32", "bands.parquet", "anchors.parquet")
-_RAW: dict[str, np.dtype[Any]] = {"sequences.u64": np.dtype("<u8"), "signatures.u32": np.dtype("<u4")}
+FORMAT_VERSION = 4
+FILES = ("items.parquet", "sequences.u64", "signatures.u32", "band_keys.u64", "band_items.u32", "anchor_keys.u64",
+         "anchor_items.u32")
+_RAW: dict[str, np.dtype[Any]] = {name: np.dtype("<u8" if name.endswith(".u64") else "<u4")
+                                  for name in FILES if not name.endswith(".parquet")}
 
 
 def _id_hash(item_id: str) -> int:
@@ -75,39 +81,16 @@ def _items_schema(num_perm: int, keep_text: bool) -> pa.Schema:
     return pa.schema(fields)
 
 
-def _table_schema() -> pa.Schema:
-    return pa.schema([pa.field("key", pa.uint64()), pa.field("item", pa.uint32())])
-
-
 
 # Text-like columns compress; hash columns do not (and dictionary-encoding them wastes time).
 _PARQUET = {"write_statistics": False, "use_dictionary": ["source"]}
 _COMPRESS = {"id": "zstd", "source": "zstd", "row": "zstd", "n_tokens": "zstd", "n_shingles": "zstd", "n_seq": "zstd",
-             "text": "zstd", "hash": "none", "value": "none", "key": "none", "item": "none"}
+             "text": "zstd"}
 
 
 def _arrow(a: np.ndarray) -> pa.Array:
-    """A numpy vector as an Arrow array, zero-copy (``pa.array`` would import pandas: +45 MB)."""
-    a = np.ascontiguousarray(a)
-    return pa.Array.from_buffers(pa.from_numpy_dtype(a.dtype), len(a), [None, pa.py_buffer(a)])
-
-
-def _arrow_strings(values: list[str], large: bool = False) -> pa.Array:
-    """A list of str as an Arrow string array, built from one UTF-8 buffer (no pandas import)."""
-    data = [v.encode("utf-8") for v in values]
-    offsets = np.zeros(len(data) + 1, dtype=np.int64 if large else np.int32)
-    np.cumsum(np.fromiter(map(len, data), dtype=np.int64, count=len(data)), out=offsets[1:])
-    typ = pa.large_string() if large else pa.string()
-    return pa.Array.from_buffers(typ, len(data), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(data))])
-
-
-def _numpy(col: Any, dtype: type) -> np.ndarray:
-    """A primitive Arrow column without nulls as a numpy array (``to_numpy`` would import pandas)."""
-    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    if len(arr) == 0:
-        return np.zeros(0, dtype=dtype)
-    buf = arr.buffers()[1]
-    return np.frombuffer(buf, dtype=dtype, count=len(arr) + arr.offset)[arr.offset :]
+    """A numpy vector as an Arrow array, zero-copy."""
+    return arrow.array(a, pa.from_numpy_dtype(a.dtype))
 
 
 class KeyTable:
@@ -373,15 +356,15 @@ class IndexWriter:
         n = len(ids)
         item_no = np.arange(self.n_items, self.n_items + n, dtype=np.uint32)
         cols: list[Any] = [
-            _arrow_strings(ids),
-            _arrow_strings(sources),
+            arrow.array(ids, pa.string()),
+            arrow.array(sources, pa.string()),
             _arrow(np.asarray(rows, dtype=np.int64)),
             _arrow(items.n_tokens.astype(np.int64)),
             _arrow(items.n_unique.astype(np.int32)),
             _arrow(np.diff(items.offsets).astype(np.int32)),
         ]
         if self.config.keep_text:
-            cols.append(_arrow_strings(texts or [], large=True))
+            cols.append(arrow.array(texts or [], pa.large_string()))
         self._items.write_table(pa.Table.from_arrays(cols, schema=self.schema), row_group_size=max(n, 1))
         self._seqs.write(np.ascontiguousarray(items.hashes[items.offsets[0] : items.offsets[-1]], "<u8").tobytes())
         self._sigs.write(np.ascontiguousarray(items.signatures, "<u4").tobytes())
@@ -395,10 +378,11 @@ class IndexWriter:
         self.n_shingles += int(items.n_unique.sum())
 
     def _write_table(self, name: str, pairs: SpilledPairs) -> None:
-        with pq.ParquetWriter(self.tmp / name, _table_schema(), compression=_COMPRESS, **_PARQUET) as w:
+        """``{name}_keys.u64`` and ``{name}_items.u32``, sorted by (key, item)."""
+        with open(self.tmp / f"{name}_keys.u64", "wb") as keys, open(self.tmp / f"{name}_items.u32", "wb") as items:
             for k, it in pairs.sorted_chunks():
-                w.write_table(pa.Table.from_arrays([_arrow(k), _arrow(it)], schema=_table_schema()),
-                              row_group_size=max(len(k), 1))
+                keys.write(np.ascontiguousarray(k, "<u8").tobytes())
+                items.write(np.ascontiguousarray(it, "<u4").tobytes())
         pairs.close()
 
     def _check_unique_ids(self) -> None:
@@ -413,7 +397,7 @@ class IndexWriter:
         # candidates: each later member of a group of equal hashes, with the group's first member
         group_first = np.maximum.accumulate(np.where(np.r_[True, hs[1:] != hs[:-1]], np.arange(len(hs)), 0))
         later, first = order[rep], order[group_first[rep]]
-        meta = pq.read_table(self.tmp / "items.parquet", columns=["id", "source", "row"])
+        meta = arrow.read_table(self.tmp / "items.parquet", columns=["id", "source", "row"])
         ids = meta.column("id")
         for j in np.argsort(later, kind="stable"):
             b, a = int(later[j]), int(first[j])
@@ -437,8 +421,8 @@ class IndexWriter:
         for w in (self._items, self._seqs, self._sigs):
             w.close()
         self._check_unique_ids()
-        self._write_table("bands.parquet", self._bands)
-        self._write_table("anchors.parquet", self._anchors)
+        self._write_table("band", self._bands)
+        self._write_table("anchor", self._anchors)
         files = {}
         for name in FILES:
             p = self.tmp / name
@@ -475,7 +459,7 @@ class IndexWriter:
 
 @dataclass
 class Index:
-    """A loaded, verified index. Arrays are numpy views of the Parquet data.
+    """A loaded, verified index. Arrays are numpy views of the memory-mapped files and of items.parquet.
 
     Attributes:
         path: Index directory.
@@ -560,52 +544,66 @@ def read_manifest(path: Path) -> dict[str, Any]:
 def load_index(path: Path, *, verify: bool = True) -> Index:
     """Load an index directory, checking its format version and file hashes.
 
+    The files are hashed on two threads (hashlib releases the GIL) while they are read; a file
+    that does not match its manifest hash is reported before any other problem.
+
     Raises:
         IndexFormatError: on a missing, changed, truncated or unreadable file.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     manifest = read_manifest(path)
     try:
         config = IndexConfig.from_dict(manifest["config"])
-        files = manifest["files"]
-        for name in FILES:
-            p = path / name
-            if not p.is_file():
-                raise IndexFormatError(f"{path}: missing {name}")
-            if verify and sha256_file(p) != files[name]["sha256"]:
-                raise IndexFormatError(f"{p}: sha256 does not match the manifest (file changed or corrupt)")
-        items = pq.ParquetFile(path / "items.parquet", memory_map=True).read()
-        seq_hashes, signatures = _raw(path / "sequences.u64"), _raw(path / "signatures.u32")
-        bands = pq.ParquetFile(path / "bands.parquet", memory_map=True).read()
-        anchors = pq.ParquetFile(path / "anchors.parquet", memory_map=True).read()
+        expected_sha = {name: manifest["files"][name]["sha256"] for name in FILES}
     except (KeyError, TypeError) as e:
         raise IndexFormatError(f"{path}: manifest lacks {e}") from e
-    except (pa.ArrowException, OSError) as e:
-        raise IndexFormatError(f"{path}: unreadable index file ({e})") from e
+    for name in FILES:
+        if not (path / name).is_file():
+            raise IndexFormatError(f"{path}: missing {name}")
+    problem: Exception | None = None
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="provaudit-verify") as pool:
+        largest_first = sorted(FILES, key=lambda n: -(path / n).stat().st_size) if verify else []
+        hashing = {n: pool.submit(sha256_file, path / n) for n in largest_first}
+        try:
+            items = pq.ParquetFile(path / "items.parquet", memory_map=True).read()
+            raw = {name: _raw(path / name) for name in _RAW}
+        except (pa.ArrowException, OSError, IndexFormatError) as e:
+            problem = e
+    for name in FILES:
+        if name in hashing and hashing[name].result() != expected_sha[name]:
+            raise IndexFormatError(f"{path / name}: sha256 does not match the manifest (file changed or corrupt)")
+    if isinstance(problem, IndexFormatError):
+        raise problem
+    if problem is not None:
+        raise IndexFormatError(f"{path}: unreadable index file ({problem})") from problem
     expected = manifest.get("counts", {}).get("items")
     if len(items) != expected:
         raise IndexFormatError(f"{path}: items.parquet has {len(items)} rows, manifest says {expected}")
-    n_seq = _numpy(items.column("n_seq"), np.int32)
+    n_seq = arrow.to_numpy(items.column("n_seq"), np.int32)
     seq_offsets = np.zeros(len(n_seq) + 1, dtype=np.int64)
     np.cumsum(n_seq, out=seq_offsets[1:])
+    seq_hashes, signatures = raw["sequences.u64"], raw["signatures.u32"]
     if len(seq_hashes) != seq_offsets[-1] or len(signatures) != len(items) * config.num_perm:
         raise IndexFormatError(f"{path}: sequences or signatures do not match items.parquet")
-    band_keys = _numpy(bands.column("key"), np.uint64)
-    anchor_keys = _numpy(anchors.column("key"), np.uint64)
+    band_keys, anchor_keys = raw["band_keys.u64"], raw["anchor_keys.u64"]
+    if len(band_keys) != len(raw["band_items.u32"]) or len(anchor_keys) != len(raw["anchor_items.u32"]):
+        raise IndexFormatError(f"{path}: a key file and its item file differ in length")
     return Index(
         path=path,
         manifest=manifest,
         config=config,
         items=items,
         ids=items.column("id").combine_chunks(),
-        n_tokens=_numpy(items.column("n_tokens"), np.int64),
-        n_shingles=_numpy(items.column("n_shingles"), np.int32).astype(np.int64),
+        n_tokens=arrow.to_numpy(items.column("n_tokens"), np.int64),
+        n_shingles=arrow.to_numpy(items.column("n_shingles"), np.int32).astype(np.int64),
         seq_offsets=seq_offsets,
         seq_hashes=seq_hashes,
         signatures=signatures.reshape(len(items), config.num_perm),
         band_keys=band_keys,
-        band_items=_numpy(bands.column("item"), np.uint32),
+        band_items=raw["band_items.u32"],
         anchor_keys=anchor_keys,
-        anchor_items=_numpy(anchors.column("item"), np.uint32),
+        anchor_items=raw["anchor_items.u32"],
         band_table=KeyTable(band_keys),
         anchor_table=KeyTable(anchor_keys),
     )

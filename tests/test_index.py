@@ -27,7 +27,7 @@ def test_manifest_records_parameters_inputs_and_hashes(corpus, tmp_path) -> None
     m = _build(corpus[2], tmp_path / "idx", ngram=4, num_perm=64, seed=9)
     on_disk = json.loads((tmp_path / "idx" / "manifest.json").read_text())
     assert on_disk == m
-    assert m["format_version"] == 3
+    assert m["format_version"] == 4
     assert m["config"]["ngram"] == 4 and m["config"]["num_perm"] == 64 and m["config"]["seed"] == 9
     assert m["config"]["scheme"] == "affine32" and m["config"]["hash"] == "xxh3"
     assert m["config"]["bands"] * m["config"]["rows"] <= 64
@@ -62,8 +62,8 @@ def test_flipped_byte_is_refused(corpus, tmp_path, name) -> None:
 def test_missing_file_is_refused(corpus, tmp_path) -> None:
     dest = tmp_path / "idx"
     _build(corpus[2], dest)
-    (dest / "anchors.parquet").unlink()
-    with pytest.raises(IndexFormatError, match="missing anchors.parquet"):
+    (dest / "anchor_items.u32").unlink()
+    with pytest.raises(IndexFormatError, match="missing anchor_items.u32"):
         load_index(dest)
 
 
