@@ -14,7 +14,9 @@ import dataclasses
 import functools
 import logging
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,38 +28,23 @@ from provaudit.checkpoint import Checkpoint, SourcePart
 from provaudit.errors import IndexMismatchError, InputError
 from provaudit.figures import SourceTally
 from provaudit.index import Index, IndexWriter, ItemPreparer, load_index
-from provaudit.engine import MATCH_COLUMNS, BatchRunner, Engine
+from provaudit.engine import MATCH_COLUMNS, BatchResult, BatchRunner, Engine, batches
 from provaudit.match import AnchorPlan
 from provaudit.records import (
-    DEFAULT_MAX_RECORD_CHARS, ReadStats, Record, Source, count_rows, expand_sources, read_source, sha256_file,
+    DEFAULT_MAX_RECORD_CHARS, LINE_KINDS, BlockReading, ReadStats, Source, count_rows, expand_sources,
+    read_source, sha256_file,
 )
 from provaudit.sampling import BernoulliSampler, BottomKSampler, sample_shards
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int], None]  # (stage/source description, records done so far)
 
-BATCH_RECORDS = 2048
-BATCH_CHARS = 1_000_000  # ~1 MB batches: cache-friendly kernels and balanced worker pools (measured in scripts/bench.py)
 
 
 def _versions() -> dict[str, str]:
     import datasketch
 
     return {"provaudit": __version__, "datasketch": getattr(datasketch, "__version__", "unknown")}
-
-
-def batches(records: Iterable[Record]) -> Iterator[list[Record]]:
-    """Group records into batches bounded by count and by total characters."""
-    batch: list[Record] = []
-    chars = 0
-    for r in records:
-        batch.append(r)
-        chars += len(r.text)
-        if len(batch) >= BATCH_RECORDS or chars >= BATCH_CHARS:
-            yield batch
-            batch, chars = [], 0
-    if batch:
-        yield batch
 
 
 @dataclass
@@ -226,10 +213,10 @@ def _control_engine(control: list[str], index: Index, config: AuditConfig, tmp: 
     return Engine(cidx, config), cidx.manifest.get("inputs", [])
 
 
-def _source_sha256(src: Source, on_error: str) -> str | None:
+def _source_sha256(src: Source, on_error: str, stop: threading.Event | None = None) -> str | None:
     """The source's sha256; None (the reader then reports the problem) when it cannot be read in skip mode."""
     try:
-        return src.sha256()
+        return src.sha256(stop)
     except OSError as e:
         if on_error == "fail":
             raise InputError(f"{src.name}: cannot read ({e.strerror or e})") from e
@@ -239,11 +226,16 @@ def _source_sha256(src: Source, on_error: str) -> str | None:
 def _audit_source(runner: BatchRunner, src: Source, sha256: str | None, read: dict[str, Any],
                   keep: Callable[[int], bool] | None, per_record: bool, control: bool,
                   progress: Progress | None, done: int) -> SourcePart:
-    """Read one source and evaluate its batches (against the reference, and the control when given)."""
+    """Read one source and evaluate its batches (against the reference, and the control when given).
+
+    JSON lines and text are cut into blocks that the workers parse themselves (unless sampled:
+    sampling skips rows before parsing them); other formats are parsed here.
+    """
     part = SourcePart.new(src.name, src.kind, sha256, control)
     summary, tally = part.summary, part.tally
     ctrl_summary = InputSummary("control", "control", None)
-    for results in runner.map(batches(read_source(src, stats=summary.stats, keep=keep, **read))):
+
+    def add(results: list[BatchResult]) -> None:
         res = results[0]
         res.add_to(summary, part.matches, part.candidates)
         tally.records += res.records
@@ -255,8 +247,21 @@ def _audit_source(runner: BatchRunner, src: Source, sha256: str | None, read: di
             tally.rec_covered.append(res.rec_covered)
         if control and part.control_matches is not None:
             results[1].add_to(ctrl_summary, part.control_matches, part.control_candidates)
-        if progress:
-            progress(src.name, done + tally.records)
+
+    if src.kind in LINE_KINDS and keep is None:
+        reading = BlockReading(src, stats=summary.stats, **read)
+        for stats, block_results in runner.map_parsed(reading.parse, reading.blocks()):
+            summary.stats.merge(stats)
+            for results in block_results:
+                add(results)
+            if progress:
+                progress(src.name, done + tally.records)
+        reading.finish()
+    else:
+        for results in runner.map(batches(read_source(src, stats=summary.stats, keep=keep, **read))):
+            add(results)
+            if progress:
+                progress(src.name, done + tally.records)
     tally.population_rows = summary.stats.rows + summary.stats.sampled_out
     part.control_records_with_matches = ctrl_summary.records_with_matches
     return part
@@ -332,17 +337,24 @@ def audit(
             }
             ckpt = Checkpoint(checkpoint, params, resume=resume)
         parts: list[SourcePart] = []
+        stop = threading.Event()  # gives up a source's hashing thread when the audit fails
         try:
-            with BatchRunner(engines, workers) as runner:
-                for src in sources:
-                    sha = _source_sha256(src, on_error)
-                    part = ckpt.load(src.name, sha) if ckpt is not None else None
-                    if part is None:
-                        part = _audit_source(runner, src, sha, read, filters[src.name], sample.active,
-                                             bool(control), progress, sum(p.tally.records for p in parts))
-                        if ckpt is not None:
-                            ckpt.save(part)
-                    parts.append(part)
+            with BatchRunner(engines, workers) as runner, ThreadPoolExecutor(1, "provaudit-sha256") as hasher:
+                try:
+                    for src in sources:
+                        part = None
+                        if ckpt is not None and ckpt.has(src.name):  # reused if the file is unchanged
+                            part = ckpt.load(src.name, _source_sha256(src, on_error))
+                        if part is None:
+                            sha = hasher.submit(_source_sha256, src, on_error, stop)  # hashed while it is read
+                            part = _audit_source(runner, src, None, read, filters[src.name], sample.active,
+                                                 bool(control), progress, sum(p.tally.records for p in parts))
+                            part.summary.sha256 = sha.result()
+                            if ckpt is not None:
+                                ckpt.save(part)
+                        parts.append(part)
+                finally:
+                    stop.set()
         except BaseException:
             if ckpt is not None:
                 ckpt.keep_or_discard()  # finished sources are kept for --resume

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -21,12 +22,18 @@ from provaudit.index import Index
 from provaudit.match import (
     anchor_candidates, covered_tokens, hypergeom_cdf, longest_common_run, lsh_candidates, plan_anchors, verify,
 )
-from provaudit.records import Record
+from provaudit.errors import ProvauditError
+from provaudit.records import ReadStats, Record
 from provaudit.shingle import ShingleBatch, shingle_batch, unique_per_record
 from provaudit.sketch import band_keys, estimate_jaccard, signatures
 
 if TYPE_CHECKING:
     from provaudit.api import InputSummary
+
+BATCH_RECORDS = 2048
+BATCH_CHARS = 1_000_000  # ~1 MB batches: cache-friendly kernels and balanced worker pools (measured in scripts/bench.py)
+T = TypeVar("T")
+Parse = Callable[[T], tuple[list[Record], ReadStats]]  # raw input (a block of lines) -> records, what reading counted
 
 MATCH_COLUMNS = (
     "reference_id", "target_id", "target_source", "target_row", "jaccard", "containment",
@@ -168,6 +175,20 @@ class Engine:
         return float(min(1.0, max(0.0, 1.0 - (1.0 - p_anchor) * (1.0 - p_lsh))))
 
 
+def batches(records: Iterable[Record]) -> Iterator[list[Record]]:
+    """Group records into batches bounded by count and by total characters."""
+    batch: list[Record] = []
+    chars = 0
+    for r in records:
+        batch.append(r)
+        chars += len(r.text)
+        if len(batch) >= BATCH_RECORDS or chars >= BATCH_CHARS:
+            yield batch
+            batch, chars = [], 0
+    if batch:
+        yield batch
+
+
 _ENGINES: list[Engine] = []  # set in the parent before forking workers
 
 
@@ -177,8 +198,18 @@ def evaluate_all(engines: list[Engine], batch: list[Record]) -> list[BatchResult
     return [e.evaluate_shingled(batch, sb) for e in engines]
 
 
+def parse_and_evaluate(engines: list[Engine], parse: Parse[T], raw: T) -> tuple[ReadStats, list[list[BatchResult]]]:
+    """Parse raw input into records (``parse``), then ``evaluate_all`` them batch by batch."""
+    records, stats = parse(raw)
+    return stats, [evaluate_all(engines, b) for b in batches(records)]
+
+
 def _evaluate_in_worker(batch: list[Record]) -> list[BatchResult]:
     return evaluate_all(_ENGINES, batch)
+
+
+def _parse_and_evaluate_in_worker(parse: Parse[T], raw: T) -> tuple[ReadStats, list[list[BatchResult]]]:
+    return parse_and_evaluate(_ENGINES, parse, raw)
 
 
 def default_workers() -> int:
@@ -214,14 +245,36 @@ class BatchRunner:
         _ENGINES.clear()
 
     def map(self, batches: Iterable[list[Record]]) -> Iterator[list[BatchResult]]:
+        """``evaluate_all`` of each batch, in order."""
         if self.pool is None:
             for b in batches:
                 yield evaluate_all(self.engines, b)
             return
-        pending: list[Any] = []
-        for b in batches:
-            pending.append(self.pool.apply_async(_evaluate_in_worker, (b,)))
+        yield from self._pipeline(_evaluate_in_worker, ((b,) for b in batches))
+
+    def map_parsed(self, parse: Parse[T], raws: Iterable[T]) -> Iterator[tuple[ReadStats, list[list[BatchResult]]]]:
+        """``parse_and_evaluate`` of each raw input, in order: the workers parse their own records,
+        so that the parent only cuts the input into pieces (``parse`` must pickle)."""
+        if self.pool is None:
+            for raw in raws:
+                yield parse_and_evaluate(self.engines, parse, raw)
+            return
+        yield from self._pipeline(_parse_and_evaluate_in_worker, ((parse, raw) for raw in raws))
+
+    def _pipeline(self, fn: Callable[..., Any], tasks: Iterable[tuple[Any, ...]]) -> Iterator[Any]:
+        pending: deque[Any] = deque()
+        it = iter(tasks)
+        while True:
+            try:
+                args = next(it)
+            except StopIteration:
+                break
+            except ProvauditError:
+                for p in pending:  # input before the problem first: it may hold an earlier error
+                    p.get()
+                raise
+            pending.append(self.pool.apply_async(fn, args))
             if len(pending) >= 2 * self.workers:
-                yield pending.pop(0).get()
-        for p in pending:
-            yield p.get()
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()

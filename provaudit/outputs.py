@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from provaudit.api import InputSummary, Progress, batches
+from provaudit.api import InputSummary, Progress
 from provaudit.config import AuditConfig, IndexConfig
-from provaudit.engine import MATCH_COLUMNS, BatchRunner, Engine
+from provaudit.engine import MATCH_COLUMNS, BatchRunner, Engine, batches
 from provaudit.errors import ConfigError
 from provaudit.index import Index, load_index
 from provaudit.match import AnchorPlan, hypergeom_cdf

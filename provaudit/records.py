@@ -12,10 +12,12 @@ kind of bad input is reported (``on_error="fail"``) or counted (``"skip"``).
 
 from __future__ import annotations
 
+import functools
 import glob
 import gzip
 import hashlib
 import os
+import threading
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -57,8 +59,12 @@ class Source:
     name: str
     kind: str  # jsonl | json | parquet | csv | txt | saved | hub
 
-    def sha256(self) -> str | None:
-        """sha256 of the file's bytes; of each data file, in order, for a saved dataset; None for hub."""
+    def sha256(self, stop: threading.Event | None = None) -> str | None:
+        """sha256 of the file's bytes; of each data file, in order, for a saved dataset; None for hub.
+
+        Raises:
+            HashCancelled: when ``stop`` is set before the end (hashing on a thread that is given up).
+        """
         if self.kind == "hub":
             return None
         if self.kind == "saved":
@@ -66,9 +72,9 @@ class Source:
             for f in sorted(Path(self.name).rglob("*")):
                 if f.is_file():
                     h.update(f.relative_to(self.name).as_posix().encode() + b"\0")
-                    h.update(bytes.fromhex(sha256_file(f)))
+                    h.update(bytes.fromhex(sha256_file(f, stop)))
             return h.hexdigest()
-        return sha256_file(Path(self.name))
+        return sha256_file(Path(self.name), stop)
 
 
 @dataclass
@@ -106,6 +112,16 @@ class ReadStats:
         self.altered[reason] += 1
         self._example(reason, where)
 
+    def merge(self, other: ReadStats) -> None:
+        """Add the counts of the rows that ``other`` read, which come after this one's (examples stay the first)."""
+        self.rows += other.rows
+        self.sampled_out += other.sampled_out
+        self.skipped.update(other.skipped)
+        self.altered.update(other.altered)
+        for reason, where in other.examples.items():
+            for w in where:
+                self._example(reason, w)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "rows": self.rows, "skipped": dict(sorted(self.skipped.items())), "sampled_out": self.sampled_out,
@@ -119,10 +135,17 @@ class ReadStats:
                    {k: list(v) for k, v in d["examples"].items()}, d["error"])
 
 
-def sha256_file(path: Path) -> str:
+class HashCancelled(Exception):
+    """``sha256_file`` was told to stop."""
+
+
+def sha256_file(path: Path, stop: threading.Event | None = None) -> str:
+    """The file's sha256 (hex); raises HashCancelled as soon as ``stop`` is set."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
+            if stop is not None and stop.is_set():
+                raise HashCancelled(str(path))
             h.update(chunk)
     return h.hexdigest()
 
@@ -279,11 +302,59 @@ def read_source(
                "parquet": tables.read_parquet, "saved": tables.read_datasets, "hub": tables.read_datasets}
     stats = stats if stats is not None else ReadStats()
     reader = RowReader(source, text_field, id_field, on_error, stats, keep, extract, max_record_chars)
-    before = (stats.rows, stats.sampled_out, sum(n for r, n in stats.skipped.items() if r not in NO_TEXT))
+    before = _progress(stats)
     yield from readers[source.kind](reader)
-    after = (stats.rows, stats.sampled_out, sum(n for r, n in stats.skipped.items() if r not in NO_TEXT))
-    if stats.error is None and after == before:
+    if stats.error is None and _progress(stats) == before:
         _no_records(reader, source)
+
+
+LINE_KINDS = ("jsonl", "txt")  # sources ``BlockReading`` reads
+
+
+class BlockReading:
+    """A JSON-lines or text source cut into blocks of whole lines that another process parses.
+
+    The parent iterates ``blocks()`` (reading bytes, nothing more), workers call ``parse`` on each
+    block, the parent merges their ``ReadStats`` into ``stats`` in order and calls ``finish()``.
+    Records, counts and errors are those of ``read_source`` (without sampling or ``extract``).
+
+    Example:
+        >>> reading = BlockReading(Source("fixtures/reference/posts.jsonl", "jsonl"))
+        >>> for block in reading.blocks():
+        ...     records, counted = reading.parse(block)
+        ...     reading.stats.merge(counted)
+        >>> reading.finish()
+    """
+
+    def __init__(self, source: Source, *, text_field: str = "text", id_field: str | None = "id",
+                 on_error: str = "fail", stats: ReadStats | None = None,
+                 max_record_chars: int = DEFAULT_MAX_RECORD_CHARS):
+        from provaudit.records_formats import RowReader, parse_block
+
+        if source.kind not in LINE_KINDS:
+            raise ValueError(f"{source.kind} sources are not read in blocks")
+        self.source = source
+        self.stats = stats if stats is not None else ReadStats()
+        self.reader = RowReader(source, text_field, id_field, on_error, self.stats, None, None, max_record_chars)
+        self.parse = functools.partial(parse_block, source, text_field, id_field, on_error, max_record_chars)
+        self._before = _progress(self.stats)
+
+    def blocks(self) -> Iterator[tuple[int, bytes]]:
+        """``(first_row, bytes)`` of whole lines, about 1 MB each; ends the source early through the
+        on-error rules when the file cannot be read (gzip errors, I/O errors)."""
+        from provaudit.records_formats import iter_blocks, wrong_format
+
+        if not wrong_format(self.reader):
+            yield from iter_blocks(self.reader)
+
+    def finish(self) -> None:
+        """After every parsed block was merged: a source without a single record is a problem."""
+        if self.stats.error is None and _progress(self.stats) == self._before:
+            _no_records(self.reader, self.source)
+
+
+def _progress(stats: ReadStats) -> tuple[int, int, int]:
+    return stats.rows, stats.sampled_out, sum(n for r, n in stats.skipped.items() if r not in NO_TEXT)
 
 
 def _no_records(reader: Any, source: Source) -> None:

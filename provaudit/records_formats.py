@@ -192,38 +192,95 @@ def _utf8_problem(e: UnicodeDecodeError) -> str:
     return f"invalid UTF-8 ({e.reason} at byte {e.start + 1})"
 
 
-def iter_lines(reader: RowReader) -> Iterator[tuple[int, list[bytes], bool]]:
-    """``(row, [bytes], complete)`` per line; ``complete`` is False for a line over the byte limit (its head).
+BLOCK_BYTES = 1 << 20  # line formats are read, and handed to audit workers, in runs of whole lines this large
+_GZIP_READ = 1 << 13  # a gzip file is read in the steps readline would use: an error loses no whole line
 
-    The line comes in a one-element list that the caller pops, so that a huge line is held by
-    the caller only and freed as soon as it is decoded. A gzip error or an unreadable file
-    ends the iteration through ``reader.fatal``.
+
+def iter_blocks(reader: RowReader, size: int | None = None) -> Iterator[tuple[int, bytes]]:
+    """``(first_row, data)``: runs of about ``size`` bytes of whole lines, in order.
+
+    Every line in ``data`` ends with a newline except the file's last when it has none. A line
+    over the byte limit arrives as its first ``limit + 1`` bytes, the rest drained without being
+    held, so that ``block_lines`` sees it as over the limit. A gzip error or an unreadable file
+    ends the iteration through ``reader.fatal`` after the whole lines read before it.
     """
-    path, limit = reader.name, reader.max_line_bytes
-    row = 0
+    path, limit, size = reader.name, reader.max_line_bytes, size or BLOCK_BYTES
+    row = 0  # the first row not yet yielded
+    ready: list[bytes] = []  # whole lines not yet yielded
+    ready_bytes = 0
+    pending: list[bytes] = []  # the start of a line whose newline has not been read
+    pending_bytes = 0
+    draining = False  # reading past the head of an over-long line (held in ``pending``)
+
+    def flush() -> tuple[int, bytes]:
+        nonlocal row, ready, ready_bytes
+        data = b"".join(ready) if len(ready) > 1 else ready[0]
+        first, row = row, row + data.count(b"\n") + (not data.endswith(b"\n"))
+        ready, ready_bytes = [], 0
+        return first, data
+
     try:
         with open_binary(path) as f:
+            gz = path.lower().endswith(".gz")
+            read, step = (f.read1, _GZIP_READ) if gz else (f.read, size)  # type: ignore[attr-defined]
             while True:
-                data = f.readline(limit + 1)
-                if not data:
-                    return
-                complete = len(data) <= limit or data.endswith(b"\n")
-                if not complete:  # drain the rest of the line without keeping it
-                    data = data[:limit]
-                    while True:
-                        chunk = f.readline(1 << 20)
-                        if not chunk or chunk.endswith(b"\n"):
-                            break
-                box = [data]
-                del data
-                yield row, box, complete
-                row += 1
+                chunk = read(step)
+                if not chunk:
+                    break
+                if draining:
+                    nl = chunk.find(b"\n")
+                    if nl < 0:
+                        continue
+                    ready.extend(pending)
+                    ready.append(b"\n")
+                    ready_bytes += pending_bytes + 1
+                    pending, pending_bytes, draining = [], 0, False
+                    chunk = chunk[nl + 1:]
+                nl = chunk.rfind(b"\n") + 1
+                if nl:
+                    ready.extend(pending)
+                    ready.append(chunk[:nl] if nl < len(chunk) else chunk)
+                    ready_bytes += pending_bytes + nl
+                    pending, pending_bytes = ([chunk[nl:]], len(chunk) - nl) if nl < len(chunk) else ([], 0)
+                elif chunk:
+                    pending.append(chunk)
+                    pending_bytes += len(chunk)
+                if pending_bytes > limit:  # keep the head only, and drain the rest of the line
+                    pending, pending_bytes, draining = [b"".join(pending)[: limit + 1]], limit + 1, True
+                if ready_bytes >= size:
+                    yield flush()
+            ready.extend(pending)
+            pending = []
+            if ready:
+                yield flush()
     except EOFError as e:
+        if ready:
+            yield flush()
         reader.fatal(f"{path} line {row + 1}", f"truncated gzip file ({e}); the file is incomplete: fetch it again")
     except (gzip.BadGzipFile, zlib.error) as e:
+        if ready:
+            yield flush()
         reader.fatal(f"{path} line {row + 1}", f"corrupt gzip data ({e}); fetch the file again")
     except OSError as e:
+        if ready:
+            yield flush()
         reader.fatal(path, f"cannot read ({e.strerror or e})")
+
+
+def block_lines(limit: int, first_row: int, data: bytes) -> Iterator[tuple[int, bytes, bool]]:
+    """``(row, line, complete)`` for the lines of a block, newline included (as ``readline`` gives
+    them); a line of over ``limit`` bytes (newline excluded) comes as its first ``limit`` bytes,
+    with ``complete`` False."""
+    pos, end = 0, len(data)
+    find = data.find
+    while pos < end:
+        nl = find(b"\n", pos) + 1 or end
+        if nl - pos - (data[nl - 1] == 10) > limit:
+            yield first_row, data[pos: pos + limit], False
+        else:
+            yield first_row, data if nl - pos == end else data[pos:nl], True
+        first_row += 1
+        pos = nl
 
 
 def _text_of_line(reader: RowReader, row: int, data: bytes) -> str | None:
@@ -236,13 +293,10 @@ def _text_of_line(reader: RowReader, row: int, data: bytes) -> str | None:
         return None
 
 
-def read_jsonl(reader: RowReader) -> Iterator[Record]:
-    if wrong_format(reader):
-        return
+def _jsonl_records(reader: RowReader, first_row: int, block: bytes) -> Iterator[Record]:
     decode_json = json.JSONDecoder().decode
     keep, stats = reader.keep, reader.stats
-    for row, box, complete in iter_lines(reader):
-        data = box.pop()
+    for row, data, complete in block_lines(reader.max_line_bytes, first_row, block):
         if data.isspace():
             continue
         if keep is not None and not keep(row):
@@ -278,11 +332,8 @@ def read_jsonl(reader: RowReader) -> Iterator[Record]:
             yield rec
 
 
-def read_txt(reader: RowReader) -> Iterator[Record]:
-    if wrong_format(reader):
-        return
-    for row, box, complete in iter_lines(reader):
-        data = box.pop()
+def _txt_records(reader: RowReader, first_row: int, block: bytes) -> Iterator[Record]:
+    for row, data, complete in block_lines(reader.max_line_bytes, first_row, block):
         if data.isspace():
             reader.stats.skip("empty text", reader.where(row))
             continue
@@ -305,6 +356,35 @@ def read_txt(reader: RowReader) -> Iterator[Record]:
         text = reader.clean(text, row, None)
         reader.stats.rows += 1
         yield Record(f"{reader.name}#{row}", text, reader.name, row)
+
+
+LINE_PARSERS = {"jsonl": _jsonl_records, "txt": _txt_records}
+
+
+def read_jsonl(reader: RowReader) -> Iterator[Record]:
+    if wrong_format(reader):
+        return
+    for first, block in iter_blocks(reader):
+        yield from _jsonl_records(reader, first, block)
+
+
+def read_txt(reader: RowReader) -> Iterator[Record]:
+    if wrong_format(reader):
+        return
+    for first, block in iter_blocks(reader):
+        yield from _txt_records(reader, first, block)
+
+
+def parse_block(source: Source, text_field: str, id_field: str | None, on_error: str, max_record_chars: int,
+                block: tuple[int, bytes]) -> tuple[list[Record], ReadStats]:
+    """The records of one ``iter_blocks`` block of a JSON-lines or text source, and what reading them counted.
+
+    This is how audit workers parse their own input: the parent only cuts the file into blocks.
+    The result is the same as ``read_source`` gives for these rows (without sampling).
+    """
+    stats = ReadStats()
+    reader = RowReader(source, text_field, id_field, on_error, stats, None, None, max_record_chars)
+    return list(LINE_PARSERS[source.kind](reader, *block)), stats
 
 
 # --- JSON arrays ------------------------------------------------------------------------------------

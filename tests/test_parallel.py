@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from provaudit import api, kernels
+from provaudit import engine, kernels, records_formats
+from provaudit import api
 from provaudit.cli import cli
 from provaudit.config import IndexConfig
 from provaudit.index import FILES
@@ -18,7 +19,8 @@ NAMES = (*FILES, "manifest.json")
 @pytest.fixture
 def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     """Many batches even on the small test corpus, so the pool and the merges really run."""
-    monkeypatch.setattr(api, "BATCH_RECORDS", 16)
+    monkeypatch.setattr(engine, "BATCH_RECORDS", 16)
+    monkeypatch.setattr(records_formats, "BLOCK_BYTES", 4096)
 
 
 def _build(src: Path, dest: Path, workers: int, **kw: object) -> None:

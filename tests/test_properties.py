@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 
 from provaudit.config import IndexConfig
 from provaudit.errors import InputError
-from provaudit.records import ReadStats, expand_sources, read_source
-from provaudit.records_formats import _JsonArray
+from provaudit.records import ReadStats, Source, expand_sources, read_source
+from provaudit.records_formats import RowReader, _JsonArray, block_lines, iter_blocks
 from provaudit.shingle import normalize, shingle_batch, shingle_batch_py, tokens
 
 FAST = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -205,3 +205,35 @@ def test_parquet_rows_read_back_in_order_across_row_groups(texts: list[str | Non
     assert [(r.row, r.text) for r in recs] == [(i, t) for i, t in enumerate(texts) if t and t.strip()]
     assert stats.rows + sum(stats.skipped.values()) == len(texts)
 
+
+
+def _readline_lines(data: bytes, limit: int) -> list[tuple[bytes, bool]]:
+    """Lines as ``readline(limit + 1)`` gives them, over-long ones cut to ``limit`` bytes (the reference)."""
+    f, out = io.BytesIO(data), []
+    while line := f.readline(limit + 1):
+        complete = len(line) <= limit or line.endswith(b"\n")
+        if not complete:
+            line = line[:limit]
+            while (rest := f.readline(limit + 1)) and not rest.endswith(b"\n"):
+                pass
+        out.append((line, complete))
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")), max_size=12),
+       st.booleans(), st.integers(1, 50), st.integers(1, 60), st.booleans())
+def test_blocks_split_into_the_lines_readline_gives(parts: list[bytes], final_newline: bool, limit: int,
+                                                     block: int, compress: bool) -> None:
+    data = b"\n".join(parts) + (b"\n" if final_newline and parts else b"")
+    name = "x.jsonl.gz" if compress else "x.jsonl"
+    with _file(name, gzip.compress(data, mtime=0) if compress else data) as p:
+        reader = RowReader(Source(str(p), "jsonl"), "text", "id", "skip", ReadStats(), None, None, 1)
+        reader.max_line_bytes = limit
+        rows, lines = [], []
+        for first, chunk in iter_blocks(reader, block):
+            for row, line, complete in block_lines(limit, first, chunk):
+                rows.append(row)
+                lines.append((line, complete))
+    assert lines == _readline_lines(data, limit)
+    assert rows == list(range(len(lines)))

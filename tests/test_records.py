@@ -3,13 +3,15 @@ from __future__ import annotations
 import gzip
 import json
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from provaudit import records_formats
 from provaudit.errors import InputError
-from provaudit.records import ReadStats, expand_sources, read_source
+from provaudit.records import BlockReading, ReadStats, expand_sources, read_source
 
 ROWS = [{"id": "a", "text": "first text"}, {"id": "b", "text": "second text"}, {"id": "c", "text": "third"}]
 
@@ -123,3 +125,62 @@ def test_nonexistent_and_empty_matches(tmp_path) -> None:
         expand_sources([str(tmp_path / "nope.jsonl")])
     with pytest.raises(InputError, match="pattern matches no supported files"):
         expand_sources([str(tmp_path / "*.jsonl")])
+
+
+def _dirty_lines() -> bytes:
+    lines = [b'{"id": 1, "text": "ok one"}', b"{bad", b"", b"   ", b'{"id": 2, "text": null}',
+             b'{"id": 3, "text": "\\ud800 lone surrogate"}', b'{"id": 4, "text": "\xff"}',
+             b'{"id": 5, "text": "' + b"long " * 20_000 + b'"}', b'{"id": 6, "text": "' + b"x" * 1500 + b'"}',
+             b"\xef\xbb\xbf" + b'{"id": 7, "text": "after a BOM"}', b"[1]", b"{worse", b"{and worse", b"{and worst",
+             b'{"id": 8, "text": "crlf line"}\r']
+    body = b"\n".join(lines * 3)
+    return body + b'\n{"id": 9, "text": "the last line has no newline"}'
+
+
+def _read_in_blocks(src: Any, on_error: str) -> tuple[list[Any], ReadStats]:
+    reading = BlockReading(src, on_error=on_error, max_record_chars=1000)
+    recs: list[Any] = []
+    for block in reading.blocks():
+        got, counted = reading.parse(block)
+        recs += got
+        reading.stats.merge(counted)
+    reading.finish()
+    return recs, reading.stats
+
+
+@pytest.mark.parametrize("name", ["x.jsonl", "x.jsonl.gz", "x.txt", "cut.jsonl.gz"])
+@pytest.mark.parametrize("block", [64, 5000, 1 << 20])
+def test_blocks_parsed_apart_give_what_read_source_gives(tmp_path, monkeypatch, name, block) -> None:
+    """Audit workers parse blocks of lines on their own; records, counts, examples and errors are unchanged."""
+    monkeypatch.setattr(records_formats, "BLOCK_BYTES", block)
+    data = _dirty_lines()
+    if name.endswith(".gz"):
+        data = gzip.compress(data, mtime=0)
+        if name.startswith("cut"):
+            data = data[: len(data) * 2 // 3]  # a truncated download: the rest of the file cannot be read
+    p = tmp_path / name
+    p.write_bytes(data)
+    (src,) = expand_sources([str(p)])
+    stats = ReadStats()
+    expected = list(read_source(src, on_error="skip", stats=stats, max_record_chars=1000))
+    got, got_stats = _read_in_blocks(src, "skip")
+    assert got == expected and len(expected) > 5
+    assert got_stats.to_dict() == stats.to_dict()
+    assert (stats.error is not None) == name.startswith("cut")
+    if name.startswith("x.jsonl"):
+        assert stats.skipped["malformed JSON"] == 12 and stats.skipped["record too large"] == 3
+    with pytest.raises(InputError) as want:
+        list(read_source(src, on_error="fail", max_record_chars=1000))
+    with pytest.raises(InputError) as have:
+        _read_in_blocks(src, "fail")
+    assert str(have.value) == str(want.value)
+
+
+def test_block_reading_reports_a_source_without_records(tmp_path) -> None:
+    p = tmp_path / "x.jsonl"
+    p.write_text('{"text": null}\n\n')
+    (src,) = expand_sources([str(p)])
+    with pytest.raises(InputError, match=r"x.jsonl: no record has text \(null text: 1\); check --text-field"):
+        _read_in_blocks(src, "fail")
+    recs, stats = _read_in_blocks(src, "skip")
+    assert recs == [] and stats.error == f"{p}: no record has text (null text: 1); check --text-field"

@@ -420,9 +420,11 @@ def test_readers_stream_a_file_in_bounded_memory(tmp_path: Path, monkeypatch: py
     import tracemalloc
 
     from provaudit.records import expand_sources, read_source
+    from provaudit import records_formats
     from provaudit.records_formats import _JsonArray
 
     monkeypatch.setattr(_JsonArray, "CHUNK", 1 << 16)
+    monkeypatch.setattr(records_formats, "BLOCK_BYTES", 1 << 16)
     rows = [{"id": f"r{i}", "text": f"record number {i} " + "word " * 20} for i in range(20_000)]
     (tmp_path / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (tmp_path / "a.json").write_text(json.dumps(rows, indent=1))
