@@ -250,7 +250,7 @@ def _audit_source(runner: BatchRunner, src: Source, sha256: str | None, read: di
 
     if src.kind in LINE_KINDS and keep is None:
         reading = BlockReading(src, stats=summary.stats, **read)
-        for stats, block_results in runner.map_parsed(reading.parse, reading.blocks()):
+        for stats, block_results in runner.map_parsed(reading.parse, reading.blocks(spans=runner.parallel)):
             summary.stats.merge(stats)
             for results in block_results:
                 add(results)

@@ -244,6 +244,11 @@ class BatchRunner:
             self.pool = None
         _ENGINES.clear()
 
+    @property
+    def parallel(self) -> bool:
+        """Whether batches run in worker processes."""
+        return self.pool is not None
+
     def map(self, batches: Iterable[list[Record]]) -> Iterator[list[BatchResult]]:
         """``evaluate_all`` of each batch, in order."""
         if self.pool is None:

@@ -23,9 +23,12 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from provaudit.errors import InputError
+
+if TYPE_CHECKING:
+    from provaudit.records_formats import Block
 
 SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz", ".json", ".parquet", ".csv", ".txt", ".txt.gz")
 ON_ERROR = ("fail", "skip")
@@ -113,7 +116,9 @@ class ReadStats:
         self._example(reason, where)
 
     def merge(self, other: ReadStats) -> None:
-        """Add the counts of the rows that ``other`` read, which come after this one's (examples stay the first)."""
+        """Add the counts of the rows that ``other`` read, which come after this one's (examples stay
+        the first, and so does an error that ended the source)."""
+        self.error = self.error or other.error
         self.rows += other.rows
         self.sampled_out += other.sampled_out
         self.skipped.update(other.skipped)
@@ -339,12 +344,20 @@ class BlockReading:
         self.parse = functools.partial(parse_block, source, text_field, id_field, on_error, max_record_chars)
         self._before = _progress(self.stats)
 
-    def blocks(self) -> Iterator[tuple[int, bytes]]:
+    def blocks(self, spans: bool = False) -> Iterator[Block]:
         """``(first_row, bytes)`` of whole lines, about 1 MB each; ends the source early through the
-        on-error rules when the file cannot be read (gzip errors, I/O errors)."""
-        from provaudit.records_formats import iter_blocks, wrong_format
+        on-error rules when the file cannot be read (gzip errors, I/O errors).
 
-        if not wrong_format(self.reader):
+        With ``spans``, an uncompressed file comes as ``(first_row, FileSpan)`` ranges that
+        ``parse`` reads itself: for parsing in other processes, without piping the bytes there.
+        """
+        from provaudit.records_formats import iter_blocks, iter_spans, wrong_format
+
+        if wrong_format(self.reader):
+            return
+        if spans and not self.source.name.lower().endswith(".gz"):
+            yield from iter_spans(self.reader)
+        else:
             yield from iter_blocks(self.reader)
 
     def finish(self) -> None:

@@ -21,10 +21,11 @@ from __future__ import annotations
 import codecs
 import gzip
 import json
+import os
 import re
 import zlib
 from collections.abc import Callable, Iterator
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from provaudit.errors import ConfigError, InputError
 from provaudit.records import ON_ERROR, Extract, ReadStats, Record, Source
@@ -267,6 +268,55 @@ def iter_blocks(reader: RowReader, size: int | None = None) -> Iterator[tuple[in
         reader.fatal(path, f"cannot read ({e.strerror or e})")
 
 
+class FileSpan(NamedTuple):
+    """Bytes ``[offset, offset + length)`` of a source file: whole lines, or the head of an over-long one."""
+
+    offset: int
+    length: int
+
+
+Block = tuple[int, "bytes | FileSpan"]  # (first row, the lines or where they are in the file)
+
+
+def iter_spans(reader: RowReader, size: int | None = None) -> Iterator[tuple[int, FileSpan]]:
+    """``iter_blocks`` of an uncompressed file as file ranges: ``(first_row, FileSpan)``.
+
+    The file is read here only to find line ends and count rows (into one reused buffer);
+    whoever parses a span reads its bytes itself (``parse_block``), so that the bytes of a
+    target are not copied through a pipe to the process that parses them. An over-long
+    line is a span of its first ``limit + 1`` bytes, as in ``iter_blocks``.
+    """
+    path, limit, size = reader.name, reader.max_line_bytes, size or BLOCK_BYTES
+    buf = bytearray(size)
+    row = 0  # the first row not yet yielded
+    start = 0  # file offset of the first byte not yet yielded: a line start, or in a drained line
+    offset = 0  # file offset of buf[0]
+    draining = False
+    try:
+        with open(path, "rb", buffering=0) as f:
+            while n := f.readinto(buf):
+                nl = buf.rfind(b"\n", 0, n)
+                if draining:
+                    if nl >= 0:
+                        draining, start = False, offset + buf.find(b"\n", 0, n) + 1
+                        if start < offset + nl + 1:
+                            rows = buf.count(b"\n", start - offset, nl + 1)
+                            yield row, FileSpan(start, offset + nl + 1 - start)
+                            row, start = row + rows, offset + nl + 1
+                elif nl >= 0:
+                    rows = buf.count(b"\n", 0, nl + 1)
+                    yield row, FileSpan(start, offset + nl + 1 - start)
+                    row, start = row + rows, offset + nl + 1
+                offset += n
+                if not draining and offset - start > limit:  # the line at ``start`` is over the limit
+                    yield row, FileSpan(start, limit + 1)
+                    row, draining = row + 1, True
+            if not draining and start < offset:  # the last line, without a newline
+                yield row, FileSpan(start, offset - start)
+    except OSError as e:
+        reader.fatal(path, f"cannot read ({e.strerror or e})")
+
+
 def block_lines(limit: int, first_row: int, data: bytes) -> Iterator[tuple[int, bytes, bool]]:
     """``(row, line, complete)`` for the lines of a block, newline included (as ``readline`` gives
     them); a line of over ``limit`` bytes (newline excluded) comes as its first ``limit`` bytes,
@@ -376,15 +426,24 @@ def read_txt(reader: RowReader) -> Iterator[Record]:
 
 
 def parse_block(source: Source, text_field: str, id_field: str | None, on_error: str, max_record_chars: int,
-                block: tuple[int, bytes]) -> tuple[list[Record], ReadStats]:
-    """The records of one ``iter_blocks`` block of a JSON-lines or text source, and what reading them counted.
+                block: Block) -> tuple[list[Record], ReadStats]:
+    """The records of one block of a JSON-lines or text source (``iter_blocks`` or ``iter_spans``),
+    and what reading them counted.
 
     This is how audit workers parse their own input: the parent only cuts the file into blocks.
     The result is the same as ``read_source`` gives for these rows (without sampling).
     """
     stats = ReadStats()
     reader = RowReader(source, text_field, id_field, on_error, stats, None, None, max_record_chars)
-    return list(LINE_PARSERS[source.kind](reader, *block)), stats
+    first_row, data = block
+    if isinstance(data, FileSpan):
+        try:
+            with open(source.name, "rb", buffering=0) as f:
+                data = os.pread(f.fileno(), data.length, data.offset)
+        except OSError as e:
+            reader.fatal(source.name, f"cannot read ({e.strerror or e})")
+            return [], stats
+    return list(LINE_PARSERS[source.kind](reader, first_row, data)), stats
 
 
 # --- JSON arrays ------------------------------------------------------------------------------------

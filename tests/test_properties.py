@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from provaudit.config import IndexConfig
 from provaudit.errors import InputError
 from provaudit.records import ReadStats, Source, expand_sources, read_source
-from provaudit.records_formats import RowReader, _JsonArray, block_lines, iter_blocks
+from provaudit.records_formats import RowReader, _JsonArray, block_lines, iter_blocks, iter_spans
 from provaudit.shingle import normalize, shingle_batch, shingle_batch_py, tokens
 
 FAST = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -235,5 +235,9 @@ def test_blocks_split_into_the_lines_readline_gives(parts: list[bytes], final_ne
             for row, line, complete in block_lines(limit, first, chunk):
                 rows.append(row)
                 lines.append((line, complete))
+        if not compress:  # the same lines from file ranges (how parallel audits cut plain files)
+            span_lines = [(row, line, complete) for first, span in iter_spans(reader, block)
+                          for row, line, complete in block_lines(limit, first, data[span.offset:][: span.length])]
+            assert span_lines == [(r, *lc) for r, lc in zip(rows, lines)]
     assert lines == _readline_lines(data, limit)
     assert rows == list(range(len(lines)))

@@ -137,10 +137,10 @@ def _dirty_lines() -> bytes:
     return body + b'\n{"id": 9, "text": "the last line has no newline"}'
 
 
-def _read_in_blocks(src: Any, on_error: str) -> tuple[list[Any], ReadStats]:
+def _read_in_blocks(src: Any, on_error: str, spans: bool = False) -> tuple[list[Any], ReadStats]:
     reading = BlockReading(src, on_error=on_error, max_record_chars=1000)
     recs: list[Any] = []
-    for block in reading.blocks():
+    for block in reading.blocks(spans=spans):
         got, counted = reading.parse(block)
         recs += got
         reading.stats.merge(counted)
@@ -148,9 +148,10 @@ def _read_in_blocks(src: Any, on_error: str) -> tuple[list[Any], ReadStats]:
     return recs, reading.stats
 
 
+@pytest.mark.parametrize("spans", [False, True])
 @pytest.mark.parametrize("name", ["x.jsonl", "x.jsonl.gz", "x.txt", "cut.jsonl.gz"])
 @pytest.mark.parametrize("block", [64, 5000, 1 << 20])
-def test_blocks_parsed_apart_give_what_read_source_gives(tmp_path, monkeypatch, name, block) -> None:
+def test_blocks_parsed_apart_give_what_read_source_gives(tmp_path, monkeypatch, name, block, spans) -> None:
     """Audit workers parse blocks of lines on their own; records, counts, examples and errors are unchanged."""
     monkeypatch.setattr(records_formats, "BLOCK_BYTES", block)
     data = _dirty_lines()
@@ -163,7 +164,7 @@ def test_blocks_parsed_apart_give_what_read_source_gives(tmp_path, monkeypatch, 
     (src,) = expand_sources([str(p)])
     stats = ReadStats()
     expected = list(read_source(src, on_error="skip", stats=stats, max_record_chars=1000))
-    got, got_stats = _read_in_blocks(src, "skip")
+    got, got_stats = _read_in_blocks(src, "skip", spans)
     assert got == expected and len(expected) > 5
     assert got_stats.to_dict() == stats.to_dict()
     assert (stats.error is not None) == name.startswith("cut")
@@ -172,7 +173,7 @@ def test_blocks_parsed_apart_give_what_read_source_gives(tmp_path, monkeypatch, 
     with pytest.raises(InputError) as want:
         list(read_source(src, on_error="fail", max_record_chars=1000))
     with pytest.raises(InputError) as have:
-        _read_in_blocks(src, "fail")
+        _read_in_blocks(src, "fail", spans)
     assert str(have.value) == str(want.value)
 
 
