@@ -31,7 +31,7 @@ from provaudit.index import Index, IndexWriter, ItemPreparer, load_index
 from provaudit.engine import MATCH_COLUMNS, BatchResult, BatchRunner, Engine, batches
 from provaudit.match import AnchorPlan
 from provaudit.records import (
-    DEFAULT_MAX_RECORD_CHARS, LINE_KINDS, BlockReading, ReadStats, Source, count_rows, expand_sources,
+    DEFAULT_MAX_RECORD_CHARS, BLOCK_KINDS, BlockReading, ReadStats, Source, count_rows, expand_sources,
     read_source, sha256_file,
 )
 from provaudit.sampling import BernoulliSampler, BottomKSampler, sample_shards
@@ -228,8 +228,9 @@ def _audit_source(runner: BatchRunner, src: Source, sha256: str | None, read: di
                   progress: Progress | None, done: int) -> SourcePart:
     """Read one source and evaluate its batches (against the reference, and the control when given).
 
-    JSON lines and text are cut into blocks that the workers parse themselves (unless sampled:
-    sampling skips rows before parsing them); other formats are parsed here.
+    JSON lines, text and Parquet are cut into blocks (line ranges, row groups) that the workers
+    read and parse themselves (unless sampled: sampling skips rows before parsing them); other
+    formats are parsed here.
     """
     part = SourcePart.new(src.name, src.kind, sha256, control)
     summary, tally = part.summary, part.tally
@@ -248,7 +249,7 @@ def _audit_source(runner: BatchRunner, src: Source, sha256: str | None, read: di
         if control and part.control_matches is not None:
             results[1].add_to(ctrl_summary, part.control_matches, part.control_candidates)
 
-    if src.kind in LINE_KINDS and keep is None:
+    if src.kind in BLOCK_KINDS and keep is None:
         reading = BlockReading(src, stats=summary.stats, **read)
         for stats, block_results in runner.map_parsed(reading.parse, reading.blocks(spans=runner.parallel)):
             summary.stats.merge(stats)

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 BATCH_RECORDS = 2048
 BATCH_CHARS = 1_000_000  # ~1 MB batches: cache-friendly kernels and balanced worker pools (measured in scripts/bench.py)
 T = TypeVar("T")
-Parse = Callable[[T], tuple[list[Record], ReadStats]]  # raw input (a block of lines) -> records, what reading counted
+Parse = Callable[[T], tuple[Iterable[Record], ReadStats]]  # a block of input -> records, what reading them counts
 
 MATCH_COLUMNS = (
     "reference_id", "target_id", "target_source", "target_row", "jaccard", "containment",

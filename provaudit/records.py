@@ -28,7 +28,10 @@ from typing import TYPE_CHECKING, Any
 from provaudit.errors import InputError
 
 if TYPE_CHECKING:
-    from provaudit.records_formats import Block
+    from provaudit.records_formats import FileSpan
+    from provaudit.records_tables import ParquetGroup
+
+    Block = tuple[int, bytes | FileSpan | ParquetGroup]  # (first row, the rows or where they are)
 
 SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz", ".json", ".parquet", ".csv", ".txt", ".txt.gz")
 ON_ERROR = ("fail", "skip")
@@ -313,7 +316,7 @@ def read_source(
         _no_records(reader, source)
 
 
-LINE_KINDS = ("jsonl", "txt")  # sources ``BlockReading`` reads
+BLOCK_KINDS = ("jsonl", "txt", "parquet")  # sources ``BlockReading`` reads
 
 
 class BlockReading:
@@ -334,9 +337,9 @@ class BlockReading:
     def __init__(self, source: Source, *, text_field: str = "text", id_field: str | None = "id",
                  on_error: str = "fail", stats: ReadStats | None = None,
                  max_record_chars: int = DEFAULT_MAX_RECORD_CHARS):
-        from provaudit.records_formats import RowReader, parse_block
+        from provaudit.records_formats import RowReader
 
-        if source.kind not in LINE_KINDS:
+        if source.kind not in BLOCK_KINDS:
             raise ValueError(f"{source.kind} sources are not read in blocks")
         self.source = source
         self.stats = stats if stats is not None else ReadStats()
@@ -345,14 +348,19 @@ class BlockReading:
         self._before = _progress(self.stats)
 
     def blocks(self, spans: bool = False) -> Iterator[Block]:
-        """``(first_row, bytes)`` of whole lines, about 1 MB each; ends the source early through the
-        on-error rules when the file cannot be read (gzip errors, I/O errors).
+        """``(first_row, bytes)`` of whole lines, about 1 MB each, or ``(first_row, ParquetGroup)``
+        per row group of a Parquet file; ends the source early through the on-error rules when the
+        file cannot be read (gzip errors, I/O errors, a Parquet file without its text column).
 
-        With ``spans``, an uncompressed file comes as ``(first_row, FileSpan)`` ranges that
+        With ``spans``, an uncompressed line file comes as ``(first_row, FileSpan)`` ranges that
         ``parse`` reads itself: for parsing in other processes, without piping the bytes there.
         """
         from provaudit.records_formats import iter_blocks, iter_spans, wrong_format
+        from provaudit.records_tables import parquet_groups
 
+        if self.source.kind == "parquet":
+            yield from parquet_groups(self.reader)
+            return
         if wrong_format(self.reader):
             return
         if spans and not self.source.name.lower().endswith(".gz"):
@@ -364,6 +372,33 @@ class BlockReading:
         """After every parsed block was merged: a source without a single record is a problem."""
         if self.stats.error is None and _progress(self.stats) == self._before:
             _no_records(self.reader, self.source)
+
+
+def parse_block(source: Source, text_field: str, id_field: str | None, on_error: str, max_record_chars: int,
+                block: Block) -> tuple[Iterator[Record], ReadStats]:
+    """The records of one block of a source (``BlockReading.blocks``), and what reading them counts:
+    the counts are complete once the records are consumed (they stream: a row group is read in
+    batches).
+
+    This is how audit workers read their own input: the parent only cuts the file into blocks.
+    The records are the ones ``read_source`` gives for these rows (without sampling).
+    """
+    from provaudit.records_formats import LINE_PARSERS, FileSpan, RowReader
+    from provaudit.records_tables import ParquetGroup, parquet_group_records
+
+    stats = ReadStats()
+    reader = RowReader(source, text_field, id_field, on_error, stats, None, None, max_record_chars)
+    first_row, data = block
+    if isinstance(data, ParquetGroup):
+        return parquet_group_records(reader, first_row, data), stats
+    if isinstance(data, FileSpan):
+        try:
+            with open(source.name, "rb", buffering=0) as f:
+                data = os.pread(f.fileno(), data.length, data.offset)
+        except OSError as e:
+            reader.fatal(source.name, f"cannot read ({e.strerror or e})")
+            return iter(()), stats
+    return LINE_PARSERS[source.kind](reader, first_row, data), stats
 
 
 def _progress(stats: ReadStats) -> tuple[int, int, int]:

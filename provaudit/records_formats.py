@@ -21,7 +21,6 @@ from __future__ import annotations
 import codecs
 import gzip
 import json
-import os
 import re
 import zlib
 from collections.abc import Callable, Iterator
@@ -275,9 +274,6 @@ class FileSpan(NamedTuple):
     length: int
 
 
-Block = tuple[int, "bytes | FileSpan"]  # (first row, the lines or where they are in the file)
-
-
 def iter_spans(reader: RowReader, size: int | None = None) -> Iterator[tuple[int, FileSpan]]:
     """``iter_blocks`` of an uncompressed file as file ranges: ``(first_row, FileSpan)``.
 
@@ -423,27 +419,6 @@ def read_txt(reader: RowReader) -> Iterator[Record]:
         return
     for first, block in iter_blocks(reader):
         yield from _txt_records(reader, first, block)
-
-
-def parse_block(source: Source, text_field: str, id_field: str | None, on_error: str, max_record_chars: int,
-                block: Block) -> tuple[list[Record], ReadStats]:
-    """The records of one block of a JSON-lines or text source (``iter_blocks`` or ``iter_spans``),
-    and what reading them counted.
-
-    This is how audit workers parse their own input: the parent only cuts the file into blocks.
-    The result is the same as ``read_source`` gives for these rows (without sampling).
-    """
-    stats = ReadStats()
-    reader = RowReader(source, text_field, id_field, on_error, stats, None, None, max_record_chars)
-    first_row, data = block
-    if isinstance(data, FileSpan):
-        try:
-            with open(source.name, "rb", buffering=0) as f:
-                data = os.pread(f.fileno(), data.length, data.offset)
-        except OSError as e:
-            reader.fatal(source.name, f"cannot read ({e.strerror or e})")
-            return [], stats
-    return list(LINE_PARSERS[source.kind](reader, first_row, data)), stats
 
 
 # --- JSON arrays ------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import gzip
 import io
 import zlib
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from provaudit.errors import InputError
 from provaudit.records import Record
@@ -90,8 +90,17 @@ def _is_text_type(t: Any) -> bool:
                                                                                   lambda _: False)(t))
 
 
-def read_parquet(reader: RowReader) -> Iterator[Record]:
-    """Row groups in order, in batches; a corrupt row group is skipped (its rows counted) in skip mode."""
+class ParquetGroup(NamedTuple):
+    """Row group number ``group`` of a Parquet source (``rows`` rows), read for ``columns`` (None: all)."""
+
+    group: int
+    rows: int
+    columns: tuple[str, ...] | None
+
+
+def parquet_groups(reader: RowReader) -> Iterator[tuple[int, ParquetGroup]]:
+    """``(first_row, ParquetGroup)`` for every row group, after checking the file and its text column
+    (a problem there ends the source through the on-error rules: nothing is yielded)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -105,7 +114,7 @@ def read_parquet(reader: RowReader) -> Iterator[Record]:
                            "export it again")
         return
     total = int(meta.num_rows)
-    cols: list[str] | None = None  # every column when a custom extractor reads the rows
+    cols: tuple[str, ...] | None = None  # every column when a custom extractor reads the rows
     if reader.extract is None:
         problem = ""
         if reader.text_field not in names:
@@ -117,25 +126,50 @@ def read_parquet(reader: RowReader) -> Iterator[Record]:
                 raise InputError(f"{path}: {problem}; pick the text column with --text-field")
             reader.stats.skip(reason, f"{path} (all {total} rows)", total)
             return
-        cols = [reader.text_field] + ([reader.id_field] if reader.id_field and reader.id_field in names else [])
+        cols = (reader.text_field,) + ((reader.id_field,) if reader.id_field and reader.id_field in names else ())
     first = 0
     for g in range(meta.num_row_groups):
         n = int(meta.row_group(g).num_rows)
-        row = first
-        try:
-            for batch in pf.iter_batches(batch_size=1024, row_groups=[g], columns=cols):
-                for obj in batch.to_pylist():
-                    rec = None if reader.sampled_out(row) else reader.record(row, obj)
-                    if rec is not None:
-                        yield rec
-                    row += 1
-        except (pa.ArrowException, OSError, UnicodeDecodeError) as e:
-            where = f"{path} row group {g} (rows {row + 1}-{first + n})"
-            if reader.on_error == "fail":
-                raise InputError(f"{where}: corrupt Parquet data ({one_line(e)}); export the file again, or "
-                                 f"{SKIP_HINT}") from e
-            reader.stats.skip("corrupt Parquet data", where, first + n - row)
+        yield first, ParquetGroup(g, n, cols)
         first += n
+
+
+def parquet_group_records(reader: RowReader, first: int, group: ParquetGroup, pf: Any = None) -> Iterator[Record]:
+    """The records of one row group, in batches; a corrupt group is skipped (its rows counted) in skip mode.
+
+    ``pf`` is the open ``ParquetFile`` (opened here when None: a worker reading its own group).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path, n, row = reader.name, group.rows, first
+    try:
+        if pf is None:
+            pf = pq.ParquetFile(path)
+        cols = list(group.columns) if group.columns is not None else None
+        for batch in pf.iter_batches(batch_size=1024, row_groups=[group.group], columns=cols):
+            for obj in batch.to_pylist():
+                rec = None if reader.sampled_out(row) else reader.record(row, obj)
+                if rec is not None:
+                    yield rec
+                row += 1
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as e:
+        where = f"{path} row group {group.group} (rows {row + 1}-{first + n})"
+        if reader.on_error == "fail":
+            raise InputError(f"{where}: corrupt Parquet data ({one_line(e)}); export the file again, or "
+                             f"{SKIP_HINT}") from e
+        reader.stats.skip("corrupt Parquet data", where, first + n - row)
+
+
+def read_parquet(reader: RowReader) -> Iterator[Record]:
+    """Row groups in order, in batches; a corrupt row group is skipped (its rows counted) in skip mode."""
+    import pyarrow.parquet as pq
+
+    pf = None
+    for first, group in parquet_groups(reader):
+        if pf is None:
+            pf = pq.ParquetFile(reader.name)
+        yield from parquet_group_records(reader, first, group, pf)
 
 
 # --- datasets ---------------------------------------------------------------------------------------

@@ -69,3 +69,19 @@ def test_cli_index_workers(corpus, tmp_path) -> None:
         assert res.exit_code == 0, res.output
     _same_files(tmp_path / "1", tmp_path / "2")
     assert "--workers" in runner.invoke(cli, ["index", "--help"]).output
+
+
+def test_audit_of_every_target_format_is_identical_for_1_and_2_workers(tmp_path, monkeypatch) -> None:
+    """JSON lines (plain: file ranges; gzip: blocks) and Parquet (row groups), read by the workers."""
+    from conftest import FIXTURES
+
+    monkeypatch.setattr(records_formats, "BLOCK_BYTES", 4096)
+    api.build_index([str(FIXTURES / "reference")], tmp_path / "idx", IndexConfig())
+    one = api.audit(tmp_path / "idx", [str(FIXTURES / "shards")], workers=1)
+    two = api.audit(tmp_path / "idx", [str(FIXTURES / "shards")], workers=2)
+    assert sorted(i.kind for i in one.inputs) == ["jsonl", "jsonl", "parquet"]
+    assert one.matches == two.matches and one.candidates == two.candidates
+    assert [i.to_dict() for i in one.inputs] == [i.to_dict() for i in two.inputs]
+    assert one.target_records == two.target_records == 6000
+    per_source = {s: one.matches["target_source"].count(s) for s in set(one.matches["target_source"])}
+    assert len(per_source) == 3 and min(per_source.values()) > 100, per_source

@@ -185,3 +185,21 @@ def test_block_reading_reports_a_source_without_records(tmp_path) -> None:
         _read_in_blocks(src, "fail")
     recs, stats = _read_in_blocks(src, "skip")
     assert recs == [] and stats.error == f"{p}: no record has text (null text: 1); check --text-field"
+
+
+def test_parquet_row_groups_parsed_apart_give_what_read_source_gives(tmp_path) -> None:
+    rows = [{"id": i, "text": None if i % 7 == 0 else ("" if i % 11 == 0 else f"record {i} text")}
+            for i in range(1000)]
+    p = tmp_path / "x.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), p, row_group_size=128)
+    (src,) = expand_sources([str(p)])
+    stats = ReadStats()
+    expected = list(read_source(src, on_error="skip", stats=stats))
+    got, got_stats = _read_in_blocks(src, "skip")
+    assert got == expected and len(got) == sum(1 for r in rows if r["text"])
+    assert got_stats.to_dict() == stats.to_dict()
+    assert [r.row for r in got][:3] == [1, 2, 3]
+    pq.write_table(pa.Table.from_pylist([{"id": 1, "body": "x"}]), tmp_path / "y.parquet")
+    (bad,) = expand_sources([str(tmp_path / "y.parquet")])
+    with pytest.raises(InputError, match=r"y.parquet: no column 'text' \(columns: id, body\)"):
+        _read_in_blocks(bad, "fail")
