@@ -16,7 +16,7 @@ import logging
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,11 +27,11 @@ from provaudit.config import AuditConfig, IndexConfig, SampleConfig
 from provaudit.checkpoint import Checkpoint, SourcePart
 from provaudit.errors import IndexMismatchError, InputError
 from provaudit.figures import SourceTally
-from provaudit.index import Index, IndexWriter, ItemPreparer, load_index
-from provaudit.engine import MATCH_COLUMNS, BatchResult, BatchRunner, Engine, batches
+from provaudit.index import Index, IndexWriter, ItemPreparer, Prepared, load_index
+from provaudit.engine import MATCH_COLUMNS, BatchResult, BatchRunner, Engine
 from provaudit.match import AnchorPlan
 from provaudit.records import (
-    DEFAULT_MAX_RECORD_CHARS, BLOCK_KINDS, BlockReading, ReadStats, Source, count_rows, expand_sources,
+    DEFAULT_MAX_RECORD_CHARS, BLOCK_KINDS, BlockReading, ReadStats, Source, batches, count_rows, expand_sources,
     read_source, sha256_file,
 )
 from provaudit.sampling import BernoulliSampler, BottomKSampler, sample_shards
@@ -105,20 +105,24 @@ def build_index(
     writer = IndexWriter(dest, config, force=force)
     inputs: list[InputSummary] = []
     done = 0
+    stop = threading.Event()  # gives up a source's hashing thread when the build fails
     try:
-        with ItemPreparer(config, workers) as prep:
-            for src in srcs:
-                summary = InputSummary(src.name, src.kind, src.sha256())
-                inputs.append(summary)
-                recs = read_source(src, text_field=text_field, id_field=id_field, on_error=on_error,
-                                   stats=summary.stats)
-                for batch, items in prep.map(batches(recs), text_of=lambda r: r.text):
-                    writer.add([r.id for r in batch], [r.source for r in batch], [r.row for r in batch], items,
-                               [r.text for r in batch] if config.keep_text else None)
-                    summary.tokens += int(items.n_tokens.sum())
-                    done += len(batch)
-                    if progress:
-                        progress(src.name, done)
+        with ItemPreparer(config, workers) as prep, ThreadPoolExecutor(1, "provaudit-sha256") as hasher:
+            try:
+                for src in srcs:
+                    summary = InputSummary(src.name, src.kind, None)
+                    inputs.append(summary)
+                    sha = hasher.submit(_source_sha256, src, on_error, stop)  # hashed while it is read
+                    for ids, rows, texts, items in _prepared(prep, src, text_field, id_field, on_error,
+                                                             summary.stats):
+                        writer.add(ids, [src.name] * len(ids), rows, items, texts)
+                        summary.tokens += int(items.n_tokens.sum())
+                        done += len(ids)
+                        if progress:
+                            progress(src.name, done)
+                    summary.sha256 = sha.result()
+            finally:
+                stop.set()
         manifest = {
             "versions": _versions(),
             "fields": {"text": text_field, "id": id_field},
@@ -131,6 +135,26 @@ def build_index(
     except BaseException:
         writer.abort()
         raise
+
+
+def _prepared(prep: ItemPreparer, src: Source, text_field: str, id_field: str | None, on_error: str,
+              stats: ReadStats) -> Iterator[Prepared]:
+    """The prepared items of one reference source, in order.
+
+    JSON lines, text and Parquet are cut into blocks that the workers read and parse themselves
+    (uncompressed line files as file ranges with any number of workers, so that batches, and the
+    index files, are the same for any number); other formats are parsed here.
+    """
+    if src.kind in BLOCK_KINDS:
+        reading = BlockReading(src, text_field=text_field, id_field=id_field, on_error=on_error, stats=stats)
+        for counted, parts in prep.map_parsed(reading.parse, reading.blocks(spans=True)):
+            stats.merge(counted)
+            yield from parts
+        reading.finish()
+        return
+    recs = read_source(src, text_field=text_field, id_field=id_field, on_error=on_error, stats=stats)
+    for batch, items in prep.map(batches(recs), text_of=lambda r: r.text):
+        yield [r.id for r in batch], [r.row for r in batch], [r.text for r in batch] if prep.config.keep_text else None, items
 
 
 @dataclass

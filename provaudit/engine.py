@@ -23,15 +23,13 @@ from provaudit.match import (
     anchor_candidates, covered_tokens, hypergeom_cdf, longest_common_run, lsh_candidates, plan_anchors, verify,
 )
 from provaudit.errors import ProvauditError
-from provaudit.records import ReadStats, Record
+from provaudit.records import ReadStats, Record, batches
 from provaudit.shingle import ShingleBatch, shingle_batch, unique_per_record
 from provaudit.sketch import band_keys, estimate_jaccard, signatures
 
 if TYPE_CHECKING:
     from provaudit.api import InputSummary
 
-BATCH_RECORDS = 2048
-BATCH_CHARS = 1_000_000  # ~1 MB batches: cache-friendly kernels and balanced worker pools (measured in scripts/bench.py)
 T = TypeVar("T")
 Parse = Callable[[T], tuple[Iterable[Record], ReadStats]]  # a block of input -> records, what reading them counts
 
@@ -173,20 +171,6 @@ class Engine:
             p_anchor = 1.0 - (float(hypergeom_cdf(n, overlap, min(k, n))[t - 1]) if t - 1 <= min(k, n) else 1.0)
         p_lsh = 1.0 - (1.0 - jaccard**icfg.rows) ** icfg.bands if lsh_eligible else 0.0
         return float(min(1.0, max(0.0, 1.0 - (1.0 - p_anchor) * (1.0 - p_lsh))))
-
-
-def batches(records: Iterable[Record]) -> Iterator[list[Record]]:
-    """Group records into batches bounded by count and by total characters."""
-    batch: list[Record] = []
-    chars = 0
-    for r in records:
-        batch.append(r)
-        chars += len(r.text)
-        if len(batch) >= BATCH_RECORDS or chars >= BATCH_CHARS:
-            yield batch
-            batch, chars = [], 0
-    if batch:
-        yield batch
 
 
 _ENGINES: list[Engine] = []  # set in the parent before forking workers

@@ -50,7 +50,7 @@ from provaudit import kernels
 from provaudit.atomic import commit_output_dir, prepare_output_dir, try_lock, unlock
 from provaudit.config import IndexConfig
 from provaudit.errors import IndexFormatError, InputError
-from provaudit.records import sha256_file
+from provaudit.records import ReadStats, Record, batches, sha256_file
 from provaudit.shingle import ShingleBatch, shingle_batch, unique_per_record
 from provaudit.sketch import band_keys, signatures
 
@@ -195,11 +195,30 @@ def prepare_items(texts: list[str], config: IndexConfig, *, sign: bool = True) -
 
 
 _WORKER_CONFIG: IndexConfig | None = None  # set in the parent before forking workers
+Prepared = tuple[list[str], list[int], "list[str] | None", PreparedItems]  # ids, rows, texts (keep_text), items
 
 
 def _prepare_in_worker(texts: list[str]) -> PreparedItems:
     assert _WORKER_CONFIG is not None
     return prepare_items(texts, _WORKER_CONFIG, sign=False)
+
+
+def prepare_parsed(config: IndexConfig, parse: Callable[[T], tuple[Iterable[Record], ReadStats]], raw: T,
+                   sign: bool = True) -> tuple[ReadStats, list[Prepared]]:
+    """Parse a block of input (``records.BlockReading.parse``), then ``prepare_items`` it batch by batch."""
+    records, stats = parse(raw)
+    out: list[Prepared] = []
+    for b in batches(records):
+        texts = [r.text for r in b]
+        out.append(([r.id for r in b], [r.row for r in b], texts if config.keep_text else None,
+                    prepare_items(texts, config, sign=sign)))
+    return stats, out
+
+
+def _prepare_parsed_in_worker(parse: Callable[[T], tuple[Iterable[Record], ReadStats]], raw: T,
+                              ) -> tuple[ReadStats, list[Prepared]]:
+    assert _WORKER_CONFIG is not None
+    return prepare_parsed(_WORKER_CONFIG, parse, raw, sign=False)
 
 
 class ItemPreparer:
@@ -238,6 +257,38 @@ class ItemPreparer:
             self.pool.join()
             self.pool = None
         _WORKER_CONFIG = None
+
+    @property
+    def parallel(self) -> bool:
+        """Whether batches are prepared in worker processes."""
+        return self.pool is not None
+
+    def map_parsed(self, parse: Callable[[T], tuple[Iterable[Record], ReadStats]], raws: Iterable[T],
+                   ) -> Iterator[tuple[ReadStats, list[Prepared]]]:
+        """``prepare_parsed`` of every block of input, in order: the workers read and parse their
+        own records (``parse`` must pickle); items come back signed."""
+        if self.pool is None:
+            for raw in raws:
+                yield prepare_parsed(self.config, parse, raw)
+            return
+        pending: collections.deque[Any] = collections.deque()
+        it = iter(raws)
+        while True:
+            try:
+                raw = next(it)
+            except StopIteration:
+                break
+            except InputError:
+                for p in pending:  # input before the problem first: it may hold an earlier error
+                    p.get()
+                raise
+            pending.append(self.pool.apply_async(_prepare_parsed_in_worker, (parse, raw)))
+            if len(pending) >= 2 * self.workers:
+                stats, parts = pending.popleft().get()
+                yield stats, [(ids, rows, texts, items.signed(self.config)) for ids, rows, texts, items in parts]
+        while pending:
+            stats, parts = pending.popleft().get()
+            yield stats, [(ids, rows, texts, items.signed(self.config)) for ids, rows, texts, items in parts]
 
     def map(self, batches: Iterable[list[T]], text_of: Callable[[T], str]) -> Iterator[tuple[list[T], PreparedItems]]:
         """Yield ``(batch, prepare_items(texts of batch))`` for every batch, in order."""
