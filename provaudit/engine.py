@@ -8,9 +8,7 @@ for any number of workers.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -22,7 +20,7 @@ from provaudit.index import Index
 from provaudit.match import (
     anchor_candidates, covered_tokens, hypergeom_cdf, longest_common_run, lsh_candidates, plan_anchors, verify,
 )
-from provaudit.errors import ProvauditError
+from provaudit.pool import ForkPool, fork_available
 from provaudit.records import ReadStats, Record, batches
 from provaudit.shingle import ShingleBatch, shingle_batch, unique_per_record
 from provaudit.sketch import band_keys, estimate_jaccard, signatures
@@ -204,29 +202,28 @@ class BatchRunner:
     """Maps ``evaluate_all`` over batches, in order, in this process or a fork pool.
 
     Workers inherit the loaded indexes by fork (copy-on-write), so they are loaded once.
-    At most ``2 * workers`` batches are in flight: memory stays bounded.
+    At most ``2 * workers`` batches are in flight: memory stays bounded. A worker that dies
+    fails the run (``pool.WorkerDied``) instead of hanging it.
     """
 
     def __init__(self, engines: Engine | list[Engine], workers: int = 1):
         self.engines = engines if isinstance(engines, list) else [engines]
         self.workers = max(1, workers)
-        self.pool: Any = None
+        self.pool: ForkPool | None = None
 
     def __enter__(self) -> BatchRunner:
-        if self.workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+        if self.workers > 1 and fork_available():
             _ENGINES[:] = self.engines
-            self.pool = multiprocessing.get_context("fork").Pool(self.workers)
+            self.pool = ForkPool(self.workers).__enter__()
         return self
 
     def __exit__(self, exc_type: object, *exc: object) -> None:
-        if self.pool is not None:
-            if exc_type is None:
-                self.pool.close()  # every task was consumed: let the workers exit on their own
-            else:
-                self.pool.terminate()  # error or interrupt: do not wait for queued work
-            self.pool.join()
-            self.pool = None
-        _ENGINES.clear()
+        pool, self.pool = self.pool, None
+        try:
+            if pool is not None:
+                pool.__exit__(exc_type, *exc)
+        finally:
+            _ENGINES.clear()
 
     @property
     def parallel(self) -> bool:
@@ -239,7 +236,7 @@ class BatchRunner:
             for b in batches:
                 yield evaluate_all(self.engines, b)
             return
-        yield from self._pipeline(_evaluate_in_worker, ((b,) for b in batches))
+        yield from self.pool.imap(_evaluate_in_worker, ((b,) for b in batches))
 
     def map_parsed(self, parse: Parse[T], raws: Iterable[T]) -> Iterator[tuple[ReadStats, list[list[BatchResult]]]]:
         """``parse_and_evaluate`` of each raw input, in order: the workers parse their own records,
@@ -248,22 +245,4 @@ class BatchRunner:
             for raw in raws:
                 yield parse_and_evaluate(self.engines, parse, raw)
             return
-        yield from self._pipeline(_parse_and_evaluate_in_worker, ((parse, raw) for raw in raws))
-
-    def _pipeline(self, fn: Callable[..., Any], tasks: Iterable[tuple[Any, ...]]) -> Iterator[Any]:
-        pending: deque[Any] = deque()
-        it = iter(tasks)
-        while True:
-            try:
-                args = next(it)
-            except StopIteration:
-                break
-            except ProvauditError:
-                for p in pending:  # input before the problem first: it may hold an earlier error
-                    p.get()
-                raise
-            pending.append(self.pool.apply_async(fn, args))
-            if len(pending) >= 2 * self.workers:
-                yield pending.popleft().get()
-        while pending:
-            yield pending.popleft().get()
+        yield from self.pool.imap(_parse_and_evaluate_in_worker, ((parse, raw) for raw in raws))

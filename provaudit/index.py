@@ -32,7 +32,6 @@ import collections
 import dataclasses
 import hashlib
 import json
-import multiprocessing
 import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator
@@ -50,6 +49,7 @@ from provaudit import kernels
 from provaudit.atomic import commit_output_dir, prepare_output_dir, try_lock, unlock
 from provaudit.config import IndexConfig
 from provaudit.errors import IndexFormatError, InputError
+from provaudit.pool import ForkPool, fork_available
 from provaudit.records import ReadStats, Record, batches, sha256_file
 from provaudit.shingle import ShingleBatch, shingle_batch, unique_per_record
 from provaudit.sketch import band_keys, signatures
@@ -235,28 +235,24 @@ class ItemPreparer:
 
     def __init__(self, config: IndexConfig, workers: int = 1):
         self.config, self.workers = config, max(1, workers)
-        self.pool: Any = None
+        self.pool: ForkPool | None = None
 
     def __enter__(self) -> ItemPreparer:
         global _WORKER_CONFIG
         prepare_items(["warm up the compiled kernels before forking"], self.config)
-        if self.workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+        if self.workers > 1 and fork_available():
             _WORKER_CONFIG = self.config
-            self.pool = multiprocessing.get_context("fork").Pool(self.workers)
+            self.pool = ForkPool(self.workers).__enter__()
         return self
 
     def __exit__(self, exc_type: object, *exc: object) -> None:
         global _WORKER_CONFIG
-        if self.pool is not None:
-            # close+join lets idle workers take their stop sentinel; terminate() while they wait
-            # on the task queue's lock can hang in join (seen intermittently), so only on errors.
-            if exc_type is None:
-                self.pool.close()
-            else:
-                self.pool.terminate()
-            self.pool.join()
-            self.pool = None
-        _WORKER_CONFIG = None
+        pool, self.pool = self.pool, None
+        try:
+            if pool is not None:
+                pool.__exit__(exc_type, *exc)
+        finally:
+            _WORKER_CONFIG = None
 
     @property
     def parallel(self) -> bool:
@@ -271,23 +267,7 @@ class ItemPreparer:
             for raw in raws:
                 yield prepare_parsed(self.config, parse, raw)
             return
-        pending: collections.deque[Any] = collections.deque()
-        it = iter(raws)
-        while True:
-            try:
-                raw = next(it)
-            except StopIteration:
-                break
-            except InputError:
-                for p in pending:  # input before the problem first: it may hold an earlier error
-                    p.get()
-                raise
-            pending.append(self.pool.apply_async(_prepare_parsed_in_worker, (parse, raw)))
-            if len(pending) >= 2 * self.workers:
-                stats, parts = pending.popleft().get()
-                yield stats, [(ids, rows, texts, items.signed(self.config)) for ids, rows, texts, items in parts]
-        while pending:
-            stats, parts = pending.popleft().get()
+        for stats, parts in self.pool.imap(_prepare_parsed_in_worker, ((parse, raw) for raw in raws)):
             yield stats, [(ids, rows, texts, items.signed(self.config)) for ids, rows, texts, items in parts]
 
     def map(self, batches: Iterable[list[T]], text_of: Callable[[T], str]) -> Iterator[tuple[list[T], PreparedItems]]:
@@ -296,15 +276,15 @@ class ItemPreparer:
             for b in batches:
                 yield b, prepare_items([text_of(r) for r in b], self.config)
             return
-        pending: collections.deque[tuple[list[T], Any]] = collections.deque()
-        for b in batches:
-            pending.append((b, self.pool.apply_async(_prepare_in_worker, ([text_of(r) for r in b],))))
-            if len(pending) >= 2 * self.workers:
-                done, res = pending.popleft()
-                yield done, res.get().signed(self.config)
-        while pending:
-            done, res = pending.popleft()
-            yield done, res.get().signed(self.config)
+        kept: collections.deque[list[T]] = collections.deque()
+
+        def tasks() -> Iterator[tuple[list[str]]]:
+            for b in batches:
+                kept.append(b)
+                yield ([text_of(r) for r in b],)
+
+        for items in self.pool.imap(_prepare_in_worker, tasks()):
+            yield kept.popleft(), items.signed(self.config)
 
 
 _PAIR = np.dtype([("key", "<u8"), ("item", "<u4")])  # packed, 12 bytes

@@ -456,3 +456,39 @@ def test_outputs_are_identical_across_runs_workers_and_hash_seeds(corpus, tmp_pa
         outputs.append((_files(d / "idx"), _files(d / "out")))
     assert outputs[0] == outputs[1]
     assert CHECKSUMS in outputs[0][1] and "sample.parquet" in outputs[0][1]
+
+
+# --- a worker that dies -------------------------------------------------------------------------------
+_KILL_A_WORKER = r"""
+import os, signal, sys
+from click.testing import CliRunner
+from provaudit import engine, index
+from provaudit.cli import cli
+
+parent = os.getpid()
+def dies_in_a_worker(real):
+    def f(*args, **kwargs):
+        if os.getpid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)  # what the out-of-memory killer does
+        return real(*args, **kwargs)
+    return f
+engine.parse_and_evaluate = dies_in_a_worker(engine.parse_and_evaluate)
+index.prepare_parsed = dies_in_a_worker(index.prepare_parsed)
+res = CliRunner().invoke(cli, sys.argv[1:])
+print(res.exit_code)
+print(res.output)
+"""
+
+
+@pytest.mark.parametrize("command", ["index", "audit"])
+def test_a_worker_killed_fails_the_run_cleanly_instead_of_hanging(corpus, corpus_index, tmp_path, command) -> None:
+    out = tmp_path / "out"
+    args = (["index", str(corpus[2]), "-o", str(out)] if command == "index"
+            else ["audit", str(corpus_index), str(corpus[3]), "-o", str(out)])
+    proc = subprocess.run([sys.executable, "-c", _KILL_A_WORKER, *args, "--workers", "2"], capture_output=True,
+                          text=True, timeout=120, cwd=Path(__file__).resolve().parent.parent)
+    code, _, output = proc.stdout.partition("\n")
+    assert code == "1", proc.stdout + proc.stderr
+    assert output.startswith("Error: a worker process ended abruptly (killed, or out of memory"), output
+    assert "Traceback" not in output
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]

@@ -1,0 +1,94 @@
+"""An ordered, bounded map over forked worker processes, where a dead worker is an error, not a hang.
+
+``multiprocessing.Pool`` waits forever for the result of a task whose worker was killed
+(the out-of-memory killer, ``kill -9``): an audit in a CI job would hang until its timeout.
+``concurrent.futures.ProcessPoolExecutor`` notices the death and fails the pending tasks;
+``ForkPool`` turns that into ``WorkerDied`` (a ProvauditError: exit 1, nothing written).
+
+Workers are forked once, when the pool is entered, so that they inherit what the parent
+loaded (indexes, configurations) copy-on-write, and before the parent starts any thread.
+
+Example:
+    >>> with ForkPool(2) as pool:  # doctest: +SKIP
+    ...     for result in pool.imap(work, ((block,) for block in blocks)):
+    ...         merge(result)
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from provaudit.errors import ProvauditError
+
+
+class WorkerDied(ProvauditError):
+    """A worker process ended abruptly (killed, out of memory). CLI: exit 1, nothing written."""
+
+
+def _ready() -> None:
+    """A task that only proves a worker is up."""
+
+
+def fork_available() -> bool:
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
+class ForkPool:
+    """``workers`` forked processes; ``imap`` keeps at most ``2 * workers`` tasks in flight."""
+
+    def __init__(self, workers: int):
+        self.workers = workers
+        self.executor: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> ForkPool:
+        self.executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork"))
+        for f in [self.executor.submit(_ready) for _ in range(self.workers)]:  # fork every worker now
+            f.result()
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        ex, self.executor = self.executor, None
+        if ex is None:
+            return
+        if exc_type is not None:  # error or interrupt: do not wait for queued work
+            for p in list(getattr(ex, "_processes", {}).values()):
+                p.kill()
+        ex.shutdown(wait=True, cancel_futures=exc_type is not None)
+
+    def imap(self, fn: Callable[..., Any], tasks: Iterable[tuple[Any, ...]]) -> Iterator[Any]:
+        """``fn(*args)`` for every ``args`` of ``tasks``, in order.
+
+        An input error raised while producing the next task is raised after the results of
+        the tasks before it were collected (one of them may hold an earlier error).
+
+        Raises:
+            WorkerDied: if a worker process ended without returning its result.
+        """
+        assert self.executor is not None, "use ForkPool in a with block"
+        pending: deque[Future[Any]] = deque()
+        it = iter(tasks)
+        try:
+            while True:
+                try:
+                    args = next(it)
+                except StopIteration:
+                    break
+                except ProvauditError:
+                    for f in pending:  # input before the problem first
+                        f.result()
+                    raise
+                pending.append(self.executor.submit(fn, *args))
+                if len(pending) >= 2 * self.workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        except BrokenProcessPool as e:
+            raise WorkerDied(
+                "a worker process ended abruptly (killed, or out of memory: see `dmesg`); nothing was written. "
+                "Run again, with fewer --workers if memory is short"
+            ) from e
