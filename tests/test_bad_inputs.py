@@ -73,12 +73,13 @@ def test_index_fails_clearly_or_accounts_for_every_record(name: str, tmp_path: P
         assert manifest["counts"]["items"] == audit["rows_read"]
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])  # 2: workers read and parse their own blocks
 @pytest.mark.parametrize("name", NAMES)
-def test_audit_skips_and_counts_by_reason(name: str, ref_index: Path, tmp_path: Path) -> None:
+def test_audit_skips_and_counts_by_reason(name: str, ref_index: Path, tmp_path: Path, workers: str) -> None:
     f, case = BAD / name, CASES[name]
     exp = _fill(case["audit"], f)
     out = tmp_path / "out"
-    r = _run("audit", ref_index, f, "-o", out, "-q", "-w", "1", *case.get("audit_args", []))
+    r = _run("audit", ref_index, f, "-o", out, "-q", "-w", workers, *case.get("audit_args", []))
     _check_exit(r, exp)
     if exp["exit"]:
         assert not out.exists()
@@ -101,12 +102,15 @@ def test_audit_skips_and_counts_by_reason(name: str, ref_index: Path, tmp_path: 
         assert f"{reason}: {lost[reason]}" in md
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
 @pytest.mark.parametrize("name", NAMES)
-def test_audit_on_error_fail_stops_with_the_index_message(name: str, ref_index: Path, tmp_path: Path) -> None:
+def test_audit_on_error_fail_stops_with_the_index_message(name: str, ref_index: Path, tmp_path: Path,
+                                                         workers: str) -> None:
     f, case = BAD / name, CASES[name]
     exp = _fill(case.get("audit_fail", case["index"]), f)
     out = tmp_path / "out"
-    r = _run("audit", ref_index, f, "-o", out, "-q", "-w", "1", "--on-error", "fail", *case.get("audit_args", []))
+    r = _run("audit", ref_index, f, "-o", out, "-q", "-w", workers, "--on-error", "fail",
+             *case.get("audit_args", []))
     _check_exit(r, exp)
     assert out.exists() is (exp["exit"] == 0)
     assert [p.name for p in tmp_path.iterdir() if p.name != "out"] == [], "no temporary or checkpoint left"

@@ -85,3 +85,31 @@ def test_audit_of_every_target_format_is_identical_for_1_and_2_workers(tmp_path,
     assert one.target_records == two.target_records == 6000
     per_source = {s: one.matches["target_source"].count(s) for s in set(one.matches["target_source"])}
     assert len(per_source) == 3 and min(per_source.values()) > 100, per_source
+
+
+def test_the_first_problem_in_input_order_is_reported_with_workers(corpus_index, tmp_path, monkeypatch) -> None:
+    """A bad line parsed by a worker comes before a gzip error the parent meets further on."""
+    import gzip
+
+    import pytest
+
+    from provaudit.errors import InputError
+    from provaudit.records import ReadStats, Source, read_source
+
+    monkeypatch.setattr(records_formats, "BLOCK_BYTES", 2048)
+    lines = [f'{{"id": "r{i}", "text": "record {i}: {"".join(chr(97 + (i * 7 + j) % 26) for j in range(40))}"}}'
+             for i in range(300)]
+    lines[3] = '{"id": "bad", "text": '
+    data = gzip.compress(("\n".join(lines) + "\n").encode(), mtime=0)
+    # cut where the parent meets the end of the data about 3 blocks in: while the block with
+    # the bad line is still in flight (2 workers keep 4 blocks in flight)
+    (tmp_path / "t.jsonl.gz").write_bytes(data[: int(len(data) * 0.3)])
+    stats = ReadStats()
+    assert sum(1 for _ in read_source(Source(str(tmp_path / "t.jsonl.gz"), "jsonl"), on_error="skip", stats=stats))
+    assert stats.error is not None and "t.jsonl.gz line 62: truncated gzip file" in stats.error
+    messages = []
+    for workers in (1, 2):
+        with pytest.raises(InputError) as e:
+            api.audit(corpus_index, [str(tmp_path / "t.jsonl.gz")], workers=workers, on_error="fail")
+        messages.append(str(e.value))
+    assert messages[0] == messages[1] and "t.jsonl.gz line 4: malformed JSON" in messages[0]
