@@ -24,6 +24,7 @@ from typing import Any
 
 from provaudit import __version__
 from provaudit.config import AuditConfig, IndexConfig, SampleConfig
+from provaudit.blocks import BLOCK_KINDS, BlockReading, batches
 from provaudit.checkpoint import Checkpoint, SourcePart
 from provaudit.errors import IndexMismatchError, InputError
 from provaudit.figures import SourceTally
@@ -31,8 +32,7 @@ from provaudit.index import Index, IndexWriter, ItemPreparer, Prepared, load_ind
 from provaudit.engine import MATCH_COLUMNS, BatchResult, BatchRunner, Engine
 from provaudit.match import AnchorPlan
 from provaudit.records import (
-    DEFAULT_MAX_RECORD_CHARS, BLOCK_KINDS, BlockReading, ReadStats, Source, batches, count_rows, expand_sources,
-    read_source, sha256_file,
+    DEFAULT_MAX_RECORD_CHARS, ReadStats, Source, count_rows, expand_sources, read_source, sha256_file,
 )
 from provaudit.sampling import BernoulliSampler, BottomKSampler, sample_shards
 

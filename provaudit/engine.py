@@ -21,7 +21,8 @@ from provaudit.match import (
     anchor_candidates, covered_tokens, hypergeom_cdf, longest_common_run, lsh_candidates, plan_anchors, verify,
 )
 from provaudit.pool import ForkPool, fork_available
-from provaudit.records import ReadStats, Record, batches
+from provaudit.blocks import batches
+from provaudit.records import ReadStats, Record
 from provaudit.shingle import ShingleBatch, shingle_batch, unique_per_record
 from provaudit.sketch import band_keys, estimate_jaccard, signatures
 

@@ -47,10 +47,11 @@ import xxhash
 from provaudit import arrow
 from provaudit import kernels
 from provaudit.atomic import commit_output_dir, prepare_output_dir, try_lock, unlock
+from provaudit.blocks import batches
 from provaudit.config import IndexConfig
 from provaudit.errors import IndexFormatError, InputError
 from provaudit.pool import ForkPool, fork_available
-from provaudit.records import ReadStats, Record, batches, sha256_file
+from provaudit.records import ReadStats, Record, sha256_file
 from provaudit.shingle import ShingleBatch, shingle_batch, unique_per_record
 from provaudit.sketch import band_keys, signatures
 

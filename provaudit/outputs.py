@@ -25,12 +25,13 @@ from typing import Any
 import numpy as np
 
 from provaudit.api import InputSummary, Progress
+from provaudit.blocks import batches
 from provaudit.config import AuditConfig, IndexConfig
 from provaudit.engine import MATCH_COLUMNS, BatchRunner, Engine
 from provaudit.errors import ConfigError
 from provaudit.index import Index, load_index
 from provaudit.match import AnchorPlan, hypergeom_cdf
-from provaudit.records import Record, batches, expand_sources, read_source
+from provaudit.records import Record, expand_sources, read_source
 from provaudit.spans import describe_batch
 
 __all__ = ["OutputsResult", "VerdictRules", "audit_outputs", "detect_kind", "sample_text", "summary_line",

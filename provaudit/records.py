@@ -6,13 +6,14 @@ line, optionally ``.gz``), directories written by ``datasets.Dataset.save_to_dis
 directories and globs (recursing into supported files, sorted), and Hugging Face
 hub datasets named ``hf:NAME`` or ``hf:NAME:SPLIT`` (streamed through ``datasets``).
 
-The format readers live in ``records_formats``; docs/reliability.md lists how each
-kind of bad input is reported (``on_error="fail"``) or counted (``"skip"``).
+The format readers live in ``records_formats`` (lines), ``records_json`` (JSON arrays) and
+``records_tables`` (CSV, Parquet, datasets); ``blocks`` cuts sources into blocks that worker
+processes read and parse themselves. docs/reliability.md lists how each kind of bad input
+is reported (``on_error="fail"``) or counted (``"skip"``).
 """
 
 from __future__ import annotations
 
-import functools
 import glob
 import gzip
 import hashlib
@@ -20,18 +21,13 @@ import os
 import threading
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from provaudit.errors import InputError
 
-if TYPE_CHECKING:
-    from provaudit.records_formats import FileSpan
-    from provaudit.records_tables import ParquetGroup
-
-    Block = tuple[int, bytes | FileSpan | ParquetGroup]  # (first row, the rows or where they are)
 
 SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz", ".json", ".parquet", ".csv", ".txt", ".txt.gz")
 ON_ERROR = ("fail", "skip")
@@ -39,8 +35,6 @@ Extract = Callable[[dict[str, Any]], "str | None"]
 DEFAULT_MAX_RECORD_CHARS = 20_000_000
 EXAMPLES_PER_REASON = 3
 NO_TEXT = ("null text", "empty text")  # counted, but never errors: the record has nothing to match
-BATCH_RECORDS = 2048
-BATCH_CHARS = 1_000_000  # ~1 MB batches: cache-friendly kernels and balanced worker pools (measured in scripts/bench.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,20 +152,6 @@ def sha256_file(path: Path, stop: threading.Event | None = None) -> str:
                 raise HashCancelled(str(path))
             h.update(chunk)
     return h.hexdigest()
-
-
-def batches(records: Iterable[Record]) -> Iterator[list[Record]]:
-    """Group records into batches bounded by count (``BATCH_RECORDS``) and total characters (``BATCH_CHARS``)."""
-    batch: list[Record] = []
-    chars = 0
-    for r in records:
-        batch.append(r)
-        chars += len(r.text)
-        if len(batch) >= BATCH_RECORDS or chars >= BATCH_CHARS:
-            yield batch
-            batch, chars = [], 0
-    if batch:
-        yield batch
 
 
 def _kind_of(path: str) -> str | None:
@@ -321,107 +301,24 @@ def read_source(
     from provaudit import records_formats as lines
     from provaudit import records_tables as tables
     from provaudit.records_formats import RowReader
+    from provaudit.records_json import read_json
 
-    readers = {"jsonl": lines.read_jsonl, "json": lines.read_json, "txt": lines.read_txt, "csv": tables.read_csv,
+    readers = {"jsonl": lines.read_jsonl, "json": read_json, "txt": lines.read_txt, "csv": tables.read_csv,
                "parquet": tables.read_parquet, "saved": tables.read_datasets, "hub": tables.read_datasets}
     stats = stats if stats is not None else ReadStats()
     reader = RowReader(source, text_field, id_field, on_error, stats, keep, extract, max_record_chars)
-    before = _progress(stats)
+    before = rows_seen(stats)
     yield from readers[source.kind](reader)
-    if stats.error is None and _progress(stats) == before:
-        _no_records(reader, source)
+    if stats.error is None and rows_seen(stats) == before:
+        report_no_records(reader, source)
 
 
-BLOCK_KINDS = ("jsonl", "txt", "parquet")  # sources ``BlockReading`` reads
-
-
-class BlockReading:
-    """A JSON-lines or text source cut into blocks of whole lines that another process parses.
-
-    The parent iterates ``blocks()`` (reading bytes, nothing more), workers call ``parse`` on each
-    block, the parent merges their ``ReadStats`` into ``stats`` in order and calls ``finish()``.
-    Records, counts and errors are those of ``read_source`` (without sampling or ``extract``).
-
-    Example:
-        >>> reading = BlockReading(Source("fixtures/reference/posts.jsonl", "jsonl"))
-        >>> for block in reading.blocks():
-        ...     records, counted = reading.parse(block)
-        ...     reading.stats.merge(counted)
-        >>> reading.finish()
-    """
-
-    def __init__(self, source: Source, *, text_field: str = "text", id_field: str | None = "id",
-                 on_error: str = "fail", stats: ReadStats | None = None,
-                 max_record_chars: int = DEFAULT_MAX_RECORD_CHARS):
-        from provaudit.records_formats import RowReader
-
-        if source.kind not in BLOCK_KINDS:
-            raise ValueError(f"{source.kind} sources are not read in blocks")
-        self.source = source
-        self.stats = stats if stats is not None else ReadStats()
-        self.reader = RowReader(source, text_field, id_field, on_error, self.stats, None, None, max_record_chars)
-        self.parse = functools.partial(parse_block, source, text_field, id_field, on_error, max_record_chars)
-        self._before = _progress(self.stats)
-
-    def blocks(self, spans: bool = False) -> Iterator[Block]:
-        """``(first_row, bytes)`` of whole lines, about 1 MB each, or ``(first_row, ParquetGroup)``
-        per row group of a Parquet file; ends the source early through the on-error rules when the
-        file cannot be read (gzip errors, I/O errors, a Parquet file without its text column).
-
-        With ``spans``, an uncompressed line file comes as ``(first_row, FileSpan)`` ranges that
-        ``parse`` reads itself: for parsing in other processes, without piping the bytes there.
-        """
-        from provaudit.records_formats import iter_blocks, iter_spans, wrong_format
-        from provaudit.records_tables import parquet_groups
-
-        if self.source.kind == "parquet":
-            yield from parquet_groups(self.reader)
-            return
-        if wrong_format(self.reader):
-            return
-        if spans and not self.source.name.lower().endswith(".gz"):
-            yield from iter_spans(self.reader)
-        else:
-            yield from iter_blocks(self.reader)
-
-    def finish(self) -> None:
-        """After every parsed block was merged: a source without a single record is a problem."""
-        if self.stats.error is None and _progress(self.stats) == self._before:
-            _no_records(self.reader, self.source)
-
-
-def parse_block(source: Source, text_field: str, id_field: str | None, on_error: str, max_record_chars: int,
-                block: Block) -> tuple[Iterator[Record], ReadStats]:
-    """The records of one block of a source (``BlockReading.blocks``), and what reading them counts:
-    the counts are complete once the records are consumed (they stream: a row group is read in
-    batches).
-
-    This is how audit workers read their own input: the parent only cuts the file into blocks.
-    The records are the ones ``read_source`` gives for these rows (without sampling).
-    """
-    from provaudit.records_formats import LINE_PARSERS, FileSpan, RowReader
-    from provaudit.records_tables import ParquetGroup, parquet_group_records
-
-    stats = ReadStats()
-    reader = RowReader(source, text_field, id_field, on_error, stats, None, None, max_record_chars)
-    first_row, data = block
-    if isinstance(data, ParquetGroup):
-        return parquet_group_records(reader, first_row, data), stats
-    if isinstance(data, FileSpan):
-        try:
-            with open(source.name, "rb", buffering=0) as f:
-                data = os.pread(f.fileno(), data.length, data.offset)
-        except OSError as e:
-            reader.fatal(source.name, f"cannot read ({e.strerror or e})")
-            return iter(()), stats
-    return LINE_PARSERS[source.kind](reader, first_row, data), stats
-
-
-def _progress(stats: ReadStats) -> tuple[int, int, int]:
+def rows_seen(stats: ReadStats) -> tuple[int, int, int]:
+    """What ``stats`` has seen of a source; unchanged after reading it means the source had no records."""
     return stats.rows, stats.sampled_out, sum(n for r, n in stats.skipped.items() if r not in NO_TEXT)
 
 
-def _no_records(reader: Any, source: Source) -> None:
+def report_no_records(reader: Any, source: Source) -> None:
     """An input without a single record to read is a problem, not a silent zero."""
     no_text = {r: n for r, n in sorted(reader.stats.skipped.items()) if r in NO_TEXT and n}
     if no_text:

@@ -1,6 +1,6 @@
 """Line-format readers behind ``records.read_source`` (JSON lines, text, JSON arrays), and ``RowReader``.
 
-CSV, Parquet and datasets readers are in ``records_tables``.
+JSON arrays are read by ``records_json``; CSV, Parquet and datasets by ``records_tables``.
 
 Every reader streams: memory is bounded by one record (a line is read with a byte limit,
 ``line_bytes(max_record_chars)``; a text is cut to ``max_record_chars``), never by the file.
@@ -18,13 +18,12 @@ group that cannot be decoded is skipped on its own (its rows are counted).
 
 from __future__ import annotations
 
-import codecs
 import gzip
 import json
 import re
 import zlib
 from collections.abc import Callable, Iterator
-from typing import IO, Any, NamedTuple
+from typing import IO, Any
 
 from provaudit.errors import ConfigError, InputError
 from provaudit.records import ON_ERROR, Extract, ReadStats, Record, Source
@@ -267,52 +266,6 @@ def iter_blocks(reader: RowReader, size: int | None = None) -> Iterator[tuple[in
         reader.fatal(path, f"cannot read ({e.strerror or e})")
 
 
-class FileSpan(NamedTuple):
-    """Bytes ``[offset, offset + length)`` of a source file: whole lines, or the head of an over-long one."""
-
-    offset: int
-    length: int
-
-
-def iter_spans(reader: RowReader, size: int | None = None) -> Iterator[tuple[int, FileSpan]]:
-    """``iter_blocks`` of an uncompressed file as file ranges: ``(first_row, FileSpan)``.
-
-    The file is read here only to find line ends and count rows (into one reused buffer);
-    whoever parses a span reads its bytes itself (``parse_block``), so that the bytes of a
-    target are not copied through a pipe to the process that parses them. An over-long
-    line is a span of its first ``limit + 1`` bytes, as in ``iter_blocks``.
-    """
-    path, limit, size = reader.name, reader.max_line_bytes, size or BLOCK_BYTES
-    buf = bytearray(size)
-    row = 0  # the first row not yet yielded
-    start = 0  # file offset of the first byte not yet yielded: a line start, or in a drained line
-    offset = 0  # file offset of buf[0]
-    draining = False
-    try:
-        with open(path, "rb", buffering=0) as f:
-            while n := f.readinto(buf):
-                nl = buf.rfind(b"\n", 0, n)
-                if draining:
-                    if nl >= 0:
-                        draining, start = False, offset + buf.find(b"\n", 0, n) + 1
-                        if start < offset + nl + 1:
-                            rows = buf.count(b"\n", start - offset, nl + 1)
-                            yield row, FileSpan(start, offset + nl + 1 - start)
-                            row, start = row + rows, offset + nl + 1
-                elif nl >= 0:
-                    rows = buf.count(b"\n", 0, nl + 1)
-                    yield row, FileSpan(start, offset + nl + 1 - start)
-                    row, start = row + rows, offset + nl + 1
-                offset += n
-                if not draining and offset - start > limit:  # the line at ``start`` is over the limit
-                    yield row, FileSpan(start, limit + 1)
-                    row, draining = row + 1, True
-            if not draining and start < offset:  # the last line, without a newline
-                yield row, FileSpan(start, offset - start)
-    except OSError as e:
-        reader.fatal(path, f"cannot read ({e.strerror or e})")
-
-
 def block_lines(limit: int, first_row: int, data: bytes) -> Iterator[tuple[int, bytes, bool]]:
     """``(row, line, complete)`` for the lines of a block, newline included (as ``readline`` gives
     them); a line of over ``limit`` bytes (newline excluded) comes as its first ``limit`` bytes,
@@ -419,123 +372,3 @@ def read_txt(reader: RowReader) -> Iterator[Record]:
         return
     for first, block in iter_blocks(reader):
         yield from _txt_records(reader, first, block)
-
-
-# --- JSON arrays ------------------------------------------------------------------------------------
-class _TooLarge(Exception):
-    pass
-
-
-class _JsonArray:
-    """Streams the elements of a top-level JSON array, with a bounded look-ahead window."""
-
-    _WS = re.compile(r"[ \t\r\n]*")
-    CHUNK = 1 << 20
-
-    def __init__(self, f: IO[bytes], limit: int):
-        self.f, self.limit = f, limit
-        self.utf8 = codecs.getincrementaldecoder("utf-8")()
-        self.decoder = json.JSONDecoder()
-        self.buf, self.pos, self.line, self.eof = "", 0, 1, False
-
-    def fill(self) -> bool:
-        if self.eof:
-            return False
-        if self.pos:
-            self.buf, self.pos = self.buf[self.pos :], 0
-        if len(self.buf) > self.limit:
-            raise _TooLarge
-        chunk = self.f.read(max(self.CHUNK, len(self.buf)))
-        self.eof = not chunk
-        self.buf += self.utf8.decode(chunk, final=self.eof)
-        return True
-
-    def advance(self, end: int) -> None:
-        self.line += self.buf.count("\n", self.pos, end)
-        self.pos = end
-
-    def peek(self) -> str:
-        """The next non-whitespace character ("" at the end of the file)."""
-        while True:
-            m = self._WS.match(self.buf, self.pos)
-            self.advance(m.end() if m else self.pos)
-            if self.pos < len(self.buf):
-                return self.buf[self.pos]
-            if not self.fill():
-                return ""
-
-    def value(self) -> Any:
-        while True:
-            try:
-                obj, end = self.decoder.raw_decode(self.buf, self.pos)
-                if end < len(self.buf) or self.eof:
-                    self.advance(end)
-                    return obj
-            except json.JSONDecodeError as e:  # incomplete (read on) or malformed (raise)?
-                incomplete = e.pos >= len(self.buf) - 64 or e.msg.startswith("Unterminated string")
-                if self.eof or not incomplete:
-                    raise
-            self.fill()
-
-    def location(self, pos: int) -> tuple[int, int]:
-        """(line, column) of ``pos`` in the current window."""
-        line = self.line + self.buf.count("\n", self.pos, pos) if pos >= self.pos else self.line
-        return line, pos - self.buf.rfind("\n", 0, pos)
-
-
-def read_json(reader: RowReader) -> Iterator[Record]:
-    """A ``.json`` file: a top-level array of objects (streamed), or JSON lines."""
-    path = reader.name
-    try:
-        with open(path, "rb") as f:
-            head = f.read(1 << 16).lstrip(_BOM + b" \t\r\n")
-    except OSError as e:
-        reader.fatal(path, f"cannot read ({e.strerror or e})")
-        return
-    if not head.startswith(b"["):
-        yield from read_jsonl(reader)
-        return
-    with open(path, "rb") as f:
-        if f.read(3) != _BOM:
-            f.seek(0)
-        scan = _JsonArray(f, reader.max_line_bytes)
-        row = 0
-        try:
-            scan.peek()
-            scan.advance(scan.pos + 1)  # the "["
-            if scan.peek() == "]":
-                scan.advance(scan.pos + 1)
-            else:
-                while True:
-                    scan.peek()
-                    line = scan.line
-                    obj = scan.value()
-                    if not reader.sampled_out(row):
-                        rec = reader.record(row, obj, line)
-                        if rec is not None:
-                            yield rec
-                    row += 1
-                    nxt = scan.peek()
-                    if nxt == "]":
-                        scan.advance(scan.pos + 1)
-                        break
-                    if nxt != ",":
-                        line, col = scan.location(scan.pos)
-                        found = repr(nxt) if nxt else "the end of the file"
-                        raise json.JSONDecodeError(f"expected ',' or ']' after element {row}, found {found}",
-                                                   scan.buf, scan.pos)
-                    scan.advance(scan.pos + 1)
-            if scan.peek():
-                raise json.JSONDecodeError("extra data after the array", scan.buf, scan.pos)
-        except json.JSONDecodeError as e:
-            line, col = scan.location(e.pos)
-            reader.fatal(f"{path} line {line}", f"{_json_problem(e, col)}; the rest of the file cannot be read: "
-                                                "fix it, or convert it to JSON lines")
-        except UnicodeDecodeError as e:
-            reader.fatal(f"{path} line {scan.line}", f"{_utf8_problem(e)}; {UTF8_HINT}")
-        except _TooLarge:
-            reader.fatal(f"{path} line {scan.line} (element {row + 1})",
-                         f"element is longer than {reader.max_line_bytes} bytes or never ends; "
-                         "raise --max-record-chars, or check the file is complete")
-        except RecursionError:
-            reader.fatal(f"{path} line {scan.line} (element {row + 1})", "malformed JSON (nested too deeply)")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from provaudit import kernels, records, records_formats
+from provaudit import blocks, kernels, records_formats
 from provaudit import api
 from provaudit.cli import cli
 from provaudit.config import IndexConfig
@@ -19,7 +19,7 @@ NAMES = (*FILES, "manifest.json")
 @pytest.fixture
 def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     """Many batches even on the small test corpus, so the pool and the merges really run."""
-    monkeypatch.setattr(records, "BATCH_RECORDS", 16)
+    monkeypatch.setattr(blocks, "BATCH_RECORDS", 16)
     monkeypatch.setattr(records_formats, "BLOCK_BYTES", 4096)
 
 

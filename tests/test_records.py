@@ -11,7 +11,8 @@ import pytest
 
 from provaudit import records_formats
 from provaudit.errors import InputError
-from provaudit.records import BlockReading, ReadStats, expand_sources, read_source
+from provaudit.blocks import BlockReading
+from provaudit.records import ReadStats, expand_sources, read_source
 
 ROWS = [{"id": "a", "text": "first text"}, {"id": "b", "text": "second text"}, {"id": "c", "text": "third"}]
 

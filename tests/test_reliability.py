@@ -421,7 +421,7 @@ def test_readers_stream_a_file_in_bounded_memory(tmp_path: Path, monkeypatch: py
 
     from provaudit.records import expand_sources, read_source
     from provaudit import records_formats
-    from provaudit.records_formats import _JsonArray
+    from provaudit.records_json import _JsonArray
 
     monkeypatch.setattr(_JsonArray, "CHUNK", 1 << 16)
     monkeypatch.setattr(records_formats, "BLOCK_BYTES", 1 << 16)
