@@ -28,7 +28,8 @@ from provaudit.blocks import BLOCK_KINDS, BlockReading, batches
 from provaudit.checkpoint import Checkpoint, SourcePart
 from provaudit.errors import IndexMismatchError, InputError
 from provaudit.figures import SourceTally
-from provaudit.index import Index, IndexWriter, ItemPreparer, Prepared, load_index
+from provaudit.index import Index, load_index
+from provaudit.index_build import IndexWriter, ItemPreparer, Prepared
 from provaudit.engine import MATCH_COLUMNS, BatchResult, BatchRunner, Engine
 from provaudit.match import AnchorPlan
 from provaudit.records import (

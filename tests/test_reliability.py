@@ -462,7 +462,7 @@ def test_outputs_are_identical_across_runs_workers_and_hash_seeds(corpus, tmp_pa
 _KILL_A_WORKER = r"""
 import os, signal, sys
 from click.testing import CliRunner
-from provaudit import engine, index
+from provaudit import engine, index_build
 from provaudit.cli import cli
 
 parent = os.getpid()
@@ -473,7 +473,7 @@ def dies_in_a_worker(real):
         return real(*args, **kwargs)
     return f
 engine.parse_and_evaluate = dies_in_a_worker(engine.parse_and_evaluate)
-index.prepare_parsed = dies_in_a_worker(index.prepare_parsed)
+index_build.prepare_parsed = dies_in_a_worker(index_build.prepare_parsed)
 res = CliRunner().invoke(cli, sys.argv[1:])
 print(res.exit_code)
 print(res.output)
