@@ -14,9 +14,7 @@ import dataclasses
 import functools
 import logging
 import tempfile
-import threading
-from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,16 +22,16 @@ from typing import Any
 
 from provaudit import __version__
 from provaudit.config import AuditConfig, IndexConfig, SampleConfig
-from provaudit.blocks import BLOCK_KINDS, BlockReading, batches
-from provaudit.checkpoint import Checkpoint, SourcePart
-from provaudit.errors import IndexMismatchError, InputError
+from provaudit.checkpoint import Checkpoint
+from provaudit.errors import IndexMismatchError
 from provaudit.figures import SourceTally
 from provaudit.index import Index, load_index
-from provaudit.index_build import IndexWriter, ItemPreparer, Prepared
-from provaudit.engine import MATCH_COLUMNS, BatchResult, BatchRunner, Engine
+from provaudit.index_build import IndexWriter, ItemPreparer
+from provaudit.engine import MATCH_COLUMNS, BatchRunner, Engine
 from provaudit.match import AnchorPlan
+from provaudit.streaming import audit_sources, index_sources
 from provaudit.records import (
-    DEFAULT_MAX_RECORD_CHARS, ReadStats, Source, count_rows, expand_sources, read_source, sha256_file,
+    DEFAULT_MAX_RECORD_CHARS, ReadStats, Source, count_rows, expand_sources, sha256_file,
 )
 from provaudit.sampling import BernoulliSampler, BottomKSampler, sample_shards
 
@@ -104,26 +102,10 @@ def build_index(
     config = (config or IndexConfig()).resolved()
     srcs = expand_sources(sources)
     writer = IndexWriter(dest, config, force=force)
-    inputs: list[InputSummary] = []
-    done = 0
-    stop = threading.Event()  # gives up a source's hashing thread when the build fails
     try:
-        with ItemPreparer(config, workers) as prep, ThreadPoolExecutor(1, "provaudit-sha256") as hasher:
-            try:
-                for src in srcs:
-                    summary = InputSummary(src.name, src.kind, None)
-                    inputs.append(summary)
-                    sha = hasher.submit(_source_sha256, src, on_error, stop)  # hashed while it is read
-                    for ids, rows, texts, items in _prepared(prep, src, text_field, id_field, on_error,
-                                                             summary.stats):
-                        writer.add(ids, [src.name] * len(ids), rows, items, texts)
-                        summary.tokens += int(items.n_tokens.sum())
-                        done += len(ids)
-                        if progress:
-                            progress(src.name, done)
-                    summary.sha256 = sha.result()
-            finally:
-                stop.set()
+        with ItemPreparer(config, workers) as prep:
+            inputs = index_sources(prep, writer, srcs, {"text_field": text_field, "id_field": id_field,
+                                                        "on_error": on_error}, progress)
         manifest = {
             "versions": _versions(),
             "fields": {"text": text_field, "id": id_field},
@@ -136,26 +118,6 @@ def build_index(
     except BaseException:
         writer.abort()
         raise
-
-
-def _prepared(prep: ItemPreparer, src: Source, text_field: str, id_field: str | None, on_error: str,
-              stats: ReadStats) -> Iterator[Prepared]:
-    """The prepared items of one reference source, in order.
-
-    JSON lines, text and Parquet are cut into blocks that the workers read and parse themselves
-    (uncompressed line files as file ranges with any number of workers, so that batches, and the
-    index files, are the same for any number); other formats are parsed here.
-    """
-    if src.kind in BLOCK_KINDS:
-        reading = BlockReading(src, text_field=text_field, id_field=id_field, on_error=on_error, stats=stats)
-        for counted, parts in prep.map_parsed(reading.parse, reading.blocks(spans=True)):
-            stats.merge(counted)
-            yield from parts
-        reading.finish()
-        return
-    recs = read_source(src, text_field=text_field, id_field=id_field, on_error=on_error, stats=stats)
-    for batch, items in prep.map(batches(recs), text_of=lambda r: r.text):
-        yield [r.id for r in batch], [r.row for r in batch], [r.text for r in batch] if prep.config.keep_text else None, items
 
 
 @dataclass
@@ -238,61 +200,6 @@ def _control_engine(control: list[str], index: Index, config: AuditConfig, tmp: 
     return Engine(cidx, config), cidx.manifest.get("inputs", [])
 
 
-def _source_sha256(src: Source, on_error: str, stop: threading.Event | None = None) -> str | None:
-    """The source's sha256; None (the reader then reports the problem) when it cannot be read in skip mode."""
-    try:
-        return src.sha256(stop)
-    except OSError as e:
-        if on_error == "fail":
-            raise InputError(f"{src.name}: cannot read ({e.strerror or e})") from e
-        return None
-
-
-def _audit_source(runner: BatchRunner, src: Source, sha256: str | None, read: dict[str, Any],
-                  keep: Callable[[int], bool] | None, per_record: bool, control: bool,
-                  progress: Progress | None, done: int) -> SourcePart:
-    """Read one source and evaluate its batches (against the reference, and the control when given).
-
-    JSON lines, text and Parquet are cut into blocks (line ranges, row groups) that the workers
-    read and parse themselves (unless sampled: sampling skips rows before parsing them); other
-    formats are parsed here.
-    """
-    part = SourcePart.new(src.name, src.kind, sha256, control)
-    summary, tally = part.summary, part.tally
-    ctrl_summary = InputSummary("control", "control", None)
-
-    def add(results: list[BatchResult]) -> None:
-        res = results[0]
-        res.add_to(summary, part.matches, part.candidates)
-        tally.records += res.records
-        tally.tokens += res.tokens
-        tally.covered += res.covered_tokens
-        if per_record:
-            tally.rows.append(res.rec_rows)
-            tally.rec_tokens.append(res.rec_tokens)
-            tally.rec_covered.append(res.rec_covered)
-        if control and part.control_matches is not None:
-            results[1].add_to(ctrl_summary, part.control_matches, part.control_candidates)
-
-    if src.kind in BLOCK_KINDS and keep is None:
-        reading = BlockReading(src, stats=summary.stats, **read)
-        for stats, block_results in runner.map_parsed(reading.parse, reading.blocks(spans=runner.parallel)):
-            summary.stats.merge(stats)
-            for results in block_results:
-                add(results)
-            if progress:
-                progress(src.name, done + tally.records)
-        reading.finish()
-    else:
-        for results in runner.map(batches(read_source(src, stats=summary.stats, keep=keep, **read))):
-            add(results)
-            if progress:
-                progress(src.name, done + tally.records)
-    tally.population_rows = summary.stats.rows + summary.stats.sampled_out
-    part.control_records_with_matches = ctrl_summary.records_with_matches
-    return part
-
-
 def audit(
     index_dir: Path,
     targets: list[str] | tuple[str, ...],
@@ -362,25 +269,9 @@ def audit(
                 "population": population, "read": read,
             }
             ckpt = Checkpoint(checkpoint, params, resume=resume)
-        parts: list[SourcePart] = []
-        stop = threading.Event()  # gives up a source's hashing thread when the audit fails
         try:
-            with BatchRunner(engines, workers) as runner, ThreadPoolExecutor(1, "provaudit-sha256") as hasher:
-                try:
-                    for src in sources:
-                        part = None
-                        if ckpt is not None and ckpt.has(src.name):  # reused if the file is unchanged
-                            part = ckpt.load(src.name, _source_sha256(src, on_error))
-                        if part is None:
-                            sha = hasher.submit(_source_sha256, src, on_error, stop)  # hashed while it is read
-                            part = _audit_source(runner, src, None, read, filters[src.name], sample.active,
-                                                 bool(control), progress, sum(p.tally.records for p in parts))
-                            part.summary.sha256 = sha.result()
-                            if ckpt is not None:
-                                ckpt.save(part)
-                        parts.append(part)
-                finally:
-                    stop.set()
+            with BatchRunner(engines, workers) as runner:
+                parts = audit_sources(runner, sources, read, filters, sample.active, bool(control), ckpt, progress)
         except BaseException:
             if ckpt is not None:
                 ckpt.keep_or_discard()  # finished sources are kept for --resume

@@ -51,6 +51,11 @@ def batches(records: Iterable[Record]) -> Iterator[list[Record]]:
         yield batch
 
 
+def records_as_given(records: list[Record]) -> tuple[list[Record], ReadStats]:
+    """The ``parse`` of records the parent already read (formats it parses itself, and sampled reads)."""
+    return records, ReadStats()
+
+
 class FileSpan(NamedTuple):
     """Bytes ``[offset, offset + length)`` of a source file: whole lines, or the head of an over-long one."""
 

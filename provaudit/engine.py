@@ -20,7 +20,7 @@ from provaudit.index import Index
 from provaudit.match import (
     anchor_candidates, covered_tokens, hypergeom_cdf, longest_common_run, lsh_candidates, plan_anchors, verify,
 )
-from provaudit.pool import ForkPool, fork_available
+from provaudit.pool import ForkPool, Passthrough, fork_available
 from provaudit.blocks import batches
 from provaudit.records import ReadStats, Record
 from provaudit.shingle import ShingleBatch, shingle_batch, unique_per_record
@@ -239,11 +239,13 @@ class BatchRunner:
             return
         yield from self.pool.imap(_evaluate_in_worker, ((b,) for b in batches))
 
-    def map_parsed(self, parse: Parse[T], raws: Iterable[T]) -> Iterator[tuple[ReadStats, list[list[BatchResult]]]]:
-        """``parse_and_evaluate`` of each raw input, in order: the workers parse their own records,
-        so that the parent only cuts the input into pieces (``parse`` must pickle)."""
+    def stream(self, items: Iterable[tuple[Parse[Any], Any] | Passthrough]) -> Iterator[Any]:
+        """``parse_and_evaluate(parse, raw)`` for every ``(parse, raw)`` item, in order; a
+        ``Passthrough`` item comes out as it is, in its place. The workers read and parse their
+        own records (``parse`` must pickle), and one stream can span many sources, so that the
+        pool stays busy across the boundaries of small files."""
         if self.pool is None:
-            for raw in raws:
-                yield parse_and_evaluate(self.engines, parse, raw)
+            for item in items:
+                yield item if isinstance(item, Passthrough) else parse_and_evaluate(self.engines, *item)
             return
-        yield from self.pool.imap(_parse_and_evaluate_in_worker, ((parse, raw) for raw in raws))
+        yield from self.pool.imap(_parse_and_evaluate_in_worker, items)

@@ -10,7 +10,6 @@ format is described in ``index``.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import json
 import os
@@ -31,7 +30,7 @@ from provaudit.blocks import batches
 from provaudit.config import IndexConfig
 from provaudit.errors import InputError
 from provaudit.index import _RAW, FILES, FORMAT, FORMAT_VERSION, _manifest_checksum, sort_pairs
-from provaudit.pool import ForkPool, fork_available
+from provaudit.pool import ForkPool, Passthrough, fork_available
 from provaudit.records import ReadStats, Record, sha256_file
 from provaudit.shingle import ShingleBatch, shingle_batch, unique_per_record
 from provaudit.sketch import band_keys, signatures
@@ -119,11 +118,6 @@ _WORKER_CONFIG: IndexConfig | None = None  # set in the parent before forking wo
 Prepared = tuple[list[str], list[int], "list[str] | None", PreparedItems]  # ids, rows, texts (keep_text), items
 
 
-def _prepare_in_worker(texts: list[str]) -> PreparedItems:
-    assert _WORKER_CONFIG is not None
-    return prepare_items(texts, _WORKER_CONFIG, sign=False)
-
-
 def prepare_parsed(config: IndexConfig, parse: Callable[[T], tuple[Iterable[Record], ReadStats]], raw: T,
                    sign: bool = True) -> tuple[ReadStats, list[Prepared]]:
     """Parse a block of input (``records.BlockReading.parse``), then ``prepare_items`` it batch by batch."""
@@ -150,8 +144,9 @@ class ItemPreparer:
 
     Example:
         >>> with ItemPreparer(IndexConfig().resolved(), workers=2) as prep:  # doctest: +SKIP
-        ...     for batch, items in prep.map(batches, text_of=lambda r: r.text):
-        ...         writer.add(..., items, None)
+        ...     for stats, parts in prep.stream((reading.parse, block) for block in reading.blocks()):
+        ...         for ids, rows, texts, items in parts:
+        ...             writer.add(ids, sources, rows, items, texts)
     """
 
     def __init__(self, config: IndexConfig, workers: int = 1):
@@ -180,32 +175,21 @@ class ItemPreparer:
         """Whether batches are prepared in worker processes."""
         return self.pool is not None
 
-    def map_parsed(self, parse: Callable[[T], tuple[Iterable[Record], ReadStats]], raws: Iterable[T],
-                   ) -> Iterator[tuple[ReadStats, list[Prepared]]]:
-        """``prepare_parsed`` of every block of input, in order: the workers read and parse their
-        own records (``parse`` must pickle); items come back signed."""
+    def stream(self, items: Iterable[tuple[Callable[[Any], tuple[Iterable[Record], ReadStats]], Any] | Passthrough],
+               ) -> Iterator[Any]:
+        """``prepare_parsed(parse, raw)`` for every ``(parse, raw)`` item, in order, items signed; a
+        ``Passthrough`` item comes out as it is, in its place. The workers read and parse their
+        own records (``parse`` must pickle)."""
         if self.pool is None:
-            for raw in raws:
-                yield prepare_parsed(self.config, parse, raw)
+            for item in items:
+                yield item if isinstance(item, Passthrough) else prepare_parsed(self.config, *item)
             return
-        for stats, parts in self.pool.imap(_prepare_parsed_in_worker, ((parse, raw) for raw in raws)):
+        for out in self.pool.imap(_prepare_parsed_in_worker, items):
+            if isinstance(out, Passthrough):
+                yield out
+                continue
+            stats, parts = out
             yield stats, [(ids, rows, texts, items.signed(self.config)) for ids, rows, texts, items in parts]
-
-    def map(self, batches: Iterable[list[T]], text_of: Callable[[T], str]) -> Iterator[tuple[list[T], PreparedItems]]:
-        """Yield ``(batch, prepare_items(texts of batch))`` for every batch, in order."""
-        if self.pool is None:
-            for b in batches:
-                yield b, prepare_items([text_of(r) for r in b], self.config)
-            return
-        kept: collections.deque[list[T]] = collections.deque()
-
-        def tasks() -> Iterator[tuple[list[str]]]:
-            for b in batches:
-                kept.append(b)
-                yield ([text_of(r) for r in b],)
-
-        for items in self.pool.imap(_prepare_in_worker, tasks()):
-            yield kept.popleft(), items.signed(self.config)
 
 
 _PAIR = np.dtype([("key", "<u8"), ("item", "<u4")])  # packed, 12 bytes

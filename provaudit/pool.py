@@ -26,6 +26,16 @@ from typing import Any
 from provaudit.errors import ProvauditError
 
 
+class Passthrough:
+    """An item of ``ForkPool.imap``'s input that is not run: it comes out as it is, in its place
+    among the results (a marker such as "a new source starts here")."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any):
+        self.value = value
+
+
 class WorkerDied(ProvauditError):
     """A worker process ended abruptly (killed, out of memory). CLI: exit 1, nothing written."""
 
@@ -60,8 +70,8 @@ class ForkPool:
                 p.kill()
         ex.shutdown(wait=True, cancel_futures=exc_type is not None)
 
-    def imap(self, fn: Callable[..., Any], tasks: Iterable[tuple[Any, ...]]) -> Iterator[Any]:
-        """``fn(*args)`` for every ``args`` of ``tasks``, in order.
+    def imap(self, fn: Callable[..., Any], tasks: Iterable[tuple[Any, ...] | Passthrough]) -> Iterator[Any]:
+        """``fn(*args)`` for every ``args`` of ``tasks``, in order (a ``Passthrough`` comes out as it is).
 
         An input error raised while producing the next task is raised after the results of
         the tasks before it were collected (one of them may hold an earlier error).
@@ -82,6 +92,11 @@ class ForkPool:
                     for f in pending:  # input before the problem first
                         f.result()
                     raise
+                if isinstance(args, Passthrough):
+                    done: Future[Any] = Future()
+                    done.set_result(args)
+                    pending.append(done)
+                    continue
                 pending.append(self.executor.submit(fn, *args))
                 if len(pending) >= 2 * self.workers:
                     yield pending.popleft().result()

@@ -113,3 +113,40 @@ def test_the_first_problem_in_input_order_is_reported_with_workers(corpus_index,
             api.audit(corpus_index, [str(tmp_path / "t.jsonl.gz")], workers=workers, on_error="fail")
         messages.append(str(e.value))
     assert messages[0] == messages[1] and "t.jsonl.gz line 4: malformed JSON" in messages[0]
+
+
+def test_many_small_sources_stream_through_one_pool(corpus, corpus_index, tmp_path) -> None:
+    """Sources of every reading path (blocks, row groups, parent-parsed CSV) interleave in one stream;
+    results, per-source counts and sampling equal the 1-worker run."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from provaudit.config import SampleConfig
+
+    rows = [json.loads(line) for line in corpus[3].read_text().splitlines()]
+    d = tmp_path / "shards"
+    d.mkdir()
+    for i in range(0, len(rows), 25):
+        chunk, k = rows[i:i + 25], i // 25
+        if k % 3 == 0:
+            pq.write_table(pa.Table.from_pylist(chunk), d / f"s{k:03}.parquet", row_group_size=7)
+        elif k % 3 == 1:
+            (d / f"s{k:03}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in chunk))
+        else:
+            import csv
+
+            with open(d / f"s{k:03}.csv", "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=["id", "text"])
+                w.writeheader()
+                w.writerows({"id": r["id"], "text": r["text"]} for r in chunk)
+    assert len(list(d.iterdir())) >= 6
+    for sample in (None, SampleConfig(0.5, None, 3)):
+        one = api.audit(corpus_index, [str(d)], workers=1, sample=sample)
+        two = api.audit(corpus_index, [str(d)], workers=2, sample=sample)
+        assert one.matches == two.matches and len(one.matches["reference_id"]) > 0
+        assert [i.to_dict() for i in one.inputs] == [i.to_dict() for i in two.inputs]
+        assert [(t.source, t.records, t.tokens, t.covered) for t in one.tallies] == \
+               [(t.source, t.records, t.tokens, t.covered) for t in two.tallies]
+        assert one.target_records == two.target_records
