@@ -181,7 +181,7 @@ class Checkpoint:
         files = {}
         for name, table in tables.items():
             data = _table_bytes(table)
-            write_file_atomic(self.dir / f"{key}.{name}.parquet", data)
+            write_file_atomic(self.dir / f"{key}.{name}.parquet", data, durable=False)  # verified on load
             files[name] = {"file": f"{key}.{name}.parquet", "sha256": hashlib.sha256(data).hexdigest()}
         s = part.summary
         meta = {
@@ -192,8 +192,8 @@ class Checkpoint:
             "candidates": part.candidates, "control_candidates": part.control_candidates,
             "control_records_with_matches": part.control_records_with_matches, "files": files,
         }
-        write_file_atomic(self.dir / f"{key}.json",
-                          (json.dumps(meta, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"))
+        text = json.dumps(meta, sort_keys=True, ensure_ascii=False) + "\n"
+        write_file_atomic(self.dir / f"{key}.json", text.encode("utf-8"), durable=False)  # parsed and checked on load
 
     def keep_or_discard(self) -> None:
         """After a failed or interrupted run: keep the checkpoint if it holds a finished source, else remove it."""

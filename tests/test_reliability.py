@@ -233,6 +233,31 @@ def test_resume_recomputes_changed_sources_and_restarts_on_changed_parameters(co
     other.checkpoint.discard()
 
 
+def test_damaged_checkpoint_files_are_recomputed(corpus, corpus_index, tmp_path) -> None:
+    """Checkpoints are written without fsync (verified on load instead): what a power loss can leave
+    (an empty or zero-filled file, a short one) is recomputed, never trusted."""
+    lines = corpus[3].read_text().splitlines(keepends=True)
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    for i in range(5):
+        (shards / f"t{i}.jsonl").write_text("".join(lines[i::5]))
+    ckpt = partial_dir(tmp_path / "out")
+    with pytest.raises(KeyboardInterrupt):
+        api.audit(corpus_index, [str(shards)], checkpoint=ckpt, progress=_interrupt_after(4))
+    metas = sorted(ckpt.glob("src-*.json"))
+    assert len(metas) == 4
+    metas[0].write_bytes(b"")
+    metas[1].write_bytes(b"\0" * 200)
+    table = metas[2].with_suffix(".matches.parquet")
+    table.write_bytes(table.read_bytes()[:-10])
+    resumed = api.audit(corpus_index, [str(shards)], checkpoint=ckpt, resume=True)
+    assert resumed.resumed_sources == 1
+    assert resumed.checkpoint is not None
+    resumed.checkpoint.discard()
+    fresh = api.audit(corpus_index, [str(shards)])
+    assert resumed.matches == fresh.matches and resumed.target_records == fresh.target_records
+
+
 def test_a_checkpoint_is_locked_against_a_second_audit(tmp_path: Path) -> None:
     first = Checkpoint(tmp_path / ".out.partial", {"a": 1}, resume=False)
     with pytest.raises(OutputExistsError, match="another provaudit audit is writing this output"):
