@@ -10,11 +10,13 @@ An audit writing to ``OUT`` keeps its finished sources in the hidden sibling dir
                                counts, tallies, candidate counters, and the sha256 of
     src-<key>.matches.parquet  its verified pairs (and, with a control set,
     src-<key>.control.parquet  the control's pairs; with sampling, the per-record
-    src-<key>.tally.parquet    arrays)
+    src-<key>.tally.parquet    arrays); tables of up to ``INLINE_ROWS`` rows are kept
+                               in the ``.json`` instead (one small file per small source)
 
-Every file is written atomically (temporary file, fsync, rename); the ``.json`` comes
-last and names the hashes of the others, so a source killed half-way is simply not
-there, and a damaged file makes its source be recomputed. A resumed source is used
+Every file is written atomically (temporary file, rename; not fsynced: every file is
+verified when resumed); the ``.json`` comes last and names the hashes of the others (and
+carries one of its own content), so a source killed half-way is simply not there, and a
+damaged file makes its source be recomputed. A resumed source is used
 only when its file's sha256 is unchanged (hub datasets, which have none, are always
 re-read). The audit holds a lock on the directory, so two audits cannot share an
 output. JSON and Parquet only: nothing is unpickled. The directory is removed when the
@@ -46,8 +48,9 @@ if TYPE_CHECKING:
     from provaudit.api import InputSummary
 
 FORMAT = "provaudit-audit-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: small tables inline in the source's JSON, which carries a checksum
 _TALLY_SCHEMA = pa.schema([("row", pa.int64()), ("tokens", pa.int64()), ("covered", pa.int64())])
+INLINE_ROWS = 256  # smaller tables go into the source's JSON (JSON numbers round-trip Python floats exactly)
 
 
 def partial_dir(out: Path) -> Path:
@@ -84,6 +87,12 @@ class SourcePart:
 
         return cls(InputSummary(source, kind, sha256), SourceTally(source),
                    control_matches=empty_matches() if control else None)
+
+
+def _checksum(meta: dict[str, Any]) -> str:
+    """sha256 of a source's JSON content (without this field): a changed byte makes it be recomputed."""
+    body = {k: v for k, v in meta.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
 def _table_bytes(table: pa.Table) -> bytes:
@@ -153,14 +162,14 @@ class Checkpoint:
         key = self._key(source)
         try:
             meta = json.loads((self.dir / f"{key}.json").read_text(encoding="utf-8"))
-            if meta.get("source") != source or meta.get("sha256") != sha256:
+            if meta.get("source") != source or meta.get("sha256") != sha256 or meta.get("checksum") != _checksum(meta):
                 return None
-            tables = {}
+            tables: dict[str, dict[str, list[Any]]] = {k: dict(v) for k, v in meta["inline"].items()}
             for name, info in meta["files"].items():
                 path = self.dir / info["file"]
                 if sha256_file(path) != info["sha256"]:
                     return None
-                tables[name] = arrow.read_table(path)
+                tables[name] = arrow.read_table(path).to_pydict()
             part = _from_saved(meta, tables)
         except (OSError, ValueError, KeyError, TypeError, pa.ArrowException):
             return None
@@ -178,8 +187,12 @@ class Checkpoint:
             tables["tally"] = pa.Table.from_arrays(
                 [arrow.array(np.concatenate(a).astype(np.int64), pa.int64()) for a in (t.rows, t.rec_tokens, t.rec_covered)],
                 schema=_TALLY_SCHEMA)
-        files = {}
+        files: dict[str, Any] = {}
+        inline: dict[str, Any] = {}
         for name, table in tables.items():
+            if table.num_rows <= INLINE_ROWS:
+                inline[name] = table.to_pydict()
+                continue
             data = _table_bytes(table)
             write_file_atomic(self.dir / f"{key}.{name}.parquet", data, durable=False)  # verified on load
             files[name] = {"file": f"{key}.{name}.parquet", "sha256": hashlib.sha256(data).hexdigest()}
@@ -190,8 +203,9 @@ class Checkpoint:
             "tally": {"population_rows": t.population_rows, "records": t.records, "tokens": t.tokens,
                       "covered": t.covered},
             "candidates": part.candidates, "control_candidates": part.control_candidates,
-            "control_records_with_matches": part.control_records_with_matches, "files": files,
+            "control_records_with_matches": part.control_records_with_matches, "files": files, "inline": inline,
         }
+        meta["checksum"] = _checksum(meta)
         text = json.dumps(meta, sort_keys=True, ensure_ascii=False) + "\n"
         write_file_atomic(self.dir / f"{key}.json", text.encode("utf-8"), durable=False)  # parsed and checked on load
 
@@ -220,7 +234,7 @@ class Checkpoint:
         unlock(getattr(self, "_fd", None))
 
 
-def _from_saved(meta: dict[str, Any], tables: dict[str, pa.Table]) -> SourcePart:
+def _from_saved(meta: dict[str, Any], tables: dict[str, dict[str, list[Any]]]) -> SourcePart:
     from provaudit.api import InputSummary
 
     summary = InputSummary(meta["source"], meta["kind"], meta["sha256"], ReadStats.from_dict(meta["stats"]),
@@ -230,9 +244,10 @@ def _from_saved(meta: dict[str, Any], tables: dict[str, pa.Table]) -> SourcePart
                         int(tm["covered"]))
     if "tally" in tables:
         cols = tables["tally"]
-        tally.rows = [arrow.to_numpy(cols.column("row"), np.int64)]
-        tally.rec_tokens = [arrow.to_numpy(cols.column("tokens"), np.int64)]
-        tally.rec_covered = [arrow.to_numpy(cols.column("covered"), np.int64)]
-    control = tables["control"].to_pydict() if "control" in tables else None
-    return SourcePart(summary, tally, tables["matches"].to_pydict(), dict(meta["candidates"]), control,
+        tally.rows = [np.asarray(cols["row"], dtype=np.int64)]
+        tally.rec_tokens = [np.asarray(cols["tokens"], dtype=np.int64)]
+        tally.rec_covered = [np.asarray(cols["covered"], dtype=np.int64)]
+    if set(tables["matches"]) != set(MATCH_COLUMNS):
+        raise KeyError("matches columns")
+    return SourcePart(summary, tally, tables["matches"], dict(meta["candidates"]), tables.get("control"),
                       dict(meta["control_candidates"]), int(meta["control_records_with_matches"]))

@@ -235,7 +235,7 @@ def test_resume_recomputes_changed_sources_and_restarts_on_changed_parameters(co
 
 def test_damaged_checkpoint_files_are_recomputed(corpus, corpus_index, tmp_path) -> None:
     """Checkpoints are written without fsync (verified on load instead): what a power loss can leave
-    (an empty or zero-filled file, a short one) is recomputed, never trusted."""
+    (an empty or zero-filled file) or a changed byte is recomputed, never trusted."""
     lines = corpus[3].read_text().splitlines(keepends=True)
     shards = tmp_path / "shards"
     shards.mkdir()
@@ -248,14 +248,40 @@ def test_damaged_checkpoint_files_are_recomputed(corpus, corpus_index, tmp_path)
     assert len(metas) == 4
     metas[0].write_bytes(b"")
     metas[1].write_bytes(b"\0" * 200)
-    table = metas[2].with_suffix(".matches.parquet")
-    table.write_bytes(table.read_bytes()[:-10])
+    changed = json.loads(metas[2].read_text())  # valid JSON, one number changed: caught by its checksum
+    changed["tokens"] += 1
+    metas[2].write_text(json.dumps(changed))
     resumed = api.audit(corpus_index, [str(shards)], checkpoint=ckpt, resume=True)
     assert resumed.resumed_sources == 1
     assert resumed.checkpoint is not None
     resumed.checkpoint.discard()
     fresh = api.audit(corpus_index, [str(shards)])
     assert resumed.matches == fresh.matches and resumed.target_records == fresh.target_records
+
+
+def test_checkpoint_tables_inline_or_parquet_round_trip_exactly(tmp_path: Path) -> None:
+    from provaudit.checkpoint import INLINE_ROWS, SourcePart
+    from provaudit.engine import MATCH_COLUMNS
+
+    for n in (3, INLINE_ROWS + 1):
+        part = SourcePart.new("x.jsonl", "jsonl", "ab" * 32, control=False)
+        for i in range(n):
+            row = (f"ref{i}", f"t{i}", "x.jsonl", i, 1 / 3 + i, 0.1 * i, 2 / 7, i + 3, 5, 8, 9, 100, 12,
+                   "anchor+lsh", 1 - 1e-12 * i, "" if i % 2 else "short_item")
+            for c, v in zip(MATCH_COLUMNS, row):
+                part.matches[c].append(v)
+        ck = Checkpoint(tmp_path / f"c{n}", {"p": 1}, resume=False)
+        ck.save(part)
+        ck.close()
+        again = Checkpoint(tmp_path / f"c{n}", {"p": 1}, resume=True)
+        loaded = again.load("x.jsonl", "ab" * 32)
+        assert loaded is not None and loaded.matches == part.matches
+        tables = list((tmp_path / f"c{n}").glob("*.matches.parquet"))
+        assert len(tables) == (n > INLINE_ROWS)
+        if tables:
+            tables[0].write_bytes(tables[0].read_bytes()[:-10])
+            assert again.load("x.jsonl", "ab" * 32) is None
+        again.close()
 
 
 def test_a_checkpoint_is_locked_against_a_second_audit(tmp_path: Path) -> None:
