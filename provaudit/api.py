@@ -187,7 +187,7 @@ def _control_engine(control: list[str], index: Index, config: AuditConfig, tmp: 
                     text_field: str, id_field: str | None, on_error: str) -> tuple[Engine, list[dict[str, Any]]]:
     """An engine over the negative-control set: an index directory, or sources indexed now."""
     if len(control) == 1 and (Path(control[0]) / "manifest.json").is_file():
-        cidx = load_index(Path(control[0]))
+        cidx = load_index(Path(control[0]), signatures=False)
         if cidx.manifest["fingerprint"] != index.manifest["fingerprint"]:
             raise IndexMismatchError(
                 f"{control[0]}: control index parameters {cidx.manifest['fingerprint']} differ from the "
@@ -196,7 +196,7 @@ def _control_engine(control: list[str], index: Index, config: AuditConfig, tmp: 
     else:
         cfg = dataclasses.replace(index.config, keep_text=False)
         build_index(control, tmp / "control.idx", cfg, text_field=text_field, id_field=id_field, on_error=on_error)
-        cidx = load_index(tmp / "control.idx")
+        cidx = load_index(tmp / "control.idx", signatures=False)
     return Engine(cidx, config), cidx.manifest.get("inputs", [])
 
 
@@ -243,7 +243,7 @@ def audit(
     """
     config = config or AuditConfig()
     sample = sample or SampleConfig()
-    index = load_index(index_dir)
+    index = load_index(index_dir, signatures=False)  # every file the audit reads is verified
     ignored: list[str] = []
     sources: list[Source] = expand_sources(targets, ignored)
     sampled_shards = None

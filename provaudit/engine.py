@@ -64,6 +64,17 @@ class BatchResult:
             candidates[k] = candidates.get(k, 0) + v
 
 
+def item_signatures(index: Index, items: np.ndarray) -> np.ndarray:
+    """MinHash signatures of reference items, computed from their stored shingle sequences: the
+    values the index build stored in ``signatures.u32``, which audits do not read."""
+    lo, hi = index.seq_offsets[items], index.seq_offsets[items + 1]
+    offsets = np.zeros(len(items) + 1, dtype=np.int64)
+    np.cumsum(hi - lo, out=offsets[1:])
+    parts = [index.seq_hashes[a:b] for a, b in zip(lo.tolist(), hi.tolist())]
+    hashes = np.concatenate(parts) if parts else np.zeros(0, np.uint64)
+    return signatures(ShingleBatch(hashes, offsets, index.n_tokens[items]), index.config.num_perm, index.config.seed)
+
+
 def subbatch(sb: ShingleBatch, recs: np.ndarray) -> ShingleBatch:
     """The records ``recs`` of a batch, as a batch of their own."""
     lo, hi = sb.offsets[recs], sb.offsets[recs + 1]
@@ -126,7 +137,10 @@ class Engine:
         lsh_eligible = np.zeros(len(batch), dtype=bool)
         lsh_eligible[eligible] = True
         matched: dict[int, list[int]] = {}
-        for p in np.flatnonzero(keep):
+        kept = np.flatnonzero(keep)
+        reported = np.unique(items[kept])  # their signatures, from their sequences (= the stored ones)
+        item_sig = dict(zip(reported.tolist(), item_signatures(idx, reported)))
+        for p in kept:
             rec, item = int(recs[p]), int(items[p])
             record = batch[rec]
             ref_seq, tgt_seq = idx.sequence(item), sb.record(rec)
@@ -139,7 +153,7 @@ class Engine:
             prob = self.detection_probability(item, int(overlap[p]), float(jaccard[p]), bool(lsh_eligible[rec]))
             out.rows.append((
                 idx.ids[item].as_py(), record.id, record.source, record.row, float(jaccard[p]),
-                float(containment[p]), float(estimate_jaccard(idx.signatures[item], sig_of[rec])),
+                float(containment[p]), float(estimate_jaccard(item_sig[item], sig_of[rec])),
                 run + width - 1 if run else 0, int(overlap[p]), int(ref_n[p]), int(tgt_n[p]), n_tok,
                 covered_tokens(tgt_seq, np.unique(ref_seq), n_tok, icfg.ngram),
                 "+".join(k for k, v in (("anchor", by_anchor[p]), ("lsh", by_lsh[p])) if v),

@@ -118,7 +118,7 @@ class Index:
         ids: Reference item ids (pyarrow StringArray, by item number).
         n_tokens, n_shingles: Per item token count and distinct shingle count.
         seq_offsets, seq_hashes: Shingle hash sequences (text order) of all items.
-        signatures: uint32 ``(items, num_perm)``.
+        signatures: uint32 ``(items, num_perm)``; None when loaded with ``signatures=False``.
         band_keys, band_items, anchor_keys, anchor_items: Sorted lookup tables.
         band_table, anchor_table: The same keys with a lookup directory (``KeyTable``).
         items: The items table (ids, sources, rows, counts, optional text).
@@ -133,7 +133,7 @@ class Index:
     n_shingles: np.ndarray
     seq_offsets: np.ndarray
     seq_hashes: np.ndarray
-    signatures: np.ndarray
+    signatures: np.ndarray | None  # None when loaded without them (audits)
     band_keys: np.ndarray
     band_items: np.ndarray
     anchor_keys: np.ndarray
@@ -191,11 +191,17 @@ def read_manifest(path: Path) -> dict[str, Any]:
     return manifest
 
 
-def load_index(path: Path, *, verify: bool = True) -> Index:
+def load_index(path: Path, *, verify: bool = True, signatures: bool = True) -> Index:
     """Load an index directory, checking its format version and file hashes.
 
     The files are hashed on two threads (hashlib releases the GIL) while they are read; a file
     that does not match its manifest hash is reported before any other problem.
+
+    Args:
+        signatures: Also map (and verify) ``signatures.u32``. Audits do not read the stored
+            signatures (they recompute the few they report from the items' shingle sequences),
+            so they skip the largest file: every file that is read is verified, and only those
+            (``signatures.u32`` is then only checked for its size).
 
     Raises:
         IndexFormatError: on a missing, changed, truncated or unreadable file.
@@ -211,13 +217,14 @@ def load_index(path: Path, *, verify: bool = True) -> Index:
     for name in FILES:
         if not (path / name).is_file():
             raise IndexFormatError(f"{path}: missing {name}")
+    read = [n for n in FILES if signatures or n != "signatures.u32"]
     problem: Exception | None = None
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="provaudit-verify") as pool:
-        largest_first = sorted(FILES, key=lambda n: -(path / n).stat().st_size) if verify else []
+        largest_first = sorted(read, key=lambda n: -(path / n).stat().st_size) if verify else []
         hashing = {n: pool.submit(sha256_file, path / n) for n in largest_first}
         try:
             items = pq.ParquetFile(path / "items.parquet", memory_map=True).read()
-            raw = {name: _raw(path / name) for name in _RAW}
+            raw = {name: _raw(path / name) for name in _RAW if name in read}
         except (pa.ArrowException, OSError, IndexFormatError) as e:
             problem = e
     for name in FILES:
@@ -233,8 +240,9 @@ def load_index(path: Path, *, verify: bool = True) -> Index:
     n_seq = arrow.to_numpy(items.column("n_seq"), np.int32)
     seq_offsets = np.zeros(len(n_seq) + 1, dtype=np.int64)
     np.cumsum(n_seq, out=seq_offsets[1:])
-    seq_hashes, signatures = raw["sequences.u64"], raw["signatures.u32"]
-    if len(seq_hashes) != seq_offsets[-1] or len(signatures) != len(items) * config.num_perm:
+    seq_hashes = raw["sequences.u64"]
+    n_sigs = len(raw["signatures.u32"]) if signatures else (path / "signatures.u32").stat().st_size // 4
+    if len(seq_hashes) != seq_offsets[-1] or n_sigs != len(items) * config.num_perm:
         raise IndexFormatError(f"{path}: sequences or signatures do not match items.parquet")
     band_keys, anchor_keys = raw["band_keys.u64"], raw["anchor_keys.u64"]
     if len(band_keys) != len(raw["band_items.u32"]) or len(anchor_keys) != len(raw["anchor_items.u32"]):
@@ -249,7 +257,7 @@ def load_index(path: Path, *, verify: bool = True) -> Index:
         n_shingles=arrow.to_numpy(items.column("n_shingles"), np.int32).astype(np.int64),
         seq_offsets=seq_offsets,
         seq_hashes=seq_hashes,
-        signatures=signatures.reshape(len(items), config.num_perm),
+        signatures=raw["signatures.u32"].reshape(len(items), config.num_perm) if signatures else None,
         band_keys=band_keys,
         band_items=raw["band_items.u32"],
         anchor_keys=anchor_keys,

@@ -320,7 +320,7 @@ def audit_outputs(
         InputError: naming file and line on an unreadable or malformed sample.
     """
     config, rules = config or AuditConfig(), rules or VerdictRules()
-    index = load_index(index_dir)
+    index = load_index(index_dir, signatures=False)
     _check_index(index.config, rules)
     need = _plan_requirements(index, rules, config)
     engine = Engine(index, dataclasses.replace(config, min_containment=need.search_containment, min_jaccard=1.0))

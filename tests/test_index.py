@@ -105,3 +105,41 @@ def test_duplicate_reference_ids_are_an_error(tmp_path) -> None:
     src.write_text('{"id": "a", "text": "one two three"}\n{"id": "a", "text": "four five six"}\n')
     with pytest.raises(InputError, match=r"duplicate reference id 'a' \(first at .*ref.jsonl row 1\)"):
         api.build_index([str(src)], tmp_path / "idx")
+
+
+@pytest.mark.parametrize("kw", [{}, {"unit": "char", "ngram": 5, "num_perm": 64}, {"hash": "sha1", "seed": 7}])
+def test_signatures_recomputed_from_sequences_equal_the_stored_ones(corpus, tmp_path, kw) -> None:
+    """Audits report estimated Jaccard from item signatures recomputed from the stored shingle
+    sequences instead of reading signatures.u32; they must be those very values."""
+    import numpy as np
+
+    from provaudit.engine import item_signatures
+
+    _build(corpus[2], tmp_path / "idx", **kw)
+    idx = load_index(tmp_path / "idx")
+    assert idx.signatures is not None
+    everything = np.arange(len(idx))
+    assert np.array_equal(item_signatures(idx, everything), idx.signatures)
+    assert load_index(tmp_path / "idx", signatures=False).signatures is None
+
+
+def test_audits_verify_what_they_read_and_not_the_stored_signatures(corpus, corpus_index, tmp_path) -> None:
+    import shutil
+
+    intact = api.audit(corpus_index, [str(corpus[3])])
+    dest = tmp_path / "idx"
+    shutil.copytree(corpus_index, dest)
+    data = bytearray((dest / "signatures.u32").read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (dest / "signatures.u32").write_bytes(bytes(data))
+    with pytest.raises(IndexFormatError, match="signatures.u32: sha256 does not match"):
+        load_index(dest)  # a full load (provaudit info) still refuses it
+    assert api.audit(dest, [str(corpus[3])]).matches == intact.matches  # the audit never reads it
+    (dest / "signatures.u32").write_bytes(bytes(data[:-4]))
+    with pytest.raises(IndexFormatError, match="sequences or signatures do not match items.parquet"):
+        api.audit(dest, [str(corpus[3])])
+    data = bytearray((dest / "sequences.u64").read_bytes())
+    data[len(data) // 3] ^= 0x01
+    (dest / "sequences.u64").write_bytes(bytes(data))
+    with pytest.raises(IndexFormatError, match="sequences.u64: sha256 does not match"):
+        api.audit(dest, [str(corpus[3])])
