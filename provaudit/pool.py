@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -56,19 +57,28 @@ class ForkPool:
         self.executor: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> ForkPool:
-        self.executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork"))
-        for f in [self.executor.submit(_ready) for _ in range(self.workers)]:  # fork every worker now
-            f.result()
+        gc.freeze()  # the parent's objects stay out of the workers' collections: fewer copy-on-write pages
+        try:
+            self.executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork"))
+            for f in [self.executor.submit(_ready) for _ in range(self.workers)]:  # fork every worker now
+                f.result()
+        except BaseException as e:
+            self.__exit__(type(e), e, None)
+            gc.unfreeze()
+            raise
         return self
 
     def __exit__(self, exc_type: object, *exc: object) -> None:
         ex, self.executor = self.executor, None
         if ex is None:
             return
-        if exc_type is not None:  # error or interrupt: do not wait for queued work
-            for p in list(getattr(ex, "_processes", {}).values()):
-                p.kill()
-        ex.shutdown(wait=True, cancel_futures=exc_type is not None)
+        try:
+            if exc_type is not None:  # error or interrupt: do not wait for queued work
+                for p in list(getattr(ex, "_processes", {}).values()):
+                    p.kill()
+            ex.shutdown(wait=True, cancel_futures=exc_type is not None)
+        finally:
+            gc.unfreeze()
 
     def imap(self, fn: Callable[..., Any], tasks: Iterable[tuple[Any, ...] | Passthrough]) -> Iterator[Any]:
         """``fn(*args)`` for every ``args`` of ``tasks``, in order (a ``Passthrough`` comes out as it is).
