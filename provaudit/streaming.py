@@ -24,7 +24,7 @@ from provaudit.engine import BatchResult, BatchRunner
 from provaudit.errors import InputError
 from provaudit.index_build import IndexWriter, ItemPreparer
 from provaudit.pool import Passthrough
-from provaudit.records import Source, read_source
+from provaudit.records import ReadStats, Source, read_source
 
 if TYPE_CHECKING:
     from provaudit.api import InputSummary, Progress
@@ -44,6 +44,17 @@ def _source_sha256(src: Source, on_error: str, stop: threading.Event | None = No
         if on_error == "fail":
             raise InputError(f"{src.name}: cannot read ({e.strerror or e})") from e
         return None
+
+
+def _source_tasks(src: Source, stats: ReadStats, read: dict[str, Any], keep: Callable[[int], bool] | None,
+                  spans: bool) -> tuple[BlockReading | None, Iterator[Any]]:
+    """One source's tasks: its blocks, read and parsed by the workers (JSON lines, text and
+    Parquet, unsampled), or record batches the parent reads (other formats, sampled reads);
+    and the BlockReading to ``finish`` once its results are in."""
+    if src.kind in BLOCK_KINDS and keep is None:
+        reading = BlockReading(src, stats=stats, **read)
+        return reading, ((reading.parse, block) for block in reading.blocks(spans=spans))
+    return None, ((records_as_given, b) for b in batches(read_source(src, stats=stats, keep=keep, **read)))
 
 
 # --- audits ----------------------------------------------------------------------------------------
@@ -75,14 +86,8 @@ def _audit_tasks(sources: list[Source], read: dict[str, Any], filters: dict[str,
         cur = _Open(SourcePart.new(src.name, src.kind, None, control),
                     hasher.submit(_source_sha256, src, on_error, stop))  # hashed while it is read
         yield Passthrough(cur)
-        keep, stats = filters[src.name], cur.part.summary.stats
-        if src.kind in BLOCK_KINDS and keep is None:
-            cur.reading = BlockReading(src, stats=stats, **read)
-            for block in cur.reading.blocks(spans=spans):
-                yield cur.reading.parse, block
-        else:
-            for batch in batches(read_source(src, stats=stats, keep=keep, **read)):
-                yield records_as_given, batch
+        cur.reading, tasks = _source_tasks(src, cur.part.summary.stats, read, filters[src.name], spans)
+        yield from tasks
         yield Passthrough(None)
 
 
@@ -166,13 +171,8 @@ def _index_tasks(sources: list[Source], read: dict[str, Any], hasher: ThreadPool
     for src in sources:
         cur = _Building(_summary(src.name, src.kind), hasher.submit(_source_sha256, src, read["on_error"], stop))
         yield Passthrough(cur)
-        if src.kind in BLOCK_KINDS:
-            cur.reading = BlockReading(src, stats=cur.summary.stats, **read)
-            for block in cur.reading.blocks(spans=True):
-                yield cur.reading.parse, block
-        else:
-            for batch in batches(read_source(src, stats=cur.summary.stats, **read)):
-                yield records_as_given, batch
+        cur.reading, tasks = _source_tasks(src, cur.summary.stats, read, None, True)
+        yield from tasks
         yield Passthrough(None)
 
 
