@@ -303,6 +303,24 @@ void pa_band_keys(const u32 *sigs, i64 n, i64 num_perm, i64 bands, i64 rows, u64
     }
 }
 
+static void sort_distinct(u64 *v, i64 *m, u64 *tmp) {  /* sort v[0:*m] ascending, drop repeats */
+    i64 n = *m;
+    if (n > 64) {
+        radix8(v, NULL, n, tmp, NULL);
+    } else {
+        for (i64 i = 1; i < n; i++) {
+            u64 x = v[i];
+            i64 j = i;
+            while (j > 0 && v[j - 1] > x) { v[j] = v[j - 1]; j--; }
+            v[j] = x;
+        }
+    }
+    i64 w = 0;
+    for (i64 i = 0; i < n; i++)
+        if (i == 0 || v[i] != v[w - 1]) v[w++] = v[i];
+    *m = w;
+}
+
 /* Per record, the distinct hashes ascending. out: room for all hashes; new_offsets: n+1.
  * Returns the number written. */
 i64 pa_unique_sorted(const u64 *hashes, const i64 *offsets, i64 n, u64 *out, i64 *new_offsets) {
@@ -313,21 +331,9 @@ i64 pa_unique_sorted(const u64 *hashes, const i64 *offsets, i64 n, u64 *out, i64
         i64 lo = offsets[r], m = offsets[r + 1] - lo;
         u64 *o = out + k;
         memcpy(o, hashes + lo, m * sizeof(u64));
-        if (m > 64) {
-            if (m > cap) { free(scratch); cap = 2 * m; scratch = (u64 *)malloc(cap * sizeof(u64)); }
-            radix8(o, NULL, m, scratch, NULL);
-        } else {
-            for (i64 i = 1; i < m; i++) {
-                u64 v = o[i];
-                i64 j = i;
-                while (j > 0 && o[j - 1] > v) { o[j] = o[j - 1]; j--; }
-                o[j] = v;
-            }
-        }
-        i64 w = 0;
-        for (i64 i = 0; i < m; i++)
-            if (i == 0 || o[i] != o[w - 1]) o[w++] = o[i];
-        k += w;
+        if (m > 64 && m > cap) { free(scratch); cap = 2 * m; scratch = (u64 *)malloc(cap * sizeof(u64)); }
+        sort_distinct(o, &m, scratch);
+        k += m;
         new_offsets[r + 1] = k;
     }
     free(scratch);
@@ -368,31 +374,10 @@ i64 pa_probe_hits(const u64 *keys, const i64 *dir, int shift, const u64 *q, i64 
 
 /* ---------------------------------------------------------------- evidence --- */
 static i64 bsearch_u64(const u64 *a, i64 n, u64 q) {  /* position of q in sorted a, or -1 */
-    i64 lo = 0, hi = n;
-    while (lo < hi) {
-        i64 mid = (lo + hi) >> 1;
-        if (a[mid] < q) lo = mid + 1; else hi = mid;
-    }
+    i64 lo = lower(a, 0, n, q);
     return lo < n && a[lo] == q ? lo : -1;
 }
 
-static void sort_distinct(u64 *v, i64 *m, u64 *tmp) {  /* sort v[0:*m] ascending, drop repeats */
-    i64 n = *m;
-    if (n > 64) {
-        radix8(v, NULL, n, tmp, NULL);
-    } else {
-        for (i64 i = 1; i < n; i++) {
-            u64 x = v[i];
-            i64 j = i;
-            while (j > 0 && v[j - 1] > x) { v[j] = v[j - 1]; j--; }
-            v[j] = x;
-        }
-    }
-    i64 w = 0;
-    for (i64 i = 0; i < n; i++)
-        if (i == 0 || v[i] != v[w - 1]) v[w++] = v[i];
-    *m = w;
-}
 
 /* |distinct(ref seq of item) & target set of rec| for each (rec, item) pair.
  * t_hashes/t_off: sorted distinct target sets; r_hashes/r_off: reference sequences (text order).

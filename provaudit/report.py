@@ -251,6 +251,12 @@ def _pct(x: Any) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.2f}%"
 
 
+def _est_table(conf: str, rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """A Markdown table of estimates: one row per (figure, estimate)."""
+    return [f"| figure | value | {conf} interval | method |", "| --- | --- | --- | --- |",
+            *(_est_row(name, e) for name, e in rows)]
+
+
 def _est_row(name: str, e: dict[str, Any]) -> str:
     interval = "exact" if e["ci_low"] == e["ci_high"] else f"{_pct(e['ci_low'])} to {_pct(e['ci_high'])}"
     return f"| {name} | {_pct(e['value'])} | {interval} | {_md(e['method'])} (n={e['n']}) |"
@@ -305,13 +311,14 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"A pair is reported when exact containment >= {p['min_containment']} or exact Jaccard >= "
         f"{p['min_jaccard']} on word shingle sets; every pair was verified exactly.",
         "",
-        f"| figure | value | {conf} interval | method |",
-        "| --- | --- | --- | --- |",
-        _est_row("target records containing reference material", est["target_contamination"]),
-        _est_row("target tokens covered by reference material", est["target_token_share"]),
-        _est_row("reference items found", est["reference_coverage"]),
-        _est_row("target records with near-duplicates", est["by_kind"]["near_duplicate"]["target_contamination"]),
-        _est_row("target records containing items (not near-duplicate)", est["by_kind"]["contained"]["target_contamination"]),
+        *_est_table(conf, [
+            ("target records containing reference material", est["target_contamination"]),
+            ("target tokens covered by reference material", est["target_token_share"]),
+            ("reference items found", est["reference_coverage"]),
+            ("target records with near-duplicates", est["by_kind"]["near_duplicate"]["target_contamination"]),
+            ("target records containing items (not near-duplicate)",
+             est["by_kind"]["contained"]["target_contamination"]),
+        ]),
         "",
         f"Counts: {c['reference_items_found']} reference items found in {c['target_records_with_matches']} target "
         f"records; {c['evidence_pairs']} evidence pairs ({c['pairs']} verified pairs in all); "
@@ -337,11 +344,11 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"{ctl['items_found']} of {ctl['items_evidence']} control items found, against "
             f"{c['reference_items_found']} of {c['reference_items_evidence']} reference items.",
             "",
-            f"| figure | value | {conf} interval | method |",
-            "| --- | --- | --- | --- |",
-            _est_row("reference items found", ctl["reference_found_share"]),
-            _est_row("control items found", ctl["control_found_share"]),
-            _est_row("excess of reference over control", ctl["excess"]),
+            *_est_table(conf, [
+                ("reference items found", ctl["reference_found_share"]),
+                ("control items found", ctl["control_found_share"]),
+                ("excess of reference over control", ctl["excess"]),
+            ]),
         ]
     lines += [
         "",
