@@ -175,12 +175,6 @@ def build_report(result: OutputsResult, pairs: pa.Table) -> dict[str, Any]:
     }
 
 
-def _clip(text: str | None, n: int = 120) -> str:
-    if text is None:
-        return "-"
-    return _md(text if len(text) <= n else text[: n - 1] + "…")
-
-
 def render_markdown(report: dict[str, Any]) -> str:
     """A short human-readable report (all corpus- and sample-derived strings escaped)."""
     c, s, e = report["counts"], report["summary"], report["estimates"]["samples_regurgitating"]

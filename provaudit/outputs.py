@@ -40,7 +40,6 @@ __all__ = ["OutputsResult", "VerdictRules", "audit_outputs", "detect_kind", "sam
 DEFAULT_TEXT_FIELD = "text"
 ASSISTANT_ROLES = ("assistant", "model")
 GIVEN_FIELDS = ("prompt", "system", "instruction", "input")  # context the model was given: never evidence
-VERDICTS = ("verbatim", "partial", "near_verbatim", "none")  # strongest first
 PEEK_RECORDS = 20
 
 
