@@ -6,7 +6,7 @@ The normalizer is applied identically to reference and target text:
 2. case fold (``str.casefold``);
 3. delete format characters (category Cf: zero-width spaces, soft hyphens, BOMs)
    and apostrophes (so "don't", "don’t" and "dont" agree);
-4. every other punctuation, symbol or control character becomes a space;
+4. every other punctuation, symbol or control character, and a lone surrogate, becomes a space;
 5. split on whitespace (word shingles) or collapse whitespace to one space (char shingles).
 
 Shingle hashes are 64-bit. With ``hash="xxh3"`` each token is hashed once with
@@ -42,8 +42,8 @@ _S33 = np.uint64(33)
 class _Fold(dict[int, "int | None"]):
     """The ``str.translate`` table of the normalizer, filled in lazily, one code point at a time.
 
-    Format characters (Cf) and apostrophes are deleted; punctuation, symbols and
-    control characters (except whitespace) become a space; non-ASCII whitespace
+    Format characters (Cf) and apostrophes are deleted; punctuation, symbols, control
+    characters (except whitespace) and lone surrogates (which cannot be encoded) become a space; non-ASCII whitespace
     becomes a space too (so splitting on ASCII whitespace equals ``str.split()``).
     Building the whole 1.1M-entry table up front took 0.6 s per process.
     """
@@ -59,8 +59,8 @@ class _Fold(dict[int, "int | None"]):
             cat = unicodedata.category(ch)
             if cat == "Cf":
                 value = None
-            elif cat[0] in "PS" or cat == "Cc":
-                value = 32
+            elif cat[0] in "PS" or cat in ("Cc", "Cs"):
+                value = 32  # a lone surrogate too: what it becomes once readers replace it with U+FFFD
         self[cp] = value
         return value
 
