@@ -8,7 +8,7 @@ from provaudit.config import AuditConfig, IndexConfig  # noqa: E402
 from provaudit.errors import (  # noqa: E402
     ConfigError, IndexFormatError, IndexMismatchError, InputError, OutputExistsError, ProvauditError,
 )
-from provaudit.records import Record  # noqa: E402
+from provaudit.read.records import Record  # noqa: E402
 
 __all__ = [
     "AuditConfig", "ConfigError", "IndexConfig", "IndexFormatError", "IndexMismatchError", "InputError",

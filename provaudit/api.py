@@ -4,7 +4,7 @@ Example:
     >>> from provaudit import api
     >>> api.build_index(["fixtures/reference/posts.jsonl"], Path("ref.idx"), force=True)  # doctest: +SKIP
     >>> result = api.audit(Path("ref.idx"), ["fixtures/shards"])                         # doctest: +SKIP
-    >>> from provaudit.report import write_audit
+    >>> from provaudit.report.training import write_audit
     >>> write_audit(result, Path("audit-out"), force=True)                                 # doctest: +SKIP
 """
 
@@ -22,18 +22,18 @@ from typing import Any
 
 from provaudit import __version__
 from provaudit.config import AuditConfig, IndexConfig, SampleConfig
-from provaudit.checkpoint import Checkpoint
+from provaudit.run.checkpoint import Checkpoint
 from provaudit.errors import IndexMismatchError
-from provaudit.figures import SourceTally
-from provaudit.index import Index, load_index
-from provaudit.index_build import IndexWriter, ItemPreparer
-from provaudit.engine import MATCH_COLUMNS, BatchRunner, Engine
-from provaudit.match import AnchorPlan
-from provaudit.streaming import audit_sources, index_sources
-from provaudit.records import (
+from provaudit.estimate.section import SourceTally
+from provaudit.index.format import Index, load_index
+from provaudit.index.build import IndexWriter, ItemPreparer
+from provaudit.match.engine import MATCH_COLUMNS, BatchRunner, Engine
+from provaudit.match.candidates import AnchorPlan
+from provaudit.run.loop import audit_sources, index_sources
+from provaudit.read.records import (
     DEFAULT_MAX_RECORD_CHARS, ReadStats, Source, count_rows, expand_sources, sha256_file,
 )
-from provaudit.sampling import BernoulliSampler, BottomKSampler, sample_shards
+from provaudit.estimate.sampling import BernoulliSampler, BottomKSampler, sample_shards
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int], None]  # (stage/source description, records done so far)

@@ -18,11 +18,11 @@ import click
 
 from provaudit import __version__, api
 from provaudit.config import AuditConfig, IndexConfig, SampleConfig
-from provaudit.engine import default_workers
-from provaudit.checkpoint import partial_dir
+from provaudit.match.engine import default_workers
+from provaudit.run.checkpoint import partial_dir
 from provaudit.errors import ConfigError, OutputExistsError, ProvauditError
-from provaudit.records import DEFAULT_MAX_RECORD_CHARS
-from provaudit.report import write_audit
+from provaudit.read.records import DEFAULT_MAX_RECORD_CHARS
+from provaudit.report.training import write_audit
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -223,11 +223,11 @@ def audit(index_dir: Path, targets: tuple[str, ...], out: Path, min_containment:
         sample = SampleConfig(SampleConfig.parse(sample_records), SampleConfig.parse(sample_shards), sample_seed)
         t0 = time.monotonic()
         if kind == "auto":
-            from provaudit.outputs import detect_kind
+            from provaudit.regurgitation.shapes import detect_kind
 
             kind = detect_kind(list(targets), text_field)
         if kind == "outputs":
-            from provaudit.outputs import VerdictRules, audit_outputs, summary_line, write_outputs
+            from provaudit.regurgitation.shapes import VerdictRules, audit_outputs, summary_line, write_outputs
 
             if sample.active or control:
                 raise ConfigError("--sample, --sample-shards and --control apply to training audits, not --kind outputs")
@@ -295,7 +295,7 @@ def info(index_dir: Path) -> None:
     Example:
         provaudit info posts.idx | jq .config
     """
-    from provaudit.index import load_index
+    from provaudit.index.format import load_index
 
     with cli_errors():
         idx = load_index(index_dir)
@@ -348,7 +348,7 @@ def check(index_dir: Path, targets: tuple[str, ...], max_pairs: int, min_contain
                           min_item_shingles=min_item_shingles)
         result = api.audit(index_dir, targets, cfg, text_field=text_field, id_field=id_field, on_error=on_error,
                            workers=workers or default_workers())
-        from provaudit.report import build_report, matches_table
+        from provaudit.report.training import build_report, matches_table
 
         table = matches_table(result)
         report = write_audit(result, out, force=force) if out else build_report(result, table)

@@ -198,8 +198,8 @@ def load(path, limit):
 
 SIG_PROVAUDIT = BASE + r"""
 from provaudit.config import IndexConfig
-from provaudit.shingle import shingle_batch
-from provaudit.sketch import signatures
+from provaudit.text.shingle import shingle_batch
+from provaudit.text.sketch import signatures
 texts = load(sys.argv[1], int(sys.argv[2]))
 cfg = IndexConfig(ngram=5, num_perm=128, seed=1)
 signatures(shingle_batch(texts[:10], cfg), 128, 1)  # load the kernels before timing
@@ -256,8 +256,8 @@ ref, qry = d["ref"], d["qry"]
 
 LSH_PROVAUDIT = LSH_COMMON + r"""
 from provaudit.config import IndexConfig
-from provaudit.index import KeyTable, sort_pairs
-from provaudit.sketch import band_keys
+from provaudit.index.format import KeyTable, sort_pairs
+from provaudit.text.sketch import band_keys
 cfg = IndexConfig(ngram=5, threshold=0.5).resolved()
 KeyTable(np.zeros(1, np.uint64)).hits(np.zeros(1, np.uint64)); sort_pairs(np.zeros(1, np.uint64), np.zeros(1, np.uint32))
 before = rss()
@@ -301,8 +301,8 @@ print(json.dumps({"seconds": t1 - t0, "insert_s": t1 - t0, "query_s": t2 - t1, "
 MAKE_LSH_INPUT = BASE + r"""
 import numpy as np
 from provaudit.config import IndexConfig
-from provaudit.shingle import shingle_batch
-from provaudit.sketch import signatures
+from provaudit.text.shingle import shingle_batch
+from provaudit.text.sketch import signatures
 texts = load(sys.argv[1], 10**9)
 rng = np.random.default_rng(3)
 queries = []

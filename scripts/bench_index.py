@@ -37,7 +37,7 @@ print(dt, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 DATASKETCH = """
 import sys, time, json, resource
 from datasketch import MinHash, MinHashLSH
-from provaudit.shingle import tokens
+from provaudit.text.shingle import tokens
 t0 = time.perf_counter()
 lsh = MinHashLSH(threshold=0.5, num_perm=128)
 with open(sys.argv[1], encoding="utf-8") as f:

@@ -1,4 +1,4 @@
-"""provaudit.arrow builds the same arrays as pyarrow's own conversions, without importing pandas."""
+"""provaudit.fs.arrow builds the same arrays as pyarrow's own conversions, without importing pandas."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from provaudit import arrow
+from provaudit.fs import arrow
 
 CASES = [
     (pa.string(), ["a", "", "héllo wörld ✓", None, "😀"]),

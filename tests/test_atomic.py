@@ -7,8 +7,8 @@ import stat
 
 import pytest
 
-from provaudit.atomic import atomic_output_dir, commit_output_dir, prepare_output_dir
-from provaudit.integrity import verify_checksums
+from provaudit.fs.atomic import atomic_output_dir, commit_output_dir, prepare_output_dir
+from provaudit.fs.integrity import verify_checksums
 
 
 def test_replacing_an_output_leaves_no_siblings_and_usual_permissions(tmp_path) -> None:

@@ -14,9 +14,9 @@ import pytest
 from click.testing import CliRunner
 
 from provaudit.cli import cli
-from provaudit.index import load_index
-from provaudit.integrity import load_report
-from provaudit.records import NO_TEXT
+from provaudit.index.format import load_index
+from provaudit.fs.integrity import load_report
+from provaudit.read.records import NO_TEXT
 
 BAD = Path(__file__).resolve().parent / "bad_inputs"
 CASES: dict[str, Any] = json.loads((BAD / "cases.json").read_text(encoding="utf-8"))

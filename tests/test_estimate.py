@@ -1,4 +1,4 @@
-"""Tests for provaudit.estimate: published values, brute force, and a coverage simulation."""
+"""Tests for provaudit.estimate.stats: published values, brute force, and a coverage simulation."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from provaudit.estimate import (
+from provaudit.estimate.stats import (
     Estimate, binom_sf, corrected_count, difference, expected_missed, hypergeom_sf,
     lsh_candidate_probability, lsh_miss_probability, normal_quantile, proportion, ratio,
 )

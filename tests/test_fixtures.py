@@ -9,9 +9,9 @@ import pytest
 
 from conftest import FIXTURES
 from provaudit import api
-from provaudit.records import expand_sources, read_source
-from provaudit.report import matches_table
-from provaudit.shingle import shingle_batch, unique_per_record
+from provaudit.read.records import expand_sources, read_source
+from provaudit.report.training import matches_table
+from provaudit.text.shingle import shingle_batch, unique_per_record
 
 # Recall required per planted kind (issue #2 "Done when").
 REQUIRED = {
@@ -95,8 +95,8 @@ def _texts(spec: Path) -> dict[tuple[str, int], tuple[str, str]]:
 
 def test_full_scan_estimates_equal_brute_force(fixture_audit, tmp_path) -> None:
     """Shares in report.json from a full scan equal an independent exact computation."""
-    from provaudit.report import build_report
-    from provaudit.shingle import tokens
+    from provaudit.report.training import build_report
+    from provaudit.text.shingle import tokens
 
     result, got = fixture_audit
     report = build_report(result, matches_table(result))

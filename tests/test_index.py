@@ -9,7 +9,7 @@ from conftest import write_jsonl
 from provaudit import api
 from provaudit.config import IndexConfig
 from provaudit.errors import IndexFormatError, InputError, OutputExistsError
-from provaudit.index import FILES, load_index
+from provaudit.index.format import FILES, load_index
 
 
 def _build(src: Path, dest: Path, **kw) -> dict:
@@ -113,7 +113,7 @@ def test_signatures_recomputed_from_sequences_equal_the_stored_ones(corpus, tmp_
     sequences instead of reading signatures.u32; they must be those very values."""
     import numpy as np
 
-    from provaudit.engine import item_signatures
+    from provaudit.match.engine import item_signatures
 
     _build(corpus[2], tmp_path / "idx", **kw)
     idx = load_index(tmp_path / "idx")

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import xxhash
 
-from provaudit import kernels
+from provaudit.text import kernels
 from provaudit.config import IndexConfig
-from provaudit.shingle import (
+from provaudit.text.shingle import (
     ShingleBatch, normalized_utf8, shingle_batch, shingle_batch_py, tokens, unique_per_record, unique_per_record_py,
 )
-from provaudit.sketch import permutations, signatures
+from provaudit.text.sketch import permutations, signatures
 
 pytestmark = pytest.mark.skipif(not kernels.ENABLED, reason="compiled kernels disabled (PROVAUDIT_KERNELS=0 or no C compiler)")
 
@@ -87,7 +87,7 @@ def test_permutations_kernel_uses_datasketch_parameters() -> None:
 
 
 def test_key_table_equals_searchsorted(monkeypatch: pytest.MonkeyPatch) -> None:
-    from provaudit.index import KeyTable
+    from provaudit.index.format import KeyTable
 
     rng = np.random.default_rng(2)
     keys = np.sort(np.r_[rng.integers(0, 2**64, 20_000, dtype=np.uint64, endpoint=False),
@@ -107,7 +107,7 @@ def test_key_table_equals_searchsorted(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_sort_pairs_is_stable_by_key() -> None:
-    from provaudit.index import sort_pairs
+    from provaudit.index.format import sort_pairs
 
     rng = np.random.default_rng(3)
     keys = np.r_[rng.integers(0, 2**64, 50_000, dtype=np.uint64), rng.integers(0, 50, 5000).astype(np.uint64)]
@@ -126,7 +126,7 @@ def test_sort_pairs_is_stable_by_key() -> None:
 
 
 def test_evidence_kernels_equal_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
-    from provaudit import match
+    from provaudit.match import candidates as match
 
     rng = np.random.default_rng(6)
     cases = []
@@ -145,7 +145,7 @@ def test_evidence_kernels_equal_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_band_keys_kernel_equals_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
-    from provaudit.sketch import band_keys
+    from provaudit.text.sketch import band_keys
 
     sigs = np.random.default_rng(8).integers(0, 2**32, (300, 128), dtype=np.uint64).astype(np.uint32)
     fast = band_keys(sigs, 25, 5)

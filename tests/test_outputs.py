@@ -17,12 +17,12 @@ from provaudit import api
 from provaudit.cli import cli
 from provaudit.config import AuditConfig, IndexConfig
 from provaudit.errors import ConfigError, InputError
-from provaudit.estimate import proportion
-from provaudit.match import longest_common_run
-from provaudit.outputs import VerdictRules, audit_outputs, detect_kind, sample_text, write_outputs
-from provaudit.report import FORMAT, FORMAT_VERSION, _md
-from provaudit.shingle import tokens
-from provaudit.spans import shared_runs, token_offsets
+from provaudit.estimate.stats import proportion
+from provaudit.match.candidates import longest_common_run
+from provaudit.regurgitation.shapes import VerdictRules, audit_outputs, detect_kind, sample_text, write_outputs
+from provaudit.report.training import FORMAT, FORMAT_VERSION, _md
+from provaudit.text.shingle import tokens
+from provaudit.regurgitation.spans import shared_runs, token_offsets
 
 OUTPUT_FILES = [str(FIXTURES / "outputs" / f) for f in ("plain.jsonl", "prompt_completion.jsonl", "chat.jsonl")]
 PLANTED = ("verbatim", "chat", "partial", "quoted")

@@ -7,11 +7,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from provaudit import blocks, kernels, records_formats
+from provaudit.read import blocks
+from provaudit.read import lines as records_formats
+from provaudit.text import kernels
 from provaudit import api
 from provaudit.cli import cli
 from provaudit.config import IndexConfig
-from provaudit.index import FILES
+from provaudit.index.format import FILES
 
 NAMES = (*FILES, "manifest.json")
 
@@ -94,7 +96,7 @@ def test_the_first_problem_in_input_order_is_reported_with_workers(corpus_index,
     import pytest
 
     from provaudit.errors import InputError
-    from provaudit.records import ReadStats, Source, read_source
+    from provaudit.read.records import ReadStats, Source, read_source
 
     monkeypatch.setattr(records_formats, "BLOCK_BYTES", 2048)
     lines = [f'{{"id": "r{i}", "text": "record {i}: {"".join(chr(97 + (i * 7 + j) % 26) for j in range(40))}"}}'

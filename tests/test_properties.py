@@ -21,11 +21,11 @@ from hypothesis import strategies as st
 
 from provaudit.config import IndexConfig
 from provaudit.errors import InputError
-from provaudit.records import ReadStats, Source, expand_sources, read_source
-from provaudit.blocks import iter_spans
-from provaudit.records_formats import RowReader, block_lines, iter_blocks
-from provaudit.records_json import _JsonArray
-from provaudit.shingle import normalize, shingle_batch, shingle_batch_py, tokens
+from provaudit.read.records import ReadStats, Source, expand_sources, read_source
+from provaudit.read.blocks import iter_spans
+from provaudit.read.lines import RowReader, block_lines, iter_blocks
+from provaudit.read.json_array import _JsonArray
+from provaudit.text.shingle import normalize, shingle_batch, shingle_batch_py, tokens
 
 FAST = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 # Characters where normalization is subtle: case folding, compatibility forms, combining marks,

@@ -9,10 +9,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from provaudit import records_formats
+from provaudit.read import lines as records_formats
 from provaudit.errors import InputError
-from provaudit.blocks import BlockReading
-from provaudit.records import ReadStats, expand_sources, read_source
+from provaudit.read.blocks import BlockReading
+from provaudit.read.records import ReadStats, expand_sources, read_source
 
 ROWS = [{"id": "a", "text": "first text"}, {"id": "b", "text": "second text"}, {"id": "c", "text": "third"}]
 

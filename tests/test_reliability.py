@@ -25,13 +25,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from provaudit import api
-from provaudit.atomic import remove_stale_siblings, try_lock, unlock
-from provaudit.checkpoint import Checkpoint, partial_dir
+from provaudit.fs.atomic import remove_stale_siblings, try_lock, unlock
+from provaudit.run.checkpoint import Checkpoint, partial_dir
 from provaudit.config import SampleConfig
 from provaudit.errors import IndexFormatError, OutputExistsError
-from provaudit.index import FILES, load_index
-from provaudit.integrity import CHECKSUMS, OutputFormatError, load_report
-from provaudit.report import write_audit
+from provaudit.index.format import FILES, load_index
+from provaudit.fs.integrity import CHECKSUMS, OutputFormatError, load_report
+from provaudit.report.training import write_audit
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARDS = 6
@@ -260,8 +260,8 @@ def test_damaged_checkpoint_files_are_recomputed(corpus, corpus_index, tmp_path)
 
 
 def test_checkpoint_tables_inline_or_parquet_round_trip_exactly(tmp_path: Path) -> None:
-    from provaudit.checkpoint import INLINE_ROWS, SourcePart
-    from provaudit.engine import MATCH_COLUMNS
+    from provaudit.run.checkpoint import INLINE_ROWS, SourcePart
+    from provaudit.match.engine import MATCH_COLUMNS
 
     for n in (3, INLINE_ROWS + 1):
         part = SourcePart.new("x.jsonl", "jsonl", "ab" * 32, control=False)
@@ -423,7 +423,7 @@ def test_a_parquet_file_carrying_a_pickled_extension_type_is_not_unpickled(tmp_p
     table = pa.Table.from_arrays([pa.array(["the quick brown fox jumps"]), pa.array([b"x"])],
                                  schema=pa.schema([pa.field("text", pa.string()), field]))
     pq.write_table(table, tmp_path / "hostile.parquet")
-    from provaudit.records import expand_sources, read_source
+    from provaudit.read.records import expand_sources, read_source
 
     (src,) = expand_sources([str(tmp_path / "hostile.parquet")])
     assert [r.text for r in read_source(src)] == ["the quick brown fox jumps"]
@@ -470,9 +470,9 @@ def test_readers_stream_a_file_in_bounded_memory(tmp_path: Path, monkeypatch: py
     """Peak memory while reading stays at one record, one Parquet batch or one JSON window, not the file."""
     import tracemalloc
 
-    from provaudit.records import expand_sources, read_source
-    from provaudit import records_formats
-    from provaudit.records_json import _JsonArray
+    from provaudit.read.records import expand_sources, read_source
+    from provaudit.read import lines as records_formats
+    from provaudit.read.json_array import _JsonArray
 
     monkeypatch.setattr(_JsonArray, "CHUNK", 1 << 16)
     monkeypatch.setattr(records_formats, "BLOCK_BYTES", 1 << 16)
@@ -513,7 +513,8 @@ def test_outputs_are_identical_across_runs_workers_and_hash_seeds(corpus, tmp_pa
 _KILL_A_WORKER = r"""
 import os, signal, sys
 from click.testing import CliRunner
-from provaudit import engine, index_build
+from provaudit.match import engine
+from provaudit.index import build as index_build
 from provaudit.cli import cli
 
 parent = os.getpid()

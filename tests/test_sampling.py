@@ -1,4 +1,4 @@
-"""Tests for provaudit.sampling: stable keys, determinism, order independence, accuracy."""
+"""Tests for provaudit.estimate.sampling: stable keys, determinism, order independence, accuracy."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import random
 import numpy as np
 import pytest
 
-from provaudit.sampling import (
+from provaudit.estimate.sampling import (
     BernoulliSampler, BottomKSampler, SampledRecord, record_key, record_keys, sample_shards,
 )
 

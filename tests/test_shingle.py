@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from provaudit.config import IndexConfig
-from provaudit.shingle import (
+from provaudit.text.shingle import (
     ShingleBatch, normalize, shingle_batch, shingle_hash64, shingle_strings, tokens, unique_per_record,
 )
 

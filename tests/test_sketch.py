@@ -8,8 +8,8 @@ from datasketch import MinHash, MinHashLSH
 from datasketch.hashfunc import sha1_hash32
 
 from provaudit.config import IndexConfig
-from provaudit.shingle import hashfunc32, shingle_batch, shingle_strings
-from provaudit.sketch import band_keys, permutations, signatures
+from provaudit.text.shingle import hashfunc32, shingle_batch, shingle_strings
+from provaudit.text.sketch import band_keys, permutations, signatures
 
 WORDS = [f"w{i}" for i in range(400)] + ["Don't", "naïve", "ＦＵＬＬ", "ﬁne", "a.b", "—"]
 

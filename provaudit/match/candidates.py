@@ -25,10 +25,10 @@ from functools import lru_cache
 
 import numpy as np
 
-from provaudit import kernels
+from provaudit.text import kernels
 from provaudit.config import AuditConfig
-from provaudit.index import Index
-from provaudit.shingle import ShingleBatch
+from provaudit.index.format import Index
+from provaudit.text.shingle import ShingleBatch
 
 
 @dataclass(frozen=True, slots=True)

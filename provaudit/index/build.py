@@ -24,16 +24,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import xxhash
 
-from provaudit import arrow
-from provaudit.atomic import commit_output_dir, prepare_output_dir, try_lock, unlock
-from provaudit.blocks import batches
+from provaudit.fs import arrow
+from provaudit.fs.atomic import commit_output_dir, prepare_output_dir, try_lock, unlock
+from provaudit.read.blocks import batches
 from provaudit.config import IndexConfig
 from provaudit.errors import InputError
-from provaudit.index import _RAW, FILES, FORMAT, FORMAT_VERSION, _manifest_checksum, sort_pairs
-from provaudit.pool import ForkPool, Passthrough, fork_available
-from provaudit.records import ReadStats, Record, sha256_file
-from provaudit.shingle import ShingleBatch, shingle_batch, unique_per_record
-from provaudit.sketch import band_keys, signatures
+from provaudit.index.format import _RAW, FILES, FORMAT, FORMAT_VERSION, _manifest_checksum, sort_pairs
+from provaudit.run.pool import ForkPool, Passthrough, fork_available
+from provaudit.read.records import ReadStats, Record, sha256_file
+from provaudit.text.shingle import ShingleBatch, shingle_batch, unique_per_record
+from provaudit.text.sketch import band_keys, signatures
 
 T = TypeVar("T")
 

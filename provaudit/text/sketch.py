@@ -13,8 +13,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from provaudit import kernels
-from provaudit.shingle import ShingleBatch, fmix64
+from provaudit.text import kernels
+from provaudit.text.shingle import ShingleBatch, fmix64
 
 EMPTY = np.uint32(0xFFFFFFFF)
 _F1, _F2 = np.uint32(0x85EBCA6B), np.uint32(0xC2B2AE35)
@@ -58,7 +58,7 @@ def signatures(batch: ShingleBatch, num_perm: int, seed: int) -> np.ndarray:
 
     Example:
         >>> from provaudit.config import IndexConfig
-        >>> from provaudit.shingle import shingle_batch
+        >>> from provaudit.text.shingle import shingle_batch
         >>> signatures(shingle_batch(["a b c d"], IndexConfig()), 128, 1).shape
         (1, 128)
     """

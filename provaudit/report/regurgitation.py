@@ -1,6 +1,6 @@
 """Outputs-audit results -> matches.parquet, samples.parquet, report.json, report.md (written atomically).
 
-``report.json`` uses the versioned report model of ``provaudit.report`` (same ``format``
+``report.json`` uses the versioned report model of ``provaudit.report.training`` (same ``format``
 and ``format_version``, ``"kind": "outputs"``; shared ``index``, ``parameters``,
 ``inputs``, ``counts``, ``estimates``, ``candidates``, ``miss_probability`` and
 ``top_evidence`` blocks), so data-side and model-side reports join on the index
@@ -19,14 +19,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from provaudit import arrow
-from provaudit.estimate import proportion
-from provaudit.atomic import atomic_output_dir
-from provaudit.report import _md, _r, report_header
-from provaudit.spans import strength
+from provaudit.fs import arrow
+from provaudit.estimate.stats import proportion
+from provaudit.fs.atomic import atomic_output_dir
+from provaudit.report.training import _md, _r, report_header
+from provaudit.regurgitation.spans import strength
 
 if TYPE_CHECKING:
-    from provaudit.outputs import OutputsResult
+    from provaudit.regurgitation.shapes import OutputsResult
 
 _S, _I, _F = pa.string(), pa.int64(), pa.float64()
 PAIR_SCHEMA = pa.schema([(n, t) for n, t in (

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from provaudit.estimate import Estimate, difference, proportion, ratio
+from provaudit.estimate.stats import Estimate, difference, proportion, ratio
 
 
 @dataclass

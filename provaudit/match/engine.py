@@ -16,15 +16,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from provaudit.config import AuditConfig
-from provaudit.index import Index
-from provaudit.match import (
+from provaudit.index.format import Index
+from provaudit.match.candidates import (
     anchor_candidates, covered_tokens, hypergeom_cdf, longest_common_run, lsh_candidates, plan_anchors, verify,
 )
-from provaudit.pool import ForkPool, Passthrough, fork_available
-from provaudit.blocks import batches
-from provaudit.records import ReadStats, Record
-from provaudit.shingle import ShingleBatch, shingle_batch, unique_per_record
-from provaudit.sketch import band_keys, estimate_jaccard, signatures
+from provaudit.run.pool import ForkPool, Passthrough, fork_available
+from provaudit.read.blocks import batches
+from provaudit.read.records import ReadStats, Record
+from provaudit.text.shingle import ShingleBatch, shingle_batch, unique_per_record
+from provaudit.text.sketch import band_keys, estimate_jaccard, signatures
 
 if TYPE_CHECKING:
     from provaudit.api import InputSummary

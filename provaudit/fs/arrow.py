@@ -65,7 +65,7 @@ def array(values: Sequence[Any] | np.ndarray, typ: pa.DataType) -> pa.Array:
         bits = np.packbits(np.asarray(dense, dtype=bool), bitorder="little")
         return pa.Array.from_buffers(typ, n, [validity, pa.py_buffer(bits)], null_count=nulls)
     if typ not in _NUMPY:
-        raise TypeError(f"provaudit.arrow does not build {typ} arrays")
+        raise TypeError(f"provaudit.fs.arrow does not build {typ} arrays")
     vec: np.ndarray = np.ascontiguousarray(np.asarray(dense, dtype=_NUMPY[typ]))
     return pa.Array.from_buffers(typ, n, [validity, pa.py_buffer(vec)], null_count=nulls)
 

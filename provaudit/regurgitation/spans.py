@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from provaudit import arrow
-from provaudit.index import Index
-from provaudit.match import shared_runs
-from provaudit.records import Record
-from provaudit.shingle import normalize, shingle_batch, unique_per_record
+from provaudit.fs import arrow
+from provaudit.index.format import Index
+from provaudit.match.candidates import shared_runs
+from provaudit.read.records import Record
+from provaudit.text.shingle import normalize, shingle_batch, unique_per_record
 
 if TYPE_CHECKING:
-    from provaudit.outputs import VerdictRules
+    from provaudit.regurgitation.shapes import VerdictRules
 
 
 @lru_cache(maxsize=65536)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import xxhash
 
-from provaudit import kernels
+from provaudit.text import kernels
 from provaudit.config import IndexConfig
 
 APOSTROPHES = "'\u2019\u02bc\u2018"

@@ -298,10 +298,10 @@ def read_source(
     Example:
         >>> recs = list(read_source(Source("fixtures/reference/posts.jsonl", "jsonl")))
     """
-    from provaudit import records_formats as lines
-    from provaudit import records_tables as tables
-    from provaudit.records_formats import RowReader
-    from provaudit.records_json import read_json
+    from provaudit.read import lines
+    from provaudit.read import tables
+    from provaudit.read.lines import RowReader
+    from provaudit.read.json_array import read_json
 
     readers = {"jsonl": lines.read_jsonl, "json": read_json, "txt": lines.read_txt, "csv": tables.read_csv,
                "parquet": tables.read_parquet, "saved": tables.read_datasets, "hub": tables.read_datasets}

@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from provaudit import arrow
-from provaudit.atomic import atomic_output_dir
-from provaudit.figures import build_estimates, control_excess
-from provaudit.records import NO_TEXT, sha256_file
+from provaudit.fs import arrow
+from provaudit.fs.atomic import atomic_output_dir
+from provaudit.estimate.section import build_estimates, control_excess
+from provaudit.read.records import NO_TEXT, sha256_file
 
 if TYPE_CHECKING:
     from provaudit.api import AuditResult
-    from provaudit.index import Index
+    from provaudit.index.format import Index
 
 FORMAT = "provaudit-report"
 FORMAT_VERSION = 1

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 from provaudit.errors import InputError
-from provaudit.records import Record
-from provaudit.records_formats import (
+from provaudit.read.records import Record
+from provaudit.read.lines import (
     SKIP_HINT, SURROGATE, UTF8_HINT, RowReader, one_line, open_binary, wrong_format,
 )
 

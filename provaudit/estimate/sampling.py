@@ -6,7 +6,7 @@ in which shards or records are processed, or on Python's randomized
 ``hash()``. Samplers stream: they never hold the input.
 
 Inclusion probabilities are known exactly, so the estimators in
-:mod:`provaudit.estimate` are design-unbiased: a :class:`BernoulliSampler`
+:mod:`provaudit.estimate.stats` are design-unbiased: a :class:`BernoulliSampler`
 keeps every record independently with probability ``fraction``; a
 :class:`BottomKSampler` keeps a simple random sample of ``count`` of the ``N``
 records it was offered (each record with probability ``count / N``).

@@ -25,14 +25,14 @@ from typing import Any
 import numpy as np
 
 from provaudit.api import InputSummary, Progress
-from provaudit.blocks import batches
+from provaudit.read.blocks import batches
 from provaudit.config import AuditConfig, IndexConfig
-from provaudit.engine import MATCH_COLUMNS, BatchRunner, Engine
+from provaudit.match.engine import MATCH_COLUMNS, BatchRunner, Engine
 from provaudit.errors import ConfigError
-from provaudit.index import Index, load_index
-from provaudit.match import AnchorPlan, hypergeom_cdf
-from provaudit.records import Record, expand_sources, read_source
-from provaudit.spans import describe_batch
+from provaudit.index.format import Index, load_index
+from provaudit.match.candidates import AnchorPlan, hypergeom_cdf
+from provaudit.read.records import Record, expand_sources, read_source
+from provaudit.regurgitation.spans import describe_batch
 
 __all__ = ["OutputsResult", "VerdictRules", "audit_outputs", "detect_kind", "sample_text", "summary_line",
            "write_outputs"]
@@ -381,7 +381,7 @@ def _check_index(icfg: IndexConfig, rules: VerdictRules) -> None:
 
 def write_outputs(result: OutputsResult, out_dir: Path, *, force: bool = False) -> dict[str, Any]:
     """Write matches.parquet, samples.parquet, report.json and report.md into ``out_dir`` atomically."""
-    from provaudit.output_report import write_outputs as _write
+    from provaudit.report.regurgitation import write_outputs as _write
 
     return _write(result, out_dir, force=force)
 

@@ -38,11 +38,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from provaudit import arrow
-from provaudit import kernels
+from provaudit.fs import arrow
+from provaudit.text import kernels
 from provaudit.config import IndexConfig
 from provaudit.errors import IndexFormatError
-from provaudit.records import sha256_file
+from provaudit.read.records import sha256_file
 
 FORMAT = "provaudit-index"
 FORMAT_VERSION = 4

@@ -37,12 +37,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from provaudit import arrow
-from provaudit.atomic import try_lock, unlock, write_file_atomic
-from provaudit.engine import MATCH_COLUMNS
+from provaudit.fs import arrow
+from provaudit.fs.atomic import try_lock, unlock, write_file_atomic
+from provaudit.match.engine import MATCH_COLUMNS
 from provaudit.errors import OutputExistsError
-from provaudit.figures import SourceTally
-from provaudit.records import ReadStats, sha256_file
+from provaudit.estimate.section import SourceTally
+from provaudit.read.records import ReadStats, sha256_file
 
 if TYPE_CHECKING:
     from provaudit.api import InputSummary
@@ -59,7 +59,7 @@ def partial_dir(out: Path) -> Path:
 
 
 def _matches_schema() -> pa.Schema:
-    from provaudit.report import MATCH_SCHEMA
+    from provaudit.report.training import MATCH_SCHEMA
 
     assert tuple(MATCH_SCHEMA.names) == MATCH_COLUMNS
     return MATCH_SCHEMA

@@ -12,8 +12,8 @@ import re
 from collections.abc import Iterator
 from typing import IO, Any
 
-from provaudit.records import Record
-from provaudit.records_formats import _BOM, UTF8_HINT, RowReader, _json_problem, _utf8_problem, read_jsonl
+from provaudit.read.records import Record
+from provaudit.read.lines import _BOM, UTF8_HINT, RowReader, _json_problem, _utf8_problem, read_jsonl
 
 
 # --- JSON arrays ------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from provaudit.errors import ConfigError, InputError
-from provaudit.records import ON_ERROR, Extract, ReadStats, Record, Source
+from provaudit.read.records import ON_ERROR, Extract, ReadStats, Record, Source
 
 SKIP_HINT = "use --on-error skip to skip and count such records"
 UTF8_HINT = "the file is not UTF-8: convert it (e.g. iconv -f latin1 -t utf-8)"

@@ -26,12 +26,12 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
-from provaudit import records_formats
-from provaudit.records import (
+from provaudit.read import lines as records_formats
+from provaudit.read.records import (
     DEFAULT_MAX_RECORD_CHARS, ReadStats, Record, Source, report_no_records, rows_seen,
 )
-from provaudit.records_formats import LINE_PARSERS, RowReader, iter_blocks, wrong_format
-from provaudit.records_tables import ParquetGroup, parquet_group_records, parquet_groups
+from provaudit.read.lines import LINE_PARSERS, RowReader, iter_blocks, wrong_format
+from provaudit.read.tables import ParquetGroup, parquet_group_records, parquet_groups
 
 BATCH_RECORDS = 2048
 BATCH_CHARS = 1_000_000  # ~1 MB batches: cache-friendly kernels and balanced worker pools (measured in scripts/bench.py)

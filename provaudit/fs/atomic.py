@@ -222,7 +222,7 @@ def atomic_output_dir(dest: Path, force: bool, marker: str) -> Iterator[Path]:
     On normal exit the files are checksummed (``SHA256SUMS``, last), flushed, and the
     directory is moved into place; on any exception it is removed and ``dest`` is untouched.
     """
-    from provaudit.integrity import write_checksums
+    from provaudit.fs.integrity import write_checksums
 
     tmp = prepare_output_dir(dest, force, marker)
     lock = try_lock(tmp)

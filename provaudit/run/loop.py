@@ -18,13 +18,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from provaudit.blocks import BLOCK_KINDS, BlockReading, batches, records_as_given
-from provaudit.checkpoint import Checkpoint, SourcePart
-from provaudit.engine import BatchResult, BatchRunner
+from provaudit.read.blocks import BLOCK_KINDS, BlockReading, batches, records_as_given
+from provaudit.run.checkpoint import Checkpoint, SourcePart
+from provaudit.match.engine import BatchResult, BatchRunner
 from provaudit.errors import InputError
-from provaudit.index_build import IndexWriter, ItemPreparer
-from provaudit.pool import Passthrough
-from provaudit.records import ReadStats, Source, read_source
+from provaudit.index.build import IndexWriter, ItemPreparer
+from provaudit.run.pool import Passthrough
+from provaudit.read.records import ReadStats, Source, read_source
 
 if TYPE_CHECKING:
     from provaudit.api import InputSummary, Progress
