@@ -30,9 +30,9 @@ from provaudit.index.build import IndexWriter, ItemPreparer
 from provaudit.match.engine import MATCH_COLUMNS, BatchRunner, Engine
 from provaudit.match.candidates import AnchorPlan
 from provaudit.run.loop import audit_sources, index_sources
-from provaudit.read.records import (
-    DEFAULT_MAX_RECORD_CHARS, ReadStats, Source, count_rows, expand_sources, sha256_file,
-)
+from provaudit.fs.hashing import sha256_file
+from provaudit.read.records import DEFAULT_MAX_RECORD_CHARS, ReadStats, Source
+from provaudit.read.sources import count_rows, expand_sources
 from provaudit.estimate.sampling import BernoulliSampler, BottomKSampler, sample_shards
 
 log = logging.getLogger(__name__)

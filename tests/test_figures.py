@@ -80,7 +80,7 @@ def _split_reference(tmp_path: Path) -> tuple[Path, Path, Path]:
     ref.write_text("".join(json.dumps(p) + "\n" for p in posts if p["id"] not in control_ids))
     ctl.write_text("".join(json.dumps(p) + "\n" for p in posts if p["id"] in control_ids))
     clean = tmp_path / "clean.jsonl"
-    from provaudit.read.records import expand_sources, read_source
+    from provaudit.read.sources import expand_sources, read_source
 
     with open(clean, "w") as f:
         for src in expand_sources([str(FIXTURES / "shards")]):

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import FIXTURES
 from provaudit import api
-from provaudit.read.records import expand_sources, read_source
+from provaudit.read.sources import expand_sources, read_source
 from provaudit.report.training import matches_table
 from provaudit.text.shingle import shingle_batch, unique_per_record
 

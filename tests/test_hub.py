@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from provaudit.read.records import expand_sources, read_source
+from provaudit.read.sources import expand_sources, read_source
 
 
 def test_hub_dataset_is_streamed_with_split(monkeypatch) -> None:

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from provaudit.read import blocks
-from provaudit.read import lines as records_formats
+from provaudit.read import lines
 from provaudit.text import kernels
 from provaudit import api
 from provaudit.cli import cli
@@ -22,7 +22,7 @@ NAMES = (*FILES, "manifest.json")
 def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     """Many batches even on the small test corpus, so the pool and the merges really run."""
     monkeypatch.setattr(blocks, "BATCH_RECORDS", 16)
-    monkeypatch.setattr(records_formats, "BLOCK_BYTES", 4096)
+    monkeypatch.setattr(lines, "BLOCK_BYTES", 4096)
 
 
 def _build(src: Path, dest: Path, workers: int, **kw: object) -> None:
@@ -77,7 +77,7 @@ def test_audit_of_every_target_format_is_identical_for_1_and_2_workers(tmp_path,
     """JSON lines (plain: file ranges; gzip: blocks) and Parquet (row groups), read by the workers."""
     from conftest import FIXTURES
 
-    monkeypatch.setattr(records_formats, "BLOCK_BYTES", 4096)
+    monkeypatch.setattr(lines, "BLOCK_BYTES", 4096)
     api.build_index([str(FIXTURES / "reference")], tmp_path / "idx", IndexConfig())
     one = api.audit(tmp_path / "idx", [str(FIXTURES / "shards")], workers=1)
     two = api.audit(tmp_path / "idx", [str(FIXTURES / "shards")], workers=2)
@@ -96,13 +96,14 @@ def test_the_first_problem_in_input_order_is_reported_with_workers(corpus_index,
     import pytest
 
     from provaudit.errors import InputError
-    from provaudit.read.records import ReadStats, Source, read_source
+    from provaudit.read.records import ReadStats, Source
+    from provaudit.read.sources import read_source
 
-    monkeypatch.setattr(records_formats, "BLOCK_BYTES", 2048)
-    lines = [f'{{"id": "r{i}", "text": "record {i}: {"".join(chr(97 + (i * 7 + j) % 26) for j in range(40))}"}}'
+    monkeypatch.setattr(lines, "BLOCK_BYTES", 2048)
+    rows = [f'{{"id": "r{i}", "text": "record {i}: {"".join(chr(97 + (i * 7 + j) % 26) for j in range(40))}"}}'
              for i in range(300)]
-    lines[3] = '{"id": "bad", "text": '
-    data = gzip.compress(("\n".join(lines) + "\n").encode(), mtime=0)
+    rows[3] = '{"id": "bad", "text": '
+    data = gzip.compress(("\n".join(rows) + "\n").encode(), mtime=0)
     # cut where the parent meets the end of the data about 3 blocks in: while the block with
     # the bad line is still in flight (2 workers keep 4 blocks in flight)
     (tmp_path / "t.jsonl.gz").write_bytes(data[: int(len(data) * 0.3)])

@@ -21,9 +21,11 @@ from hypothesis import strategies as st
 
 from provaudit.config import IndexConfig
 from provaudit.errors import InputError
-from provaudit.read.records import ReadStats, Source, expand_sources, read_source
+from provaudit.read.records import ReadStats, Source
+from provaudit.read.sources import expand_sources, read_source
 from provaudit.read.blocks import iter_spans
-from provaudit.read.lines import RowReader, block_lines, iter_blocks
+from provaudit.read.lines import block_lines, iter_blocks
+from provaudit.read.rows import RowReader
 from provaudit.read.json_array import _JsonArray
 from provaudit.text.shingle import normalize, shingle_batch, shingle_batch_py, tokens
 

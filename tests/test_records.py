@@ -9,10 +9,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from provaudit.read import lines as records_formats
+from provaudit.read import lines
 from provaudit.errors import InputError
 from provaudit.read.blocks import BlockReading
-from provaudit.read.records import ReadStats, expand_sources, read_source
+from provaudit.read.records import ReadStats
+from provaudit.read.sources import expand_sources, read_source
 
 ROWS = [{"id": "a", "text": "first text"}, {"id": "b", "text": "second text"}, {"id": "c", "text": "third"}]
 
@@ -154,7 +155,7 @@ def _read_in_blocks(src: Any, on_error: str, spans: bool = False) -> tuple[list[
 @pytest.mark.parametrize("block", [64, 5000, 1 << 20])
 def test_blocks_parsed_apart_give_what_read_source_gives(tmp_path, monkeypatch, name, block, spans) -> None:
     """Audit workers parse blocks of lines on their own; records, counts, examples and errors are unchanged."""
-    monkeypatch.setattr(records_formats, "BLOCK_BYTES", block)
+    monkeypatch.setattr(lines, "BLOCK_BYTES", block)
     data = _dirty_lines()
     if name.endswith(".gz"):
         data = gzip.compress(data, mtime=0)

@@ -423,7 +423,7 @@ def test_a_parquet_file_carrying_a_pickled_extension_type_is_not_unpickled(tmp_p
     table = pa.Table.from_arrays([pa.array(["the quick brown fox jumps"]), pa.array([b"x"])],
                                  schema=pa.schema([pa.field("text", pa.string()), field]))
     pq.write_table(table, tmp_path / "hostile.parquet")
-    from provaudit.read.records import expand_sources, read_source
+    from provaudit.read.sources import expand_sources, read_source
 
     (src,) = expand_sources([str(tmp_path / "hostile.parquet")])
     assert [r.text for r in read_source(src)] == ["the quick brown fox jumps"]
@@ -470,12 +470,12 @@ def test_readers_stream_a_file_in_bounded_memory(tmp_path: Path, monkeypatch: py
     """Peak memory while reading stays at one record, one Parquet batch or one JSON window, not the file."""
     import tracemalloc
 
-    from provaudit.read.records import expand_sources, read_source
-    from provaudit.read import lines as records_formats
+    from provaudit.read.sources import expand_sources, read_source
+    from provaudit.read import lines
     from provaudit.read.json_array import _JsonArray
 
     monkeypatch.setattr(_JsonArray, "CHUNK", 1 << 16)
-    monkeypatch.setattr(records_formats, "BLOCK_BYTES", 1 << 16)
+    monkeypatch.setattr(lines, "BLOCK_BYTES", 1 << 16)
     rows = [{"id": f"r{i}", "text": f"record number {i} " + "word " * 20} for i in range(20_000)]
     (tmp_path / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (tmp_path / "a.json").write_text(json.dumps(rows, indent=1))

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from provaudit.errors import ProvauditError
-from provaudit.read.records import sha256_file
+from provaudit.fs.hashing import sha256_file
 
 CHECKSUMS = "SHA256SUMS"
 _LINE = re.compile(r"([0-9a-f]{64})  ([^/\\\n]+)")

@@ -31,7 +31,8 @@ from provaudit.config import IndexConfig
 from provaudit.errors import InputError
 from provaudit.index.format import _RAW, FILES, FORMAT, FORMAT_VERSION, _manifest_checksum, sort_pairs
 from provaudit.run.pool import ForkPool, Passthrough, fork_available
-from provaudit.read.records import ReadStats, Record, sha256_file
+from provaudit.fs.hashing import sha256_file
+from provaudit.read.records import ReadStats, Record
 from provaudit.text.shingle import ShingleBatch, shingle_batch, unique_per_record
 from provaudit.text.sketch import band_keys, signatures
 

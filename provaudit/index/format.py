@@ -42,7 +42,7 @@ from provaudit.fs import arrow
 from provaudit.text import kernels
 from provaudit.config import IndexConfig
 from provaudit.errors import IndexFormatError
-from provaudit.read.records import sha256_file
+from provaudit.fs.hashing import sha256_file
 
 FORMAT = "provaudit-index"
 FORMAT_VERSION = 4

@@ -5,9 +5,9 @@ to the workers (that made the parent the bottleneck: 1.2 s of its CPU per 161 MB
 lines). The parent cuts each source into blocks, ``BlockReading.blocks``: ranges of whole
 lines of an uncompressed JSON-lines or text file (``iter_spans``, which reads the file only to
 find line ends and count rows), blocks of decompressed lines of a gzip file
-(``records_formats.iter_blocks``), or the row groups of a Parquet file. A worker reads and
+(``lines.iter_blocks``), or the row groups of a Parquet file. A worker reads and
 parses its block with ``parse_block``, using the same per-line and per-row code as
-``records.read_source``, so records, skip counts, example locations and error messages are
+``sources.read_source``, so records, skip counts, example locations and error messages are
 the same; the parent merges the workers' ``ReadStats`` in input order.
 
 Example:
@@ -26,11 +26,11 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
-from provaudit.read import lines as records_formats
-from provaudit.read.records import (
-    DEFAULT_MAX_RECORD_CHARS, ReadStats, Record, Source, report_no_records, rows_seen,
-)
-from provaudit.read.lines import LINE_PARSERS, RowReader, iter_blocks, wrong_format
+from provaudit.read import lines
+from provaudit.read.records import DEFAULT_MAX_RECORD_CHARS, ReadStats, Record, Source
+from provaudit.read.sources import report_no_records, rows_seen
+from provaudit.read.lines import LINE_PARSERS, iter_blocks
+from provaudit.read.rows import RowReader, wrong_format
 from provaudit.read.tables import ParquetGroup, parquet_group_records, parquet_groups
 
 BATCH_RECORDS = 2048
@@ -71,7 +71,7 @@ def iter_spans(reader: RowReader, size: int | None = None) -> Iterator[tuple[int
     target are not copied through a pipe to the process that parses them. An over-long
     line is a span of its first ``limit + 1`` bytes, as in ``iter_blocks``.
     """
-    path, limit, size = reader.name, reader.max_line_bytes, size or records_formats.BLOCK_BYTES
+    path, limit, size = reader.name, reader.max_line_bytes, size or lines.BLOCK_BYTES
     buf = bytearray(size)
     row = 0  # the first row not yet yielded
     start = 0  # file offset of the first byte not yet yielded: a line start, or in a drained line

@@ -1,7 +1,7 @@
 """The JSON-array reader behind ``records.read_source`` (a ``.json`` file that holds one array of
 objects, streamed with a bounded window; a ``.json`` file of JSON lines goes to ``read_jsonl``).
 
-Problems are reported through ``records_formats.RowReader`` like the line formats (see there).
+Problems are reported through ``rows.RowReader`` like the line formats (see there).
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 from provaudit.read.records import Record
-from provaudit.read.lines import _BOM, UTF8_HINT, RowReader, _json_problem, _utf8_problem, read_jsonl
+from provaudit.read.lines import read_jsonl
+from provaudit.read.rows import BOM, RowReader, UTF8_HINT, json_problem, utf8_problem
 
 
 # --- JSON arrays ------------------------------------------------------------------------------------
@@ -83,7 +84,7 @@ def read_json(reader: RowReader) -> Iterator[Record]:
     path = reader.name
     try:
         with open(path, "rb") as f:
-            head = f.read(1 << 16).lstrip(_BOM + b" \t\r\n")
+            head = f.read(1 << 16).lstrip(BOM + b" \t\r\n")
     except OSError as e:
         reader.fatal(path, f"cannot read ({e.strerror or e})")
         return
@@ -91,7 +92,7 @@ def read_json(reader: RowReader) -> Iterator[Record]:
         yield from read_jsonl(reader)
         return
     with open(path, "rb") as f:
-        if f.read(3) != _BOM:
+        if f.read(3) != BOM:
             f.seek(0)
         scan = _JsonArray(f, reader.max_line_bytes)
         row = 0
@@ -124,10 +125,10 @@ def read_json(reader: RowReader) -> Iterator[Record]:
                 raise json.JSONDecodeError("extra data after the array", scan.buf, scan.pos)
         except json.JSONDecodeError as e:
             line, col = scan.location(e.pos)
-            reader.fatal(f"{path} line {line}", f"{_json_problem(e, col)}; the rest of the file cannot be read: "
+            reader.fatal(f"{path} line {line}", f"{json_problem(e, col)}; the rest of the file cannot be read: "
                                                 "fix it, or convert it to JSON lines")
         except UnicodeDecodeError as e:
-            reader.fatal(f"{path} line {scan.line}", f"{_utf8_problem(e)}; {UTF8_HINT}")
+            reader.fatal(f"{path} line {scan.line}", f"{utf8_problem(e)}; {UTF8_HINT}")
         except _TooLarge:
             reader.fatal(f"{path} line {scan.line} (element {row + 1})",
                          f"element is longer than {reader.max_line_bytes} bytes or never ends; "

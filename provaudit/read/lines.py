@@ -1,194 +1,24 @@
-"""Line-format readers behind ``records.read_source`` (JSON lines, text, JSON arrays), and ``RowReader``.
+"""JSON-lines and text readers (plain or gzip), read in blocks of whole lines.
 
-JSON arrays are read by ``records_json``; CSV, Parquet and datasets by ``records_tables``.
-
-Every reader streams: memory is bounded by one record (a line is read with a byte limit,
-``line_bytes(max_record_chars)``; a text is cut to ``max_record_chars``), never by the file.
-Rows are numbered the way ``records.count_rows`` numbers them (lines for line formats).
-
-Problems go through ``RowReader``. A bad record (malformed JSON, invalid UTF-8, a missing or
-non-string text field, a bad CSV row, a line over the byte limit) raises ``InputError`` in
-``fail`` mode, naming file and line/row with the reason and a hint; in ``skip`` mode it is
-counted by reason in ``ReadStats.skipped`` (with a few example locations). Null and empty
-texts are counted, never errors. A problem that ends a source early (truncated gzip,
-corrupt Parquet file, unclosed JSON array, unreadable file) is an error in ``fail`` mode and
-``ReadStats.error`` in ``skip`` mode; the records read before it are kept. A Parquet row
-group that cannot be decoded is skipped on its own (its rows are counted).
+``read_jsonl``/``read_txt`` stream a source through ``iter_blocks``; ``LINE_PARSERS`` parse one
+block (what audit workers do with the blocks ``blocks.BlockReading`` hands them). Problems are
+reported through ``rows.RowReader``.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
-import re
 import zlib
-from collections.abc import Callable, Iterator
-from typing import IO, Any
+from collections.abc import Iterator
 
-from provaudit.errors import ConfigError, InputError
-from provaudit.read.records import ON_ERROR, Extract, ReadStats, Record, Source
-
-SKIP_HINT = "use --on-error skip to skip and count such records"
-UTF8_HINT = "the file is not UTF-8: convert it (e.g. iconv -f latin1 -t utf-8)"
-SURROGATE = re.compile("[\ud800-\udfff]")
-_BOM = b"\xef\xbb\xbf"
-
-
-def line_bytes(max_record_chars: int) -> int:
-    """Longest line a line-format reader will parse: room for a JSON-escaped record of the maximum size."""
-    return max(1 << 16, 12 * max_record_chars)
-
-
-class RowReader:
-    """Turns raw rows of one source into Records, raising (fail) or counting (skip) problems."""
-
-    def __init__(self, source: Source, text_field: str, id_field: str | None, on_error: str, stats: ReadStats,
-                 keep: Callable[[int], bool] | None, extract: Extract | None, max_record_chars: int):
-        if on_error not in ON_ERROR:
-            raise ConfigError(f"on-error must be one of {', '.join(ON_ERROR)}, got {on_error!r}")
-        if max_record_chars < 1:
-            raise ConfigError(f"max-record-chars must be >= 1, got {max_record_chars}")
-        self.source, self.text_field, self.id_field = source, text_field, id_field
-        self.on_error, self.stats, self.keep, self.extract = on_error, stats, keep, extract
-        self.max_record_chars = max_record_chars
-        self.max_line_bytes = line_bytes(max_record_chars)
-        # Lone surrogates only come from JSON escapes (Arrow and strict UTF-8 decoding rule them out);
-        # readers that cannot produce them turn the per-record search off.
-        self.escapes = source.kind in ("jsonl", "json")
-
-    @property
-    def name(self) -> str:
-        return self.source.name
-
-    def sampled_out(self, row: int) -> bool:
-        """True (and counted) when sampling passes over this row; checked before parsing it."""
-        if self.keep is None or self.keep(row):
-            return False
-        self.stats.sampled_out += 1
-        return True
-
-    def where(self, row: int, line: int | None = None) -> str:
-        """``file line N`` (line formats), ``file line L (element N)`` (JSON arrays), ``file line L (row N)``
-        (CSV) or ``file row N``."""
-        if line is not None:
-            return f"{self.name} line {line} ({'element' if self.source.kind == 'json' else 'row'} {row + 1})"
-        if self.source.kind in ("jsonl", "txt", "json"):
-            return f"{self.name} line {row + 1}"
-        return f"{self.name} row {row + 1}"
-
-    def bad(self, row: int, reason: str, message: str, line: int | None = None, *, hint: str = SKIP_HINT) -> None:
-        """A bad record: an error in fail mode, a count by reason in skip mode."""
-        where = self.where(row, line)
-        if self.on_error == "fail":
-            raise InputError(f"{where}: {message}; {hint}")
-        self.stats.skip(reason, where)
-
-    def fatal(self, where: str, message: str, fail_hint: str = "") -> None:
-        """A problem that ends the source: an error in fail mode, ``stats.error`` in skip mode.
-
-        ``fail_hint`` is added to the message in fail mode only.
-        """
-        if self.on_error == "fail":
-            raise InputError(f"{where}: {message}" + (f"; {fail_hint}" if fail_hint else ""))
-        self.stats.error = f"{where}: {message}"
-
-    def clean(self, text: str, row: int, line: int | None, what: str = "text") -> str:
-        """Cap the text at ``max_record_chars`` and replace lone surrogates (counted, never silent)."""
-        if what == "text" and len(text) > self.max_record_chars:
-            text = text[: self.max_record_chars]
-            self.stats.alter("truncated to max-record-chars", self.where(row, line))
-        if self.escapes and not text.isascii() and SURROGATE.search(text):
-            text = SURROGATE.sub("\ufffd", text)
-            self.stats.alter(f"lone surrogates replaced in {what}", self.where(row, line))
-        return text
-
-    def record(self, row: int, obj: Any, line: int | None = None) -> Record | None:
-        """The Record of one parsed row, or None (counted) when it has no usable text."""
-        if not isinstance(obj, dict):
-            self.bad(row, "not an object", f"expected a JSON object, got {type(obj).__name__}", line)
-            return None
-        if self.extract is not None:
-            try:
-                obj = {**obj, self.text_field: self.extract(obj)}
-            except ValueError as e:
-                self.bad(row, "malformed record", str(e), line)
-                return None
-        if self.text_field not in obj:
-            fields = ", ".join(sorted(map(str, obj))[:8])
-            self.bad(row, "missing text field", f"no field {self.text_field!r} (fields: {fields})", line,
-                     hint=f"use --text-field, or {SKIP_HINT}")
-            return None
-        text = obj[self.text_field]
-        if text is None:
-            self.stats.skip("null text", self.where(row, line))
-            return None
-        if not isinstance(text, str):
-            self.bad(row, "non-string text", f"field {self.text_field!r} is {type(text).__name__}, not a string",
-                     line)
-            return None
-        if not text or text.isspace():
-            self.stats.skip("empty text", self.where(row, line))
-            return None
-        if self.escapes or len(text) > self.max_record_chars:
-            text = self.clean(text, row, line)
-        rid = obj.get(self.id_field) if self.id_field else None
-        if rid is None:
-            ident = f"{self.name}#{row}"
-        else:
-            ident = rid if type(rid) is str else str(rid)
-            if self.escapes:
-                ident = self.clean(ident, row, line, "id")
-        self.stats.rows += 1
-        return Record(ident, text, self.name, row)
-
-
-# --- line formats -----------------------------------------------------------------------------------
-def open_binary(path: str) -> IO[bytes]:
-    if path.lower().endswith(".gz"):
-        return gzip.open(path, "rb")  # type: ignore[return-value]  # a GzipFile is a binary IO
-    return open(path, "rb")
-
-
-def _sniff(path: str) -> bytes:
-    """The first bytes of a file as stored (empty when unreadable: the reader reports that)."""
-    try:
-        with open(path, "rb") as f:
-            return f.read(4)
-    except OSError:
-        return b""
-
-
-def wrong_format(reader: RowReader) -> bool:
-    """A gzip or Parquet file under a plain-text name: reported once, instead of line after line of noise."""
-    head, path = _sniff(reader.name), reader.name.lower()
-    if head.startswith(b"\x1f\x8b") and not path.endswith(".gz"):
-        reader.fatal(reader.name, "is gzip-compressed but not named .gz; add the .gz suffix")
-        return True
-    if head and not head.startswith(b"\x1f\x8b") and path.endswith(".gz"):
-        reader.fatal(reader.name, f"is not gzip-compressed (it starts with {head!r}); remove the .gz suffix")
-        return True
-    if head == b"PAR1":
-        reader.fatal(reader.name, "is a Parquet file; name it .parquet")
-        return True
-    return False
-
+from provaudit.read.records import Record
+from provaudit.read.rows import (
+    BOM, RowReader, SKIP_HINT, SURROGATE, UTF8_HINT, json_problem, one_line, open_binary, utf8_problem, wrong_format,
+)
 
 def _decode(data: bytes | memoryview) -> str:
     return str(data, "utf-8")
-
-
-def one_line(e: BaseException) -> str:
-    """An exception's message on one printable line (pyarrow's span several, and may quote raw bytes)."""
-    text = " ".join(str(e).split())
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
-
-
-def _json_problem(e: json.JSONDecodeError, col: int) -> str:
-    return f"malformed JSON ({e.msg.removesuffix(' at')} at column {col})"
-
-
-def _utf8_problem(e: UnicodeDecodeError) -> str:
-    return f"invalid UTF-8 ({e.reason} at byte {e.start + 1})"
 
 
 BLOCK_BYTES = 1 << 20  # line formats are read, and handed to audit workers, in runs of whole lines this large
@@ -284,11 +114,11 @@ def block_lines(limit: int, first_row: int, data: bytes) -> Iterator[tuple[int, 
 
 def _text_of_line(reader: RowReader, row: int, data: bytes) -> str | None:
     """The line decoded as UTF-8 without a leading BOM, or None (counted) when invalid."""
-    view = memoryview(data)[3:] if data.startswith(_BOM) else data
+    view = memoryview(data)[3:] if data.startswith(BOM) else data
     try:
         return _decode(view)
     except UnicodeDecodeError as e:
-        reader.bad(row, "invalid UTF-8", _utf8_problem(e), hint=f"{UTF8_HINT}, or {SKIP_HINT}")
+        reader.bad(row, "invalid UTF-8", utf8_problem(e), hint=f"{UTF8_HINT}, or {SKIP_HINT}")
         return None
 
 
@@ -307,7 +137,7 @@ def _jsonl_records(reader: RowReader, first_row: int, block: bytes) -> Iterator[
                        hint=f"raise --max-record-chars, or {SKIP_HINT}")
             continue
         reader.escapes = b"\\u" in data and (b"\\ud" in data or b"\\uD" in data)
-        if data.startswith(_BOM):
+        if data.startswith(BOM):
             line = _text_of_line(reader, row, data)
         else:
             try:
@@ -320,7 +150,7 @@ def _jsonl_records(reader: RowReader, first_row: int, block: bytes) -> Iterator[
         try:
             obj = decode_json(line)
         except json.JSONDecodeError as e:
-            reader.bad(row, "malformed JSON", _json_problem(e, e.colno))
+            reader.bad(row, "malformed JSON", json_problem(e, e.colno))
             continue
         except RecursionError:
             reader.bad(row, "malformed JSON", "malformed JSON (nested too deeply)")

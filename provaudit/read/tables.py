@@ -1,6 +1,6 @@
-"""Tabular readers behind ``records.read_source``: CSV, Parquet, and saved or hub datasets.
+"""Tabular readers behind ``sources.read_source``: CSV, Parquet, and saved or hub datasets.
 
-Problems are reported through ``records_formats.RowReader`` like the line formats (see there).
+Problems are reported through ``rows.RowReader`` like the line formats (see there).
 """
 
 from __future__ import annotations
@@ -14,9 +14,7 @@ from typing import Any, NamedTuple
 
 from provaudit.errors import InputError
 from provaudit.read.records import Record
-from provaudit.read.lines import (
-    SKIP_HINT, SURROGATE, UTF8_HINT, RowReader, one_line, open_binary, wrong_format,
-)
+from provaudit.read.rows import RowReader, SKIP_HINT, SURROGATE, UTF8_HINT, one_line, open_binary, wrong_format
 
 
 # --- CSV --------------------------------------------------------------------------------------------

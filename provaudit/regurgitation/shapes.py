@@ -31,7 +31,8 @@ from provaudit.match.engine import MATCH_COLUMNS, BatchRunner, Engine
 from provaudit.errors import ConfigError
 from provaudit.index.format import Index, load_index
 from provaudit.match.candidates import AnchorPlan, hypergeom_cdf
-from provaudit.read.records import Record, expand_sources, read_source
+from provaudit.read.records import Record
+from provaudit.read.sources import expand_sources, read_source
 from provaudit.regurgitation.spans import describe_batch
 
 __all__ = ["OutputsResult", "VerdictRules", "audit_outputs", "detect_kind", "sample_text", "summary_line",

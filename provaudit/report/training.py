@@ -16,7 +16,8 @@ import pyarrow.parquet as pq
 from provaudit.fs import arrow
 from provaudit.fs.atomic import atomic_output_dir
 from provaudit.estimate.section import build_estimates, control_excess
-from provaudit.read.records import NO_TEXT, sha256_file
+from provaudit.fs.hashing import sha256_file
+from provaudit.read.records import NO_TEXT
 
 if TYPE_CHECKING:
     from provaudit.api import AuditResult

@@ -42,7 +42,8 @@ from provaudit.fs.atomic import try_lock, unlock, write_file_atomic
 from provaudit.match.engine import MATCH_COLUMNS
 from provaudit.errors import OutputExistsError
 from provaudit.estimate.section import SourceTally
-from provaudit.read.records import ReadStats, sha256_file
+from provaudit.fs.hashing import sha256_file
+from provaudit.read.records import ReadStats
 
 if TYPE_CHECKING:
     from provaudit.api import InputSummary

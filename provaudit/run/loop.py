@@ -24,7 +24,8 @@ from provaudit.match.engine import BatchResult, BatchRunner
 from provaudit.errors import InputError
 from provaudit.index.build import IndexWriter, ItemPreparer
 from provaudit.run.pool import Passthrough
-from provaudit.read.records import ReadStats, Source, read_source
+from provaudit.read.records import ReadStats, Source
+from provaudit.read.sources import read_source
 
 if TYPE_CHECKING:
     from provaudit.api import InputSummary, Progress

@@ -1,0 +1,254 @@
+"""Sources: what the user named (files, directories, globs, saved datasets, ``hf:`` names), resolved
+and read as a stream of ``Record`` objects by the reader of each format.
+
+Supported inputs: ``.jsonl``/``.ndjson`` (optionally ``.gz``), ``.json`` (an array
+of objects, streamed, or JSON lines), ``.parquet``, ``.csv``, ``.txt`` (one record per
+line, optionally ``.gz``), directories written by ``datasets.Dataset.save_to_disk``,
+directories and globs (recursing into supported files, sorted), and Hugging Face
+hub datasets named ``hf:NAME`` or ``hf:NAME:SPLIT`` (streamed through ``datasets``).
+docs/reliability.md lists how each kind of bad input is reported (``on_error="fail"``) or
+counted (``"skip"``).
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import os
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from provaudit.errors import InputError
+from provaudit.read import lines, tables
+from provaudit.read.json_array import read_json
+from provaudit.read.records import (
+    DEFAULT_MAX_RECORD_CHARS, Extract, NO_TEXT, ReadStats, Record, SUFFIXES, Source, printable_name,
+)
+from provaudit.read.rows import RowReader
+
+
+def _kind_of(path: str) -> str | None:
+    p = path.lower()
+    for suffix, kind in (
+        (".jsonl.gz", "jsonl"), (".ndjson.gz", "jsonl"), (".txt.gz", "txt"), (".jsonl", "jsonl"),
+        (".ndjson", "jsonl"), (".json", "json"), (".parquet", "parquet"), (".csv", "csv"), (".txt", "txt"),
+    ):
+        if p.endswith(suffix):
+            return kind
+    return None
+
+
+def _is_saved_dataset(path: Path) -> bool:
+    return path.is_dir() and (
+        (path / "dataset_info.json").is_file() and (path / "state.json").is_file()
+        or (path / "dataset_dict.json").is_file()
+    )
+
+
+def _utf8_name(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def _walk(spec: str, ignored: list[str] | None) -> tuple[list[str], list[str]]:
+    """Supported files and saved datasets under a directory (hidden entries are left out)."""
+    files: list[str] = []
+    saved: list[str] = []
+    for root, dirs, names in os.walk(spec):
+        if root != spec and _is_saved_dataset(Path(root)):
+            saved.append(root)
+            dirs[:] = []
+            continue
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for f in names:
+            path = os.path.join(root, f)
+            if f.startswith("."):
+                continue
+            if _kind_of(f) and _utf8_name(path):
+                files.append(path)
+            elif ignored is not None:
+                ignored.append(printable_name(path) + ("" if _utf8_name(path) else " (name is not UTF-8)"))
+    return sorted(files), sorted(saved)
+
+
+def expand_sources(specs: list[str] | tuple[str, ...], ignored: list[str] | None = None) -> list[Source]:
+    """Resolve files, directories, globs and ``hf:`` names into a list of sources.
+
+    Args:
+        specs: What the user named.
+        ignored: If given, receives the files found in directories that are not read
+            (unsupported types, names that are not UTF-8), sorted; hidden files and
+            directories (``.name``) are left out without being listed.
+
+    Raises:
+        InputError: if a spec matches nothing or names an unsupported file type.
+    """
+    out: list[Source] = []
+    for spec in specs:
+        spec = str(spec)
+        if spec.startswith("hf:"):
+            out.append(Source(spec, "hub"))
+            continue
+        path = Path(spec)
+        if not _utf8_name(spec):
+            raise InputError(f"{printable_name(spec)}: the file name is not valid UTF-8; rename it")
+        if _is_saved_dataset(path):
+            out.append(Source(spec, "saved"))
+        elif path.is_dir():
+            skipped: list[str] = []
+            files, saved = _walk(spec, skipped)
+            if ignored is not None:
+                ignored.extend(sorted(skipped))
+            if not files and not saved:
+                raise InputError(f"{spec}: directory has no supported files ({', '.join(SUFFIXES)})")
+            out.extend(Source(f, _kind_of(f) or "") for f in files)
+            out.extend(Source(d, "saved") for d in saved)
+        elif path.is_file():
+            kind = _kind_of(spec)
+            if kind is None:
+                raise InputError(
+                    f"{spec}: unsupported file type (supported: {', '.join(SUFFIXES)}, saved datasets, hf:NAME)"
+                )
+            out.append(Source(spec, kind))
+        elif glob.has_magic(spec):
+            matches = sorted(m for m in glob.glob(spec, recursive=True)
+                             if _kind_of(m) and os.path.isfile(m) and _utf8_name(m))
+            if not matches:
+                raise InputError(f"{spec}: pattern matches no supported files")
+            out.extend(Source(m, _kind_of(m) or "") for m in matches)
+        else:
+            raise InputError(f"{spec}: no such file or directory")
+    seen: set[str] = set()
+    unique = []
+    for s in out:
+        if s.name not in seen:
+            seen.add(s.name)
+            unique.append(s)
+    return unique
+
+
+def read_source(
+    source: Source,
+    *,
+    text_field: str = "text",
+    id_field: str | None = "id",
+    on_error: str = "fail",
+    stats: ReadStats | None = None,
+    keep: Callable[[int], bool] | None = None,
+    extract: Extract | None = None,
+    max_record_chars: int = DEFAULT_MAX_RECORD_CHARS,
+) -> Iterator[Record]:
+    """Yield the records of one source, streaming.
+
+    Args:
+        source: From ``expand_sources``.
+        text_field: Field holding the text.
+        id_field: Field holding the record id; ``<source>#<row>`` when absent.
+        on_error: ``"fail"`` raises InputError on a malformed record or unreadable file; ``"skip"``
+            counts bad records by reason in ``stats`` and records an unreadable rest of file in
+            ``stats.error``. Null and empty texts are counted in both modes.
+        stats: Receives row, skip and alteration counts.
+        keep: Sampling: called with each row number before the row is parsed; False passes it over.
+        extract: Custom text extraction (model-output shapes): called once per object, right
+            before its Record is made, instead of reading ``text_field``; returns the text
+            (None: skipped as null text) or raises ValueError (a malformed record).
+        max_record_chars: Longer texts are cut to this many characters (counted in
+            ``stats.altered``); lines longer than 12 bytes per character are not parsed.
+
+    Raises:
+        InputError: naming the file and line/row, with the reason and a hint (fail mode; in skip
+            mode only for a hub or saved dataset that cannot be opened at all).
+        ConfigError: for an unknown ``on_error`` or a ``max_record_chars`` below 1.
+
+    Example:
+        >>> recs = list(read_source(Source("fixtures/reference/posts.jsonl", "jsonl")))
+    """
+    readers = {"jsonl": lines.read_jsonl, "json": read_json, "txt": lines.read_txt, "csv": tables.read_csv,
+               "parquet": tables.read_parquet, "saved": tables.read_datasets, "hub": tables.read_datasets}
+    stats = stats if stats is not None else ReadStats()
+    reader = RowReader(source, text_field, id_field, on_error, stats, keep, extract, max_record_chars)
+    before = rows_seen(stats)
+    yield from readers[source.kind](reader)
+    if stats.error is None and rows_seen(stats) == before:
+        report_no_records(reader, source)
+
+
+def rows_seen(stats: ReadStats) -> tuple[int, int, int]:
+    """What ``stats`` has seen of a source; unchanged after reading it means the source had no records."""
+    return stats.rows, stats.sampled_out, sum(n for r, n in stats.skipped.items() if r not in NO_TEXT)
+
+
+def report_no_records(reader: Any, source: Source) -> None:
+    """An input without a single record to read is a problem, not a silent zero."""
+    no_text = {r: n for r, n in sorted(reader.stats.skipped.items()) if r in NO_TEXT and n}
+    if no_text:
+        reader.fatal(source.name, "no record has text (" + ", ".join(f"{r}: {n}" for r, n in no_text.items())
+                     + "); check --text-field")
+        return
+    empty = source.kind not in ("saved", "hub") and os.path.isfile(source.name) and os.path.getsize(source.name) == 0
+    reader.fatal(source.name, "empty file" if empty else "no records",
+                 "remove it from the inputs, or use --on-error skip to report it and go on")
+
+
+def count_rows(source: Source, on_error: str = "fail") -> int:
+    """Rows of a source as readers number them (lines for line formats), without parsing records.
+
+    With ``on_error="skip"``, a source that cannot be read to its end counts the rows before the problem.
+
+    Raises:
+        InputError: for hub datasets (size unknown when streaming) or unreadable files.
+    """
+    if source.kind in ("jsonl", "txt") or (source.kind == "json" and not _starts_with_bracket(source.name)):
+        n = 0
+        try:
+            with (gzip.open(source.name, "rb") if source.name.lower().endswith(".gz") else open(source.name, "rb")) as f:
+                for n, _ in enumerate(f, 1):  # noqa: B007
+                    pass
+        except (OSError, EOFError, zlib.error) as e:
+            if on_error == "fail":
+                raise InputError(f"{source.name}: cannot read ({e})") from e
+        return n
+    if source.kind == "hub":
+        raise InputError(f"{source.name}: size unknown for a streamed hub dataset; sample a fraction instead")
+    if source.kind == "parquet":
+        try:
+            return _parquet_rows(source.name)
+        except InputError:
+            if on_error == "fail":
+                raise
+            return 0
+    last = [0]
+
+    def count(row: int) -> bool:
+        last[0] = max(last[0], row + 1)
+        return False
+
+    stats = ReadStats()
+    for _ in read_source(source, on_error="skip", keep=count, stats=stats):
+        pass
+    if stats.error and on_error == "fail":
+        raise InputError(stats.error)
+    return last[0]
+
+
+def _starts_with_bracket(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(1 << 16).lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"[")
+    except OSError:
+        return False
+
+
+def _parquet_rows(path: str) -> int:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    except (pa.ArrowException, OSError) as e:
+        raise InputError(f"{path}: not a readable Parquet file ({e})") from e
