@@ -1,11 +1,15 @@
-"""Compose the stages: ``build_index()`` and ``audit()``.
+"""Compose the stages: the only module that does.
+
+``build_index`` reads a reference corpus and writes an index; ``audit`` (training shards) and
+``audit_outputs`` (samples of a model's outputs) stream targets against it and verify every
+candidate exactly; ``write_audit``/``write_outputs`` write their output directories.
 
 Example:
     >>> from provaudit import api
     >>> api.build_index(["fixtures/reference/posts.jsonl"], Path("ref.idx"), force=True)  # doctest: +SKIP
     >>> result = api.audit(Path("ref.idx"), ["fixtures/shards"])                         # doctest: +SKIP
-    >>> from provaudit.report.training import write_audit
-    >>> write_audit(result, Path("audit-out"), force=True)                                 # doctest: +SKIP
+    >>> api.write_audit(result, Path("audit-out"), force=True)["counts"]["pairs"]       # doctest: +SKIP
+    864
 """
 
 from __future__ import annotations
@@ -14,64 +18,42 @@ import dataclasses
 import functools
 import logging
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
 from provaudit import __version__
-from provaudit.config import AuditConfig, IndexConfig, SampleConfig
-from provaudit.run.checkpoint import Checkpoint
-from provaudit.errors import IndexMismatchError
-from provaudit.estimate.section import SourceTally
-from provaudit.index.format import Index, load_index
-from provaudit.index.build import IndexWriter, ItemPreparer
-from provaudit.match.engine import MATCH_COLUMNS, BatchRunner, Engine
-from provaudit.match.candidates import AnchorPlan
-from provaudit.run.loop import audit_sources, index_sources
-from provaudit.fs.hashing import sha256_file
-from provaudit.read.records import DEFAULT_MAX_RECORD_CHARS, ReadStats, Source
-from provaudit.read.sources import count_rows, expand_sources
+from provaudit.config import (
+    DEFAULT_MAX_RECORD_CHARS, AuditConfig, IndexConfig, ReadOptions, SampleConfig, VerdictRules,
+)
+from provaudit.errors import ConfigError, IndexMismatchError
 from provaudit.estimate.sampling import BernoulliSampler, BottomKSampler, sample_shards
+from provaudit.fs.hashing import sha256_file
+from provaudit.index.build import IndexWriter, prepare_items, prepare_parsed
+from provaudit.index.format import Index, load_index
+from provaudit.match.engine import Engine, flag_frequent, frequent_limit, parse_and_evaluate
+from provaudit.match.schema import empty_matches
+from provaudit.read.records import Source
+from provaudit.read.sources import count_rows, expand_sources
+from provaudit.regurgitation.shapes import DEFAULT_TEXT_FIELD, detect_kind
+from provaudit.regurgitation.spans import SampleCheck, describe_parsed
+from provaudit.regurgitation.verdicts import check_index, miss_probabilities, plan_requirements
+from provaudit.report import regurgitation as outputs_report
+from provaudit.report import training as training_report
+from provaudit.results import AuditResult, ControlResult, OutputsResult, Progress, SourceResult
+from provaudit.run.checkpoint import Checkpoint
+from provaudit.run.jobs import audit_job, index_job, outputs_job
+from provaudit.run.loop import Keep, run_sources
+from provaudit.run.workers import WorkerMap
 
 log = logging.getLogger(__name__)
-Progress = Callable[[str, int], None]  # (stage/source description, records done so far)
 
+__all__ = ["audit", "audit_outputs", "build_index", "resolve_kind", "write_audit", "write_outputs"]
 
 
 def _versions() -> dict[str, str]:
     import datasketch
 
     return {"provaudit": __version__, "datasketch": getattr(datasketch, "__version__", "unknown")}
-
-
-@dataclass
-class InputSummary:
-    """What was read from one input."""
-
-    source: str
-    kind: str
-    sha256: str | None
-    stats: ReadStats = field(default_factory=ReadStats)
-    tokens: int = 0
-    records_with_matches: int = 0
-    covered_tokens: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "kind": self.kind,
-            "sha256": self.sha256,
-            "rows_read": self.stats.rows,
-            "rows_skipped": dict(sorted(self.stats.skipped.items())),
-            "rows_altered": dict(sorted(self.stats.altered.items())),
-            "problem_examples": dict(sorted(self.stats.examples.items())),
-            "error": self.stats.error,
-            "tokens": self.tokens,
-            "records_with_matches": self.records_with_matches,
-            "covered_tokens": self.covered_tokens,
-        }
 
 
 def build_index(
@@ -89,8 +71,8 @@ def build_index(
     """Read a reference corpus and write an index directory atomically.
 
     Args:
-        workers: Processes shingling and signing record batches; the parent reads and
-            writes. The index files are byte-identical for any value.
+        workers: Processes reading, parsing and shingling blocks of the sources; the parent signs
+            and writes. The index files are byte-identical for any value.
 
     Returns:
         The manifest written to ``dest/manifest.json``.
@@ -100,19 +82,18 @@ def build_index(
         OutputExistsError: if ``dest`` exists and ``force`` is false.
     """
     config = (config or IndexConfig()).resolved()
+    read = ReadOptions(text_field, id_field, on_error)  # type: ignore[arg-type]  # validated there
     srcs = expand_sources(sources)
     writer = IndexWriter(dest, config, force=force)
     try:
-        with ItemPreparer(config, workers) as prep:
-            inputs = index_sources(prep, writer, srcs, {"text_field": text_field, "id_field": id_field,
-                                                        "on_error": on_error}, progress)
+        prepare_items(["warm up the compiled kernels before forking"], config)
+        with WorkerMap(prepare_parsed, config, workers) as wm:
+            inputs = run_sources(wm, srcs, read, index_job(writer, config), progress)
         manifest = {
             "versions": _versions(),
             "fields": {"text": text_field, "id": id_field},
-            "inputs": [
-                {k: v for k, v in s.to_dict().items() if k not in ("records_with_matches", "covered_tokens")}
-                for s in inputs
-            ],
+            "inputs": [{k: v for k, v in s.to_dict().items() if k not in ("records_with_matches", "covered_tokens")}
+                       for s in inputs],
         }
         return writer.finish(manifest)
     except BaseException:
@@ -120,45 +101,8 @@ def build_index(
         raise
 
 
-@dataclass
-class AuditResult:
-    """Everything an audit found, ready for reports."""
-
-    index: Index
-    config: AuditConfig
-    inputs: list[InputSummary]
-    matches: dict[str, list[Any]]
-    plan: AnchorPlan
-    candidates: dict[str, int]
-    target_records: int = 0
-    records_with_matches: int = 0
-    fields: dict[str, str | None] = field(default_factory=dict)
-    sample: SampleConfig = field(default_factory=SampleConfig)
-    tallies: list[SourceTally] = field(default_factory=list)
-    sampled_shards: list[str] | None = None
-    control: ControlResult | None = None
-    on_error: str = "skip"
-    max_record_chars: int = DEFAULT_MAX_RECORD_CHARS
-    ignored_files: list[str] = field(default_factory=list)
-    checkpoint: Checkpoint | None = None  # removed by write_audit once the output is complete
-    resumed_sources: int = 0  # sources taken from the checkpoint (never in the report: output is identical)
-
-
-@dataclass
-class ControlResult:
-    """Matches of a negative-control reference set audited in the same run."""
-
-    items: int
-    eligible_items: int
-    found_items: set[str]
-    pairs: int
-    records_with_matches: int
-    fingerprint: str
-    inputs: list[dict[str, Any]]
-
-
 def _row_filters(sources: list[Source], sample: SampleConfig, on_error: str = "fail",
-                 ) -> tuple[dict[str, Callable[[int], bool] | None], list[list[Any]] | None]:
+                 ) -> tuple[dict[str, Keep | None], list[list[Any]] | None]:
     """Per-source row filters implementing ``sample.records`` (None: keep every row).
 
     Returns:
@@ -183,9 +127,8 @@ def _row_filters(sources: list[Source], sample: SampleConfig, on_error: str = "f
     return {name: rows.__contains__ for name, rows in chosen.items()}, population
 
 
-def _control_engine(control: list[str], index: Index, config: AuditConfig, tmp: Path,
-                    text_field: str, id_field: str | None, on_error: str) -> tuple[Engine, list[dict[str, Any]]]:
-    """An engine over the negative-control set: an index directory, or sources indexed now."""
+def _control_index(control: list[str], index: Index, tmp: Path, read: ReadOptions) -> Index:
+    """The negative-control index: an index directory, or sources indexed now with the reference's parameters."""
     if len(control) == 1 and (Path(control[0]) / "manifest.json").is_file():
         cidx = load_index(Path(control[0]), signatures=False)
         if cidx.manifest["fingerprint"] != index.manifest["fingerprint"]:
@@ -193,11 +136,52 @@ def _control_engine(control: list[str], index: Index, config: AuditConfig, tmp: 
                 f"{control[0]}: control index parameters {cidx.manifest['fingerprint']} differ from the "
                 f"reference index's {index.manifest['fingerprint']}; rebuild one of them with the other's parameters"
             )
-    else:
-        cfg = dataclasses.replace(index.config, keep_text=False)
-        build_index(control, tmp / "control.idx", cfg, text_field=text_field, id_field=id_field, on_error=on_error)
-        cidx = load_index(tmp / "control.idx", signatures=False)
-    return Engine(cidx, config), cidx.manifest.get("inputs", [])
+        return cidx
+    cfg = dataclasses.replace(index.config, keep_text=False)
+    build_index(control, tmp / "control.idx", cfg, text_field=read.text_field, id_field=read.id_field,
+                on_error=read.on_error)
+    return load_index(tmp / "control.idx", signatures=False)
+
+
+def _control_result(cidx: Index, config: AuditConfig, parts: list[SourceResult]) -> ControlResult:
+    matches = empty_matches()
+    for p in parts:
+        for c, values in (p.control_matches or {}).items():
+            matches[c].extend(values)
+    return ControlResult(
+        items=len(cidx),
+        eligible_items=int((cidx.n_shingles >= config.min_item_shingles).sum()),
+        found_items={r for r, f in zip(matches["reference_id"], matches["item_flag"]) if not f},
+        pairs=len(matches["reference_id"]),
+        records_with_matches=sum(p.control_records_with_matches for p in parts),
+        fingerprint=cidx.manifest["fingerprint"],
+        inputs=[{"source": i["source"], "sha256": i["sha256"], "rows_read": i["rows_read"]}
+                for i in cidx.manifest.get("inputs", [])],
+    )
+
+
+def _checkpoint(directory: Path, index: Index, control: Index | None, config: AuditConfig, sample: SampleConfig,
+                sampled_shards: list[str] | None, population: list[list[Any]] | None, read: ReadOptions,
+                resume: bool) -> Checkpoint:
+    params = {
+        "provaudit": __version__,
+        "index_manifest_sha256": sha256_file(index.path / "manifest.json"),
+        "control_manifest_sha256": sha256_file(control.path / "manifest.json") if control else None,
+        "config": config.to_dict(), "sample": sample.to_dict(), "sampled_shards": sampled_shards,
+        "population": population, "read": read.to_dict(),
+    }
+    return Checkpoint(directory, params, resume=resume)
+
+
+def _merged(parts: list[SourceResult]) -> tuple[dict[str, list[Any]], dict[str, int]]:
+    matches = empty_matches()
+    candidates: dict[str, int] = {}
+    for p in parts:
+        for c, values in p.matches.items():
+            matches[c].extend(values)
+        for k, v in p.candidates.items():
+            candidates[k] = candidates.get(k, 0) + v
+    return matches, candidates
 
 
 def audit(
@@ -224,13 +208,13 @@ def audit(
         config: Thresholds (defaults: containment or Jaccard >= 0.5).
         on_error: ``"skip"`` (default: training shards are dirty) counts bad records by reason
             and reports inputs that could not be read to their end; ``"fail"`` stops at the first.
-        workers: Processes evaluating record batches; results are identical for any value.
+        workers: Processes reading and evaluating blocks of records; results are identical for any value.
         sample: Read only a reproducible sample of records and/or shards.
         control: A negative-control reference set (sources, or an index built with the same
             parameters), audited against the same target records.
         progress: Called with (source, records done).
         max_record_chars: Longer target texts are cut to this many characters (counted).
-        checkpoint: A directory (``checkpoint.partial_dir(OUT)``) where each finished source is
+        checkpoint: A directory (``run.checkpoint.partial_dir(OUT)``) where each finished source is
             saved, so that an interrupted run can be resumed; removed by ``write_audit``.
         resume: Reuse the finished sources of an earlier run with the same parameters found in
             ``checkpoint``; the result is identical to an uninterrupted run.
@@ -241,71 +225,110 @@ def audit(
         InputError: naming file and line/row on unreadable targets (fail mode).
         OutputExistsError: if another audit holds ``checkpoint``.
     """
-    config = config or AuditConfig()
-    sample = sample or SampleConfig()
+    config, sample = config or AuditConfig(), sample or SampleConfig()
+    read = ReadOptions(text_field, id_field, on_error, max_record_chars)  # type: ignore[arg-type]
     index = load_index(index_dir, signatures=False)  # every file the audit reads is verified
     ignored: list[str] = []
-    sources: list[Source] = expand_sources(targets, ignored)
+    sources = expand_sources(targets, ignored)
     sampled_shards = None
     if sample.shards is not None:
         sampled_shards = sample_shards([s.name for s in sources], sample.shards, sample.seed)
         chosen = set(sampled_shards)
         sources = [s for s in sources if s.name in chosen]
     filters, population = _row_filters(sources, sample, on_error)
-    engines = [Engine(index, config)]
-    ctrl_inputs: list[dict[str, Any]] = []
-    read = {"text_field": text_field, "id_field": id_field, "on_error": on_error, "max_record_chars": max_record_chars}
-    ckpt = None
     with tempfile.TemporaryDirectory(prefix="provaudit-control-") as tmp:
-        if control:
-            ctrl_engine, ctrl_inputs = _control_engine(control, index, config, Path(tmp), text_field, id_field, on_error)
-            engines.append(ctrl_engine)
-        if checkpoint is not None:
-            params = {
-                "provaudit": __version__,
-                "index_manifest_sha256": sha256_file(index.path / "manifest.json"),
-                "control_manifest_sha256": sha256_file(engines[1].index.path / "manifest.json") if control else None,
-                "config": config.to_dict(), "sample": sample.to_dict(), "sampled_shards": sampled_shards,
-                "population": population, "read": read,
-            }
-            ckpt = Checkpoint(checkpoint, params, resume=resume)
+        cidx = _control_index(control, index, Path(tmp), read) if control else None
+        engines = [Engine(index, config)] + ([Engine(cidx, config)] if cidx is not None else [])
+        ckpt = None if checkpoint is None else _checkpoint(checkpoint, index, cidx, config, sample, sampled_shards,
+                                                           population, read, resume)
+        job = audit_job(per_record=sample.active, control=cidx is not None, keep=filters, saved=ckpt)
         try:
-            with BatchRunner(engines, workers) as runner:
-                parts = audit_sources(runner, sources, read, filters, sample.active, bool(control), ckpt, progress)
+            with WorkerMap(parse_and_evaluate, engines, workers) as wm:
+                parts = run_sources(wm, sources, read, job, progress)
         except BaseException:
             if ckpt is not None:
                 ckpt.keep_or_discard()  # finished sources are kept for --resume
             raise
-        matches: dict[str, list[Any]] = {c: [] for c in MATCH_COLUMNS}
-        ctrl_matches: dict[str, list[Any]] = {c: [] for c in MATCH_COLUMNS}
-        candidates: dict[str, int] = {}
-        ctrl_candidates: dict[str, int] = {}
-        for p in parts:
-            for c in MATCH_COLUMNS:
-                matches[c].extend(p.matches[c])
-                if p.control_matches is not None:
-                    ctrl_matches[c].extend(p.control_matches[c])
-            for k, v in p.candidates.items():
-                candidates[k] = candidates.get(k, 0) + v
-            for k, v in p.control_candidates.items():
-                ctrl_candidates[k] = ctrl_candidates.get(k, 0) + v
-        ctrl = None
-        if control:
-            cidx = engines[1].index
-            ctrl = ControlResult(
-                items=len(cidx),
-                eligible_items=int((cidx.n_shingles >= config.min_item_shingles).sum()),
-                found_items={r for r, f in zip(ctrl_matches["reference_id"], ctrl_matches["item_flag"]) if not f},
-                pairs=len(ctrl_matches["reference_id"]),
-                records_with_matches=sum(p.control_records_with_matches for p in parts),
-                fingerprint=cidx.manifest["fingerprint"],
-                inputs=[{"source": i["source"], "sha256": i["sha256"], "rows_read": i["rows_read"]} for i in ctrl_inputs],
-            )
+        ctrl = _control_result(cidx, config, parts) if cidx is not None else None
+    matches, candidates = _merged(parts)
+    limit = frequent_limit(config, sum(p.records for p in parts))
+    flag_frequent(matches, limit)
     return AuditResult(
-        index=index, config=config, inputs=[p.summary for p in parts], matches=matches, plan=engines[0].plan,
-        candidates=candidates, target_records=sum(p.tally.records for p in parts),
-        records_with_matches=sum(p.summary.records_with_matches for p in parts),
-        fields={"text": text_field, "id": id_field}, sample=sample, tallies=[p.tally for p in parts],
+        index=index, config=config, inputs=parts, matches=matches, plan=engines[0].plan, candidates=candidates,
+        frequent_limit=limit, fields={"text": text_field, "id": id_field}, sample=sample,
         sampled_shards=sampled_shards, control=ctrl, on_error=on_error, max_record_chars=max_record_chars,
-        ignored_files=ignored, checkpoint=ckpt, resumed_sources=ckpt.reused if ckpt is not None else 0,
+        ignored_files=ignored, checkpoint=ckpt,
     )
+
+
+def write_audit(result: AuditResult, out_dir: Path, *, force: bool = False) -> dict[str, Any]:
+    """Write a training audit's output directory atomically (``report.training.write_audit``), then
+    remove its checkpoint. Returns the report written to report.json."""
+    report = training_report.write_audit(result, out_dir, force=force)
+    if result.checkpoint is not None:
+        result.checkpoint.discard()
+    return report
+
+
+def audit_outputs(
+    index_dir: Path,
+    targets: list[str] | tuple[str, ...],
+    config: AuditConfig | None = None,
+    *,
+    text_field: str = DEFAULT_TEXT_FIELD,
+    id_field: str | None = "id",
+    on_error: str = "fail",
+    workers: int = 1,
+    progress: Progress | None = None,
+    rules: VerdictRules | None = None,
+    max_record_chars: int = DEFAULT_MAX_RECORD_CHARS,
+) -> OutputsResult:
+    """Find the reference items that model output samples reproduce (docs/outputs.md).
+
+    Args:
+        index_dir: An index built by ``build_index`` (word shingles).
+        targets: Files, directories, globs, saved datasets or ``hf:`` names of samples.
+        config: Audit thresholds; ``min_containment`` is the near-verbatim threshold.
+        text_field: Field audited in plain records; an explicit value overrides shape detection.
+        workers: Processes reading, searching and describing samples; results are identical for any value.
+        rules: Verdict rules (defaults: 20 / 8 tokens, half the item).
+
+    Raises:
+        ConfigError: for a character-shingle index or rules finer than its n-grams.
+        IndexFormatError: if the index fails its integrity check.
+        InputError: naming file and line on an unreadable or malformed sample.
+    """
+    config, rules = config or AuditConfig(), rules or VerdictRules()
+    read = ReadOptions(text_field, id_field, on_error, max_record_chars)  # type: ignore[arg-type]
+    index = load_index(index_dir, signatures=False)
+    check_index(index.config, rules)
+    need = plan_requirements(index, rules, config)
+    engine = Engine(index, dataclasses.replace(config, min_containment=need.search_containment, min_jaccard=1.0))
+    need = dataclasses.replace(need, miss=miss_probabilities(index, engine.plan, need.min_overlap))
+    with WorkerMap(describe_parsed, SampleCheck(engine, rules, config.min_containment, need.min_overlap),
+                   workers) as wm:
+        inputs = run_sources(wm, expand_sources(targets), read, outputs_job(text_field), progress)
+    return OutputsResult(index, config, rules, need, engine.plan, inputs, {"text": text_field, "id": id_field})
+
+
+def write_outputs(result: OutputsResult, out_dir: Path, *, force: bool = False) -> dict[str, Any]:
+    """Write an outputs audit's directory atomically (matches, samples, report.json/md, SHA256SUMS)."""
+    return outputs_report.write_outputs(result, out_dir, force=force)
+
+
+def resolve_kind(kind: str, targets: list[str] | tuple[str, ...], text_field: str, *, sample: SampleConfig,
+                 control: bool, resume: bool) -> str:
+    """``"training"`` or ``"outputs"``: ``kind`` as given, or detected from the targets' shape for ``"auto"``.
+
+    Raises:
+        ConfigError: for options that apply to training audits only, with an outputs audit.
+    """
+    if kind == "auto":
+        kind = detect_kind(list(targets), text_field)
+    if kind == "outputs":
+        if sample.active or control:
+            raise ConfigError("--sample, --sample-shards and --control apply to training audits, not --kind outputs")
+        if resume:
+            raise ConfigError("--resume applies to training audits, not --kind outputs")
+    return kind
+

@@ -18,11 +18,12 @@ import click
 
 from provaudit import __version__, api
 from provaudit.config import AuditConfig, IndexConfig, SampleConfig
-from provaudit.match.engine import default_workers
-from provaudit.run.checkpoint import partial_dir
+from provaudit.config import DEFAULT_MAX_RECORD_CHARS, VerdictRules
 from provaudit.errors import ConfigError, OutputExistsError, ProvauditError
-from provaudit.read.records import DEFAULT_MAX_RECORD_CHARS
-from provaudit.report.training import write_audit
+from provaudit.report.regurgitation import summary_line
+from provaudit.results import AuditResult
+from provaudit.run.checkpoint import partial_dir
+from provaudit.run.workers import default_workers
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -222,21 +223,13 @@ def audit(index_dir: Path, targets: tuple[str, ...], out: Path, min_containment:
                           frequent_item_records=frequent_item_records)
         sample = SampleConfig(SampleConfig.parse(sample_records), SampleConfig.parse(sample_shards), sample_seed)
         t0 = time.monotonic()
-        if kind == "auto":
-            from provaudit.regurgitation.shapes import detect_kind
-
-            kind = detect_kind(list(targets), text_field)
+        kind = api.resolve_kind(kind, targets, text_field, sample=sample, control=bool(control), resume=resume)
         if kind == "outputs":
-            from provaudit.regurgitation.shapes import VerdictRules, audit_outputs, summary_line, write_outputs
-
-            if sample.active or control:
-                raise ConfigError("--sample, --sample-shards and --control apply to training audits, not --kind outputs")
-            if resume:
-                raise ConfigError("--resume applies to training audits, not --kind outputs")
             rules = VerdictRules(min_verbatim_tokens, min_span_tokens, min_span_share)
-            o_result = audit_outputs(index_dir, list(targets), cfg, text_field=text_field, id_field=id_field,
-                                     on_error=on_error, workers=workers, progress=stderr_progress(quiet), rules=rules)
-            o_report = write_outputs(o_result, out, force=force)
+            o_result = api.audit_outputs(index_dir, list(targets), cfg, text_field=text_field, id_field=id_field,
+                                         on_error=on_error, workers=workers, progress=stderr_progress(quiet),
+                                         rules=rules, max_record_chars=max_record_chars)
+            o_report = api.write_outputs(o_result, out, force=force)
             _done_progress(quiet)
             if not quiet:
                 click.echo(f"{summary_line(o_report)} in {time.monotonic() - t0:.1f}s -> {out}")
@@ -245,7 +238,7 @@ def audit(index_dir: Path, targets: tuple[str, ...], out: Path, min_containment:
                            workers=workers, sample=sample, control=list(control) or None,
                            progress=stderr_progress(quiet), max_record_chars=max_record_chars,
                            checkpoint=partial_dir(out), resume=resume)
-        report = write_audit(result, out, force=force)
+        report = api.write_audit(result, out, force=force)
         _done_progress(quiet)
         if not quiet:
             _audit_notes(result, report)
@@ -266,7 +259,7 @@ def audit(index_dir: Path, targets: tuple[str, ...], out: Path, min_containment:
                            f"({100 * ex['ci_low']:.2f} to {100 * ex['ci_high']:.2f})")
 
 
-def _audit_notes(result: api.AuditResult, report: dict[str, Any]) -> None:
+def _audit_notes(result: AuditResult, report: dict[str, Any]) -> None:
     """Resumption and input problems, on stderr (the report has the details)."""
     ckpt = result.checkpoint
     if ckpt is not None and ckpt.note:
@@ -351,7 +344,7 @@ def check(index_dir: Path, targets: tuple[str, ...], max_pairs: int, min_contain
         from provaudit.report.training import build_report, matches_table
 
         table = matches_table(result)
-        report = write_audit(result, out, force=force) if out else build_report(result, table)
+        report = api.write_audit(result, out, force=force) if out else build_report(result, table)
     evidence = [r for r in table.to_pylist() if not r["item_flag"]]
     evidence.sort(key=lambda r: (-r["containment"], -r["jaccard"], r["reference_id"], r["target_source"], r["target_row"]))
     c = report["counts"]

@@ -7,13 +7,17 @@ compares text reads it from there, so an audit can never mix parameters.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 from provaudit.errors import ConfigError
 
 HASH_FUNCTIONS = ("xxh3", "sha1")
 SHINGLE_UNITS = ("word", "char")
+OnError = Literal["fail", "skip"]
+ON_ERROR: tuple[str, ...] = get_args(OnError)
+DEFAULT_MAX_RECORD_CHARS = 20_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +212,81 @@ class SampleConfig:
             return float(v) if any(c in v for c in ".eE") else int(v)
         except ValueError:
             raise ConfigError(f"sample size must be a fraction (0.01, 1%) or a count (5000), got {value!r}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadOptions:
+    """How records are read from every source of a run.
+
+    Attributes:
+        text_field: Field holding the text.
+        id_field: Field holding the record id (None: records are named ``<source>#<row>``).
+        on_error: ``"fail"`` stops at the first bad record or unreadable input; ``"skip"`` counts
+            bad records by reason and records an input's unreadable rest.
+        max_record_chars: Longer texts are cut to this many characters (counted).
+    """
+
+    text_field: str = "text"
+    id_field: str | None = "id"
+    on_error: OnError = "fail"
+    max_record_chars: int = DEFAULT_MAX_RECORD_CHARS
+
+    def __post_init__(self) -> None:
+        if self.on_error not in ON_ERROR:
+            raise ConfigError(f"on-error must be one of {', '.join(ON_ERROR)}, got {self.on_error!r}")
+        if self.max_record_chars < 1:
+            raise ConfigError(f"max-record-chars must be >= 1, got {self.max_record_chars}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The keyword arguments of ``read.sources.read_source`` (and the form checkpoints record)."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictRules:
+    """When a (sample, reference item) pair is evidence of regurgitation (docs/outputs.md).
+
+    *Evidence tokens* are the tokens of the longest verbatim span shared by the item and
+    the audited text, minus those the prompt also supplies. A pair is, in this order:
+    ``verbatim`` if evidence >= min(min_verbatim_tokens, item tokens); ``partial`` if
+    evidence >= min_span_share x item tokens (both need evidence >= min_span_tokens);
+    ``near_verbatim`` if the exact containment (prompt n-grams excluded) reaches the
+    audit's ``min_containment`` with at least as many shared n-grams as a span of
+    ``min_span_tokens`` holds; else ``none``.
+
+    Example:
+        >>> VerdictRules().verdict(evidence_tokens=12, containment=0.4, overlap=10, item_tokens=20,
+        ...                        min_containment=0.5, ngram=3)
+        'partial'
+    """
+
+    min_verbatim_tokens: int = 20
+    min_span_tokens: int = 8
+    min_span_share: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.min_span_tokens < 1:
+            raise ConfigError(f"min span tokens must be >= 1, got {self.min_span_tokens}")
+        if self.min_verbatim_tokens < self.min_span_tokens:
+            raise ConfigError(f"min verbatim tokens ({self.min_verbatim_tokens}) must be >= min span tokens "
+                              f"({self.min_span_tokens})")
+        if not 0.0 < self.min_span_share <= 1.0:
+            raise ConfigError(f"min span share must be in (0, 1], got {self.min_span_share}")
+
+    def verdict(self, evidence_tokens: int, containment: float, overlap: int, item_tokens: int,
+                min_containment: float, ngram: int) -> str:
+        """The verdict of one pair (see the class docstring); ``overlap`` counts shared distinct n-grams."""
+        if evidence_tokens >= self.min_span_tokens:
+            if evidence_tokens >= min(self.min_verbatim_tokens, item_tokens):
+                return "verbatim"
+            if evidence_tokens >= math.ceil(self.min_span_share * item_tokens - 1e-9):
+                return "partial"
+        if containment >= min_containment and overlap >= self.min_span_tokens - ngram + 1:
+            return "near_verbatim"
+        return "none"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -7,7 +7,8 @@ import pytest
 from conftest import brute_force_pairs, simple_tokens
 from provaudit import api
 from provaudit.config import AuditConfig
-from provaudit.match.candidates import _threshold, covered_tokens, hypergeom_cdf, longest_common_run
+from provaudit.match.candidates import _threshold, covered_tokens, longest_common_run
+from provaudit.match.probability import hypergeom_cdf
 from provaudit.report.training import matches_table
 
 
@@ -87,7 +88,7 @@ def test_longest_common_run_and_coverage() -> None:
 
 def test_matches_parquet_schema(corpus, corpus_index, tmp_path) -> None:
     res = api.audit(corpus_index, [str(corpus[3])])
-    from provaudit.report.training import write_audit
+    from provaudit.api import write_audit
 
     write_audit(res, tmp_path / "out")
     schema = pq.read_schema(tmp_path / "out" / "matches.parquet")

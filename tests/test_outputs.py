@@ -15,14 +15,17 @@ from click.testing import CliRunner
 from conftest import FIXTURES
 from provaudit import api
 from provaudit.cli import cli
-from provaudit.config import AuditConfig, IndexConfig
+from provaudit.config import AuditConfig, IndexConfig, VerdictRules
 from provaudit.errors import ConfigError, InputError
 from provaudit.estimate.stats import proportion
 from provaudit.match.candidates import longest_common_run
-from provaudit.regurgitation.shapes import VerdictRules, audit_outputs, detect_kind, sample_text, write_outputs
-from provaudit.report.training import FORMAT, FORMAT_VERSION, _md
+from provaudit.api import audit_outputs, write_outputs
+from provaudit.regurgitation.shapes import detect_kind, sample_text
+from provaudit.report.common import FORMAT, FORMAT_VERSION
+from provaudit.report.common import md as _md
 from provaudit.text.shingle import tokens
-from provaudit.regurgitation.spans import shared_runs, token_offsets
+from provaudit.match.candidates import shared_runs
+from provaudit.regurgitation.spans import token_offsets
 
 OUTPUT_FILES = [str(FIXTURES / "outputs" / f) for f in ("plain.jsonl", "prompt_completion.jsonl", "chat.jsonl")]
 PLANTED = ("verbatim", "chat", "partial", "quoted")
@@ -38,7 +41,7 @@ RAW = {o["id"]: o for f in OUTPUT_FILES for o in _jsonl(Path(f))}
 
 
 def audited(obj: dict) -> str:
-    """The audited text, written out independently of provaudit.outputs."""
+    """The audited text, written out independently of provaudit.regurgitation."""
     if "messages" in obj:
         return "\n".join(m["content"] for m in obj["messages"] if m["role"] == "assistant")
     return obj["completion"] if "completion" in obj else obj["text"]

@@ -150,6 +150,6 @@ def test_many_small_sources_stream_through_one_pool(corpus, corpus_index, tmp_pa
         two = api.audit(corpus_index, [str(d)], workers=2, sample=sample)
         assert one.matches == two.matches and len(one.matches["reference_id"]) > 0
         assert [i.to_dict() for i in one.inputs] == [i.to_dict() for i in two.inputs]
-        assert [(t.source, t.records, t.tokens, t.covered) for t in one.tallies] == \
-               [(t.source, t.records, t.tokens, t.covered) for t in two.tallies]
+        assert [(t.source, t.records, t.tokens, t.covered_tokens) for t in one.inputs] == \
+               [(t.source, t.records, t.tokens, t.covered_tokens) for t in two.inputs]
         assert one.target_records == two.target_records

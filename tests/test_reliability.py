@@ -31,7 +31,7 @@ from provaudit.config import SampleConfig
 from provaudit.errors import IndexFormatError, OutputExistsError
 from provaudit.index.format import FILES, load_index
 from provaudit.fs.integrity import CHECKSUMS, OutputFormatError, load_report
-from provaudit.report.training import write_audit
+from provaudit.api import write_audit
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARDS = 6
@@ -260,11 +260,12 @@ def test_damaged_checkpoint_files_are_recomputed(corpus, corpus_index, tmp_path)
 
 
 def test_checkpoint_tables_inline_or_parquet_round_trip_exactly(tmp_path: Path) -> None:
-    from provaudit.run.checkpoint import INLINE_ROWS, SourcePart
-    from provaudit.match.engine import MATCH_COLUMNS
+    from provaudit.match.schema import MATCH_COLUMNS
+    from provaudit.results import SourceResult
+    from provaudit.run.checkpoint import INLINE_ROWS
 
     for n in (3, INLINE_ROWS + 1):
-        part = SourcePart.new("x.jsonl", "jsonl", "ab" * 32, control=False)
+        part = SourceResult("x.jsonl", "jsonl", "ab" * 32)
         for i in range(n):
             row = (f"ref{i}", f"t{i}", "x.jsonl", i, 1 / 3 + i, 0.1 * i, 2 / 7, i + 3, 5, 8, 9, 100, 12,
                    "anchor+lsh", 1 - 1e-12 * i, "" if i % 2 else "short_item")
@@ -427,7 +428,7 @@ def test_a_parquet_file_carrying_a_pickled_extension_type_is_not_unpickled(tmp_p
 
     (src,) = expand_sources([str(tmp_path / "hostile.parquet")])
     assert [r.text for r in read_source(src)] == ["the quick brown fox jumps"]
-    assert [r.text for r in read_source(src, extract=lambda o: str(o["text"]))] == ["the quick brown fox jumps"]
+    assert [r.text for r in read_source(src, extract=lambda o: (str(o["text"]), None))] == ["the quick brown fox jumps"]
     assert not Path(_Boom.marker).exists()
 
 
@@ -513,8 +514,7 @@ def test_outputs_are_identical_across_runs_workers_and_hash_seeds(corpus, tmp_pa
 _KILL_A_WORKER = r"""
 import os, signal, sys
 from click.testing import CliRunner
-from provaudit.match import engine
-from provaudit.index import build as index_build
+from provaudit.run import workers
 from provaudit.cli import cli
 
 parent = os.getpid()
@@ -524,8 +524,11 @@ def dies_in_a_worker(real):
             os.kill(os.getpid(), signal.SIGKILL)  # what the out-of-memory killer does
         return real(*args, **kwargs)
     return f
-engine.parse_and_evaluate = dies_in_a_worker(engine.parse_and_evaluate)
-index_build.prepare_parsed = dies_in_a_worker(index_build.prepare_parsed)
+real_enter = workers.WorkerMap.__enter__
+def enter(self):
+    self.task = dies_in_a_worker(self.task)  # every worker task: index builds and audits
+    return real_enter(self)
+workers.WorkerMap.__enter__ = enter
 res = CliRunner().invoke(cli, sys.argv[1:])
 print(res.exit_code)
 print(res.output)

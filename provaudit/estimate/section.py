@@ -14,26 +14,24 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from provaudit.estimate.stats import Estimate, difference, proportion, ratio
 
 
-@dataclass
-class SourceTally:
-    """Per-input counts, plus per-record arrays when only a sample was read."""
+class Tally(Protocol):
+    """What the estimates need of each input read (``results.SourceResult`` is one)."""
 
     source: str
-    population_rows: int = 0  # rows of the input (read + sampled out), the fpc population
-    records: int = 0
-    tokens: int = 0
-    covered: int = 0
-    rows: list[np.ndarray] = field(default_factory=list)
-    rec_tokens: list[np.ndarray] = field(default_factory=list)
-    rec_covered: list[np.ndarray] = field(default_factory=list)
+    population_rows: int  # rows of the input (read + sampled out), the fpc population
+    records: int
+    tokens: int
+    covered_tokens: int
+    rows: list[np.ndarray]  # per record, when only a sample was read: row, tokens, covered tokens
+    rec_tokens: list[np.ndarray]
+    rec_covered: list[np.ndarray]
 
 
 def _lower_bound(x: int, n: int, confidence: float, why: str) -> Estimate:
@@ -45,11 +43,11 @@ def _cat(xs: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(xs) if xs else np.zeros(0, np.int64)
 
 
-def _arrays(t: SourceTally) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _arrays(t: Tally) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return _cat(t.rows), _cat(t.rec_tokens), _cat(t.rec_covered)
 
 
-def _figures(tallies: Sequence[SourceTally], flagged_rows: dict[str, dict[str, set[int]]], mode: str,
+def _figures(tallies: Sequence[Tally], flagged_rows: dict[str, dict[str, set[int]]], mode: str,
              confidence: float) -> dict[str, dict[str, Any]]:
     """target_contamination (overall and per kind) and target_token_share over ``tallies``."""
     n = sum(t.records for t in tallies)
@@ -59,7 +57,7 @@ def _figures(tallies: Sequence[SourceTally], flagged_rows: dict[str, dict[str, s
         for kind in kinds:
             x = sum(len(flagged_rows[kind].get(t.source, ())) for t in tallies)
             out[kind] = proportion(x, n, confidence=confidence, population=n).to_dict()
-        cov, tok = sum(t.covered for t in tallies), sum(t.tokens for t in tallies)
+        cov, tok = sum(t.covered_tokens for t in tallies), sum(t.tokens for t in tallies)
         v = cov / tok if tok else float("nan")
         out["tokens"] = Estimate(v, v, v, confidence, "exact (full scan)" if tok else "no tokens", n).to_dict()
         return out
@@ -92,7 +90,7 @@ def _figures(tallies: Sequence[SourceTally], flagged_rows: dict[str, dict[str, s
 
 
 def build_estimates(
-    tallies: Sequence[SourceTally],
+    tallies: Sequence[Tally],
     pairs: Sequence[dict[str, Any]],
     n_items: int,
     mode: str,

@@ -1,8 +1,8 @@
-"""Building an index: reference batches prepared in a fork pool, tables spilled and sorted, files written.
+"""Building an index: reference batches prepared (in workers), tables spilled and sorted, files written.
 
-``prepare_items`` shingles, signs and anchors a batch of reference texts; ``ItemPreparer``
-maps it over batches (or over blocks the workers read and parse themselves,
-``map_parsed``) in input order; ``IndexWriter`` streams the prepared items into a locked
+``prepare_items`` shingles, signs and anchors a batch of reference texts; ``prepare_parsed``
+is the worker task that parses a block and prepares its batches (``run.workers`` maps it over
+the blocks of every source in input order); ``IndexWriter`` streams the prepared items into a locked
 temporary directory, sorts the band and anchor tables bucket by bucket with bounded memory
 (``SpilledPairs``), writes the manifest and moves the index into place atomically. The
 format is described in ``index``.
@@ -29,8 +29,7 @@ from provaudit.fs.atomic import commit_output_dir, prepare_output_dir, try_lock,
 from provaudit.read.blocks import batches
 from provaudit.config import IndexConfig
 from provaudit.errors import InputError
-from provaudit.index.format import _RAW, FILES, FORMAT, FORMAT_VERSION, _manifest_checksum, sort_pairs
-from provaudit.run.pool import ForkPool, Passthrough, fork_available
+from provaudit.index.format import RAW_DTYPES, FILES, FORMAT, FORMAT_VERSION, manifest_checksum, sort_pairs
 from provaudit.fs.hashing import sha256_file
 from provaudit.read.records import ReadStats, Record
 from provaudit.text.shingle import ShingleBatch, shingle_batch, unique_per_record
@@ -115,82 +114,21 @@ def prepare_items(texts: list[str], config: IndexConfig, *, sign: bool = True) -
     return items.signed(config) if sign else items
 
 
-_WORKER_CONFIG: IndexConfig | None = None  # set in the parent before forking workers
 Prepared = tuple[list[str], list[int], "list[str] | None", PreparedItems]  # ids, rows, texts (keep_text), items
 
 
 def prepare_parsed(config: IndexConfig, parse: Callable[[T], tuple[Iterable[Record], ReadStats]], raw: T,
-                   sign: bool = True) -> tuple[ReadStats, list[Prepared]]:
-    """Parse a block of input (``records.BlockReading.parse``), then ``prepare_items`` it batch by batch."""
+                   ) -> tuple[ReadStats, list[Prepared]]:
+    """Parse a block of input (``read.blocks.BlockReading.parse``), then ``prepare_items`` it batch by
+    batch, unsigned (a worker task: signing is cheap next to sending 512 bytes of signature per item
+    back through a pipe, so the parent signs, ``PreparedItems.signed``)."""
     records, stats = parse(raw)
     out: list[Prepared] = []
     for b in batches(records):
         texts = [r.text for r in b]
         out.append(([r.id for r in b], [r.row for r in b], texts if config.keep_text else None,
-                    prepare_items(texts, config, sign=sign)))
+                    prepare_items(texts, config, sign=False)))
     return stats, out
-
-
-def _prepare_parsed_in_worker(parse: Callable[[T], tuple[Iterable[Record], ReadStats]], raw: T,
-                              ) -> tuple[ReadStats, list[Prepared]]:
-    assert _WORKER_CONFIG is not None
-    return prepare_parsed(_WORKER_CONFIG, parse, raw, sign=False)
-
-
-class ItemPreparer:
-    """Maps ``prepare_items`` over batches, in input order, in this process or a fork pool.
-
-    At most ``2 * workers`` batches are in flight, so memory stays bounded; the
-    results (and so the index files) are identical for any number of workers.
-
-    Example:
-        >>> with ItemPreparer(IndexConfig().resolved(), workers=2) as prep:  # doctest: +SKIP
-        ...     for stats, parts in prep.stream((reading.parse, block) for block in reading.blocks()):
-        ...         for ids, rows, texts, items in parts:
-        ...             writer.add(ids, sources, rows, items, texts)
-    """
-
-    def __init__(self, config: IndexConfig, workers: int = 1):
-        self.config, self.workers = config, max(1, workers)
-        self.pool: ForkPool | None = None
-
-    def __enter__(self) -> ItemPreparer:
-        global _WORKER_CONFIG
-        prepare_items(["warm up the compiled kernels before forking"], self.config)
-        if self.workers > 1 and fork_available():
-            _WORKER_CONFIG = self.config
-            self.pool = ForkPool(self.workers).__enter__()
-        return self
-
-    def __exit__(self, exc_type: object, *exc: object) -> None:
-        global _WORKER_CONFIG
-        pool, self.pool = self.pool, None
-        try:
-            if pool is not None:
-                pool.__exit__(exc_type, *exc)
-        finally:
-            _WORKER_CONFIG = None
-
-    @property
-    def parallel(self) -> bool:
-        """Whether batches are prepared in worker processes."""
-        return self.pool is not None
-
-    def stream(self, items: Iterable[tuple[Callable[[Any], tuple[Iterable[Record], ReadStats]], Any] | Passthrough],
-               ) -> Iterator[Any]:
-        """``prepare_parsed(parse, raw)`` for every ``(parse, raw)`` item, in order, items signed; a
-        ``Passthrough`` item comes out as it is, in its place. The workers read and parse their
-        own records (``parse`` must pickle)."""
-        if self.pool is None:
-            for item in items:
-                yield item if isinstance(item, Passthrough) else prepare_parsed(self.config, *item)
-            return
-        for out in self.pool.imap(_prepare_parsed_in_worker, items):
-            if isinstance(out, Passthrough):
-                yield out
-                continue
-            stats, parts = out
-            yield stats, [(ids, rows, texts, items.signed(self.config)) for ids, rows, texts, items in parts]
 
 
 _PAIR = np.dtype([("key", "<u8"), ("item", "<u4")])  # packed, 12 bytes
@@ -364,7 +302,7 @@ class IndexWriter:
         for name in FILES:
             p = self.tmp / name
             size = p.stat().st_size
-            rows = size // _RAW[name].itemsize if name in _RAW else pq.ParquetFile(p).metadata.num_rows
+            rows = size // RAW_DTYPES[name].itemsize if name in RAW_DTYPES else pq.ParquetFile(p).metadata.num_rows
             files[name] = {"sha256": sha256_file(p), "bytes": size, "rows": rows}
         full = {
             "format": FORMAT,
@@ -375,7 +313,7 @@ class IndexWriter:
             "files": files,
             **manifest,
         }
-        full["manifest_checksum"] = _manifest_checksum(full)
+        full["manifest_checksum"] = manifest_checksum(full)
         (self.tmp / "manifest.json").write_text(json.dumps(full, indent=2, sort_keys=True) + "\n")
         commit_output_dir(self.tmp, self.dest)
         unlock(self._lock)

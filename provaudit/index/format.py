@@ -28,7 +28,6 @@ Note:
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,13 +41,13 @@ from provaudit.fs import arrow
 from provaudit.text import kernels
 from provaudit.config import IndexConfig
 from provaudit.errors import IndexFormatError
-from provaudit.fs.hashing import sha256_file
+from provaudit.fs.hashing import json_checksum, sha256_file
 
 FORMAT = "provaudit-index"
 FORMAT_VERSION = 4
 FILES = ("items.parquet", "sequences.u64", "signatures.u32", "band_keys.u64", "band_items.u32", "anchor_keys.u64",
          "anchor_items.u32")
-_RAW: dict[str, np.dtype[Any]] = {name: np.dtype("<u8" if name.endswith(".u64") else "<u4")
+RAW_DTYPES: dict[str, np.dtype[Any]] = {name: np.dtype("<u8" if name.endswith(".u64") else "<u4")
                                   for name in FILES if not name.endswith(".parquet")}
 
 
@@ -148,16 +147,15 @@ class Index:
         return self.seq_hashes[self.seq_offsets[item] : self.seq_offsets[item + 1]]
 
 
-def _manifest_checksum(manifest: dict[str, Any]) -> str:
+def manifest_checksum(manifest: dict[str, Any]) -> str:
     """sha256 of the manifest's content (canonical JSON, without this field): the manifest
     names every file's sha256, so its own integrity closes the chain."""
-    body = {k: v for k, v in manifest.items() if k != "manifest_checksum"}
-    return "sha256:" + hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return json_checksum(manifest, "manifest_checksum", prefix="sha256:")
 
 
 def _raw(path: Path) -> np.ndarray:
     """A raw fixed-width file, memory-mapped read-only (an empty file gives an empty array)."""
-    dtype = _RAW[path.name]
+    dtype = RAW_DTYPES[path.name]
     if path.stat().st_size % dtype.itemsize:
         raise IndexFormatError(f"{path}: size is not a multiple of {dtype.itemsize} bytes (truncated?)")
     out: np.ndarray = np.zeros(0, dtype=dtype) if path.stat().st_size == 0 else np.memmap(path, dtype=dtype, mode="r")
@@ -186,7 +184,7 @@ def read_manifest(path: Path) -> dict[str, Any]:
             f"{path}: index format version {manifest.get('format_version')} is not supported by this "
             f"provaudit (reads version {FORMAT_VERSION}); rebuild the index"
         )
-    if manifest.get("manifest_checksum") != _manifest_checksum(manifest):
+    if manifest.get("manifest_checksum") != manifest_checksum(manifest):
         raise IndexFormatError(f"{mpath}: manifest checksum does not match its content (file changed or corrupt)")
     return manifest
 
@@ -224,7 +222,7 @@ def load_index(path: Path, *, verify: bool = True, signatures: bool = True) -> I
         hashing = {n: pool.submit(sha256_file, path / n) for n in largest_first}
         try:
             items = pq.ParquetFile(path / "items.parquet", memory_map=True).read()
-            raw = {name: _raw(path / name) for name in _RAW if name in read}
+            raw = {name: _raw(path / name) for name in RAW_DTYPES if name in read}
         except (pa.ArrowException, OSError, IndexFormatError) as e:
             problem = e
     for name in FILES:

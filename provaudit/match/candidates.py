@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
 from provaudit.text import kernels
 from provaudit.config import AuditConfig
+from provaudit.match.probability import hypergeom_cdf
 from provaudit.index.format import Index
 from provaudit.text.shingle import ShingleBatch
 
@@ -46,31 +46,6 @@ class AnchorPlan:
     usable: np.ndarray
     miss: np.ndarray
     skip_key: np.ndarray
-
-
-def _log_comb(n: np.ndarray | int, k: np.ndarray | int) -> np.ndarray:
-    n_, k_ = np.asarray(n, dtype=np.float64), np.asarray(k, dtype=np.float64)
-    lg = np.vectorize(math.lgamma, otypes=[np.float64])
-    return np.asarray(lg(n_ + 1) - lg(k_ + 1) - lg(n_ - k_ + 1))
-
-
-def hypergeom_cdf(population: int, successes: int, draws: int) -> np.ndarray:
-    """``P(X <= x)`` for x = 0..draws, X ~ Hypergeometric(population, successes, draws)."""
-    return np.array(_hypergeom_cdf(int(population), int(successes), int(draws)), dtype=np.float64)
-
-
-@lru_cache(maxsize=1 << 16)
-def _hypergeom_cdf(population: int, successes: int, draws: int) -> tuple[float, ...]:
-    """Cached: audits ask for the same few (N, overlap, k) triples for every pair."""
-    x = np.arange(draws + 1)
-    valid = (x <= successes) & (draws - x <= population - successes)
-    logp = np.full(draws + 1, -np.inf)
-    xv = x[valid]
-    logp[valid] = (
-        _log_comb(successes, xv) + _log_comb(population - successes, draws - xv) - _log_comb(population, draws)
-    )
-    out: np.ndarray = np.minimum(np.cumsum(np.exp(logp)), 1.0)
-    return tuple(out.tolist())
 
 
 def plan_anchors(index: Index, config: AuditConfig) -> AnchorPlan:

@@ -1,42 +1,36 @@
-"""Evaluate batches of target records against a loaded index, in one process or a pool.
+"""Evaluate batches of target records against a loaded index: candidates, exact verification, evidence.
 
 ``Engine.evaluate(batch)`` is a pure function of the batch (given the index and
 thresholds): it returns a ``BatchResult`` and mutates nothing, so batches can run
-in worker processes and be merged in input order. Results are therefore identical
-for any number of workers.
+in worker processes (``parse_and_evaluate`` is the worker task, see ``run.workers``) and
+be merged in input order. Results are therefore identical for any number of workers.
+Every item flag is set here: ``short_item`` per pair, ``frequent_item`` once all pairs
+are in (``flag_frequent``).
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterable, Iterator
+import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
 from provaudit.config import AuditConfig
 from provaudit.index.format import Index
 from provaudit.match.candidates import (
-    anchor_candidates, covered_tokens, hypergeom_cdf, longest_common_run, lsh_candidates, plan_anchors, verify,
+    anchor_candidates, covered_tokens, longest_common_run, lsh_candidates, plan_anchors, verify,
 )
-from provaudit.run.pool import ForkPool, Passthrough, fork_available
+from provaudit.match.probability import hypergeom_cdf, lsh_candidate_probability
+from provaudit.match.schema import MATCH_COLUMNS
 from provaudit.read.blocks import batches
 from provaudit.read.records import ReadStats, Record
 from provaudit.text.shingle import ShingleBatch, shingle_batch, unique_per_record
 from provaudit.text.sketch import band_keys, estimate_jaccard, signatures
 
-if TYPE_CHECKING:
-    from provaudit.api import InputSummary
-
 T = TypeVar("T")
 Parse = Callable[[T], tuple[Iterable[Record], ReadStats]]  # a block of input -> records, what reading them counts
-
-MATCH_COLUMNS = (
-    "reference_id", "target_id", "target_source", "target_row", "jaccard", "containment",
-    "estimated_jaccard", "verbatim_tokens", "overlap_shingles", "reference_shingles", "target_shingles",
-    "target_tokens", "covered_tokens", "candidate_by", "candidate_probability", "item_flag",
-)
 
 
 @dataclass
@@ -52,16 +46,6 @@ class BatchResult:
     rec_tokens: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     rec_covered: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     rec_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-
-    def add_to(self, summary: InputSummary, matches: dict[str, list[Any]], candidates: dict[str, int]) -> None:
-        summary.tokens += self.tokens
-        summary.records_with_matches += self.records_with_matches
-        summary.covered_tokens += self.covered_tokens
-        for row in self.rows:
-            for name, value in zip(MATCH_COLUMNS, row):
-                matches[name].append(value)
-        for k, v in self.candidates.items():
-            candidates[k] = candidates.get(k, 0) + v
 
 
 def item_signatures(index: Index, items: np.ndarray) -> np.ndarray:
@@ -182,11 +166,8 @@ class Engine:
         p_anchor = 0.0
         if t > 0 and k > 0:
             p_anchor = 1.0 - (float(hypergeom_cdf(n, overlap, min(k, n))[t - 1]) if t - 1 <= min(k, n) else 1.0)
-        p_lsh = 1.0 - (1.0 - jaccard**icfg.rows) ** icfg.bands if lsh_eligible else 0.0
+        p_lsh = lsh_candidate_probability(jaccard, icfg.bands, icfg.rows) if lsh_eligible else 0.0
         return float(min(1.0, max(0.0, 1.0 - (1.0 - p_anchor) * (1.0 - p_lsh))))
-
-
-_ENGINES: list[Engine] = []  # set in the parent before forking workers
 
 
 def evaluate_all(engines: list[Engine], batch: list[Record]) -> list[BatchResult]:
@@ -196,70 +177,24 @@ def evaluate_all(engines: list[Engine], batch: list[Record]) -> list[BatchResult
 
 
 def parse_and_evaluate(engines: list[Engine], parse: Parse[T], raw: T) -> tuple[ReadStats, list[list[BatchResult]]]:
-    """Parse raw input into records (``parse``), then ``evaluate_all`` them batch by batch."""
+    """Parse raw input into records (``parse``), then ``evaluate_all`` them batch by batch (a worker task)."""
     records, stats = parse(raw)
     return stats, [evaluate_all(engines, b) for b in batches(records)]
 
 
-def _evaluate_in_worker(batch: list[Record]) -> list[BatchResult]:
-    return evaluate_all(_ENGINES, batch)
+def frequent_limit(config: AuditConfig, target_records: int) -> int:
+    """Target records above which a reference item is flagged as boilerplate suspect."""
+    return config.frequent_item_records or max(50, math.ceil(0.01 * target_records))
 
 
-def _parse_and_evaluate_in_worker(parse: Parse[T], raw: T) -> tuple[ReadStats, list[list[BatchResult]]]:
-    return parse_and_evaluate(_ENGINES, parse, raw)
-
-
-def default_workers() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-class BatchRunner:
-    """Maps ``evaluate_all`` over batches, in order, in this process or a fork pool.
-
-    Workers inherit the loaded indexes by fork (copy-on-write), so they are loaded once.
-    At most ``2 * workers`` batches are in flight: memory stays bounded. A worker that dies
-    fails the run (``pool.WorkerDied``) instead of hanging it.
-    """
-
-    def __init__(self, engines: Engine | list[Engine], workers: int = 1):
-        self.engines = engines if isinstance(engines, list) else [engines]
-        self.workers = max(1, workers)
-        self.pool: ForkPool | None = None
-
-    def __enter__(self) -> BatchRunner:
-        if self.workers > 1 and fork_available():
-            _ENGINES[:] = self.engines
-            self.pool = ForkPool(self.workers).__enter__()
-        return self
-
-    def __exit__(self, exc_type: object, *exc: object) -> None:
-        pool, self.pool = self.pool, None
-        try:
-            if pool is not None:
-                pool.__exit__(exc_type, *exc)
-        finally:
-            _ENGINES.clear()
-
-    @property
-    def parallel(self) -> bool:
-        """Whether batches run in worker processes."""
-        return self.pool is not None
-
-    def map(self, batches: Iterable[list[Record]]) -> Iterator[list[BatchResult]]:
-        """``evaluate_all`` of each batch, in order."""
-        if self.pool is None:
-            for b in batches:
-                yield evaluate_all(self.engines, b)
-            return
-        yield from self.pool.imap(_evaluate_in_worker, ((b,) for b in batches))
-
-    def stream(self, items: Iterable[tuple[Parse[Any], Any] | Passthrough]) -> Iterator[Any]:
-        """``parse_and_evaluate(parse, raw)`` for every ``(parse, raw)`` item, in order; a
-        ``Passthrough`` item comes out as it is, in its place. The workers read and parse their
-        own records (``parse`` must pickle), and one stream can span many sources, so that the
-        pool stays busy across the boundaries of small files."""
-        if self.pool is None:
-            for item in items:
-                yield item if isinstance(item, Passthrough) else parse_and_evaluate(self.engines, *item)
-            return
-        yield from self.pool.imap(_parse_and_evaluate_in_worker, items)
+def flag_frequent(matches: dict[str, list[Any]], limit: int) -> None:
+    """Set ``item_flag`` to ``frequent_item`` on the unflagged pairs of items matched in more than
+    ``limit`` target records (the engine sets ``short_item`` per pair; this needs every pair)."""
+    records: dict[str, set[tuple[str, int]]] = {}
+    flags = matches["item_flag"]
+    for rid, src, row, flag in zip(matches["reference_id"], matches["target_source"], matches["target_row"], flags):
+        if not flag:
+            records.setdefault(rid, set()).add((src, row))
+    frequent = {rid for rid, recs in records.items() if len(recs) > limit}
+    matches["item_flag"] = ["frequent_item" if (not f and rid in frequent) else f
+                            for rid, f in zip(matches["reference_id"], flags)]

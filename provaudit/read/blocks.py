@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 from provaudit.read import lines
-from provaudit.read.records import DEFAULT_MAX_RECORD_CHARS, ReadStats, Record, Source
+from provaudit.read.records import DEFAULT_MAX_RECORD_CHARS, Extract, ReadStats, Record, Source
 from provaudit.read.sources import report_no_records, rows_seen
 from provaudit.read.lines import LINE_PARSERS, iter_blocks
 from provaudit.read.rows import RowReader, wrong_format
@@ -111,18 +111,19 @@ class BlockReading:
 
     The parent iterates ``blocks()``, workers call ``parse`` on each block (it pickles), the
     parent merges their ``ReadStats`` into ``stats`` in order and calls ``finish()``. Records,
-    counts and errors are those of ``read_source`` (without sampling or ``extract``).
+    counts and errors are those of ``read_source`` (without sampling).
     """
 
     def __init__(self, source: Source, *, text_field: str = "text", id_field: str | None = "id",
                  on_error: str = "fail", stats: ReadStats | None = None,
-                 max_record_chars: int = DEFAULT_MAX_RECORD_CHARS):
+                 max_record_chars: int = DEFAULT_MAX_RECORD_CHARS, extract: Extract | None = None):
         if source.kind not in BLOCK_KINDS:
             raise ValueError(f"{source.kind} sources are not read in blocks")
         self.source = source
         self.stats = stats if stats is not None else ReadStats()
         self.reader = RowReader(source, text_field, id_field, on_error, self.stats, None, None, max_record_chars)
-        self.parse = functools.partial(parse_block, source, text_field, id_field, on_error, max_record_chars)
+        self.parse = functools.partial(parse_block, source, text_field, id_field, on_error, max_record_chars,
+                                       extract=extract)
         self._before = rows_seen(self.stats)
 
     def blocks(self, spans: bool = False) -> Iterator[Block]:
@@ -150,7 +151,7 @@ class BlockReading:
 
 
 def parse_block(source: Source, text_field: str, id_field: str | None, on_error: str, max_record_chars: int,
-                block: Block) -> tuple[Iterator[Record], ReadStats]:
+                block: Block, *, extract: Extract | None = None) -> tuple[Iterator[Record], ReadStats]:
     """The records of one block of a source (``BlockReading.blocks``), and what reading them counts:
     the counts are complete once the records are consumed (they stream: a row group is read in
     batches).
@@ -159,7 +160,7 @@ def parse_block(source: Source, text_field: str, id_field: str | None, on_error:
     The records are the ones ``read_source`` gives for these rows (without sampling).
     """
     stats = ReadStats()
-    reader = RowReader(source, text_field, id_field, on_error, stats, None, None, max_record_chars)
+    reader = RowReader(source, text_field, id_field, on_error, stats, None, extract, max_record_chars)
     first_row, data = block
     if isinstance(data, ParquetGroup):
         return parquet_group_records(reader, first_row, data), stats

@@ -15,13 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from provaudit.config import DEFAULT_MAX_RECORD_CHARS, ON_ERROR
 from provaudit.fs.hashing import sha256_file
 
+__all__ = ["DEFAULT_MAX_RECORD_CHARS", "EXAMPLES_PER_REASON", "NO_TEXT", "ON_ERROR", "SUFFIXES", "Extract", "ReadStats",
+           "Record", "Source", "printable_name"]
 
 SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz", ".json", ".parquet", ".csv", ".txt", ".txt.gz")
-ON_ERROR = ("fail", "skip")
-Extract = Callable[[dict[str, Any]], "str | None"]
-DEFAULT_MAX_RECORD_CHARS = 20_000_000
+# Custom text extraction (model-output shapes): object -> (text or None, metadata for the Record)
+Extract = Callable[[dict[str, Any]], "tuple[str | None, Any]"]
 EXAMPLES_PER_REASON = 3
 NO_TEXT = ("null text", "empty text")  # counted, but never errors: the record has nothing to match
 
@@ -35,12 +37,15 @@ class Record:
         text: The text to match.
         source: The input the record came from, as the user named it.
         row: 0-based row (line, for line formats) within ``source``.
+        meta: What an ``Extract`` hook said about the record (model-output samples: the
+            audited field and the prompt context), else None.
     """
 
     id: str
     text: str
     source: str
     row: int
+    meta: Any = None
 
 
 @dataclass(frozen=True, slots=True)

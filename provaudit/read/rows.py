@@ -106,12 +106,14 @@ class RowReader:
         if not isinstance(obj, dict):
             self.bad(row, "not an object", f"expected a JSON object, got {type(obj).__name__}", line)
             return None
+        meta = None
         if self.extract is not None:
             try:
-                obj = {**obj, self.text_field: self.extract(obj)}
+                text, meta = self.extract(obj)
             except ValueError as e:
                 self.bad(row, "malformed record", str(e), line)
                 return None
+            obj = {**obj, self.text_field: text}
         if self.text_field not in obj:
             fields = ", ".join(sorted(map(str, obj))[:8])
             self.bad(row, "missing text field", f"no field {self.text_field!r} (fields: {fields})", line,
@@ -138,7 +140,7 @@ class RowReader:
             if self.escapes:
                 ident = self.clean(ident, row, line, "id")
         self.stats.rows += 1
-        return Record(ident, text, self.name, row)
+        return Record(ident, text, self.name, row, meta)
 
 
 def open_binary(path: str) -> IO[bytes]:

@@ -156,7 +156,8 @@ def read_source(
         keep: Sampling: called with each row number before the row is parsed; False passes it over.
         extract: Custom text extraction (model-output shapes): called once per object, right
             before its Record is made, instead of reading ``text_field``; returns the text
-            (None: skipped as null text) or raises ValueError (a malformed record).
+            (None: skipped as null text) and what the Record carries as ``meta``, or raises
+            ValueError (a malformed record).
         max_record_chars: Longer texts are cut to this many characters (counted in
             ``stats.altered``); lines longer than 12 bytes per character are not parsed.
 

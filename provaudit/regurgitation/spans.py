@@ -1,10 +1,10 @@
 """Evidence of regurgitation in output samples: located verbatim spans, per pair and per sample.
 
-``token_offsets`` produces exactly the tokens of ``provaudit.shingle.tokens`` (word
+``token_offsets`` produces exactly the tokens of ``text.shingle.tokens`` (word
 unit) together with the ``[start, end)`` character offsets of each token in the
 *original* text, so that evidence found on normalized shingles can be shown in the
-text a reader sees. ``match.shared_runs`` lists all maximal diagonals of equal elements
-between two hash sequences (``match.longest_common_run`` gives only the longest
+text a reader sees. ``match.candidates.shared_runs`` lists all maximal diagonals of equal elements
+between two hash sequences (``match.candidates.longest_common_run`` gives only the longest
 length); a run of ``r`` equal shingles of width ``w`` is a verbatim span of
 ``r + w - 1`` tokens. ``describe_batch`` turns the engine's verified pairs for a batch
 of output samples into located, prompt-aware evidence with a verdict.
@@ -14,20 +14,27 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
 
+from provaudit.config import VerdictRules
 from provaudit.fs import arrow
 from provaudit.index.format import Index
 from provaudit.match.candidates import shared_runs
-from provaudit.read.records import Record
-from provaudit.text.shingle import normalize, shingle_batch, unique_per_record
+from provaudit.match.engine import BatchResult, Engine
+from provaudit.match.schema import MATCH_COLUMNS
+from provaudit.read.blocks import batches
+from provaudit.read.records import ReadStats, Record
+from provaudit.regurgitation.shapes import DEFAULT_TEXT_FIELD
+from provaudit.results import strength
+from provaudit.text.shingle import ShingleBatch, normalize, shingle_batch, unique_per_record
 
-if TYPE_CHECKING:
-    from provaudit.regurgitation.shapes import VerdictRules
+T = TypeVar("T")
 
 
 @lru_cache(maxsize=65536)
@@ -133,8 +140,8 @@ def _char_range(offsets: tuple[list[str], np.ndarray, np.ndarray] | None, n_toke
 
 
 def describe_batch(index: Index, rules: VerdictRules, min_containment: float, need: np.ndarray,
-                   batch: list[Record], metas: list[tuple[str, str]],
-                   rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+                   batch: list[Record], metas: list[tuple[str, str]], rows: list[dict[str, Any]],
+                   sb: ShingleBatch) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Evidence for a batch of output samples from the engine's verified pairs.
 
     Args:
@@ -144,7 +151,8 @@ def describe_batch(index: Index, rules: VerdictRules, min_containment: float, ne
         need: Per item, the fewest shared shingles a positive verdict needs (0: never evidence).
         batch: The audited samples (their text is the audited text).
         metas: Per sample, (audited field, given context text).
-        rows: The engine's pairs for the batch (dicts keyed by ``engine.MATCH_COLUMNS``).
+        rows: The engine's pairs for the batch (dicts keyed by ``match.schema.MATCH_COLUMNS``).
+        sb: The batch's shingles (as the engine computed them).
 
     Returns:
         (pairs with a positive verdict, one summary per sample), in input order.
@@ -152,7 +160,6 @@ def describe_batch(index: Index, rules: VerdictRules, min_containment: float, ne
     import pyarrow.compute as pc  # 0.06 s to import: only output audits need it
 
     icfg = index.config
-    sb = shingle_batch([r.text for r in batch], icfg)
     gb = unique_per_record(shingle_batch([m[1] for m in metas], icfg))
     by_row: dict[int, list[dict[str, Any]]] = {}
     for r in rows:
@@ -216,14 +223,6 @@ def describe_batch(index: Index, rules: VerdictRules, min_containment: float, ne
     return pairs, samples
 
 
-RANK = {"verbatim": 3, "partial": 2, "near_verbatim": 1, "none": 0}
-
-
-def strength(p: dict[str, Any]) -> tuple[int, int, float]:
-    """Sort key of a pair's evidence: verdict, then evidence tokens, then containment (larger is stronger)."""
-    return RANK[p["verdict"]], p["evidence_tokens"], p["containment"]
-
-
 def _sample_summary(index: Index, rec: Record, fld: str, seq: np.ndarray, given_pos: np.ndarray, width: int,
                     n_tok: int, mine: list[dict[str, Any]]) -> dict[str, Any]:
     best = max(mine, key=strength, default=None)  # the first of equals: pairs come sorted by reference id
@@ -241,3 +240,34 @@ def _sample_summary(index: Index, rec: Record, fld: str, seq: np.ndarray, given_
         "reference_ngram_share": float(hit.sum() / len(seq)) if len(seq) else 0.0,
         "covered_tokens": int(_cover(hit, width, n_tok).sum()),
     }
+
+
+@dataclass(frozen=True)
+class SampleCheck:
+    """What an outputs audit's worker needs: the engine (searching at the rules' thresholds), the
+    rules, the near-verbatim containment threshold and each item's ``Requirements.min_overlap``."""
+
+    engine: Engine
+    rules: VerdictRules
+    min_containment: float
+    need: np.ndarray
+
+
+SampleBatch = tuple[BatchResult, list[dict[str, Any]], list[dict[str, Any]]]  # engine result, pairs, samples
+
+
+def describe_parsed(check: SampleCheck, parse: Callable[[T], tuple[Iterable[Record], ReadStats]], raw: T,
+                    ) -> tuple[ReadStats, list[SampleBatch]]:
+    """Parse a block of samples, then search, verify and describe them batch by batch (a worker task;
+    each batch is shingled once, for the engine and for the spans)."""
+    records, stats = parse(raw)
+    out: list[SampleBatch] = []
+    idx = check.engine.index
+    for batch in batches(records):
+        sb = shingle_batch([r.text for r in batch], idx.config)
+        res = check.engine.evaluate_shingled(batch, sb)
+        metas = [r.meta if r.meta is not None else (DEFAULT_TEXT_FIELD, "") for r in batch]
+        rows = [dict(zip(MATCH_COLUMNS, r)) for r in res.rows]
+        pairs, samples = describe_batch(idx, check.rules, check.min_containment, check.need, batch, metas, rows, sb)
+        out.append((res, pairs, samples))
+    return stats, out

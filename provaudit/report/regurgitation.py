@@ -13,20 +13,17 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from provaudit.fs import arrow
 from provaudit.estimate.stats import proportion
+from provaudit.fs import arrow
 from provaudit.fs.atomic import atomic_output_dir
-from provaudit.report.training import _md, _r, report_header
-from provaudit.regurgitation.spans import strength
-
-if TYPE_CHECKING:
-    from provaudit.regurgitation.shapes import OutputsResult
+from provaudit.report.common import md, report_header, round6
+from provaudit.results import VERDICT_ORDER, OutputsResult, strength
 
 _S, _I, _F = pa.string(), pa.int64(), pa.float64()
 PAIR_SCHEMA = pa.schema([(n, t) for n, t in (
@@ -43,7 +40,6 @@ SAMPLE_SCHEMA = pa.schema([(n, t) for n, t in (
     ("sample_tokens", _I), ("sample_shingles", _I), ("prompt_shingles", _I), ("reference_ngram_share", _F),
     ("covered_tokens", _I),
 )])
-VERDICT_ORDER = ("verbatim", "partial", "near_verbatim", "none")
 NGRAM_SHARE_NOTE = (
     "reference_ngram_share: share of the sample's n-gram positions (audited text, in order, repeats counted) "
     "whose n-gram occurs in a reference item the sample reproduces (any positive verdict) and not in the "
@@ -97,8 +93,7 @@ def build_report(result: OutputsResult, pairs: pa.Table) -> dict[str, Any]:
     keep_text = "text" in idx.items.column_names
     spans = [s["evidence_tokens"] for s in flagged]
     tokens = sum(s.tokens for s in result.inputs)
-    inputs = [{**s.to_dict(), "shapes": shapes, "rows_sampled_out": s.stats.sampled_out}
-              for s, shapes in zip(result.inputs, result.shapes)]
+    inputs = [{**s.to_dict(), "shapes": s.shapes, "rows_sampled_out": s.stats.sampled_out} for s in result.inputs]
     return {
         **report_header("outputs", idx),
         "parameters": {**cfg.to_dict(), "text_field": result.fields.get("text"), "id_field": result.fields.get("id"),
@@ -134,12 +129,12 @@ def build_report(result: OutputsResult, pairs: pa.Table) -> dict[str, Any]:
             "evidence_span_tokens": {**_quantiles(spans), "samples": len(spans),
                                      "histogram": _histogram(spans, rules.min_span_tokens, rules.min_verbatim_tokens)},
             "reference_ngram_share": {
-                "mean_all_samples": _r(float(np.mean([s["reference_ngram_share"] for s in samples]))) if n else None,
+                "mean_all_samples": round6(float(np.mean([s["reference_ngram_share"] for s in samples]))) if n else None,
                 "mean_regurgitating_samples":
-                    _r(float(np.mean([s["reference_ngram_share"] for s in flagged]))) if flagged else None,
+                    round6(float(np.mean([s["reference_ngram_share"] for s in flagged]))) if flagged else None,
                 "definition": NGRAM_SHARE_NOTE,
             },
-            "most_reproduced": [{**e, "max_containment": _r(e["max_containment"])} for e in top_items[: cfg.top_evidence]],
+            "most_reproduced": [{**e, "max_containment": round6(e["max_containment"])} for e in top_items[: cfg.top_evidence]],
         },
         "offsets": {
             "reference_char_offsets": keep_text,
@@ -151,11 +146,11 @@ def build_report(result: OutputsResult, pairs: pa.Table) -> dict[str, Any]:
         },
         "candidates": dict(sorted(result.candidates.items())),
         "miss_probability": {
-            "anchor_max_at_rule_threshold": _r(float(miss.max())) if len(miss) else None,
-            "anchor_mean_at_rule_threshold": _r(float(miss.mean())) if len(miss) else None,
+            "anchor_max_at_rule_threshold": round6(float(miss.max())) if len(miss) else None,
+            "anchor_mean_at_rule_threshold": round6(float(miss.mean())) if len(miss) else None,
             "items_above_miss_rate": int((miss > cfg.miss_rate).sum()),
             "items_not_searchable_by_anchors": int((ok & ~searchable).sum()),
-            "search_containment": _r(need.search_containment),
+            "search_containment": round6(need.search_containment),
             "note": ("Per evidence item: P(a pair with the fewest shared n-grams that any positive verdict needs is "
                      "never a candidate), hypergeometric over the item's anchors. Candidates are verified exactly."),
         },
@@ -167,7 +162,7 @@ def build_report(result: OutputsResult, pairs: pa.Table) -> dict[str, Any]:
             for p in rows[: cfg.top_evidence]
         ],
         "samples": [
-            {k: (_r(s[k]) if isinstance(s[k], float) else s[k]) for k in (
+            {k: (round6(s[k]) if isinstance(s[k], float) else s[k]) for k in (
                 "sample_id", "source", "row", "field", "verdict", "reference_id", "evidence_tokens", "containment",
                 "reference_ngram_share")}
             for s in samples
@@ -182,13 +177,13 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines = [
         "# provaudit model-output audit report",
         "",
-        f"Index `{_md(report['index']['fingerprint'])}` with {c['reference_items']} reference items; "
+        f"Index `{md(report['index']['fingerprint'])}` with {c['reference_items']} reference items; "
         f"{c['samples']} output samples audited.",
         "",
         "| figure | value |",
         "| --- | --- |",
         f"| samples reproducing reference items | {c['samples_regurgitating']} of {c['samples']} "
-        f"({e['value']}; {e['ci_low']} to {e['ci_high']}, {_md(e['method'])} {e['confidence']}) |",
+        f"({e['value']}; {e['ci_low']} to {e['ci_high']}, {md(e['method'])} {e['confidence']}) |",
         f"| verbatim / partial / near-verbatim / none | {v['verbatim']} / {v['partial']} / {v['near_verbatim']} / "
         f"{v['none']} |",
         f"| reference items reproduced | {c['reference_items_reproduced']} |",
@@ -198,20 +193,20 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         "## Verdict rules",
         "",
-        *[f"- `{k}`: {_md(rules[k])}" for k in ("evidence_tokens", "span_floor", *VERDICT_ORDER)],
+        *[f"- `{k}`: {md(rules[k])}" for k in ("evidence_tokens", "span_floor", *VERDICT_ORDER)],
         "",
         "## Most reproduced reference items",
         "",
         "| reference | samples | verbatim samples | max evidence tokens | max containment |",
         "| --- | --- | --- | --- | --- |",
-        *[f"| {_md(i['reference_id'])} | {i['samples']} | {i['verbatim_samples']} | {i['max_evidence_tokens']} | "
+        *[f"| {md(i['reference_id'])} | {i['samples']} | {i['verbatim_samples']} | {i['max_evidence_tokens']} | "
           f"{i['max_containment']:.3f} |" for i in s["most_reproduced"]],
         "",
         "## Strongest evidence",
         "",
         "| sample | source:row | reference | verdict | evidence tokens | containment | sample chars |",
         "| --- | --- | --- | --- | --- | --- | --- |",
-        *[f"| {_md(p['sample_id'])} | {_md(p['sample_source'])}:{p['sample_row']} | {_md(p['reference_id'])} | "
+        *[f"| {md(p['sample_id'])} | {md(p['sample_source'])}:{p['sample_row']} | {md(p['reference_id'])} | "
           f"{p['verdict']} | {p['evidence_tokens']} | {p['containment']:.3f} | "
           f"{p['sample_char_start']}-{p['sample_char_end']} |" for p in report["top_evidence"]],
         "",
@@ -221,9 +216,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         "| --- | --- | --- | --- | --- |",
     ]
     for i in report["inputs"]:
-        skipped = ", ".join(f"{_md(k)}: {n}" for k, n in i["rows_skipped"].items()) or "0"
-        shapes = ", ".join(f"{_md(k)}: {n}" for k, n in i["shapes"].items()) or "-"
-        lines.append(f"| {_md(i['source'])} | `{i['sha256'] or '-'}` | {i['rows_read']} | {skipped} | {shapes} |")
+        skipped = ", ".join(f"{md(k)}: {n}" for k, n in i["rows_skipped"].items()) or "0"
+        shapes = ", ".join(f"{md(k)}: {n}" for k, n in i["shapes"].items()) or "-"
+        lines.append(f"| {md(i['source'])} | `{i['sha256'] or '-'}` | {i['rows_read']} | {skipped} | {shapes} |")
     return "\n".join(lines) + "\n"
 
 
@@ -247,3 +242,13 @@ def write_outputs(result: OutputsResult, out_dir: Path, *, force: bool = False) 
             json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
         (tmp / "report.md").write_text(render_markdown(report), encoding="utf-8")
     return report
+
+
+def summary_line(report: dict[str, Any]) -> str:
+    """One line for the terminal: how many samples regurgitate, with the interval."""
+    c, v, e = report["counts"], report["summary"]["verdicts"], report["estimates"]["samples_regurgitating"]
+    low, high = 100 * e["ci_low"], 100 * e["ci_high"]
+    return (f"{c['samples_regurgitating']:,} of {c['samples']:,} output samples reproduce "
+            f"reference items ({v['verbatim']:,} verbatim, {v['partial']:,} partial, {v['near_verbatim']:,} "
+            f"near-verbatim; {low:.1f}% to {high:.1f}% at {100 * e['confidence']:.0f}%), "
+            f"{report['counts']['reference_items_reproduced']:,} items reproduced")

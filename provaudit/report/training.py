@@ -6,98 +6,32 @@ Reports are deterministic: sorted keys, no timestamps, paths as the user gave th
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from provaudit.estimate.section import build_estimates, control_excess
 from provaudit.fs import arrow
 from provaudit.fs.atomic import atomic_output_dir
-from provaudit.estimate.section import build_estimates, control_excess
-from provaudit.fs.hashing import sha256_file
+from provaudit.match.probability import lsh_candidate_probability
+from provaudit.match.schema import MATCH_SCHEMA
 from provaudit.read.records import NO_TEXT
-
-if TYPE_CHECKING:
-    from provaudit.api import AuditResult
-    from provaudit.index.format import Index
-
-FORMAT = "provaudit-report"
-FORMAT_VERSION = 1
-
-MATCH_SCHEMA = pa.schema([
-    pa.field("reference_id", pa.string()),
-    pa.field("target_id", pa.string()),
-    pa.field("target_source", pa.string()),
-    pa.field("target_row", pa.int64()),
-    pa.field("jaccard", pa.float64()),
-    pa.field("containment", pa.float64()),
-    pa.field("estimated_jaccard", pa.float64()),
-    pa.field("verbatim_tokens", pa.int64()),
-    pa.field("overlap_shingles", pa.int64()),
-    pa.field("reference_shingles", pa.int64()),
-    pa.field("target_shingles", pa.int64()),
-    pa.field("target_tokens", pa.int64()),
-    pa.field("covered_tokens", pa.int64()),
-    pa.field("candidate_by", pa.string()),
-    pa.field("candidate_probability", pa.float64()),
-    pa.field("item_flag", pa.string()),
-])
-
-
-def frequent_limit(result: AuditResult) -> int:
-    """Target records above which a reference item is flagged as boilerplate suspect."""
-    return result.config.frequent_item_records or max(50, math.ceil(0.01 * result.target_records))
-
+from provaudit.report.common import md, pct, report_header, round6
+from provaudit.results import AuditResult
 
 def matches_table(result: AuditResult) -> pa.Table:
     """One row per verified pair, sorted by target (source, row) then reference id.
 
-    ``item_flag`` is ``short_item`` (set by the engine), ``frequent_item`` (set here: the
-    item matched more than ``frequent_limit`` target records), or empty (headline evidence).
+    ``item_flag`` is ``short_item`` or ``frequent_item`` (set by ``match.engine``), or empty (headline evidence).
     """
     m = result.matches
-    flags = list(m["item_flag"])
-    records: dict[str, set[tuple[str, int]]] = {}
-    for rid, src, row, flag in zip(m["reference_id"], m["target_source"], m["target_row"], flags):
-        if not flag:
-            records.setdefault(rid, set()).add((src, row))
-    limit = frequent_limit(result)
-    frequent = {rid for rid, recs in records.items() if len(recs) > limit}
-    flags = ["frequent_item" if (not f and rid in frequent) else f for rid, f in zip(m["reference_id"], flags)]
-    data = {f.name: m[f.name] for f in MATCH_SCHEMA if f.name != "item_flag"} | {"item_flag": flags}
     # Python's str order is code point order, which is UTF-8 byte order: the order Arrow sorts in
     # (pyarrow.compute, whose import alone takes 0.06 s, is not needed for it)
     src, row, rid = m["target_source"], m["target_row"], m["reference_id"]
     order = sorted(range(len(rid)), key=lambda i: (src[i], row[i], rid[i]))
-    return arrow.table({name: [col[i] for i in order] for name, col in data.items()}, MATCH_SCHEMA)
-
-
-def _lsh_probability(s: float, bands: int, rows: int) -> float:
-    return 1.0 - (1.0 - s**rows) ** bands
-
-
-def _r(x: float) -> float:
-    return float(f"{x:.6g}") if math.isfinite(x) else x
-
-
-def report_header(kind: str, idx: Index) -> dict[str, Any]:
-    """The fields every report shares: format, kind, versions, and the index audited against."""
-    return {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "kind": kind,
-        "versions": idx.manifest.get("versions", {}),
-        "index": {
-            "path": str(idx.path),
-            "fingerprint": idx.manifest["fingerprint"],
-            "manifest_sha256": sha256_file(idx.path / "manifest.json"),
-            "config": idx.manifest["config"],
-            "items": len(idx),
-            "inputs": idx.manifest.get("inputs", []),
-        },
-    }
+    return arrow.table({name: [m[name][i] for i in order] for name in MATCH_SCHEMA.names}, MATCH_SCHEMA)
 
 
 def _mode(result: AuditResult) -> str:
@@ -160,7 +94,7 @@ def build_report(result: AuditResult, table: pa.Table) -> dict[str, Any]:
     target_tokens = sum(s.tokens for s in result.inputs)
     covered = sum(s.covered_tokens for s in result.inputs)
     mode = _mode(result)
-    estimates = build_estimates(result.tallies, headline, eligible_items, mode, cfg.confidence, cfg.min_jaccard,
+    estimates = build_estimates(result.inputs, headline, eligible_items, mode, cfg.confidence, cfg.min_jaccard,
                                 records_sampled=result.sample.records is not None)
     inputs = []
     for s in result.inputs:
@@ -201,7 +135,7 @@ def build_report(result: AuditResult, table: pa.Table) -> dict[str, Any]:
                 "pairs": sum(1 for r in rows if r["item_flag"] == "short_item"),
             },
             "frequent_item": {
-                "max_target_records": frequent_limit(result),
+                "max_target_records": result.frequent_limit,
                 "items": [{"reference_id": k, "target_records": len(v)} for k, v in sorted(frequent.items())],
                 "pairs": sum(1 for r in rows if r["item_flag"] == "frequent_item"),
             },
@@ -210,10 +144,10 @@ def build_report(result: AuditResult, table: pa.Table) -> dict[str, Any]:
         },
         "candidates": dict(sorted(result.candidates.items())),
         "miss_probability": {
-            "anchor_max_at_threshold": _r(float(plan.miss[searchable].max())) if searchable.any() else None,
-            "anchor_mean_at_threshold": _r(float(plan.miss[searchable].mean())) if searchable.any() else None,
+            "anchor_max_at_threshold": round6(float(plan.miss[searchable].max())) if searchable.any() else None,
+            "anchor_mean_at_threshold": round6(float(plan.miss[searchable].mean())) if searchable.any() else None,
             "items_not_searchable_by_anchors": int((~searchable).sum()),
-            "lsh_at_min_jaccard": _r(1.0 - _lsh_probability(cfg.min_jaccard, icfg.bands, icfg.rows)),
+            "lsh_at_min_jaccard": round6(1.0 - lsh_candidate_probability(cfg.min_jaccard, icfg.bands, icfg.rows)),
             "note": (
                 "anchor: P(a pair at exactly the containment threshold is never a candidate), per item, "
                 "hypergeometric; lsh: P(a pair at exactly min_jaccard shares no band) = (1 - s^r)^b. "
@@ -240,18 +174,6 @@ def build_report(result: AuditResult, table: pa.Table) -> dict[str, Any]:
     return report
 
 
-def _md(text: object) -> str:
-    """Escape untrusted text for a Markdown table cell."""
-    s = str(text).replace("\r", " ").replace("\n", " ")
-    for ch in "\\`*_{}[]<>#+!|~&":
-        s = s.replace(ch, "\\" + ch)
-    return s
-
-
-def _pct(x: Any) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.2f}%"
-
-
 def _est_table(conf: str, rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
     """A Markdown table of estimates: one row per (figure, estimate)."""
     return [f"| figure | value | {conf} interval | method |", "| --- | --- | --- | --- |",
@@ -259,12 +181,12 @@ def _est_table(conf: str, rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
 
 
 def _est_row(name: str, e: dict[str, Any]) -> str:
-    interval = "exact" if e["ci_low"] == e["ci_high"] else f"{_pct(e['ci_low'])} to {_pct(e['ci_high'])}"
-    return f"| {name} | {_pct(e['value'])} | {interval} | {_md(e['method'])} (n={e['n']}) |"
+    interval = "exact" if e["ci_low"] == e["ci_high"] else f"{pct(e['ci_low'])} to {pct(e['ci_high'])}"
+    return f"| {name} | {pct(e['value'])} | {interval} | {md(e['method'])} (n={e['n']}) |"
 
 
 def _counts(d: dict[str, int]) -> str:
-    return ", ".join(f"{_md(k)}: {v}" for k, v in d.items())
+    return ", ".join(f"{md(k)}: {v}" for k, v in d.items())
 
 
 def _problems_markdown(report: dict[str, Any]) -> list[str]:
@@ -284,14 +206,14 @@ def _problems_markdown(report: dict[str, Any]) -> list[str]:
             lines.append(f"- {sum(ip['records_altered'].values())} records altered ({_counts(ip['records_altered'])}; "
                          f"--max-record-chars {ip['max_record_chars']}).")
         for e in ip["inputs_with_errors"]:
-            lines.append(f"- Not read to its end: {_md(e['error'])}.")
+            lines.append(f"- Not read to its end: {md(e['error'])}.")
         for reason, where in ip["examples"].items():
             if reason in lost or reason in ip["records_altered"]:
-                lines.append(f"- Examples of {_md(reason)}: {'; '.join(_md(w) for w in where)}.")
+                lines.append(f"- Examples of {md(reason)}: {'; '.join(md(w) for w in where)}.")
     if no_text:
         lines += ["", f"Records without text (nothing to audit): {_counts(no_text)}."]
     if ip["ignored_files"]["count"]:
-        shown = ", ".join(_md(f) for f in ip["ignored_files"]["files"][:10])
+        shown = ", ".join(md(f) for f in ip["ignored_files"]["files"][:10])
         more = ip["ignored_files"]["count"] - min(10, len(ip["ignored_files"]["files"]))
         lines += ["", f"Ignored files (unsupported types in input directories): {shown}"
                       + (f" and {more} more (report.json)" if more > 0 else "") + "."]
@@ -306,9 +228,9 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines = [
         "# provaudit audit report",
         "",
-        f"Reference index `{_md(report['index']['fingerprint'])}`: {c['reference_items']} items "
+        f"Reference index `{md(report['index']['fingerprint'])}`: {c['reference_items']} items "
         f"({c['reference_items_evidence']} long enough to count as evidence). "
-        f"Targets: {c['target_records']} records read ({_md(report['sample']['mode'])} scan).",
+        f"Targets: {c['target_records']} records read ({md(report['sample']['mode'])} scan).",
         f"A pair is reported when exact containment >= {p['min_containment']} or exact Jaccard >= "
         f"{p['min_jaccard']} on word shingle sets; every pair was verified exactly.",
         "",
@@ -360,22 +282,22 @@ def render_markdown(report: dict[str, Any]) -> str:
     ]
     for e in report["top_evidence"]:
         lines.append(
-            f"| {_md(e['reference_id'])} | {_md(e['target_id'])} | {_md(e['target_source'])}:{e['target_row']} "
+            f"| {md(e['reference_id'])} | {md(e['target_id'])} | {md(e['target_source'])}:{e['target_row']} "
             f"| {e['containment']:.3f} | {e['jaccard']:.3f} | {e['verbatim_tokens']} |"
         )
     lines += ["", "## Inputs", "", "| source | sha256 | rows read | rows skipped | rows altered | error |",
               "| --- | --- | --- | --- | --- | --- |"]
     for i in report["inputs"]:
-        skipped = ", ".join(f"{_md(k)}: {v}" for k, v in i["rows_skipped"].items()) or "0"
-        lines.append(f"| {_md(i['source'])} | `{i['sha256'] or '-'}` | {i['rows_read']} | {skipped} "
-                     f"| {_counts(i['rows_altered']) or '0'} | {_md(i['error'] or '')} |")
+        skipped = ", ".join(f"{md(k)}: {v}" for k, v in i["rows_skipped"].items()) or "0"
+        lines.append(f"| {md(i['source'])} | `{i['sha256'] or '-'}` | {i['rows_read']} | {skipped} "
+                     f"| {_counts(i['rows_altered']) or '0'} | {md(i['error'] or '')} |")
     return "\n".join(lines) + "\n"
 
 
 def sample_table(result: AuditResult) -> pa.Table:
     """Exactly which target records a sampled audit read: (source, row), in reading order."""
     sources, rows = [], []
-    for t in result.tallies:
+    for t in result.inputs:
         r = [int(x) for a in t.rows for x in a]
         sources += [t.source] * len(r)
         rows += r
@@ -388,7 +310,7 @@ def write_audit(result: AuditResult, out_dir: Path, *, force: bool = False) -> d
     The files are written in a locked temporary sibling, checksummed (``SHA256SUMS`` last),
     flushed to disk, and the directory is renamed into place; a killed run leaves the
     previous output or none. Stale temporary siblings of killed runs are removed first
-    (``atomic.remove_stale_siblings``), and the audit's checkpoint once the output is in place.
+    (``atomic.remove_stale_siblings``).
 
     Raises:
         OutputExistsError: if ``out_dir`` exists and ``force`` is false.
@@ -402,6 +324,4 @@ def write_audit(result: AuditResult, out_dir: Path, *, force: bool = False) -> d
         (tmp / "report.json").write_text(
             json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
         (tmp / "report.md").write_text(render_markdown(report), encoding="utf-8")
-    if result.checkpoint is not None:
-        result.checkpoint.discard()
     return report

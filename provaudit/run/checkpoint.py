@@ -29,27 +29,23 @@ import hashlib
 import json
 import os
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from provaudit.errors import OutputExistsError
 from provaudit.fs import arrow
 from provaudit.fs.atomic import try_lock, unlock, write_file_atomic
-from provaudit.match.engine import MATCH_COLUMNS
-from provaudit.errors import OutputExistsError
-from provaudit.estimate.section import SourceTally
-from provaudit.fs.hashing import sha256_file
+from provaudit.fs.hashing import json_checksum, sha256_file
+from provaudit.match.schema import MATCH_COLUMNS, MATCH_SCHEMA
 from provaudit.read.records import ReadStats
-
-if TYPE_CHECKING:
-    from provaudit.api import InputSummary
+from provaudit.results import SourceResult
 
 FORMAT = "provaudit-audit-checkpoint"
-FORMAT_VERSION = 2  # 2: small tables inline in the source's JSON, which carries a checksum
+FORMAT_VERSION = 3  # 2: small tables inline in the source's JSON, which carries a checksum; 3: one result per source
 _TALLY_SCHEMA = pa.schema([("row", pa.int64()), ("tokens", pa.int64()), ("covered", pa.int64())])
 INLINE_ROWS = 256  # smaller tables go into the source's JSON (JSON numbers round-trip Python floats exactly)
 
@@ -59,41 +55,9 @@ def partial_dir(out: Path) -> Path:
     return out.parent / f".{out.name}.partial"
 
 
-def _matches_schema() -> pa.Schema:
-    from provaudit.report.training import MATCH_SCHEMA
-
-    assert tuple(MATCH_SCHEMA.names) == MATCH_COLUMNS
-    return MATCH_SCHEMA
-
-
-def empty_matches() -> dict[str, list[Any]]:
-    return {c: [] for c in MATCH_COLUMNS}
-
-
-@dataclass
-class SourcePart:
-    """Everything one target source contributes to an audit result."""
-
-    summary: InputSummary
-    tally: SourceTally
-    matches: dict[str, list[Any]] = field(default_factory=empty_matches)
-    candidates: dict[str, int] = field(default_factory=dict)
-    control_matches: dict[str, list[Any]] | None = None
-    control_candidates: dict[str, int] = field(default_factory=dict)
-    control_records_with_matches: int = 0
-
-    @classmethod
-    def new(cls, source: str, kind: str, sha256: str | None, control: bool) -> SourcePart:
-        from provaudit.api import InputSummary
-
-        return cls(InputSummary(source, kind, sha256), SourceTally(source),
-                   control_matches=empty_matches() if control else None)
-
-
 def _checksum(meta: dict[str, Any]) -> str:
     """sha256 of a source's JSON content (without this field): a changed byte makes it be recomputed."""
-    body = {k: v for k, v in meta.items() if k != "checksum"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
+    return json_checksum(meta, "checksum")
 
 
 def _table_bytes(table: pa.Table) -> bytes:
@@ -156,7 +120,7 @@ class Checkpoint:
         """Whether an earlier run finished ``source`` (``load`` then checks that it is unchanged)."""
         return (self.dir / f"{self._key(source)}.json").is_file()
 
-    def load(self, source: str, sha256: str | None) -> SourcePart | None:
+    def load(self, source: str, sha256: str | None) -> SourceResult | None:
         """The finished part of ``source`` if its file is unchanged and every checkpoint file verifies."""
         if sha256 is None:
             return None
@@ -177,16 +141,16 @@ class Checkpoint:
         self.reused += 1
         return part
 
-    def save(self, part: SourcePart) -> None:
+    def save(self, res: SourceResult) -> None:
         """Write a finished source (tables first, the ``.json`` naming their hashes last)."""
-        key = self._key(part.summary.source)
-        tables = {"matches": arrow.table(part.matches, _matches_schema())}
-        if part.control_matches is not None:
-            tables["control"] = arrow.table(part.control_matches, _matches_schema())
-        t = part.tally
-        if t.rows:
+        key = self._key(res.source)
+        tables = {"matches": arrow.table(res.matches, MATCH_SCHEMA)}
+        if res.control_matches is not None:
+            tables["control"] = arrow.table(res.control_matches, MATCH_SCHEMA)
+        if res.rows:
             tables["tally"] = pa.Table.from_arrays(
-                [arrow.array(np.concatenate(a).astype(np.int64), pa.int64()) for a in (t.rows, t.rec_tokens, t.rec_covered)],
+                [arrow.array(np.concatenate(a).astype(np.int64), pa.int64()) for a in (res.rows, res.rec_tokens,
+                                                                                      res.rec_covered)],
                 schema=_TALLY_SCHEMA)
         files: dict[str, Any] = {}
         inline: dict[str, Any] = {}
@@ -197,14 +161,12 @@ class Checkpoint:
             data = _table_bytes(table)
             write_file_atomic(self.dir / f"{key}.{name}.parquet", data, durable=False)  # verified on load
             files[name] = {"file": f"{key}.{name}.parquet", "sha256": hashlib.sha256(data).hexdigest()}
-        s = part.summary
         meta = {
-            "source": s.source, "kind": s.kind, "sha256": s.sha256, "stats": s.stats.to_dict(),
-            "tokens": s.tokens, "records_with_matches": s.records_with_matches, "covered_tokens": s.covered_tokens,
-            "tally": {"population_rows": t.population_rows, "records": t.records, "tokens": t.tokens,
-                      "covered": t.covered},
-            "candidates": part.candidates, "control_candidates": part.control_candidates,
-            "control_records_with_matches": part.control_records_with_matches, "files": files, "inline": inline,
+            "source": res.source, "kind": res.kind, "sha256": res.sha256, "stats": res.stats.to_dict(),
+            "records": res.records, "tokens": res.tokens, "covered_tokens": res.covered_tokens,
+            "records_with_matches": res.records_with_matches, "population_rows": res.population_rows,
+            "candidates": res.candidates, "control_candidates": res.control_candidates,
+            "control_records_with_matches": res.control_records_with_matches, "files": files, "inline": inline,
         }
         meta["checksum"] = _checksum(meta)
         text = json.dumps(meta, sort_keys=True, ensure_ascii=False) + "\n"
@@ -235,20 +197,20 @@ class Checkpoint:
         unlock(getattr(self, "_fd", None))
 
 
-def _from_saved(meta: dict[str, Any], tables: dict[str, dict[str, list[Any]]]) -> SourcePart:
-    from provaudit.api import InputSummary
-
-    summary = InputSummary(meta["source"], meta["kind"], meta["sha256"], ReadStats.from_dict(meta["stats"]),
-                           int(meta["tokens"]), int(meta["records_with_matches"]), int(meta["covered_tokens"]))
-    tm = meta["tally"]
-    tally = SourceTally(meta["source"], int(tm["population_rows"]), int(tm["records"]), int(tm["tokens"]),
-                        int(tm["covered"]))
+def _from_saved(meta: dict[str, Any], tables: dict[str, dict[str, list[Any]]]) -> SourceResult:
+    res = SourceResult(
+        meta["source"], meta["kind"], meta["sha256"], ReadStats.from_dict(meta["stats"]), records=int(meta["records"]),
+        tokens=int(meta["tokens"]), covered_tokens=int(meta["covered_tokens"]),
+        records_with_matches=int(meta["records_with_matches"]), population_rows=int(meta["population_rows"]),
+        matches=tables["matches"], candidates=dict(meta["candidates"]), control_matches=tables.get("control"),
+        control_candidates=dict(meta["control_candidates"]),
+        control_records_with_matches=int(meta["control_records_with_matches"]),
+    )
     if "tally" in tables:
         cols = tables["tally"]
-        tally.rows = [np.asarray(cols["row"], dtype=np.int64)]
-        tally.rec_tokens = [np.asarray(cols["tokens"], dtype=np.int64)]
-        tally.rec_covered = [np.asarray(cols["covered"], dtype=np.int64)]
+        res.rows = [np.asarray(cols["row"], dtype=np.int64)]
+        res.rec_tokens = [np.asarray(cols["tokens"], dtype=np.int64)]
+        res.rec_covered = [np.asarray(cols["covered"], dtype=np.int64)]
     if set(tables["matches"]) != set(MATCH_COLUMNS):
         raise KeyError("matches columns")
-    return SourcePart(summary, tally, tables["matches"], dict(meta["candidates"]), tables.get("control"),
-                      dict(meta["control_candidates"]), int(meta["control_records_with_matches"]))
+    return res

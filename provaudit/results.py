@@ -1,0 +1,198 @@
+"""The types that cross stages: what a run learns about each source, and what an audit found.
+
+``SourceResult`` is the one accumulator per source, for index builds, training audits and
+model-output audits alike: what was read (``ReadStats``), counted (records, tokens, covered
+tokens), found (verified pairs, candidate counters) and, with sampling, the per-record arrays
+the estimates need. ``AuditResult`` and ``OutputsResult`` are what ``api.audit`` and
+``api.audit_outputs`` return and the reports render.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from provaudit.config import AuditConfig, SampleConfig, VerdictRules
+from provaudit.index.format import Index
+from provaudit.match.candidates import AnchorPlan
+from provaudit.match.schema import empty_matches
+from provaudit.read.records import ReadStats
+
+Progress = Callable[[str, int], None]  # (source being read, records done so far in the run)
+
+VERDICT_ORDER = ("verbatim", "partial", "near_verbatim", "none")
+RANK = {"verbatim": 3, "partial": 2, "near_verbatim": 1, "none": 0}
+
+
+def strength(p: dict[str, Any]) -> tuple[int, int, float]:
+    """Sort key of an output pair's evidence: verdict, then evidence tokens, then containment (larger is stronger)."""
+    return RANK[p["verdict"]], p["evidence_tokens"], p["containment"]
+
+
+@dataclass
+class SourceResult:
+    """Everything one source contributes to a run (index build, training audit or outputs audit).
+
+    Attributes:
+        source, kind, sha256: The input, its reader, and the sha256 of its bytes (None for hub datasets).
+        stats: What reading it counted (rows, skips and alterations by reason, an early end).
+        records, tokens, covered_tokens: Records audited, their tokens, and tokens covered by reference material.
+        records_with_matches: Records holding evidence (training) or regurgitating samples (outputs).
+        population_rows: Rows of the input (read or sampled out): the finite population of a sample.
+        rows, rec_tokens, rec_covered: Per record (sampled audits only): row, tokens, covered tokens.
+        matches, candidates: Verified pairs (``match.schema.MATCH_COLUMNS``) and candidate counters.
+        control_matches, control_candidates, control_records_with_matches: The same against a
+            negative-control index (None without one).
+        pairs, samples, shapes: Outputs audits: evidence pairs, per-sample summaries, sample shapes.
+    """
+
+    source: str
+    kind: str
+    sha256: str | None = None
+    stats: ReadStats = field(default_factory=ReadStats)
+    records: int = 0
+    tokens: int = 0
+    covered_tokens: int = 0
+    records_with_matches: int = 0
+    population_rows: int = 0
+    rows: list[np.ndarray] = field(default_factory=list)
+    rec_tokens: list[np.ndarray] = field(default_factory=list)
+    rec_covered: list[np.ndarray] = field(default_factory=list)
+    matches: dict[str, list[Any]] = field(default_factory=empty_matches)
+    candidates: dict[str, int] = field(default_factory=dict)
+    control_matches: dict[str, list[Any]] | None = None
+    control_candidates: dict[str, int] = field(default_factory=dict)
+    control_records_with_matches: int = 0
+    pairs: list[dict[str, Any]] = field(default_factory=list)
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    shapes: dict[str, int] = field(default_factory=dict)
+
+    def add_candidates(self, counts: dict[str, int], control: bool = False) -> None:
+        target = self.control_candidates if control else self.candidates
+        for k, v in counts.items():
+            target[k] = target.get(k, 0) + v
+
+    def to_dict(self) -> dict[str, Any]:
+        """The source as a report's or manifest's ``inputs`` entry."""
+        return {
+            "source": self.source,
+            "kind": self.kind,
+            "sha256": self.sha256,
+            "rows_read": self.stats.rows,
+            "rows_skipped": dict(sorted(self.stats.skipped.items())),
+            "rows_altered": dict(sorted(self.stats.altered.items())),
+            "problem_examples": dict(sorted(self.stats.examples.items())),
+            "error": self.stats.error,
+            "tokens": self.tokens,
+            "records_with_matches": self.records_with_matches,
+            "covered_tokens": self.covered_tokens,
+        }
+
+
+class Resumable(Protocol):
+    """An audit's checkpoint as results see it (``run.checkpoint.Checkpoint``)."""
+
+    note: str
+    reused: int
+
+    def discard(self) -> None: ...
+
+
+@dataclass
+class ControlResult:
+    """Matches of a negative-control reference set audited in the same run."""
+
+    items: int
+    eligible_items: int
+    found_items: set[str]
+    pairs: int
+    records_with_matches: int
+    fingerprint: str
+    inputs: list[dict[str, Any]]
+
+
+@dataclass
+class AuditResult:
+    """Everything a training audit found, ready for reports.
+
+    ``matches`` holds every verified pair with its ``item_flag`` set (``match.engine.flag_frequent``);
+    ``frequent_limit`` is the number of target records above which an item was flagged.
+    """
+
+    index: Index
+    config: AuditConfig
+    inputs: list[SourceResult]
+    matches: dict[str, list[Any]]
+    plan: AnchorPlan
+    candidates: dict[str, int]
+    frequent_limit: int
+    fields: dict[str, str | None] = field(default_factory=dict)
+    sample: SampleConfig = field(default_factory=SampleConfig)
+    sampled_shards: list[str] | None = None
+    control: ControlResult | None = None
+    on_error: str = "skip"
+    max_record_chars: int = 0
+    ignored_files: list[str] = field(default_factory=list)
+    checkpoint: Resumable | None = None  # discarded by api.write_audit once the output is complete
+
+    @property
+    def target_records(self) -> int:
+        return sum(s.records for s in self.inputs)
+
+    @property
+    def resumed_sources(self) -> int:
+        """Sources taken from the checkpoint (never in the report: the output is identical)."""
+        return self.checkpoint.reused if self.checkpoint is not None else 0
+
+
+@dataclass(frozen=True, slots=True)
+class Requirements:
+    """Per reference item: the fewest distinct shared shingles any positive verdict needs.
+
+    Attributes:
+        min_overlap: Per item, a lower bound on |R & S| for a positive verdict (0: never evidence).
+        search_containment: The smallest ``min_overlap / shingles`` over items: the candidate search threshold.
+        miss: Per item, P(the anchor search misses a pair at exactly ``min_overlap``) (nan: never evidence).
+    """
+
+    min_overlap: np.ndarray
+    search_containment: float
+    miss: np.ndarray
+
+
+@dataclass
+class OutputsResult:
+    """Everything an outputs audit found, ready for ``api.write_outputs``.
+
+    Attributes:
+        inputs: One per source; its ``pairs`` (positive verdicts, ``report.regurgitation.PAIR_SCHEMA``),
+            ``samples`` (one per audited sample, in input order) and ``shapes``.
+        need: Requirements (rule thresholds and miss probabilities per item).
+    """
+
+    index: Index
+    config: AuditConfig
+    rules: VerdictRules
+    need: Requirements
+    plan: AnchorPlan
+    inputs: list[SourceResult]
+    fields: dict[str, str | None] = field(default_factory=dict)
+
+    @property
+    def pairs(self) -> list[dict[str, Any]]:
+        return [p for s in self.inputs for p in s.pairs]
+
+    @property
+    def samples(self) -> list[dict[str, Any]]:
+        return [p for s in self.inputs for p in s.samples]
+
+    @property
+    def candidates(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for s in self.inputs:
+            for k, v in s.candidates.items():
+                out[k] = out.get(k, 0) + v
+        return out
