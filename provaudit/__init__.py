@@ -1,16 +1,58 @@
-"""provaudit: find a reference corpus in training shards or model outputs, with exact-verified evidence."""
+"""provaudit: find a reference corpus in training shards or model outputs, with exact-verified evidence.
+
+The public API (everything in ``__all__``) is importable from here; the functions and result
+types load their modules on first use, so ``import provaudit`` stays cheap.
+
+Example:
+    >>> import provaudit
+    >>> provaudit.build_index(["fixtures/reference"], Path("ref.idx"), force=True)  # doctest: +SKIP
+    >>> result = provaudit.audit(Path("ref.idx"), ["fixtures/shards"])           # doctest: +SKIP
+    >>> report = provaudit.write_audit(result, Path("audit-out"), force=True)    # doctest: +SKIP
+    >>> report["counts"]["reference_items_found"]                                 # doctest: +SKIP
+    864
+"""
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from typing import Any
 
-from provaudit.config import AuditConfig, IndexConfig  # noqa: E402
-from provaudit.errors import (  # noqa: E402
+from provaudit.config import AuditConfig, IndexConfig, ReadOptions, SampleConfig, VerdictRules
+from provaudit.errors import (
     ConfigError, IndexFormatError, IndexMismatchError, InputError, OutputExistsError, ProvauditError,
 )
-from provaudit.read.records import Record  # noqa: E402
+from provaudit.version import __version__
+
+# name -> module that defines it, loaded on first access
+_LAZY = {
+    "build_index": "provaudit.api",
+    "audit": "provaudit.api",
+    "audit_outputs": "provaudit.api",
+    "write_audit": "provaudit.api",
+    "write_outputs": "provaudit.api",
+    "load_index": "provaudit.index.format",
+    "Index": "provaudit.index.format",
+    "Record": "provaudit.read.records",
+    "AuditResult": "provaudit.results",
+    "OutputsResult": "provaudit.results",
+    "SourceResult": "provaudit.results",
+}
 
 __all__ = [
-    "AuditConfig", "ConfigError", "IndexConfig", "IndexFormatError", "IndexMismatchError", "InputError",
-    "OutputExistsError", "ProvauditError", "Record", "__version__",
+    "AuditConfig", "AuditResult", "ConfigError", "Index", "IndexConfig", "IndexFormatError", "IndexMismatchError",
+    "InputError", "OutputExistsError", "OutputsResult", "ProvauditError", "ReadOptions", "Record", "SampleConfig",
+    "SourceResult", "VerdictRules", "__version__", "audit", "audit_outputs", "build_index", "load_index",
+    "write_audit", "write_outputs",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'provaudit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from provaudit import __version__
+from provaudit.version import __version__
 from provaudit.config import (
     DEFAULT_MAX_RECORD_CHARS, AuditConfig, IndexConfig, ReadOptions, SampleConfig, VerdictRules,
 )

@@ -12,11 +12,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import click
 
-from provaudit import __version__, api
+from provaudit import api
+from provaudit.version import __version__
 from provaudit.config import AuditConfig, IndexConfig, SampleConfig
 from provaudit.config import DEFAULT_MAX_RECORD_CHARS, VerdictRules
 from provaudit.errors import ConfigError, OutputExistsError, ProvauditError
@@ -202,61 +204,62 @@ def index(sources: tuple[str, ...], out: Path, ngram: int, char: bool, num_perm:
 @audit_input_options
 @force_option
 @quiet_option
-def audit(index_dir: Path, targets: tuple[str, ...], out: Path, min_containment: float, min_jaccard: float,
-          miss_rate: float, top: int, sample_records: str | None, sample_shards: str | None, sample_seed: int,
-          confidence: float, control: tuple[str, ...], min_item_shingles: int, frequent_item_records: int,
-          kind: str, min_verbatim_tokens: int, min_span_tokens: int, min_span_share: float, max_record_chars: int,
-          resume: bool, workers: int, text_field: str, id_field: str, on_error: str, force: bool,
-          quiet: bool) -> None:
+def audit(index_dir: Path, targets: tuple[str, ...], out: Path, kind: str, force: bool, quiet: bool,
+          **opts: Any) -> None:
     """Find the indexed reference items in TARGETS; write matches.parquet and report.json/md to OUT.
 
     \b
     Example:
         provaudit audit posts.idx data/train-*.parquet -o audit-2026-11/
     """
-    workers = workers or default_workers()
+    o = SimpleNamespace(**opts)
+    workers = o.workers or default_workers()
+    read = {"text_field": o.text_field, "id_field": o.id_field, "on_error": o.on_error,
+            "max_record_chars": o.max_record_chars}
     with cli_errors("no output was written (finished sources are checkpointed: rerun with --resume)"):
         if out.exists() and not force:
             raise OutputExistsError(f"{out}: already exists (use --force to replace it)")
-        cfg = AuditConfig(min_containment=min_containment, min_jaccard=min_jaccard, miss_rate=miss_rate,
-                          top_evidence=top, confidence=confidence, min_item_shingles=min_item_shingles,
-                          frequent_item_records=frequent_item_records)
-        sample = SampleConfig(SampleConfig.parse(sample_records), SampleConfig.parse(sample_shards), sample_seed)
+        cfg = AuditConfig(min_containment=o.min_containment, min_jaccard=o.min_jaccard, miss_rate=o.miss_rate,
+                          top_evidence=o.top, confidence=o.confidence, min_item_shingles=o.min_item_shingles,
+                          frequent_item_records=o.frequent_item_records)
+        sample = SampleConfig(SampleConfig.parse(o.sample_records), SampleConfig.parse(o.sample_shards), o.sample_seed)
         t0 = time.monotonic()
-        kind = api.resolve_kind(kind, targets, text_field, sample=sample, control=bool(control), resume=resume)
+        kind = api.resolve_kind(kind, targets, o.text_field, sample=sample, control=bool(o.control), resume=o.resume)
         if kind == "outputs":
-            rules = VerdictRules(min_verbatim_tokens, min_span_tokens, min_span_share)
-            o_result = api.audit_outputs(index_dir, list(targets), cfg, text_field=text_field, id_field=id_field,
-                                         on_error=on_error, workers=workers, progress=stderr_progress(quiet),
-                                         rules=rules, max_record_chars=max_record_chars)
+            rules = VerdictRules(o.min_verbatim_tokens, o.min_span_tokens, o.min_span_share)
+            o_result = api.audit_outputs(index_dir, list(targets), cfg, workers=workers,
+                                         progress=stderr_progress(quiet), rules=rules, **read)
             o_report = api.write_outputs(o_result, out, force=force)
             _done_progress(quiet)
             if not quiet:
                 click.echo(f"{summary_line(o_report)} in {time.monotonic() - t0:.1f}s -> {out}")
             return
-        result = api.audit(index_dir, targets, cfg, text_field=text_field, id_field=id_field, on_error=on_error,
-                           workers=workers, sample=sample, control=list(control) or None,
-                           progress=stderr_progress(quiet), max_record_chars=max_record_chars,
-                           checkpoint=partial_dir(out), resume=resume)
+        result = api.audit(index_dir, targets, cfg, workers=workers, sample=sample, control=list(o.control) or None,
+                           progress=stderr_progress(quiet), checkpoint=partial_dir(out), resume=o.resume, **read)
         report = api.write_audit(result, out, force=force)
         _done_progress(quiet)
         if not quiet:
             _audit_notes(result, report)
-            c, est = report["counts"], report["estimates"]
-            click.echo(
-                f"{c['reference_items_found']:,} of {c['reference_items']:,} reference items found in "
-                f"{c['target_records_with_matches']:,} of {c['target_records']:,} target records "
-                f"({c['pairs']:,} verified pairs, {c['skipped_records']:,} records skipped) "
-                f"in {time.monotonic() - t0:.1f}s -> {out}"
-            )
-            tc = est["target_contamination"]
-            if tc["value"] is not None:
-                click.echo(f"Target records with reference material: {100 * tc['value']:.2f}% "
-                           f"({100 * tc['ci_low']:.2f}% to {100 * tc['ci_high']:.2f}%, {tc['method']})")
-            if "control" in report:
-                ex = report["control"]["excess"]
-                click.echo(f"Excess over negative control: {100 * ex['value']:.2f} points "
-                           f"({100 * ex['ci_low']:.2f} to {100 * ex['ci_high']:.2f})")
+            _audit_summary(report, time.monotonic() - t0, out)
+
+
+def _audit_summary(report: dict[str, Any], seconds: float, out: Path) -> None:
+    """The few lines a training audit prints on stdout."""
+    c, est = report["counts"], report["estimates"]
+    click.echo(
+        f"{c['reference_items_found']:,} of {c['reference_items']:,} reference items found in "
+        f"{c['target_records_with_matches']:,} of {c['target_records']:,} target records "
+        f"({c['pairs']:,} verified pairs, {c['skipped_records']:,} records skipped) "
+        f"in {seconds:.1f}s -> {out}"
+    )
+    tc = est["target_contamination"]
+    if tc["value"] is not None:
+        click.echo(f"Target records with reference material: {100 * tc['value']:.2f}% "
+                   f"({100 * tc['ci_low']:.2f}% to {100 * tc['ci_high']:.2f}%, {tc['method']})")
+    if "control" in report:
+        ex = report["control"]["excess"]
+        click.echo(f"Excess over negative control: {100 * ex['value']:.2f} points "
+                   f"({100 * ex['ci_low']:.2f} to {100 * ex['ci_high']:.2f})")
 
 
 def _audit_notes(result: AuditResult, report: dict[str, Any]) -> None:

@@ -139,6 +139,18 @@ def _char_range(offsets: tuple[list[str], np.ndarray, np.ndarray] | None, n_toke
     return int(offsets[1][start]), int(offsets[2][end - 1])
 
 
+def _pairs_by_row(index: Index, rows: list[dict[str, Any]]) -> tuple[dict[int, list[dict[str, Any]]], dict[str, int]]:
+    """The engine's pairs grouped by sample row, and the item number of each reference id in them."""
+    import pyarrow.compute as pc  # 0.06 s to import: only output audits need it
+
+    by_row: dict[int, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_row.setdefault(int(r["target_row"]), []).append(r)
+    rids = sorted({str(r["reference_id"]) for r in rows})
+    found = pc.index_in(arrow.array(rids, pa.string()), value_set=index.ids).to_pylist()
+    return by_row, dict(zip(rids, found))
+
+
 def describe_batch(index: Index, rules: VerdictRules, min_containment: float, need: np.ndarray,
                    batch: list[Record], metas: list[tuple[str, str]], rows: list[dict[str, Any]],
                    sb: ShingleBatch) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -157,16 +169,9 @@ def describe_batch(index: Index, rules: VerdictRules, min_containment: float, ne
     Returns:
         (pairs with a positive verdict, one summary per sample), in input order.
     """
-    import pyarrow.compute as pc  # 0.06 s to import: only output audits need it
-
     icfg = index.config
     gb = unique_per_record(shingle_batch([m[1] for m in metas], icfg))
-    by_row: dict[int, list[dict[str, Any]]] = {}
-    for r in rows:
-        by_row.setdefault(int(r["target_row"]), []).append(r)
-    rids = sorted({str(r["reference_id"]) for r in rows})
-    found = pc.index_in(arrow.array(rids, pa.string()), value_set=index.ids).to_pylist()
-    item_of = dict(zip(rids, found))
+    by_row, item_of = _pairs_by_row(index, rows)
     texts = index.items.column("text") if "text" in index.items.column_names else None
     pairs: list[dict[str, Any]] = []
     samples: list[dict[str, Any]] = []

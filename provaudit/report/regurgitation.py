@@ -69,14 +69,8 @@ def _histogram(values: list[int], lowest: int, verbatim: int) -> list[dict[str, 
     return out
 
 
-def build_report(result: OutputsResult, pairs: pa.Table) -> dict[str, Any]:
-    """The versioned summary written as report.json."""
-    idx, cfg, rules, need = result.index, result.config, result.rules, result.need
-    conf = cfg.confidence
-    samples, rows = result.samples, pairs.to_pylist()
-    verdicts = Counter(s["verdict"] for s in samples)
-    flagged = [s for s in samples if s["verdict"] != "none"]
-    n = len(samples)
+def _items(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per reproduced reference item: samples, verbatim samples, strongest evidence."""
     items: dict[str, dict[str, Any]] = {}
     for p in rows:
         e = items.setdefault(p["reference_id"], {"reference_id": p["reference_id"], "samples": 0,
@@ -85,29 +79,72 @@ def build_report(result: OutputsResult, pairs: pa.Table) -> dict[str, Any]:
         e["verbatim_samples"] += p["verdict"] == "verbatim"
         e["max_evidence_tokens"] = max(e["max_evidence_tokens"], p["evidence_tokens"])
         e["max_containment"] = max(e["max_containment"], p["containment"])
-    top_items = sorted(items.values(), key=lambda e: (-e["samples"], -e["max_evidence_tokens"], e["reference_id"]))
-    rows.sort(key=lambda p: (tuple(-x for x in strength(p)), p["reference_id"], p["sample_source"], p["sample_row"]))
+    return items
+
+
+def _verdict_rules(result: OutputsResult) -> dict[str, str]:
+    rules, cfg = result.rules, result.config
+    return {
+        "evidence_tokens": "tokens of the longest verbatim span shared by the item and the audited text, "
+                           "minus the span's tokens that the prompt (or non-assistant turns) also holds",
+        "verbatim": f"evidence_tokens >= min({rules.min_verbatim_tokens}, item tokens)",
+        "partial": f"evidence_tokens >= {rules.min_span_share} x item tokens",
+        "span_floor": f"verbatim and partial need evidence_tokens >= {rules.min_span_tokens}",
+        "near_verbatim": f"containment (prompt n-grams excluded) >= {cfg.min_containment} and at least "
+                         f"{rules.min_span_tokens - result.index.config.ngram + 1} shared n-grams",
+        "none": f"otherwise; items with fewer than {rules.min_span_tokens} tokens are never evidence",
+    }
+
+
+def _offsets_note(keep_text: bool) -> dict[str, Any]:
+    return {
+        "reference_char_offsets": keep_text,
+        "note": ("Offsets are 0-based, end-exclusive; sample offsets index the audited text (the completion, or "
+                 "the assistant turns joined by newlines). " + (
+                     "Reference character offsets index the item text stored in the index." if keep_text else
+                     "The index holds no text (built without --keep-text): reference spans are given in tokens "
+                     "only, reference_char_start/end are null.")),
+    }
+
+
+def _miss_probability(result: OutputsResult) -> dict[str, Any]:
+    need, cfg = result.need, result.config
     ok = need.min_overlap > 0
     miss = need.miss[ok]
     searchable = ok & (result.plan.threshold > 0)
+    return {
+        "anchor_max_at_rule_threshold": round6(float(miss.max())) if len(miss) else None,
+        "anchor_mean_at_rule_threshold": round6(float(miss.mean())) if len(miss) else None,
+        "items_above_miss_rate": int((miss > cfg.miss_rate).sum()),
+        "items_not_searchable_by_anchors": int((ok & ~searchable).sum()),
+        "search_containment": round6(need.search_containment),
+        "note": ("Per evidence item: P(a pair with the fewest shared n-grams that any positive verdict needs is "
+                 "never a candidate), hypergeometric over the item's anchors. Candidates are verified exactly."),
+    }
+
+
+def build_report(result: OutputsResult, pairs: pa.Table) -> dict[str, Any]:
+    """The versioned summary written as report.json."""
+    idx, cfg, rules, need = result.index, result.config, result.rules, result.need
+    conf = cfg.confidence
+    samples, rows = result.samples, pairs.to_pylist()
+    verdicts = Counter(s["verdict"] for s in samples)
+    flagged = [s for s in samples if s["verdict"] != "none"]
+    n = len(samples)
+    items = _items(rows)
+    top_items = sorted(items.values(), key=lambda e: (-e["samples"], -e["max_evidence_tokens"], e["reference_id"]))
+    rows.sort(key=lambda p: (tuple(-x for x in strength(p)), p["reference_id"], p["sample_source"], p["sample_row"]))
+    ok = need.min_overlap > 0
     keep_text = "text" in idx.items.column_names
     spans = [s["evidence_tokens"] for s in flagged]
     tokens = sum(s.tokens for s in result.inputs)
-    inputs = [{**s.to_dict(), "shapes": s.shapes, "rows_sampled_out": s.stats.sampled_out} for s in result.inputs]
+    inputs = [{**s.to_dict(), "shapes": dict(sorted(s.shapes.items())), "rows_sampled_out": s.stats.sampled_out}
+              for s in result.inputs]
     return {
         **report_header("outputs", idx),
         "parameters": {**cfg.to_dict(), "text_field": result.fields.get("text"), "id_field": result.fields.get("id"),
                        **{f"verdict_{k}": v for k, v in rules.to_dict().items()}},
-        "verdict_rules": {
-            "evidence_tokens": "tokens of the longest verbatim span shared by the item and the audited text, "
-                               "minus the span's tokens that the prompt (or non-assistant turns) also holds",
-            "verbatim": f"evidence_tokens >= min({rules.min_verbatim_tokens}, item tokens)",
-            "partial": f"evidence_tokens >= {rules.min_span_share} x item tokens",
-            "span_floor": f"verbatim and partial need evidence_tokens >= {rules.min_span_tokens}",
-            "near_verbatim": f"containment (prompt n-grams excluded) >= {cfg.min_containment} and at least "
-                             f"{rules.min_span_tokens - idx.config.ngram + 1} shared n-grams",
-            "none": f"otherwise; items with fewer than {rules.min_span_tokens} tokens are never evidence",
-        },
+        "verdict_rules": _verdict_rules(result),
         "inputs": inputs,
         "counts": {
             "reference_items": len(idx),
@@ -136,24 +173,9 @@ def build_report(result: OutputsResult, pairs: pa.Table) -> dict[str, Any]:
             },
             "most_reproduced": [{**e, "max_containment": round6(e["max_containment"])} for e in top_items[: cfg.top_evidence]],
         },
-        "offsets": {
-            "reference_char_offsets": keep_text,
-            "note": ("Offsets are 0-based, end-exclusive; sample offsets index the audited text (the completion, or "
-                     "the assistant turns joined by newlines). " + (
-                         "Reference character offsets index the item text stored in the index." if keep_text else
-                         "The index holds no text (built without --keep-text): reference spans are given in tokens "
-                         "only, reference_char_start/end are null.")),
-        },
+        "offsets": _offsets_note(keep_text),
         "candidates": dict(sorted(result.candidates.items())),
-        "miss_probability": {
-            "anchor_max_at_rule_threshold": round6(float(miss.max())) if len(miss) else None,
-            "anchor_mean_at_rule_threshold": round6(float(miss.mean())) if len(miss) else None,
-            "items_above_miss_rate": int((miss > cfg.miss_rate).sum()),
-            "items_not_searchable_by_anchors": int((ok & ~searchable).sum()),
-            "search_containment": round6(need.search_containment),
-            "note": ("Per evidence item: P(a pair with the fewest shared n-grams that any positive verdict needs is "
-                     "never a candidate), hypergeometric over the item's anchors. Candidates are verified exactly."),
-        },
+        "miss_probability": _miss_probability(result),
         "top_evidence": [
             {k: p[k] for k in ("sample_id", "sample_source", "sample_row", "reference_id", "verdict", "evidence_tokens",
                                "verbatim_tokens", "containment", "sample_char_start", "sample_char_end",

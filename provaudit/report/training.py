@@ -74,34 +74,75 @@ def input_problems(result: AuditResult) -> dict[str, Any]:
     }
 
 
+def _flags(result: AuditResult, rows: list[dict[str, Any]], eligible_items: int) -> dict[str, Any]:
+    """The ``flags`` section: pairs of items too short to be evidence, or matched too often."""
+    frequent: dict[str, set[tuple[str, int]]] = {}
+    for r in rows:
+        if r["item_flag"] == "frequent_item":
+            frequent.setdefault(r["reference_id"], set()).add((r["target_source"], r["target_row"]))
+    return {
+        "short_item": {
+            "min_item_shingles": result.config.min_item_shingles,
+            "items_in_index": len(result.index) - eligible_items,
+            "pairs": sum(1 for r in rows if r["item_flag"] == "short_item"),
+        },
+        "frequent_item": {
+            "max_target_records": result.frequent_limit,
+            "items": [{"reference_id": k, "target_records": len(v)} for k, v in sorted(frequent.items())],
+            "pairs": sum(1 for r in rows if r["item_flag"] == "frequent_item"),
+        },
+        "note": "Flagged pairs are listed in matches.parquet (item_flag) but left out of counts of evidence "
+                "and of estimates; covered tokens still include frequent items.",
+    }
+
+
+def _miss_probability(result: AuditResult) -> dict[str, Any]:
+    """The ``miss_probability`` section: the chance that candidate search misses a pair at the thresholds."""
+    plan, cfg, icfg = result.plan, result.config, result.index.config
+    searchable = plan.threshold > 0
+    return {
+        "anchor_max_at_threshold": round6(float(plan.miss[searchable].max())) if searchable.any() else None,
+        "anchor_mean_at_threshold": round6(float(plan.miss[searchable].mean())) if searchable.any() else None,
+        "items_not_searchable_by_anchors": int((~searchable).sum()),
+        "lsh_at_min_jaccard": round6(1.0 - lsh_candidate_probability(cfg.min_jaccard, icfg.bands, icfg.rows)),
+        "note": (
+            "anchor: P(a pair at exactly the containment threshold is never a candidate), per item, "
+            "hypergeometric; lsh: P(a pair at exactly min_jaccard shares no band) = (1 - s^r)^b. "
+            "Pairs found by either are verified exactly."
+        ),
+    }
+
+
+def _control(result: AuditResult, found: int, eligible_items: int) -> dict[str, Any] | None:
+    """The ``control`` section: the negative control's match rate and the reference's excess over it."""
+    c = result.control
+    if c is None:
+        return None
+    return {
+        "fingerprint": c.fingerprint,
+        "inputs": c.inputs,
+        "items": c.items,
+        "items_evidence": c.eligible_items,
+        "items_found": len(c.found_items),
+        "pairs": c.pairs,
+        "target_records_with_matches": c.records_with_matches,
+        **control_excess(found, eligible_items, len(c.found_items), c.eligible_items, result.config.confidence),
+    }
+
+
 def build_report(result: AuditResult, table: pa.Table) -> dict[str, Any]:
     """The versioned summary written as report.json."""
     idx, cfg = result.index, result.config
-    icfg = idx.config
-    plan = result.plan
-    searchable = plan.threshold > 0
     rows = table.to_pylist()
     headline = [r for r in rows if not r["item_flag"]]
     found = {r["reference_id"] for r in headline}
     hit_records = {(r["target_source"], r["target_row"]) for r in headline}
     eligible_items = int((idx.n_shingles >= cfg.min_item_shingles).sum())
-    frequent: dict[str, set[tuple[str, int]]] = {}
-    for r in rows:
-        if r["item_flag"] == "frequent_item":
-            frequent.setdefault(r["reference_id"], set()).add((r["target_source"], r["target_row"]))
     headline.sort(key=lambda r: (-r["containment"], -r["jaccard"], -r["verbatim_tokens"], r["reference_id"],
                                  r["target_source"], r["target_row"]))
-    target_tokens = sum(s.tokens for s in result.inputs)
-    covered = sum(s.covered_tokens for s in result.inputs)
     mode = _mode(result)
-    estimates = build_estimates(result.inputs, headline, eligible_items, mode, cfg.confidence, cfg.min_jaccard,
-                                records_sampled=result.sample.records is not None)
-    inputs = []
-    for s in result.inputs:
-        d = s.to_dict()
-        d["records_with_matches"] = len({rec for rec in hit_records if rec[0] == s.source})
-        d["rows_sampled_out"] = s.stats.sampled_out
-        inputs.append(d)
+    inputs = [{**s.to_dict(), "records_with_matches": len({rec for rec in hit_records if rec[0] == s.source}),
+               "rows_sampled_out": s.stats.sampled_out} for s in result.inputs]
     report: dict[str, Any] = {
         **report_header("training", idx),
         "parameters": {**cfg.to_dict(), "text_field": result.fields.get("text"), "id_field": result.fields.get("id")},
@@ -118,8 +159,8 @@ def build_report(result: AuditResult, table: pa.Table) -> dict[str, Any]:
             "reference_items_found": len(found),
             "target_records": result.target_records,
             "target_records_with_matches": len(hit_records),
-            "target_tokens": target_tokens,
-            "covered_target_tokens": covered,
+            "target_tokens": sum(s.tokens for s in result.inputs),
+            "covered_target_tokens": sum(s.covered_tokens for s in result.inputs),
             "pairs": table.num_rows,
             "evidence_pairs": len(headline),
             "skipped_records": sum(sum(s.stats.skipped.values()) for s in result.inputs),
@@ -127,50 +168,20 @@ def build_report(result: AuditResult, table: pa.Table) -> dict[str, Any]:
             "inputs_with_errors": sum(1 for s in result.inputs if s.stats.error),
         },
         "input_problems": input_problems(result),
-        "estimates": estimates,
-        "flags": {
-            "short_item": {
-                "min_item_shingles": cfg.min_item_shingles,
-                "items_in_index": len(idx) - eligible_items,
-                "pairs": sum(1 for r in rows if r["item_flag"] == "short_item"),
-            },
-            "frequent_item": {
-                "max_target_records": result.frequent_limit,
-                "items": [{"reference_id": k, "target_records": len(v)} for k, v in sorted(frequent.items())],
-                "pairs": sum(1 for r in rows if r["item_flag"] == "frequent_item"),
-            },
-            "note": "Flagged pairs are listed in matches.parquet (item_flag) but left out of counts of evidence "
-                    "and of estimates; covered tokens still include frequent items.",
-        },
+        "estimates": build_estimates(result.inputs, headline, eligible_items, mode, cfg.confidence, cfg.min_jaccard,
+                                     records_sampled=result.sample.records is not None),
+        "flags": _flags(result, rows, eligible_items),
         "candidates": dict(sorted(result.candidates.items())),
-        "miss_probability": {
-            "anchor_max_at_threshold": round6(float(plan.miss[searchable].max())) if searchable.any() else None,
-            "anchor_mean_at_threshold": round6(float(plan.miss[searchable].mean())) if searchable.any() else None,
-            "items_not_searchable_by_anchors": int((~searchable).sum()),
-            "lsh_at_min_jaccard": round6(1.0 - lsh_candidate_probability(cfg.min_jaccard, icfg.bands, icfg.rows)),
-            "note": (
-                "anchor: P(a pair at exactly the containment threshold is never a candidate), per item, "
-                "hypergeometric; lsh: P(a pair at exactly min_jaccard shares no band) = (1 - s^r)^b. "
-                "Pairs found by either are verified exactly."
-            ),
-        },
+        "miss_probability": _miss_probability(result),
         "top_evidence": [
-            {k: r[k] for k in ("reference_id", "target_id", "target_source", "target_row", "containment", "jaccard", "verbatim_tokens")}
+            {k: r[k] for k in ("reference_id", "target_id", "target_source", "target_row", "containment", "jaccard",
+                               "verbatim_tokens")}
             for r in headline[: cfg.top_evidence]
         ],
     }
-    if result.control is not None:
-        c = result.control
-        report["control"] = {
-            "fingerprint": c.fingerprint,
-            "inputs": c.inputs,
-            "items": c.items,
-            "items_evidence": c.eligible_items,
-            "items_found": len(c.found_items),
-            "pairs": c.pairs,
-            "target_records_with_matches": c.records_with_matches,
-            **control_excess(len(found), eligible_items, len(c.found_items), c.eligible_items, cfg.confidence),
-        }
+    control = _control(result, len(found), eligible_items)
+    if control is not None:
+        report["control"] = control
     return report
 
 
