@@ -332,3 +332,62 @@ def resolve_kind(kind: str, targets: list[str] | tuple[str, ...], text_field: st
             raise ConfigError("--resume applies to training audits, not --kind outputs")
     return kind
 
+
+from provaudit.gate.acceptance import load_allow, load_baseline  # noqa: E402  (kept beside check())
+from provaudit.gate.verdict import EvidencePair, Limits, SourceCount, Verdict, evaluate  # noqa: E402
+
+__all__ += ["check"]
+
+
+def check(
+    index_dir: Path,
+    targets: list[str] | tuple[str, ...],
+    config: AuditConfig | None = None,
+    limits: Limits | None = None,
+    *,
+    baseline: Path | None = None,
+    allow: Path | None = None,
+    text_field: str = "text",
+    id_field: str | None = "id",
+    on_error: str = "fail",
+    workers: int = 1,
+    out: Path | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> Verdict:
+    """The CI gate: audit ``targets``, leave out accepted pairs, and check the rest against ``limits``.
+
+    Args:
+        limits: What is tolerated (default: no evidence pair at all).
+        baseline: An earlier output (audit directory, report.json, matches.parquet or a check
+            JSON): pairs found again are accepted.
+        allow: A file of accepted reference ids or ``reference_id,target_id`` pairs.
+        on_error: ``"fail"`` by default: a gate must account for every record.
+        out: Also write the full audit output (matches.parquet, report.json, ...) here.
+
+    Returns:
+        The verdict; ``verdict.audit`` carries the index, parameters and counts of the audit.
+
+    Raises:
+        InputError: unreadable targets (named), baseline or allow-list (both read before the audit).
+        OutputExistsError: ``out`` exists and ``force`` is false (checked before the audit).
+    """
+    from provaudit.errors import OutputExistsError
+    from provaudit.report.training import build_report, matches_table, write_audit
+
+    accepted_ids = load_allow(allow) if allow is not None else None
+    known = load_baseline(baseline) if baseline is not None else None
+    if out is not None and out.exists() and not force:
+        raise OutputExistsError(f"{out}: already exists (use --force to replace it)")
+    config = config or AuditConfig()
+    result = audit(index_dir, targets, config, text_field=text_field, id_field=id_field, on_error=on_error,
+                   workers=workers, progress=progress)
+    table = training_report.matches_table(result)
+    report = write_audit(result, out, force=force) if out is not None else training_report.build_report(result, table)
+    pairs = [EvidencePair(r["reference_id"], r["target_id"], r["target_source"], r["target_row"], r["containment"],
+                          r["jaccard"], r["verbatim_tokens"]) for r in table.to_pylist() if not r["item_flag"]]
+    sources = [SourceCount(s.source, s.records, s.stats.error) for s in result.inputs]
+    verdict = evaluate(pairs, sources, report["counts"]["reference_items_evidence"], limits or Limits(),
+                       known, accepted_ids)
+    verdict.audit = {k: report[k] for k in ("index", "parameters", "counts", "input_problems")}
+    return verdict

@@ -298,72 +298,118 @@ def info(index_dir: Path) -> None:
         click.echo(json.dumps(idx.manifest, indent=2, sort_keys=True))
 
 
-def terminal_safe(text: object) -> str:
-    """Escape control characters (ANSI escapes, bells, newlines) in untrusted text for the terminal."""
-    out = []
-    for ch in str(text):
-        cp = ord(ch)
-        if cp < 32 or 127 <= cp < 160 or ch in "\u2028\u2029\u202e\u2066\u2067\u2068\u2069":
-            out.append(ch.encode("unicode_escape").decode("ascii"))
-        else:
-            out.append(ch)
-    return "".join(out)
-
+from provaudit.gate import settings as check_settings  # noqa: E402  (the check command's block)
+from provaudit.gate.escape import terminal_safe  # noqa: E402
+from provaudit.gate.github import DEFAULT_MAX_ANNOTATIONS, render_github  # noqa: E402
+from provaudit.gate.junit import render_junit  # noqa: E402
+from provaudit.gate.jsonout import render_json  # noqa: E402
+from provaudit.gate.terminal import render_text, verdict_line  # noqa: E402
+from provaudit.gate.verdict import Limits, Verdict  # noqa: E402
 
 EXIT_LEAK = 3
+_fraction = click.FloatRange(0.0, 1.0)
 
 
 @cli.command()
-@click.argument("index_dir", type=click.Path(path_type=Path))
-@click.argument("targets", nargs=-1, required=True)
-@click.option("--max-pairs", default=0, show_default=True,
-              help="Fail when more evidence pairs than this are found.")
-@click.option("--min-containment", default=0.5, show_default=True, help="As for audit.")
-@click.option("--min-jaccard", default=0.5, show_default=True, help="As for audit.")
+@click.argument("args", nargs=-1, metavar="[INDEX] [TARGET]...")
+@click.option("--index", type=click.Path(path_type=Path), help="The index (then every argument is a target).")
+@click.option("--config", type=click.Path(path_type=Path),
+              help="Settings file (default: provaudit.toml, or [tool.provaudit] in pyproject.toml, here or above).")
+@click.option("--max-pairs", type=click.IntRange(0), help="Fail when more evidence pairs count [default: 0 when no "
+                                                          "limit is set].")
+@click.option("--max-contamination", type=_fraction, help="Fail when a larger share of target records holds evidence.")
+@click.option("--max-reference-coverage", type=_fraction, help="Fail when a larger share of reference items is found.")
+@click.option("--baseline", type=click.Path(path_type=Path),
+              help="Earlier output (audit directory, report.json, matches.parquet, or check --json): its pairs "
+                   "do not count.")
+@click.option("--allow", type=click.Path(path_type=Path),
+              help="File of accepted reference ids or reference_id,target_id pairs (one a line, # comments).")
+@click.option("--junit", type=click.Path(path_type=Path), help="Write JUnit XML: a test case per target source.")
+@click.option("--github", is_flag=True, help="Print GitHub Actions annotations (::error file=...,line=...::...).")
+@click.option("--max-annotations", type=click.IntRange(0), default=DEFAULT_MAX_ANNOTATIONS, show_default=True,
+              help="Most record annotations with --github (GitHub shows 10 errors a step).")
+@click.option("--json", "json_file", metavar="FILE|-", help="Write the verdict, limits, counts and pairs as JSON.")
+@click.option("--min-containment", default=0.5, show_default=True, type=_fraction, help="As for audit.")
+@click.option("--min-jaccard", default=0.5, show_default=True, type=_fraction, help="As for audit.")
 @click.option("--min-item-shingles", default=5, show_default=True, help="As for audit.")
 @click.option("-o", "--out", "out", type=click.Path(path_type=Path),
               help="Also write the full audit output (matches.parquet, report.json, report.md) here.")
-@click.option("--show", default=10, show_default=True, help="Offending pairs listed on failure.")
+@click.option("--show", type=click.IntRange(0), default=10, show_default=True,
+              help="Strongest pairs listed on failure.")
 @workers_option
 @input_options
 @force_option
-def check(index_dir: Path, targets: tuple[str, ...], max_pairs: int, min_containment: float, min_jaccard: float,
-          min_item_shingles: int, out: Path | None, show: int, workers: int | None, text_field: str, id_field: str,
-          on_error: str, force: bool) -> None:
-    """CI gate: exit 3 when TARGETS contain indexed reference items (opted-out or benchmark data).
+@click.option("-q", "--quiet", is_flag=True, help="Print only the verdict line.")
+@click.pass_context
+def check(ctx: click.Context, /, args: tuple[str, ...], **params: Any) -> None:
+    """CI gate: exit 3 when TARGETS hold indexed reference items (opted-out or benchmark data) over the limits.
 
-    Runs a full audit. Exit 0: at most --max-pairs evidence pairs; 3: more (the
-    strongest are listed); 1/2: errors, as for every command.
+    Runs a full audit. Exit 0: within the limits; 3: over them (each failing limit named,
+    the strongest pairs listed); 1: input error; 2: usage error. Pairs in --baseline or
+    --allow do not count. INDEX, TARGETs and options can come from [tool.provaudit] in
+    pyproject.toml or a provaudit.toml; the command line overrides them.
 
     \b
     Example:
-        provaudit check benchmark-test.idx new-corpus/ --max-pairs 0
+        provaudit check benchmark-test.idx new-corpus/ --max-pairs 0 --junit provaudit.xml
     """
     with cli_errors():
-        cfg = AuditConfig(min_containment=min_containment, min_jaccard=min_jaccard,
-                          min_item_shingles=min_item_shingles)
-        result = api.audit(index_dir, targets, cfg, text_field=text_field, id_field=id_field, on_error=on_error,
-                           workers=workers or default_workers())
-        from provaudit.report.training import build_report, matches_table
+        given = {k for k in params if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
+        o = check_settings.merge(params, given, check_settings.load_settings(params["config"], Path.cwd())[1])
+        index, targets = _check_inputs(args, o)
+        if o["json_file"] == "-" and o["github"]:
+            raise ConfigError("--json - and --github both write to stdout; give --json a file name")
+        limits = Limits(o["max_pairs"], o["max_contamination"], o["max_reference_coverage"])
+        cfg = AuditConfig(min_containment=o["min_containment"], min_jaccard=o["min_jaccard"],
+                          min_item_shingles=o["min_item_shingles"])
+        out = Path(o["out"]) if o["out"] else None
+        verdict = api.check(index, targets, cfg, limits, baseline=_path(o["baseline"]), allow=_path(o["allow"]),
+                            text_field=o["text_field"], id_field=o["id_field"], on_error=o["on_error"],
+                            workers=o["workers"] or default_workers(), out=out, force=o["force"])
+        _emit_check(verdict, o, f" (see {terminal_safe(out)}/matches.parquet)" if out else "")
+    if not verdict.passed:
+        sys.exit(EXIT_LEAK)
 
-        table = matches_table(result)
-        report = api.write_audit(result, out, force=force) if out else build_report(result, table)
-    evidence = [r for r in table.to_pylist() if not r["item_flag"]]
-    evidence.sort(key=lambda r: (-r["containment"], -r["jaccard"], r["reference_id"], r["target_source"], r["target_row"]))
-    c = report["counts"]
-    summary = (f"{len(evidence)} evidence pairs: {c['reference_items_found']} reference items in "
-               f"{c['target_records_with_matches']} of {c['target_records']} target records")
-    if len(evidence) <= max_pairs:
-        click.echo(f"PASS: {summary} (allowed: {max_pairs})")
-        return
-    click.echo(f"FAIL: {summary} (allowed: {max_pairs})")
-    for r in evidence[:show]:
-        click.echo(f"  {terminal_safe(r['target_source'])}:{r['target_row']} {terminal_safe(r['target_id'])} "
-                   f"contains {terminal_safe(r['reference_id'])} (containment {r['containment']:.3f}, "
-                   f"Jaccard {r['jaccard']:.3f}, {r['verbatim_tokens']} verbatim tokens)")
-    if len(evidence) > show:
-        click.echo(f"  ... and {len(evidence) - show} more" + (f" (see {out}/matches.parquet)" if out else ""))
-    sys.exit(EXIT_LEAK)
+
+def _path(value: str | Path | None) -> Path | None:
+    return Path(value) if value else None
+
+
+def _check_inputs(args: tuple[str, ...], o: dict[str, Any]) -> tuple[Path, list[str]]:
+    """INDEX and TARGETs: ARGS are INDEX TARGET... unless the index is set (--index or settings)."""
+    if o["index"] is None:
+        if len(args) == 1:
+            raise click.UsageError("give INDEX and at least one TARGET (or set index in the settings)")
+        index, targets = (Path(args[0]), list(args[1:])) if args else (None, o.get("targets"))
+    else:
+        index, targets = Path(o["index"]), list(args) or o.get("targets")
+        shadow = [t for t in args if (Path(t) / "manifest.json").is_file()]
+        if shadow:
+            raise click.UsageError(f"{terminal_safe(shadow[0])} is an index, but the index is already "
+                                   f"{terminal_safe(index)} (from --index or the settings): arguments are targets")
+    if index is None or not targets:
+        raise click.UsageError("missing INDEX and TARGETs: give them as arguments, or set index and targets in "
+                               "[tool.provaudit] of pyproject.toml or in provaudit.toml")
+    return index, targets
+
+
+def _emit_check(v: Verdict, o: dict[str, Any], more_hint: str) -> None:
+    """Write --junit/--json files, print annotations and the verdict (on stderr when JSON goes to stdout)."""
+    from provaudit.fs.atomic import write_file_atomic
+
+    code = 0 if v.passed else EXIT_LEAK
+    if o["junit"]:
+        write_file_atomic(Path(o["junit"]), render_junit(v, show=o["show"]))
+    if o["json_file"] and o["json_file"] != "-":
+        write_file_atomic(Path(o["json_file"]), render_json(v, code).encode())
+    if o["github"]:
+        for line in render_github(v, verdict_line(v), max_annotations=o["max_annotations"]):
+            click.echo(line)
+    to_stderr = o["json_file"] == "-"
+    for line in render_text(v, show=o["show"], quiet=o["quiet"], more_hint=more_hint):
+        click.echo(line, err=to_stderr)
+    if to_stderr:
+        click.echo(render_json(v, code), nl=False)
 
 
 def main() -> None:  # pragma: no cover

@@ -1,0 +1,57 @@
+"""The gate's verdict as GitHub Actions workflow commands: an annotation per record holding evidence
+that counts (errors when the gate fails, warnings when within limits), up to a cap, then a summary.
+
+GitHub shows at most 10 error and 10 warning annotations per step, so the default cap leaves
+room for the summary. ``line=`` is given for line-per-record files (``.jsonl``, ``.ndjson``,
+``.txt``), whose rows are their lines; other formats name the row in the message.
+Untrusted text goes through ``terminal_safe`` and then GitHub's own escaping (``%``, CR, LF,
+and ``:``/``,`` in properties), so no id can end a command or start another.
+"""
+
+from __future__ import annotations
+
+from provaudit.gate.escape import terminal_safe, workflow_data, workflow_property
+from provaudit.gate.verdict import EvidencePair, Verdict
+
+DEFAULT_MAX_ANNOTATIONS = 9
+LINE_SUFFIXES = (".jsonl", ".ndjson", ".txt")
+ITEMS_PER_ANNOTATION = 3
+
+
+def command(kind: str, message: str, **props: str) -> str:
+    """One workflow command line, e.g. ``::error file=a.jsonl,line=3,title=T::message``."""
+    head = ",".join(f"{k}={workflow_property(v)}" for k, v in props.items())
+    return f"::{kind}{' ' + head if head else ''}::{workflow_data(message)}"
+
+
+def _record_annotation(kind: str, pairs: list[EvidencePair]) -> str:
+    first = pairs[0]
+    props = {"file": first.target_source}
+    row = f"row {first.target_row}"
+    if first.target_source.endswith(LINE_SUFFIXES):
+        props["line"] = str(first.target_row + 1)
+        row = f"line {first.target_row + 1}"
+    props["title"] = "provaudit: reference material"
+    items = ", ".join(f"{terminal_safe(p.reference_id)} (containment {p.containment:.3f}, Jaccard {p.jaccard:.3f}, "
+                      f"{p.verbatim_tokens} verbatim tokens)" for p in pairs[:ITEMS_PER_ANNOTATION])
+    more = f" and {len(pairs) - ITEMS_PER_ANNOTATION} more items" if len(pairs) > ITEMS_PER_ANNOTATION else ""
+    return command(kind, f"Record {terminal_safe(first.target_id)} ({row}) contains {items}{more}", **props)
+
+
+def render_github(v: Verdict, verdict_line: str, *, max_annotations: int = DEFAULT_MAX_ANNOTATIONS) -> list[str]:
+    """Annotation lines for the records with counted evidence, strongest first, then the summary.
+
+    Args:
+        verdict_line: The final verdict line (as the terminal shows it).
+        max_annotations: Most record annotations; the summary says how many were left out.
+    """
+    records: dict[tuple[str, int], list[EvidencePair]] = {}
+    for p in v.counted:  # strongest first, so records come in order of their strongest pair
+        records.setdefault((p.target_source, p.target_row), []).append(p)
+    kind = "notice" if v.passed else "error"
+    lines = [_record_annotation("warning" if v.passed else "error", pairs)
+             for pairs in list(records.values())[:max_annotations]]
+    summary = verdict_line
+    if len(records) > max_annotations:
+        summary += f" ({len(records) - max_annotations} more records not annotated)"
+    return lines + [command(kind, summary, title="provaudit check")]

@@ -1,0 +1,74 @@
+"""The gate's verdict as JUnit XML: one test case per target source, what every CI system reads.
+
+A source's test case fails when the gate fails and the source holds evidence pairs that count;
+the failure carries that source's strongest pairs. The suite's properties record the limits,
+the index and what was accepted. No timestamps or durations: the same audit gives the same file.
+
+Every untrusted string (paths, ids, error messages) goes through ``escape.xml_text``: characters
+XML 1.0 cannot carry are written as visible escapes, so the file always parses.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from provaudit.gate.escape import xml_text
+from provaudit.gate.terminal import accepted_summary, source_summary, verdict_line
+from provaudit.gate.verdict import SourceVerdict, Verdict
+
+SUITE = "provaudit check"
+CLASSNAME = "provaudit.check"
+FAILURE_TYPE = "provaudit.evidence"
+
+
+def _failure_text(sv: SourceVerdict, show: int) -> str:
+    lines = [f"row {p.target_row} (id {xml_text(p.target_id)}) contains {xml_text(p.reference_id)}: containment "
+             f"{p.containment:.3f}, Jaccard {p.jaccard:.3f}, {p.verbatim_tokens} verbatim tokens"
+             for p in sv.pairs[:show]]
+    if len(sv.pairs) > show:
+        lines.append(f"... and {len(sv.pairs) - show} more pairs")
+    return "\n".join(lines) + "\n"
+
+
+def _properties(v: Verdict) -> list[tuple[str, str]]:
+    props = [(r.name, f"{r.limit:g}") for r in v.limits]
+    index = v.audit.get("index", {})
+    if index:
+        props += [("index", xml_text(index["path"])), ("index_fingerprint", xml_text(index["fingerprint"]))]
+    if v.baseline is not None:
+        props.append(("baseline", xml_text(v.baseline.path)))
+    if v.allow is not None:
+        props.append(("allow", xml_text(v.allow.path)))
+    accepted = accepted_summary(v)
+    if accepted:
+        props.append(("accepted", accepted))
+    return props
+
+
+def render_junit(v: Verdict, *, show: int = 10) -> bytes:
+    """JUnit XML (UTF-8, with declaration) for a verdict.
+
+    Args:
+        show: Strongest pairs listed in each failing test case.
+    """
+    failures = sum(1 for sv in v.sources if sv.failed)
+    counts = {"tests": str(len(v.sources)), "failures": str(failures), "errors": "0", "skipped": "0"}
+    root = ET.Element("testsuites", {"name": SUITE, **counts})
+    suite = ET.SubElement(root, "testsuite", {"name": SUITE, **counts})
+    props = ET.SubElement(suite, "properties")
+    for name, value in _properties(v):
+        ET.SubElement(props, "property", {"name": name, "value": value})
+    for sv in v.sources:
+        name = xml_text(sv.source)
+        case = ET.SubElement(suite, "testcase", {"classname": CLASSNAME, "name": name, "file": name})
+        summary = xml_text(source_summary(sv))
+        if sv.failed:
+            over = "; ".join(r.describe() for r in v.failed_limits)
+            failure = ET.SubElement(case, "failure", {"message": f"{summary}; gate over limits: {over}",
+                                                      "type": FAILURE_TYPE})
+            failure.text = _failure_text(sv, show)
+        ET.SubElement(case, "system-out").text = summary + "\n"
+    ET.SubElement(suite, "system-out").text = xml_text(verdict_line(v)) + "\n"
+    ET.indent(root)
+    data: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return data + b"\n"
