@@ -36,3 +36,17 @@ def test_python_api_audit_equals_the_golden_counts(tmp_path: Path) -> None:
     # the same figures as the CLI's golden report (fixtures/golden/audit.report.json)
     assert report["counts"]["pairs"] == 864 and report["counts"]["target_records"] == 6000
     assert len(result.matches["reference_id"]) == 864
+
+
+def test_the_readme_python_api_example_runs(tmp_path: Path, monkeypatch, capsys) -> None:
+    import re
+
+    readme = (FIXTURES.parent / "README.md").read_text(encoding="utf-8")
+    code = re.search(r"## Python API.*?```python\n(.*?)```", readme, re.S)
+    assert code is not None
+    (tmp_path / "fixtures").symlink_to(FIXTURES, target_is_directory=True)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code.group(1), "README.md", "exec"), {})
+    printed = capsys.readouterr().out
+    assert "fixtures/shards/train-00.jsonl" in printed and "'method': 'wilson (finite population)'" in printed
+    assert (tmp_path / "audit-out" / "report.json").is_file() and (tmp_path / "outputs-out" / "samples.parquet").is_file()
