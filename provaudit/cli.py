@@ -300,9 +300,9 @@ def info(index_dir: Path) -> None:
 
 from provaudit.gate import settings as check_settings  # noqa: E402  (the check command's block)
 from provaudit.gate.escape import terminal_safe  # noqa: E402
-from provaudit.gate.github import DEFAULT_MAX_ANNOTATIONS, render_github  # noqa: E402
-from provaudit.gate.junit import render_junit  # noqa: E402
-from provaudit.gate.jsonout import render_json  # noqa: E402
+from provaudit.gate.github import DEFAULT_MAX_ANNOTATIONS, command, render_github  # noqa: E402
+from provaudit.gate.junit import render_junit, render_junit_error  # noqa: E402
+from provaudit.gate.jsonout import render_json, render_json_error  # noqa: E402
 from provaudit.gate.terminal import render_text, verdict_line  # noqa: E402
 from provaudit.gate.verdict import Limits, Verdict  # noqa: E402
 
@@ -363,9 +363,14 @@ def check(ctx: click.Context, /, args: tuple[str, ...], **params: Any) -> None:
         cfg = AuditConfig(min_containment=o["min_containment"], min_jaccard=o["min_jaccard"],
                           min_item_shingles=o["min_item_shingles"])
         out = Path(o["out"]) if o["out"] else None
-        verdict = api.check(index, targets, cfg, limits, baseline=_path(o["baseline"]), allow=_path(o["allow"]),
-                            text_field=o["text_field"], id_field=o["id_field"], on_error=o["on_error"],
-                            workers=o["workers"] or default_workers(), out=out, force=o["force"])
+        try:
+            verdict = api.check(index, targets, cfg, limits, baseline=_path(o["baseline"]),
+                                allow=_path(o["allow"]), text_field=o["text_field"], id_field=o["id_field"],
+                                on_error=o["on_error"], workers=o["workers"] or default_workers(), out=out,
+                                force=o["force"])
+        except (ProvauditError, OSError) as e:  # exit 1: CI still gets a report saying why
+            _emit_error(o, f"{e.filename}: {e.strerror or e}" if isinstance(e, OSError) and e.filename else str(e))
+            raise
         _emit_check(verdict, o, f" (see {terminal_safe(out)}/matches.parquet)" if out else "")
     if not verdict.passed:
         sys.exit(EXIT_LEAK)
@@ -391,6 +396,18 @@ def _check_inputs(args: tuple[str, ...], o: dict[str, Any]) -> tuple[Path, list[
         raise click.UsageError("missing INDEX and TARGETs: give them as arguments, or set index and targets in "
                                "[tool.provaudit] of pyproject.toml or in provaudit.toml")
     return index, targets
+
+
+def _emit_error(o: dict[str, Any], message: str) -> None:
+    """On an input error: --junit and --json files and a --github annotation that say what went wrong."""
+    from provaudit.fs.atomic import write_file_atomic
+
+    if o["junit"]:
+        write_file_atomic(Path(o["junit"]), render_junit_error(message))
+    if o["json_file"] and o["json_file"] != "-":
+        write_file_atomic(Path(o["json_file"]), render_json_error(message).encode())
+    if o["github"]:
+        click.echo(command("error", f"Error: {terminal_safe(message)}", title="provaudit check"))
 
 
 def _emit_check(v: Verdict, o: dict[str, Any], more_hint: str) -> None:

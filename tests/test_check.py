@@ -143,11 +143,32 @@ def test_error_exit_paths(corpus_index, tmp_path, monkeypatch, args, code, messa
     (tmp_path / "x.jsonl").write_text('{"text": "a b c"}\n')
     (tmp_path / "bad.jsonl").write_text('{"text": "a b c"}\n{oops}\n')
     (tmp_path / "bad.allow").write_text("a,b,c\n")
-    r = _run("check", *[a.format(tmp=tmp_path, idx=corpus_index) for a in args], "--junit", tmp_path / "j.xml")
+    r = _run("check", "--junit", tmp_path / "j.xml", *[a.format(tmp=tmp_path, idx=corpus_index) for a in args])
     assert r.exit_code == code, r.output
-    assert r.output.endswith(message.format(tmp=tmp_path, idx=corpus_index)), r.output
+    message = message.format(tmp=tmp_path, idx=corpus_index)
+    assert r.output.endswith(message), r.output
     assert "Traceback" not in r.output
-    assert not (tmp_path / "j.xml").exists(), "no JUnit file unless there is a verdict"
+    if code == 2:
+        assert not (tmp_path / "j.xml").exists(), "a usage error writes no report"
+        return
+    # exit 1: the JUnit report says why, as one test case in error
+    root = ET.parse(tmp_path / "j.xml").getroot()
+    assert root.attrib == {"name": "provaudit check", "tests": "1", "failures": "0", "errors": "1", "skipped": "0"}
+    (case,) = root.iter("testcase")
+    error = case.find("error")
+    assert error.get("type") == "provaudit.error" and error.get("message") == message[len("Error: "):-1]
+
+
+def test_input_error_in_json_and_github(corpus_index, tmp_path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "a b c"}\n{oops}\n')
+    r = _run("check", corpus_index, bad, "--json", tmp_path / "c.json", "--github")
+    assert r.exit_code == 1
+    problem = (f"{bad} line 2: malformed JSON (Expecting property name enclosed in double quotes at column 2); "
+               "use --on-error skip to skip and count such records")
+    assert json.loads((tmp_path / "c.json").read_text()) == {
+        "format": "provaudit-check", "format_version": 1, "verdict": "error", "exit_code": 1, "error": problem}
+    assert r.output == f"::error title=provaudit check::Error: {problem}\nError: {problem}\n"
 
 
 def test_out_writes_the_audit_and_refuses_to_overwrite(corpus, corpus_index, tmp_path) -> None:

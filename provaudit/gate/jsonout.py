@@ -62,3 +62,10 @@ def verdict_json(v: Verdict, exit_code: int) -> dict[str, Any]:
 def render_json(v: Verdict, exit_code: int) -> str:
     """``verdict_json`` serialized: sorted keys, two-space indent, a final newline; non-ASCII escaped."""
     return json.dumps(verdict_json(v, exit_code), indent=2, sort_keys=True, ensure_ascii=True) + "\n"
+
+
+def render_json_error(message: str) -> str:
+    """The JSON of a check that could not decide (exit 1): ``verdict`` is ``"error"``, with the message."""
+    doc = {"format": CHECK_FORMAT, "format_version": FORMAT_VERSION, "verdict": "error", "exit_code": 1,
+           "error": message}
+    return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=True) + "\n"

@@ -19,6 +19,7 @@ from provaudit.gate.verdict import SourceVerdict, Verdict
 SUITE = "provaudit check"
 CLASSNAME = "provaudit.check"
 FAILURE_TYPE = "provaudit.evidence"
+ERROR_TYPE = "provaudit.error"
 
 
 def _failure_text(sv: SourceVerdict, show: int) -> str:
@@ -45,6 +46,23 @@ def _properties(v: Verdict) -> list[tuple[str, str]]:
     return props
 
 
+def _serialize(root: ET.Element) -> bytes:
+    ET.indent(root)
+    data: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return data + b"\n"
+
+
+def render_junit_error(message: str) -> bytes:
+    """JUnit XML for a check that could not decide (exit 1: unreadable input, bad index, baseline or
+    allow-list): one test case in error, with the message, so the CI's test report says why."""
+    counts = {"tests": "1", "failures": "0", "errors": "1", "skipped": "0"}
+    root = ET.Element("testsuites", {"name": SUITE, **counts})
+    suite = ET.SubElement(root, "testsuite", {"name": SUITE, **counts})
+    case = ET.SubElement(suite, "testcase", {"classname": CLASSNAME, "name": "provaudit check"})
+    ET.SubElement(case, "error", {"message": xml_text(message), "type": ERROR_TYPE}).text = xml_text(message) + "\n"
+    return _serialize(root)
+
+
 def render_junit(v: Verdict, *, show: int = 10) -> bytes:
     """JUnit XML (UTF-8, with declaration) for a verdict.
 
@@ -69,6 +87,4 @@ def render_junit(v: Verdict, *, show: int = 10) -> bytes:
             failure.text = _failure_text(sv, show)
         ET.SubElement(case, "system-out").text = summary + "\n"
     ET.SubElement(suite, "system-out").text = xml_text(verdict_line(v)) + "\n"
-    ET.indent(root)
-    data: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
-    return data + b"\n"
+    return _serialize(root)
