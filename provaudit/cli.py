@@ -298,15 +298,16 @@ def info(index_dir: Path) -> None:
         click.echo(json.dumps(idx.manifest, indent=2, sort_keys=True))
 
 
-from provaudit.gate import settings as check_settings  # noqa: E402  (the check command's block)
+from os import environ  # noqa: E402  (the check command's block)
+
+from provaudit.gate import settings as check_settings  # noqa: E402
 from provaudit.gate.escape import terminal_safe  # noqa: E402
 from provaudit.gate.github import DEFAULT_MAX_ANNOTATIONS, command, render_github  # noqa: E402
-from provaudit.gate.junit import render_junit, render_junit_error  # noqa: E402
-from provaudit.gate.jsonout import render_json, render_json_error  # noqa: E402
+from provaudit.gate.jsonout import render_json  # noqa: E402
+from provaudit.gate.outputs import exit_code, write_error_reports, write_reports  # noqa: E402
 from provaudit.gate.terminal import render_text, verdict_line  # noqa: E402
 from provaudit.gate.verdict import Limits, Verdict  # noqa: E402
 
-EXIT_LEAK = 3
 _fraction = click.FloatRange(0.0, 1.0)
 
 
@@ -356,7 +357,7 @@ def check(ctx: click.Context, /, args: tuple[str, ...], **params: Any) -> None:
     with cli_errors():
         given = {k for k in params if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
         o = check_settings.merge(params, given, check_settings.load_settings(params["config"], Path.cwd())[1])
-        index, targets = _check_inputs(args, o)
+        index, targets = check_settings.resolve_inputs(args, o["index"], o.get("targets"))
         if o["json_file"] == "-" and o["github"]:
             raise ConfigError("--json - and --github both write to stdout; give --json a file name")
         limits = Limits(o["max_pairs"], o["max_contamination"], o["max_reference_coverage"])
@@ -369,64 +370,32 @@ def check(ctx: click.Context, /, args: tuple[str, ...], **params: Any) -> None:
                                 on_error=o["on_error"], workers=o["workers"] or default_workers(), out=out,
                                 force=o["force"])
         except (ProvauditError, OSError) as e:  # exit 1: CI still gets a report saying why
-            _emit_error(o, f"{e.filename}: {e.strerror or e}" if isinstance(e, OSError) and e.filename else str(e))
+            message = f"{e.filename}: {e.strerror or e}" if isinstance(e, OSError) and e.filename else str(e)
+            write_error_reports(message, junit=_path(o["junit"]),
+                                json_file=None if o["json_file"] == "-" else _path(o["json_file"]))
+            if o["github"]:
+                click.echo(command("error", f"Error: {terminal_safe(message)}", title="provaudit check"))
             raise
         _emit_check(verdict, o, f" (see {terminal_safe(out)}/matches.parquet)" if out else "")
-    if not verdict.passed:
-        sys.exit(EXIT_LEAK)
+    sys.exit(exit_code(verdict))
 
 
 def _path(value: str | Path | None) -> Path | None:
     return Path(value) if value else None
 
 
-def _check_inputs(args: tuple[str, ...], o: dict[str, Any]) -> tuple[Path, list[str]]:
-    """INDEX and TARGETs: ARGS are INDEX TARGET... unless the index is set (--index or settings)."""
-    if o["index"] is None:
-        if len(args) == 1:
-            raise click.UsageError("give INDEX and at least one TARGET (or set index in the settings)")
-        index, targets = (Path(args[0]), list(args[1:])) if args else (None, o.get("targets"))
-    else:
-        index, targets = Path(o["index"]), list(args) or o.get("targets")
-        shadow = [t for t in args if (Path(t) / "manifest.json").is_file()]
-        if shadow:
-            raise click.UsageError(f"{terminal_safe(shadow[0])} is an index, but the index is already "
-                                   f"{terminal_safe(index)} (from --index or the settings): arguments are targets")
-    if index is None or not targets:
-        raise click.UsageError("missing INDEX and TARGETs: give them as arguments, or set index and targets in "
-                               "[tool.provaudit] of pyproject.toml or in provaudit.toml")
-    return index, targets
-
-
-def _emit_error(o: dict[str, Any], message: str) -> None:
-    """On an input error: --junit and --json files and a --github annotation that say what went wrong."""
-    from provaudit.fs.atomic import write_file_atomic
-
-    if o["junit"]:
-        write_file_atomic(Path(o["junit"]), render_junit_error(message))
-    if o["json_file"] and o["json_file"] != "-":
-        write_file_atomic(Path(o["json_file"]), render_json_error(message).encode())
-    if o["github"]:
-        click.echo(command("error", f"Error: {terminal_safe(message)}", title="provaudit check"))
-
-
 def _emit_check(v: Verdict, o: dict[str, Any], more_hint: str) -> None:
     """Write --junit/--json files, print annotations and the verdict (on stderr when JSON goes to stdout)."""
-    from provaudit.fs.atomic import write_file_atomic
-
-    code = 0 if v.passed else EXIT_LEAK
-    if o["junit"]:
-        write_file_atomic(Path(o["junit"]), render_junit(v, show=o["show"]))
-    if o["json_file"] and o["json_file"] != "-":
-        write_file_atomic(Path(o["json_file"]), render_json(v, code).encode())
+    to_stdout = o["json_file"] == "-"
+    write_reports(v, junit=_path(o["junit"]), json_file=None if to_stdout else _path(o["json_file"]), show=o["show"])
     if o["github"]:
-        for line in render_github(v, verdict_line(v), max_annotations=o["max_annotations"]):
+        for line in render_github(v, verdict_line(v), max_annotations=o["max_annotations"],
+                                  workspace=environ.get("GITHUB_WORKSPACE")):
             click.echo(line)
-    to_stderr = o["json_file"] == "-"
     for line in render_text(v, show=o["show"], quiet=o["quiet"], more_hint=more_hint):
-        click.echo(line, err=to_stderr)
-    if to_stderr:
-        click.echo(render_json(v, code), nl=False)
+        click.echo(line, err=to_stdout)
+    if to_stdout:
+        click.echo(render_json(v, exit_code(v)), nl=False)
 
 
 def main() -> None:  # pragma: no cover

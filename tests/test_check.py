@@ -17,8 +17,8 @@ from provaudit.cli import cli, terminal_safe
 PARTS = {"a.jsonl": range(0, 80), "b.jsonl": range(80, 160), "c.jsonl": range(160, 220)}
 
 
-def _run(*args, **kw):
-    return CliRunner(**kw).invoke(cli, [str(a) for a in args])
+def _run(*args, env=None):
+    return CliRunner().invoke(cli, [str(a) for a in args], env=env)
 
 
 @pytest.fixture(scope="module")
@@ -250,6 +250,12 @@ def test_github_annotations(split, corpus_index, full_audit) -> None:
         # the annotated line of the file is the record named
         assert json.loads(Path(file).read_text().splitlines()[int(lineno) - 1])["id"] == tid
     assert lines[4] == (f"::error title=provaudit check::{lines[5]} ({len(records) - 4} more records not annotated)")
+    # in GitHub Actions, paths are made relative to the repository root ($GITHUB_WORKSPACE)
+    r = _run("check", corpus_index, *split[1], "--github", "--max-annotations", "4", "-q",
+             env={"GITHUB_WORKSPACE": str(split[0].parent)})
+    assert [line.split(",")[0] for line in r.output.splitlines()[:4]] == [
+        line.split(",")[0].replace(f"file={split[0].parent}/", "file=") for line in lines[:4]]
+    assert r.output.startswith(f"::error file={split[0].name}/")
     ok = _run("check", corpus_index, *split[1], "--github", "--max-pairs", "100000", "-q")
     assert ok.exit_code == 0
     kinds = [line.split(" ", 1)[0] for line in ok.output.splitlines()]

@@ -12,7 +12,7 @@ import pytest
 from provaudit.errors import ConfigError, InputError
 from provaudit.gate.acceptance import AllowList, Baseline, load_allow, load_baseline
 from provaudit.gate.escape import terminal_safe, workflow_data, workflow_property, xml_text
-from provaudit.gate.github import command, render_github
+from provaudit.gate.github import command, render_github, workspace_path
 from provaudit.gate.junit import render_junit
 from provaudit.gate.settings import find_config, load_settings, merge, parse_settings
 from provaudit.gate.verdict import ALLOWED, BASELINE, COUNTED, EvidencePair, Limits, SourceCount, evaluate
@@ -181,3 +181,13 @@ def test_settings_file_discovery(tmp_path) -> None:
     (tmp_path / "a" / "pyproject.toml").write_text('[tool.other]\n')
     with pytest.raises(ConfigError, match=r"no \[tool.provaudit\] table"):
         load_settings(tmp_path / "a" / "pyproject.toml", sub)
+
+
+def test_annotation_paths_are_relative_to_the_workspace(tmp_path, monkeypatch) -> None:
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    assert workspace_path("data/a.jsonl", str(tmp_path)) == "sub/data/a.jsonl"
+    assert workspace_path(str(tmp_path / "x" / "b.jsonl"), str(tmp_path)) == "x/b.jsonl"
+    assert workspace_path("/elsewhere/c.jsonl", str(tmp_path)) == "/elsewhere/c.jsonl"  # outside: as given
+    assert workspace_path("hf:user/set", str(tmp_path)) == "hf:user/set"
+    assert workspace_path("data/a.jsonl", None) == "data/a.jsonl"

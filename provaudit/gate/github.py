@@ -10,6 +10,8 @@ and ``:``/``,`` in properties), so no id can end a command or start another.
 
 from __future__ import annotations
 
+import os
+
 from provaudit.gate.escape import terminal_safe, workflow_data, workflow_property
 from provaudit.gate.verdict import EvidencePair, Verdict
 
@@ -24,9 +26,18 @@ def command(kind: str, message: str, **props: str) -> str:
     return f"::{kind}{' ' + head if head else ''}::{workflow_data(message)}"
 
 
-def _record_annotation(kind: str, pairs: list[EvidencePair]) -> str:
+def workspace_path(source: str, workspace: str | None) -> str:
+    """``source`` relative to the repository root (``$GITHUB_WORKSPACE``), which annotations need
+    when provaudit runs in a subdirectory or is given absolute paths; as given otherwise."""
+    if not workspace or source.startswith("hf:"):
+        return source
+    rel = os.path.relpath(os.path.abspath(source), os.path.abspath(workspace))
+    return source if rel.startswith("..") else rel
+
+
+def _record_annotation(kind: str, pairs: list[EvidencePair], workspace: str | None) -> str:
     first = pairs[0]
-    props = {"file": first.target_source}
+    props = {"file": workspace_path(first.target_source, workspace)}
     row = f"row {first.target_row}"
     if first.target_source.endswith(LINE_SUFFIXES):
         props["line"] = str(first.target_row + 1)
@@ -38,18 +49,20 @@ def _record_annotation(kind: str, pairs: list[EvidencePair]) -> str:
     return command(kind, f"Record {terminal_safe(first.target_id)} ({row}) contains {items}{more}", **props)
 
 
-def render_github(v: Verdict, verdict_line: str, *, max_annotations: int = DEFAULT_MAX_ANNOTATIONS) -> list[str]:
+def render_github(v: Verdict, verdict_line: str, *, max_annotations: int = DEFAULT_MAX_ANNOTATIONS,
+                  workspace: str | None = None) -> list[str]:
     """Annotation lines for the records with counted evidence, strongest first, then the summary.
 
     Args:
         verdict_line: The final verdict line (as the terminal shows it).
         max_annotations: Most record annotations; the summary says how many were left out.
+        workspace: The repository root (``$GITHUB_WORKSPACE``): file paths are made relative to it.
     """
     records: dict[tuple[str, int], list[EvidencePair]] = {}
     for p in v.counted:  # strongest first, so records come in order of their strongest pair
         records.setdefault((p.target_source, p.target_row), []).append(p)
     kind = "notice" if v.passed else "error"
-    lines = [_record_annotation("warning" if v.passed else "error", pairs)
+    lines = [_record_annotation("warning" if v.passed else "error", pairs, workspace)
              for pairs in list(records.values())[:max_annotations]]
     summary = verdict_line
     if len(records) > max_annotations:

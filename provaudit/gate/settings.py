@@ -145,6 +145,30 @@ def load_settings(config: Path | None, cwd: Path) -> tuple[Path | None, dict[str
     return path, parse_settings(table, path.parent, str(path), cwd)
 
 
+def resolve_inputs(args: tuple[str, ...], index: str | Path | None,
+                   targets: list[str] | None) -> tuple[Path, list[str]]:
+    """INDEX and TARGETs of ``provaudit check``: ARGS are ``INDEX TARGET...`` unless the index is
+    already set (``--index`` or the settings), when they are all targets; else the settings' targets.
+
+    Raises:
+        ConfigError: a missing index or target, or an argument that is an index while one is set.
+    """
+    if index is None:
+        if len(args) == 1:
+            raise ConfigError("give INDEX and at least one TARGET (or set index in the settings)")
+        index, targets = (args[0], list(args[1:])) if args else (None, targets)
+    else:
+        targets = list(args) or targets
+        shadow = [t for t in args if (Path(t) / "manifest.json").is_file()]
+        if shadow:
+            raise ConfigError(f"{shadow[0]} is an index, but the index is already {index} (from --index or the "
+                              "settings): arguments are targets")
+    if index is None or not targets:
+        raise ConfigError("missing INDEX and TARGETs: give them as arguments, or set index and targets in "
+                          "[tool.provaudit] of pyproject.toml or in provaudit.toml")
+    return Path(index), targets
+
+
 def merge(params: dict[str, Any], given: set[str], settings: dict[str, Any]) -> dict[str, Any]:
     """Command-line values (``given``: the parameters set on the command line) over settings over defaults."""
     return {name: value if name in given or name not in settings else settings[name]
