@@ -28,6 +28,7 @@ from provaudit.text import kernels
 from provaudit.config import AuditConfig
 from provaudit.match.probability import hypergeom_cdf
 from provaudit.index.format import Index
+from provaudit.text import sets
 from provaudit.text.shingle import ShingleBatch
 
 
@@ -107,7 +108,7 @@ def anchor_candidates(index: Index, plan: AnchorPlan, batch: ShingleBatch) -> tu
     live = ~plan.skip_key[pos]
     owner, pos = owner[live], pos[live]
     rec = np.searchsorted(batch.offsets, hit[owner], side="right") - 1
-    distinct = np.unique(rec.astype(np.int64) * len(index.anchor_keys) + pos)
+    distinct = sets.unique(rec.astype(np.int64) * len(index.anchor_keys) + pos)
     rec, pos = distinct // len(index.anchor_keys), distinct % len(index.anchor_keys)
     code = rec * len(index) + index.anchor_items[pos].astype(np.int64)
     uniq, counts = np.unique(code, return_counts=True)
@@ -127,7 +128,7 @@ def lsh_candidates(index: Index, band_keys: np.ndarray, records: np.ndarray) -> 
     owner, pos = _expand(lo, hi)
     recs = records[hit[owner] // band_keys.shape[1]].astype(np.int64)
     items = index.band_items[pos].astype(np.int64)
-    code = np.unique(recs * len(index) + items)
+    code = sets.unique(recs * len(index) + items)
     return code // len(index), code % len(index)
 
 
@@ -144,7 +145,7 @@ def verify(index: Index, unique: ShingleBatch, recs: np.ndarray, items: np.ndarr
 
 
 def _verify_py(index: Index, unique: ShingleBatch, recs: np.ndarray, items: np.ndarray) -> np.ndarray:
-    vocab = np.unique(unique.hashes)
+    vocab = sets.unique(unique.hashes)
     t_rec = np.repeat(np.arange(len(unique), dtype=np.int64), np.diff(unique.offsets))
     t_code = np.sort(t_rec * len(vocab) + np.searchsorted(vocab, unique.hashes))
     lo, hi = index.seq_offsets[items], index.seq_offsets[items + 1]
@@ -243,7 +244,7 @@ def covered_tokens(seq: np.ndarray, matched: np.ndarray, n_tokens: int, ngram: i
         if len(m) > 1 and not bool((m[1:] >= m[:-1]).all()):
             m = np.sort(m)
         return kernels.covered_tokens(seq, m, n_tokens, min(ngram, n_tokens))
-    hit = np.isin(seq, matched)
+    hit = sets.isin(seq, matched)
     if not hit.any():
         return 0
     width = min(ngram, n_tokens)

@@ -26,6 +26,7 @@ from provaudit.match.probability import hypergeom_cdf, lsh_candidate_probability
 from provaudit.match.schema import MATCH_COLUMNS
 from provaudit.read.blocks import batches
 from provaudit.read.records import ReadStats, Record
+from provaudit.text import sets
 from provaudit.text.shingle import ShingleBatch, shingle_batch, unique_per_record
 from provaudit.text.sketch import band_keys, estimate_jaccard, signatures
 
@@ -102,27 +103,27 @@ class Engine:
             l_rec, l_item = lsh_candidates(idx, band_keys(sigs, icfg.bands, icfg.rows), eligible)
         n = len(idx)
         a_code, l_code = a_rec * n + a_item, l_rec * n + l_item
-        codes = np.union1d(a_code, l_code)
+        codes = sets.union(a_code, l_code)
         out.candidates = {"anchor_pairs": len(a_rec), "lsh_pairs": len(l_rec), "verified_pairs": len(codes)}
         if len(codes) == 0:
             out.candidates["reported_pairs"] = 0
             return out
         recs, items = codes // n, codes % n
         cand_recs, local = np.unique(recs, return_inverse=True)
-        sets = unique_per_record(subbatch(sb, cand_recs))
-        overlap = verify(idx, sets, local, items)
+        distinct = unique_per_record(subbatch(sb, cand_recs))
+        overlap = verify(idx, distinct, local, items)
         ref_n = idx.n_shingles[items]
-        tgt_n = np.diff(sets.offsets)[local]
+        tgt_n = np.diff(distinct.offsets)[local]
         containment = np.where(ref_n > 0, overlap / np.maximum(ref_n, 1), 0.0)
         union = ref_n + tgt_n - overlap
         jaccard = np.where(union > 0, overlap / np.maximum(union, 1), 0.0)
         keep = (overlap > 0) & ((containment >= cfg.min_containment) | (jaccard >= cfg.min_jaccard))
-        by_anchor, by_lsh = np.isin(codes, a_code), np.isin(codes, l_code)
+        by_anchor, by_lsh = sets.isin(codes, a_code), sets.isin(codes, l_code)
         lsh_eligible = np.zeros(len(batch), dtype=bool)
         lsh_eligible[eligible] = True
         matched: dict[int, list[int]] = {}
         kept = np.flatnonzero(keep)
-        reported = np.unique(items[kept])  # their signatures, from their sequences (= the stored ones)
+        reported = sets.unique(items[kept])  # their signatures, from their sequences (= the stored ones)
         item_sig = dict(zip(reported.tolist(), item_signatures(idx, reported)))
         for p in kept:
             rec, item = int(recs[p]), int(items[p])
@@ -139,14 +140,14 @@ class Engine:
                 idx.ids[item].as_py(), record.id, record.source, record.row, float(jaccard[p]),
                 float(containment[p]), float(estimate_jaccard(item_sig[item], sig_of[rec])),
                 run + width - 1 if run else 0, int(overlap[p]), int(ref_n[p]), int(tgt_n[p]), n_tok,
-                covered_tokens(tgt_seq, np.unique(ref_seq), n_tok, icfg.ngram),
+                covered_tokens(tgt_seq, sets.unique(ref_seq), n_tok, icfg.ngram),
                 "+".join(k for k, v in (("anchor", by_anchor[p]), ("lsh", by_lsh[p])) if v),
                 prob, "short_item" if short else "",
             ))
             if not short:
                 matched.setdefault(rec, []).append(item)
         for rec, its in matched.items():
-            union_hashes = np.unique(np.concatenate([idx.sequence(i) for i in its]))
+            union_hashes = sets.unique(np.concatenate([idx.sequence(i) for i in its]))
             cov = covered_tokens(sb.record(rec), union_hashes, int(sb.n_tokens[rec]), icfg.ngram)
             out.rec_covered[rec] = cov
             out.covered_tokens += cov

@@ -32,6 +32,7 @@ from provaudit.read.blocks import batches
 from provaudit.read.records import ReadStats, Record
 from provaudit.regurgitation.shapes import DEFAULT_TEXT_FIELD
 from provaudit.results import strength
+from provaudit.text import sets
 from provaudit.text.shingle import ShingleBatch, normalize, shingle_batch, unique_per_record
 
 T = TypeVar("T")
@@ -179,7 +180,7 @@ def describe_batch(index: Index, rules: VerdictRules, min_containment: float, ne
         seq, given = sb.record(k), gb.record(k)
         n_tok = int(sb.n_tokens[k])
         width = min(icfg.ngram, n_tok)
-        given_pos = np.isin(seq, given) if len(given) else np.zeros(len(seq), dtype=bool)
+        given_pos = sets.isin(seq, given) if len(given) else np.zeros(len(seq), dtype=bool)
         cum = np.r_[0, np.cumsum(_cover(given_pos, width, n_tok))]
         offsets = None
         mine: list[dict[str, Any]] = []
@@ -187,8 +188,8 @@ def describe_batch(index: Index, rules: VerdictRules, min_containment: float, ne
             item = item_of[str(r["reference_id"])]
             ref = index.sequence(item)
             n_ref, d_ref = int(index.n_tokens[item]), int(index.n_shingles[item])
-            ref_set = np.unique(ref)
-            overlap = len(np.intersect1d(ref_set, seq[~given_pos]))
+            ref_set = sets.unique(ref)
+            overlap = len(sets.intersect(ref_set, seq[~given_pos]))
             containment = overlap / d_ref if d_ref else 0.0
             runs = shared_runs(ref, seq)
             if len(runs) == 0:
@@ -212,7 +213,7 @@ def describe_batch(index: Index, rules: VerdictRules, min_containment: float, ne
                 "sample_id": rec.id, "sample_source": rec.source, "sample_row": rec.row, "field": metas[k][0],
                 "reference_id": str(r["reference_id"]), "verdict": verdict, "containment": containment,
                 "overlap_shingles": overlap,
-                "prompt_shingles": len(np.intersect1d(np.intersect1d(ref_set, seq), given, assume_unique=True)),
+                "prompt_shingles": len(sets.intersect(sets.intersect(ref_set, seq), given)),
                 "reference_shingles": d_ref, "reference_tokens": n_ref, "verbatim_tokens": int(span.max()),
                 "evidence_tokens": ev, "verbatim_chars": None if cs is None or ce is None else ce - cs,
                 "sample_token_start": tb, "sample_token_end": tb + ln, "sample_char_start": cs, "sample_char_end": ce,
@@ -233,8 +234,8 @@ def _sample_summary(index: Index, rec: Record, fld: str, seq: np.ndarray, given_
     best = max(mine, key=strength, default=None)  # the first of equals: pairs come sorted by reference id
     hit = np.zeros(len(seq), dtype=bool)
     if mine:
-        union = np.unique(np.concatenate([index.sequence(p["_item"]) for p in mine]))
-        hit = np.isin(seq, union) & ~given_pos
+        union = sets.unique(np.concatenate([index.sequence(p["_item"]) for p in mine]))
+        hit = sets.isin(seq, union, b_unique=True) & ~given_pos
     return {
         "sample_id": rec.id, "source": rec.source, "row": rec.row, "field": fld,
         "verdict": best["verdict"] if best else "none", "reference_id": best["reference_id"] if best else None,
