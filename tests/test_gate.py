@@ -15,7 +15,9 @@ from provaudit.gate.escape import terminal_safe, workflow_data, workflow_propert
 from provaudit.gate.github import command, render_github, workspace_path
 from provaudit.gate.junit import render_junit
 from provaudit.gate.settings import find_config, load_settings, merge, parse_settings
-from provaudit.gate.verdict import ALLOWED, BASELINE, COUNTED, EvidencePair, Limits, SourceCount, evaluate
+from provaudit.gate.verdict import (
+    ALLOWED, BASELINE, COUNTED, EvidencePair, LimitResult, Limits, SourceCount, evaluate,
+)
 
 
 def _pairs() -> list[EvidencePair]:
@@ -48,6 +50,14 @@ def test_limits_figures_and_boundaries() -> None:
     v = evaluate([], SOURCES, 20, Limits())
     assert [(r.name, r.limit) for r in v.limits] == [("max-pairs", 0)] and v.passed
     assert not evaluate(_pairs()[:1], SOURCES, 20, Limits()).passed
+
+
+def test_limits_are_written_as_given() -> None:
+    assert LimitResult("max-pairs", 1000000, 12, 12, 12).describe() == "max-pairs: 12 <= 1,000,000"
+    assert LimitResult("max-contamination", 0.001, 0.0125, 25, 2000).describe() == (
+        "max-contamination: 0.0125 (25 of 2,000 records) > 0.001")
+    assert LimitResult("max-reference-coverage", 0.5, 0.25, 1, 4).describe() == (
+        "max-reference-coverage: 0.25 (1 of 4 reference items) <= 0.5")
 
 
 def test_pairs_are_ordered_strongest_first() -> None:
@@ -145,9 +155,10 @@ def test_renderers_keep_hostile_ids_inert() -> None:
 
 def test_settings_keys_types_and_paths(tmp_path) -> None:
     s = parse_settings({"index": "ref.idx", "targets": "data/*.jsonl", "max-contamination": 0,
-                        "on-error": "skip", "json": "-", "github": True}, tmp_path / "sub", "p/provaudit.toml", tmp_path)
+                        "on-error": "skip", "json": "-", "github": True, "force": False, "quiet": True},
+                       tmp_path / "sub", "p/provaudit.toml", tmp_path)
     assert s == {"index": "sub/ref.idx", "targets": ["sub/data/*.jsonl"], "max_contamination": 0.0,
-                 "on_error": "skip", "json_file": "-", "github": True}
+                 "on_error": "skip", "json_file": "-", "github": True, "force": False, "quiet": True}
     with pytest.raises(ConfigError, match=re.escape("pyproject.toml: [tool.provaudit] key 'max_pairs' is not a "
                                                     "setting (did you mean 'max-pairs'?)")):
         parse_settings({"max_pairs": 0}, tmp_path, "pyproject.toml", tmp_path)
@@ -191,3 +202,12 @@ def test_annotation_paths_are_relative_to_the_workspace(tmp_path, monkeypatch) -
     assert workspace_path("/elsewhere/c.jsonl", str(tmp_path)) == "/elsewhere/c.jsonl"  # outside: as given
     assert workspace_path("hf:user/set", str(tmp_path)) == "hf:user/set"
     assert workspace_path("data/a.jsonl", None) == "data/a.jsonl"
+
+
+@pytest.mark.parametrize("module", ["acceptance", "escape", "settings", "verdict"])
+def test_docstring_examples_run(module) -> None:
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(f"provaudit.gate.{module}"))
+    assert result.attempted > 0 and result.failed == 0

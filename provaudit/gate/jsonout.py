@@ -11,14 +11,13 @@ import json
 from typing import Any
 
 from provaudit.gate.acceptance import CHECK_FORMAT
-from provaudit.gate.verdict import ALLOWED, BASELINE, Verdict
+from provaudit.gate.verdict import ALLOWED, BASELINE, LimitResult, Verdict
 
 FORMAT_VERSION = 1
 
 
-def _limit(r: Any) -> dict[str, Any]:
-    limit: float | int = int(r.limit) if r.name == "max-pairs" else r.limit
-    return {"name": r.name, "limit": limit, "value": r.value, "count": r.count, "total": r.total, "passed": r.passed}
+def _limit(r: LimitResult) -> dict[str, Any]:
+    return {"name": r.name, "limit": r.limit, "value": r.value, "count": r.count, "total": r.total, "passed": r.passed}
 
 
 def verdict_json(v: Verdict, exit_code: int) -> dict[str, Any]:

@@ -32,7 +32,7 @@ def _failure_text(sv: SourceVerdict, show: int) -> str:
 
 
 def _properties(v: Verdict) -> list[tuple[str, str]]:
-    props = [(r.name, f"{r.limit:g}") for r in v.limits]
+    props = [(r.name, str(r.limit)) for r in v.limits]
     index = v.audit.get("index", {})
     if index:
         props += [("index", xml_text(index["path"])), ("index_fingerprint", xml_text(index["fingerprint"]))]

@@ -35,7 +35,7 @@ KEYS: dict[str, tuple[Any, bool]] = {
     "junit": (str, True), "json": (str, True), "github": (bool, False), "max-annotations": (int, False),
     "show": (int, False), "out": (str, True),
     "text-field": (str, False), "id-field": (str, False), "on-error": (("fail", "skip"), False),
-    "workers": (int, False),
+    "workers": (int, False), "force": (bool, False), "quiet": (bool, False),
 }
 PARAM_NAMES = {"json": "json_file"}  # keys whose command-line parameter is named otherwise
 

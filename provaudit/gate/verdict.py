@@ -86,7 +86,7 @@ class LimitResult:
     """One limit checked: ``value`` is the figure, ``count``/``total`` what it was computed from."""
 
     name: str
-    limit: float
+    limit: int | float  # int for max-pairs, a fraction otherwise
     value: float
     count: int
     total: int
@@ -102,7 +102,11 @@ class LimitResult:
         else:
             unit = "records" if self.name == "max-contamination" else "reference items"
             figure = f"{self.value:.4g} ({self.count:,} of {self.total:,} {unit})"
-        return f"{self.name}: {figure} {'<=' if self.passed else '>'} {self.limit:g}"
+        return f"{self.name}: {figure} {'<=' if self.passed else '>'} {self.limit_text()}"
+
+    def limit_text(self) -> str:
+        """The limit as given: ``1000000`` for a count (never ``1e+06``), ``0.001`` for a fraction."""
+        return f"{self.limit:,}" if isinstance(self.limit, int) else f"{self.limit:g}"
 
 
 @dataclass
