@@ -130,7 +130,7 @@ def _row_filters(sources: list[Source], sample: SampleConfig, on_error: str = "f
 def _control_index(control: list[str], index: Index, tmp: Path, read: ReadOptions) -> Index:
     """The negative-control index: an index directory, or sources indexed now with the reference's parameters."""
     if len(control) == 1 and (Path(control[0]) / "manifest.json").is_file():
-        cidx = load_index(Path(control[0]), signatures=False)
+        cidx = load_index(Path(control[0]))
         if cidx.manifest["fingerprint"] != index.manifest["fingerprint"]:
             raise IndexMismatchError(
                 f"{control[0]}: control index parameters {cidx.manifest['fingerprint']} differ from the "
@@ -140,7 +140,7 @@ def _control_index(control: list[str], index: Index, tmp: Path, read: ReadOption
     cfg = dataclasses.replace(index.config, keep_text=False)
     build_index(control, tmp / "control.idx", cfg, text_field=read.text_field, id_field=read.id_field,
                 on_error=read.on_error)
-    return load_index(tmp / "control.idx", signatures=False)
+    return load_index(tmp / "control.idx")
 
 
 def _control_result(cidx: Index, config: AuditConfig, parts: list[SourceResult]) -> ControlResult:
@@ -150,7 +150,7 @@ def _control_result(cidx: Index, config: AuditConfig, parts: list[SourceResult])
             matches[c].extend(values)
     return ControlResult(
         items=len(cidx),
-        eligible_items=int((cidx.n_shingles >= config.min_item_shingles).sum()),
+        eligible_items=cidx.items_with_shingles(config.min_item_shingles),
         found_items={r for r, f in zip(matches["reference_id"], matches["item_flag"]) if not f},
         pairs=len(matches["reference_id"]),
         records_with_matches=sum(p.control_records_with_matches for p in parts),
@@ -227,7 +227,7 @@ def audit(
     """
     config, sample = config or AuditConfig(), sample or SampleConfig()
     read = ReadOptions(text_field, id_field, on_error, max_record_chars)  # type: ignore[arg-type]
-    index = load_index(index_dir, signatures=False)  # every file the audit reads is verified
+    index = load_index(index_dir)  # every chunk the audit reads is verified when first read
     ignored: list[str] = []
     sources = expand_sources(targets, ignored)
     sampled_shards = None
@@ -300,7 +300,7 @@ def audit_outputs(
     """
     config, rules = config or AuditConfig(), rules or VerdictRules()
     read = ReadOptions(text_field, id_field, on_error, max_record_chars)  # type: ignore[arg-type]
-    index = load_index(index_dir, signatures=False)
+    index = load_index(index_dir)
     check_index(index.config, rules)
     need = plan_requirements(index, rules, config)
     engine = Engine(index, dataclasses.replace(config, min_containment=need.search_containment, min_jaccard=1.0))

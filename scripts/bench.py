@@ -256,20 +256,21 @@ ref, qry = d["ref"], d["qry"]
 
 LSH_PROVAUDIT = LSH_COMMON + r"""
 from provaudit.config import IndexConfig
-from provaudit.index.format import KeyTable, sort_pairs
+from provaudit.index.keytable import build_directory, directory_bits, sort_pairs
+from provaudit.text import kernels
 from provaudit.text.sketch import band_keys
 cfg = IndexConfig(ngram=5, threshold=0.5).resolved()
-KeyTable(np.zeros(1, np.uint64)).hits(np.zeros(1, np.uint64)); sort_pairs(np.zeros(1, np.uint64), np.zeros(1, np.uint32))
+build_directory(np.zeros(1, np.uint64)); sort_pairs(np.zeros(1, np.uint64), np.zeros(1, np.uint32))
 before = rss()
 t0 = time.perf_counter()
 keys = band_keys(ref, cfg.bands, cfg.rows).reshape(-1)
 items = np.repeat(np.arange(len(ref), dtype=np.uint32), cfg.bands)
 keys, items = sort_pairs(keys, items)
-table = KeyTable(keys)
+directory = build_directory(keys)
 t1 = time.perf_counter()
 grown = rss() - before
 qk = band_keys(qry, cfg.bands, cfg.rows).reshape(-1)
-qi, lo, hi = table.hits(qk)
+qi, lo, hi = kernels.probe_hits(keys, directory, 64 - directory_bits(len(keys)), qk)
 cnt = hi - lo
 owner = np.repeat(qi // cfg.bands, cnt)
 pos = np.repeat(lo - (np.cumsum(cnt) - cnt), cnt) + np.arange(int(cnt.sum()))
@@ -277,7 +278,7 @@ pairs = np.unique(owner.astype(np.int64) * len(ref) + items[pos])
 t2 = time.perf_counter()
 np.save(sys.argv[2], pairs)
 print(json.dumps({"seconds": t1 - t0, "insert_s": t1 - t0, "query_s": t2 - t1, "pairs": len(pairs),
-                  "table_bytes": int(keys.nbytes + items.nbytes + table.directory.nbytes), "rss_growth": grown}))
+                  "table_bytes": int(keys.nbytes + items.nbytes + directory.nbytes), "rss_growth": grown}))
 """
 
 LSH_DATASKETCH = LSH_COMMON + r"""

@@ -47,10 +47,13 @@ MASKED_KEYS = ("versions", "manifest_sha256", "manifest_checksum")
 
 
 def _mask(obj: Any, key: str = "") -> Any:
-    """``obj`` with the values of ``MASKED_KEYS``, and the sha256/size of Parquet files, masked."""
+    """``obj`` with the values of ``MASKED_KEYS``, and the checksums/size of Parquet files (and of the
+    index's checksum list, which covers them), masked."""
     if isinstance(obj, dict):
         if key.endswith(".parquet"):
-            return {k: (MASK if k in ("sha256", "bytes") else _mask(v, k)) for k, v in obj.items()}
+            return {k: (MASK if k in ("sha256", "bytes", "chunks_sha256") else _mask(v, k)) for k, v in obj.items()}
+        if key == "checksums":
+            return {k: (MASK if k == "sha256" else _mask(v, k)) for k, v in obj.items()}
         return {k: (MASK if k in MASKED_KEYS else _mask(v, k)) for k, v in obj.items()}
     if isinstance(obj, list):
         return [_mask(v) for v in obj]

@@ -31,9 +31,12 @@ def test_output_equals_golden(name: str, golden_now: dict[str, str]) -> None:
 
 
 def test_mask_hides_only_package_dependent_values() -> None:
-    manifest = {"versions": {"pyarrow": "1"}, "files": {"items.parquet": {"sha256": "a", "bytes": 3, "rows": 2},
-                                                       "sequences.u64": {"sha256": "b", "bytes": 8}}}
+    manifest = {"versions": {"pyarrow": "1"}, "checksums": {"sha256": "c", "bytes": 64},
+                "files": {"items.parquet": {"chunks_sha256": "a", "bytes": 3, "rows": 2},
+                          "sequences.u64": {"chunks_sha256": "b", "bytes": 8}}}
     masked = regen_golden._mask(manifest)
     assert masked["versions"] == regen_golden.MASK
-    assert masked["files"]["items.parquet"] == {"sha256": regen_golden.MASK, "bytes": regen_golden.MASK, "rows": 2}
-    assert masked["files"]["sequences.u64"] == {"sha256": "b", "bytes": 8}
+    assert masked["checksums"] == {"sha256": regen_golden.MASK, "bytes": 64}
+    assert masked["files"]["items.parquet"] == {"chunks_sha256": regen_golden.MASK, "bytes": regen_golden.MASK,
+                                                "rows": 2}
+    assert masked["files"]["sequences.u64"] == {"chunks_sha256": "b", "bytes": 8}

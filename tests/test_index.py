@@ -9,6 +9,7 @@ from conftest import write_jsonl
 from provaudit import api
 from provaudit.config import IndexConfig
 from provaudit.errors import IndexFormatError, InputError, OutputExistsError
+from provaudit.index.check import verify_index
 from provaudit.index.format import FILES, load_index
 
 
@@ -27,7 +28,7 @@ def test_manifest_records_parameters_inputs_and_hashes(corpus, tmp_path) -> None
     m = _build(corpus[2], tmp_path / "idx", ngram=4, num_perm=64, seed=9)
     on_disk = json.loads((tmp_path / "idx" / "manifest.json").read_text())
     assert on_disk == m
-    assert m["format_version"] == 4
+    assert m["format_version"] == 5
     assert m["config"]["ngram"] == 4 and m["config"]["num_perm"] == 64 and m["config"]["seed"] == 9
     assert m["config"]["scheme"] == "affine32" and m["config"]["hash"] == "xxh3"
     assert m["config"]["bands"] * m["config"]["rows"] <= 64
@@ -39,24 +40,27 @@ def test_manifest_records_parameters_inputs_and_hashes(corpus, tmp_path) -> None
 
 
 def test_loaded_index_round_trips(corpus, corpus_index) -> None:
+    import numpy as np
+
     idx = load_index(corpus_index)
     assert len(idx) == len(corpus[0])
     assert idx.ids.to_pylist() == list(corpus[0])
-    assert idx.signatures.shape == (len(corpus[0]), 128)
-    assert (idx.anchor_keys[1:] >= idx.anchor_keys[:-1]).all()
-    assert (idx.band_keys[1:] >= idx.band_keys[:-1]).all()
+    assert idx.ids_of(np.array([len(idx) - 1, 0])) == [list(corpus[0])[-1], list(corpus[0])[0]]
+    for table in (idx.anchor_table, idx.band_table):
+        assert (table.keys[1:] >= table.keys[:-1]).all()
 
 
-@pytest.mark.parametrize("name", [*FILES, "manifest.json"])
-def test_flipped_byte_is_refused(corpus, tmp_path, name) -> None:
+@pytest.mark.parametrize("name", [*FILES, "manifest.json", "checksums.sha256"])
+def test_flipped_byte_is_refused_by_verify(corpus, tmp_path, name) -> None:
     dest = tmp_path / "idx"
     _build(corpus[2], dest)
+    verify_index(dest)
     p = dest / name
     data = bytearray(p.read_bytes())
     data[len(data) // 2] ^= 0x01
     p.write_bytes(bytes(data))
     with pytest.raises(IndexFormatError):
-        load_index(dest)
+        verify_index(dest)
 
 
 def test_missing_file_is_refused(corpus, tmp_path) -> None:
@@ -108,38 +112,30 @@ def test_duplicate_reference_ids_are_an_error(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("kw", [{}, {"unit": "char", "ngram": 5, "num_perm": 64}, {"hash": "sha1", "seed": 7}])
-def test_signatures_recomputed_from_sequences_equal_the_stored_ones(corpus, tmp_path, kw) -> None:
+def test_signatures_recomputed_from_sequences_equal_those_of_the_texts(corpus, tmp_path, kw) -> None:
     """Audits report estimated Jaccard from item signatures recomputed from the stored shingle
-    sequences instead of reading signatures.u32; they must be those very values."""
+    sequences (the index stores no signatures); they must be the signatures of the texts."""
     import numpy as np
 
     from provaudit.match.engine import item_signatures
+    from provaudit.text.shingle import shingle_batch
+    from provaudit.text.sketch import signatures
 
     _build(corpus[2], tmp_path / "idx", **kw)
     idx = load_index(tmp_path / "idx")
-    assert idx.signatures is not None
     everything = np.arange(len(idx))
-    assert np.array_equal(item_signatures(idx, everything), idx.signatures)
-    assert load_index(tmp_path / "idx", signatures=False).signatures is None
+    direct = signatures(shingle_batch(list(corpus[0].values()), idx.config), idx.config.num_perm, idx.config.seed)
+    assert np.array_equal(item_signatures(idx, everything), direct)
 
 
-def test_audits_verify_what_they_read_and_not_the_stored_signatures(corpus, corpus_index, tmp_path) -> None:
-    import shutil
+def test_an_older_index_is_refused_with_a_rebuild_message(corpus, tmp_path) -> None:
+    from provaudit.index.format import manifest_checksum
 
-    intact = api.audit(corpus_index, [str(corpus[3])])
     dest = tmp_path / "idx"
-    shutil.copytree(corpus_index, dest)
-    data = bytearray((dest / "signatures.u32").read_bytes())
-    data[len(data) // 2] ^= 0x01
-    (dest / "signatures.u32").write_bytes(bytes(data))
-    with pytest.raises(IndexFormatError, match="signatures.u32: sha256 does not match"):
-        load_index(dest)  # a full load (provaudit info) still refuses it
-    assert api.audit(dest, [str(corpus[3])]).matches == intact.matches  # the audit never reads it
-    (dest / "signatures.u32").write_bytes(bytes(data[:-4]))
-    with pytest.raises(IndexFormatError, match="sequences or signatures do not match items.parquet"):
-        api.audit(dest, [str(corpus[3])])
-    data = bytearray((dest / "sequences.u64").read_bytes())
-    data[len(data) // 3] ^= 0x01
-    (dest / "sequences.u64").write_bytes(bytes(data))
-    with pytest.raises(IndexFormatError, match="sequences.u64: sha256 does not match"):
-        api.audit(dest, [str(corpus[3])])
+    _build(corpus[2], dest)
+    m = json.loads((dest / "manifest.json").read_text())
+    m["format_version"] = 4
+    m["manifest_checksum"] = manifest_checksum(m)
+    (dest / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(IndexFormatError, match="format version 4 is not supported.*rebuild the index"):
+        load_index(dest)

@@ -86,28 +86,39 @@ def test_permutations_kernel_uses_datasketch_parameters() -> None:
     assert signatures(batch, 128, 1).dtype == np.uint32 and a.dtype == b.dtype == np.uint32
 
 
-def test_key_table_equals_searchsorted(monkeypatch: pytest.MonkeyPatch) -> None:
-    from provaudit.index.format import KeyTable
+def _key_table(d, keys: np.ndarray):
+    from provaudit.index.chunks import Chunked, file_digests
+    from provaudit.index.keytable import KeyTable, build_directory
 
+    files = {}
+    for name, arr in (("keys", keys), ("dir", build_directory(keys)), ("items", np.arange(len(keys), dtype="<u4"))):
+        p = d / name
+        arr.tofile(p)
+        files[name] = Chunked(p, p.stat().st_size, np.frombuffer(file_digests(p), np.uint8).reshape(-1, 32))
+    return KeyTable(files["keys"], files["dir"], files["items"], max(len(keys), 1))
+
+
+def test_key_table_equals_searchsorted(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     rng = np.random.default_rng(2)
     keys = np.sort(np.r_[rng.integers(0, 2**64, 20_000, dtype=np.uint64, endpoint=False),
                          np.full(300, 12345, np.uint64), np.array([0, 2**64 - 1], np.uint64)])
     queries = np.r_[keys[rng.integers(0, len(keys), 5000)], rng.integers(0, 2**64, 5000, dtype=np.uint64),
                     np.array([0, 1, 12345, 2**64 - 1], np.uint64)]
-    for table_keys in (keys, keys[:0], keys[:3]):
-        t = KeyTable(table_keys)
-        lo, hi = t.ranges(queries)
-        assert np.array_equal(lo, np.searchsorted(table_keys, queries, "left"))
-        assert np.array_equal(hi, np.searchsorted(table_keys, queries, "right"))
+    for i, table_keys in enumerate((keys, keys[:0], keys[:3])):
+        (tmp_path / str(i)).mkdir()
+        t = _key_table(tmp_path / str(i), table_keys)
+        lo, hi = np.searchsorted(table_keys, queries, "left"), np.searchsorted(table_keys, queries, "right")
         qi, hlo, hhi = t.hits(queries)
         assert np.array_equal(qi, np.flatnonzero(hi > lo)) and np.array_equal(hlo, lo[qi]) and np.array_equal(hhi, hi[qi])
+        owner, pos, items = t.items_at(hlo, hhi)
+        assert np.array_equal(items, pos) and np.array_equal(hlo[owner] <= pos, np.ones(len(pos), bool))
         monkeypatch.setattr(kernels, "ENABLED", False)
         assert [a.tolist() for a in t.hits(queries)] == [qi.tolist(), hlo.tolist(), hhi.tolist()]
         monkeypatch.setattr(kernels, "ENABLED", True)
 
 
 def test_sort_pairs_is_stable_by_key() -> None:
-    from provaudit.index.format import sort_pairs
+    from provaudit.index.keytable import sort_pairs
 
     rng = np.random.default_rng(3)
     keys = np.r_[rng.integers(0, 2**64, 50_000, dtype=np.uint64), rng.integers(0, 50, 5000).astype(np.uint64)]

@@ -29,6 +29,7 @@ from provaudit.fs.atomic import remove_stale_siblings, try_lock, unlock
 from provaudit.run.checkpoint import Checkpoint, partial_dir
 from provaudit.config import SampleConfig
 from provaudit.errors import IndexFormatError, OutputExistsError
+from provaudit.index.check import verify_index
 from provaudit.index.format import FILES, load_index
 from provaudit.fs.integrity import CHECKSUMS, OutputFormatError, load_report
 from provaudit.api import write_audit
@@ -320,8 +321,9 @@ def _flip(path: Path, at: int) -> None:
     path.write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize("name", FILES)
+@pytest.mark.parametrize("name", [*FILES, "checksums.sha256"])
 def test_index_with_a_flipped_byte_anywhere_in_a_data_file_is_refused(corpus, tmp_path, name) -> None:
+    """``verify`` (every byte) refuses a flipped byte anywhere, and a truncated file."""
     src = tmp_path / "idx"
     api.build_index([str(corpus[2])], src)
     size = (src / name).stat().st_size
@@ -329,14 +331,14 @@ def test_index_with_a_flipped_byte_anywhere_in_a_data_file_is_refused(corpus, tm
         dest = tmp_path / f"flip{at}"
         shutil.copytree(src, dest)
         _flip(dest / name, at)
-        with pytest.raises(IndexFormatError, match=f"{name}: sha256 does not match the manifest"):
-            load_index(dest)
+        with pytest.raises(IndexFormatError, match=f"{name}: .*(do not match|does not match)"):
+            verify_index(dest)
     dest = tmp_path / "truncated"
     shutil.copytree(src, dest)
     with open(dest / name, "r+b") as f:
         f.truncate(size - 1)
-    with pytest.raises(IndexFormatError, match="sha256 does not match"):
-        load_index(dest)
+    with pytest.raises(IndexFormatError, match=f"{name}: .*(size|does not match)"):
+        verify_index(dest)
 
 
 def test_index_with_a_flipped_byte_in_its_manifest_is_refused(corpus, tmp_path) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -27,10 +26,13 @@ import xxhash
 from provaudit.fs import arrow
 from provaudit.fs.atomic import commit_output_dir, prepare_output_dir, try_lock, unlock
 from provaudit.read.blocks import batches
-from provaudit.config import IndexConfig
+from provaudit.config import AuditConfig, IndexConfig
 from provaudit.errors import InputError
-from provaudit.index.format import RAW_DTYPES, FILES, FORMAT, FORMAT_VERSION, manifest_checksum, sort_pairs
-from provaudit.fs.hashing import sha256_file
+from provaudit.index.check import shape_table, usable_anchors
+from provaudit.index.chunks import CHUNK, DIGEST, digest_root, file_digests
+from provaudit.index.format import CHECKSUMS, FILES, FORMAT, FORMAT_VERSION, RAW, manifest_checksum
+from provaudit.index.items import ROW_GROUP
+from provaudit.index.keytable import SpilledPairs, build_directory
 from provaudit.read.records import ReadStats, Record
 from provaudit.text.shingle import ShingleBatch, shingle_batch, unique_per_record
 from provaudit.text.sketch import band_keys, signatures
@@ -42,25 +44,17 @@ def _id_hash(item_id: str) -> int:
     return int(xxhash.xxh3_64_intdigest(item_id.encode("utf-8", "surrogatepass")))
 
 
-def _items_schema(num_perm: int, keep_text: bool) -> pa.Schema:
-    fields = [
-        pa.field("id", pa.string()),
-        pa.field("source", pa.string()),
-        pa.field("row", pa.int64()),
-        pa.field("n_tokens", pa.int64()),
-        pa.field("n_shingles", pa.int32()),
-        pa.field("n_seq", pa.int32()),
-    ]
+def _items_schema(keep_text: bool) -> pa.Schema:
+    fields = [pa.field("id", pa.string()), pa.field("source", pa.string()), pa.field("row", pa.int64())]
     if keep_text:
         fields.append(pa.field("text", pa.large_string()))
     return pa.schema(fields)
 
 
-
 # Text-like columns compress; hash columns do not (and dictionary-encoding them wastes time).
 _PARQUET = {"write_statistics": False, "use_dictionary": ["source"]}
-_COMPRESS = {"id": "zstd", "source": "zstd", "row": "zstd", "n_tokens": "zstd", "n_shingles": "zstd", "n_seq": "zstd",
-             "text": "zstd"}
+_COMPRESS = {"id": "zstd", "source": "zstd", "row": "zstd", "text": "zstd"}
+_GROUP_TEXT_BYTES = 64 << 20  # with keep_text, a row group holds at most about this much text
 
 
 def _arrow(a: np.ndarray) -> pa.Array:
@@ -131,75 +125,6 @@ def prepare_parsed(config: IndexConfig, parse: Callable[[T], tuple[Iterable[Reco
     return stats, out
 
 
-_PAIR = np.dtype([("key", "<u8"), ("item", "<u4")])  # packed, 12 bytes
-
-
-class SpilledPairs:
-    """(key, item) pairs spilled to a file as they come, read back in (key, item) order.
-
-    Each ``add`` appends one run, partitioned by the key's top 8 bits (a stable
-    counting sort); ``sorted_chunks`` then reads bucket by bucket across all runs and
-    sorts each bucket alone. Memory is one bucket (about 1/256 of the table), not
-    the table: the index build's peak memory does not grow with the reference size.
-    """
-
-    BUCKET_SHIFT = np.uint64(56)
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.file = open(path, "w+b")  # noqa: SIM115 - closed in close()
-        self.runs: list[tuple[int, np.ndarray]] = []  # (file offset, bucket starts)
-        self.n = 0
-
-    def add(self, keys: np.ndarray, items: np.ndarray) -> None:
-        if not len(keys):
-            return
-        bucket = (keys >> self.BUCKET_SHIFT).astype(np.uint8)
-        order = np.argsort(bucket, kind="stable")
-        rec = np.empty(len(keys), dtype=_PAIR)
-        rec["key"], rec["item"] = keys[order], items[order]
-        starts = np.zeros(257, dtype=np.int64)
-        np.cumsum(np.bincount(bucket, minlength=256), out=starts[1:])
-        self.runs.append((self.file.tell(), starts))
-        self.file.write(rec.tobytes())
-        self.n += len(keys)
-
-    def sorted_chunks(self, min_rows: int = 1 << 20) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield (keys, items) chunks of at least ``min_rows`` (but the last), in (key, item) order."""
-        self.file.flush()
-        fd = self.file.fileno()
-        keys: list[np.ndarray] = []
-        items: list[np.ndarray] = []
-        rows = 0
-        size = _PAIR.itemsize
-        for b in range(256):
-            total = sum(int(starts[b + 1] - starts[b]) for _, starts in self.runs)
-            if not total:
-                continue
-            buf = bytearray(total * size)
-            view, at = memoryview(buf), 0
-            for offset, starts in self.runs:
-                lo, hi = int(starts[b]), int(starts[b + 1])
-                if hi > lo:
-                    os.preadv(fd, [view[at : at + (hi - lo) * size]], offset + lo * size)
-                    at += (hi - lo) * size
-            rec = np.frombuffer(buf, _PAIR)
-            k, it = sort_pairs(np.ascontiguousarray(rec["key"]), np.ascontiguousarray(rec["item"]))
-            keys.append(k)
-            items.append(it)
-            rows += len(k)
-            if rows >= min_rows:
-                yield np.concatenate(keys), np.concatenate(items)
-                keys, items, rows = [], [], 0
-        if rows or not self.n:
-            yield (np.concatenate(keys) if keys else np.zeros(0, np.uint64)), (
-                np.concatenate(items) if items else np.zeros(0, np.uint32))
-
-    def close(self) -> None:
-        self.file.close()
-        self.path.unlink(missing_ok=True)
-
-
 class IndexWriter:
     """Streams reference items into a temporary index directory, then commits it.
 
@@ -213,13 +138,18 @@ class IndexWriter:
         self.dest, self.config = dest, config.resolved()
         self.tmp = prepare_output_dir(dest, force, "manifest.json")
         self._lock = try_lock(self.tmp)  # marks the build as live for remove_stale_siblings
-        self.schema = _items_schema(self.config.num_perm, self.config.keep_text)
+        self.schema = _items_schema(self.config.keep_text)
         self._items = pq.ParquetWriter(self.tmp / "items.parquet", self.schema, compression=_COMPRESS, **_PARQUET)
-        self._seqs = open(self.tmp / "sequences.u64", "wb")  # noqa: SIM115 - closed in finish/abort
-        self._sigs = open(self.tmp / "signatures.u32", "wb")  # noqa: SIM115
+        self._pending: list[pa.Table] = []
+        self._pending_rows = self._pending_bytes = 0
+        self._raw = {name: open(self.tmp / name, "wb")  # noqa: SIM115 - closed in finish/abort
+                     for name in ("seq_offsets.i64", "sequences.u64", "n_tokens.u32", "n_shingles.u32")}
+        self._raw["seq_offsets.i64"].write(np.zeros(1, "<i8").tobytes())
+        self._seq_end = 0
         self._bands = SpilledPairs(self.tmp / "bands.spill")
         self._anchors = SpilledPairs(self.tmp / "anchors.spill")
         self._id_hashes: list[np.ndarray] = []
+        self.max_postings = AuditConfig().max_postings
         self.n_items = 0
         self.n_tokens = 0
         self.n_shingles = 0
@@ -230,19 +160,20 @@ class IndexWriter:
         assert items.signatures is not None and items.bands is not None, "call PreparedItems.signed first"
         n = len(ids)
         item_no = np.arange(self.n_items, self.n_items + n, dtype=np.uint32)
-        cols: list[Any] = [
-            arrow.array(ids, pa.string()),
-            arrow.array(sources, pa.string()),
-            _arrow(np.asarray(rows, dtype=np.int64)),
-            _arrow(items.n_tokens.astype(np.int64)),
-            _arrow(items.n_unique.astype(np.int32)),
-            _arrow(np.diff(items.offsets).astype(np.int32)),
-        ]
+        cols: list[Any] = [arrow.array(ids, pa.string()), arrow.array(sources, pa.string()),
+                            _arrow(np.asarray(rows, dtype=np.int64))]
         if self.config.keep_text:
             cols.append(arrow.array(texts or [], pa.large_string()))
-        self._items.write_table(pa.Table.from_arrays(cols, schema=self.schema), row_group_size=max(n, 1))
-        self._seqs.write(np.ascontiguousarray(items.hashes[items.offsets[0] : items.offsets[-1]], "<u8").tobytes())
-        self._sigs.write(np.ascontiguousarray(items.signatures, "<u4").tobytes())
+        self._buffer(pa.Table.from_arrays(cols, schema=self.schema), sum(map(len, texts or [])))
+        if len(items.n_tokens) and int(items.n_tokens.max()) >= 1 << 32:
+            raise InputError(f"{sources[0]}: a reference item of more than 2**32 tokens")
+        ends = self._seq_end + items.offsets[1:] - items.offsets[0]
+        self._seq_end += int(items.offsets[-1] - items.offsets[0])
+        self._raw["seq_offsets.i64"].write(np.ascontiguousarray(ends, "<i8").tobytes())
+        self._raw["sequences.u64"].write(
+            np.ascontiguousarray(items.hashes[items.offsets[0] : items.offsets[-1]], "<u8").tobytes())
+        self._raw["n_tokens.u32"].write(np.ascontiguousarray(items.n_tokens, "<u4").tobytes())
+        self._raw["n_shingles.u32"].write(np.ascontiguousarray(items.n_unique, "<u4").tobytes())
         # bands: every band key of every non-empty item
         nonempty = items.n_unique > 0
         self._bands.add(items.bands[nonempty].reshape(-1), np.repeat(item_no[nonempty], items.bands.shape[1]))
@@ -252,13 +183,68 @@ class IndexWriter:
         self.n_tokens += int(items.n_tokens.sum())
         self.n_shingles += int(items.n_unique.sum())
 
+    def _buffer(self, table: pa.Table, text_bytes: int) -> None:
+        """Collect items into row groups of ``ROW_GROUP`` rows (fewer when long texts are kept)."""
+        self._pending.append(table)
+        self._pending_rows += table.num_rows
+        self._pending_bytes += text_bytes
+        if self._pending_rows < ROW_GROUP and self._pending_bytes < _GROUP_TEXT_BYTES:
+            return
+        whole = pa.concat_tables(self._pending)
+        while whole.num_rows >= ROW_GROUP:
+            self._items.write_table(whole.slice(0, ROW_GROUP), row_group_size=ROW_GROUP)
+            whole = whole.slice(ROW_GROUP)
+        if self._pending_bytes >= _GROUP_TEXT_BYTES and whole.num_rows:
+            self._items.write_table(whole, row_group_size=whole.num_rows)
+            whole = whole.slice(whole.num_rows)
+        self._pending = [whole] if whole.num_rows else []
+        self._pending_rows = whole.num_rows
+        self._pending_bytes = 0
+
+    def _close_items(self) -> None:
+        if self._pending_rows:
+            whole = pa.concat_tables(self._pending)
+            self._items.write_table(whole, row_group_size=whole.num_rows)
+        self._pending, self._pending_rows = [], 0
+        self._items.close()
+        for f in self._raw.values():
+            f.close()
+
     def _write_table(self, name: str, pairs: SpilledPairs) -> None:
-        """``{name}_keys.u64`` and ``{name}_items.u32``, sorted by (key, item)."""
+        """``{name}_keys.u64``, ``{name}_items.u32`` (sorted by (key, item)) and ``{name}_dir.i64``."""
         with open(self.tmp / f"{name}_keys.u64", "wb") as keys, open(self.tmp / f"{name}_items.u32", "wb") as items:
             for k, it in pairs.sorted_chunks():
                 keys.write(np.ascontiguousarray(k, "<u8").tobytes())
                 items.write(np.ascontiguousarray(it, "<u4").tobytes())
         pairs.close()
+        (self.tmp / f"{name}_dir.i64").write_bytes(build_directory(self._map(f"{name}_keys.u64")).astype("<i8").tobytes())
+
+    def _map(self, name: str) -> np.ndarray:
+        p = self.tmp / name
+        out: np.ndarray = np.memmap(p, dtype=RAW[name], mode="r") if p.stat().st_size else np.zeros(0, RAW[name])
+        return out
+
+    def _write_plan(self) -> None:
+        """``anchor_usable.u8`` and ``shapes.i64``: what audits need of the anchor table, computed once."""
+        usable = usable_anchors(self._map("anchor_keys.u64"), self._map("anchor_items.u32"), self.n_items,
+                                self.max_postings)
+        (self.tmp / "anchor_usable.u8").write_bytes(usable.astype("u1").tobytes())
+        shapes = shape_table(self._map("n_shingles.u32").astype(np.int64), usable)
+        (self.tmp / "shapes.i64").write_bytes(shapes.astype("<i8").tobytes())
+
+    def _write_checksums(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        files: dict[str, Any] = {}
+        blob = bytearray()
+        for name in FILES:
+            p = self.tmp / name
+            size = p.stat().st_size
+            digests = file_digests(p)
+            blob += digests
+            rows = size // np.dtype(RAW[name]).itemsize if name in RAW else self.n_items
+            files[name] = {"bytes": size, "rows": rows, "chunks_sha256": digest_root(digests)}
+        (self.tmp / CHECKSUMS).write_bytes(bytes(blob))
+        assert len(blob) % DIGEST == 0
+        return files, {"bytes": len(blob), "sha256": digest_root(bytes(blob))}
 
     def _check_unique_ids(self) -> None:
         """Raise InputError naming the first repeated id (in input order), as a reader would meet it."""
@@ -293,24 +279,22 @@ class IndexWriter:
         Raises:
             InputError: if two reference items have the same id (nothing is written).
         """
-        for w in (self._items, self._seqs, self._sigs):
-            w.close()
+        self._close_items()
         self._check_unique_ids()
         self._write_table("band", self._bands)
         self._write_table("anchor", self._anchors)
-        files = {}
-        for name in FILES:
-            p = self.tmp / name
-            size = p.stat().st_size
-            rows = size // RAW_DTYPES[name].itemsize if name in RAW_DTYPES else pq.ParquetFile(p).metadata.num_rows
-            files[name] = {"sha256": sha256_file(p), "bytes": size, "rows": rows}
+        self._write_plan()
+        files, checksums = self._write_checksums()
         full = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "config": self.config.to_dict(),
             "fingerprint": self.config.fingerprint(),
             "counts": {"items": self.n_items, "tokens": self.n_tokens, "distinct_shingles": self.n_shingles},
+            "anchor_plan": {"max_postings": self.max_postings},
+            "chunk_bytes": CHUNK,
             "files": files,
+            "checksums": checksums,
             **manifest,
         }
         full["manifest_checksum"] = manifest_checksum(full)
@@ -322,8 +306,7 @@ class IndexWriter:
     def abort(self) -> None:
         """Remove the temporary directory (the destination is left untouched)."""
         try:
-            for w in (self._items, self._seqs, self._sigs):
-                w.close()
+            self._close_items()
             self._bands.close()
             self._anchors.close()
         except Exception:  # noqa: BLE001 - best effort cleanup

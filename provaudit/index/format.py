@@ -1,35 +1,40 @@
-"""The index on disk: its format and lookup tables, loaded and verified (built by ``index_build``).
+"""The index on disk: its format, manifest validation and verified, lazy loading (built by ``build``).
 
-Layout of an index directory::
+Layout of an index directory (format 5)::
 
-    manifest.json       format version, parameters, inputs, counts, sha256 of every file
-    items.parquet       one row per reference item: id, source, row, n_tokens, n_shingles,
-                        n_seq (length of its shingle sequence), [text] (only with keep_text)
-    sequences.u64       raw little-endian uint64: every item's shingle hashes in text order, items
-                        concatenated in item order (item i owns the n_seq[i] values after items < i)
-    signatures.u32      raw little-endian uint32: MinHash signatures, items x num_perm, row-major
-    band_keys.u64       LSH band table, sorted by (key, item): raw little-endian uint64 keys ...
-    band_items.u32      ... and the uint32 item of each key
+    manifest.json       format version, parameters, inputs, counts, per-file sizes and checksum roots
+    checksums.sha256    sha256 of every 256 KiB chunk of every file below, file after file (``chunks``)
+    items.parquet       one row per reference item: id, source, row, [text] (only with keep_text);
+                        read only for the items an audit reports
+    seq_offsets.i64     item i's shingle hashes are sequences[seq_offsets[i]:seq_offsets[i + 1]]
+    sequences.u64       every item's shingle hashes in text order, items concatenated
+    n_tokens.u32        per item: tokens
+    n_shingles.u32      per item: distinct shingles
+    anchor_usable.u8    per item: anchors left once keys of more than ``max_postings`` items are skipped
     anchor_keys.u64     containment anchors, sorted by (key, item): keys ...
     anchor_items.u32    ... and items
+    anchor_dir.i64      directory on the keys' top bits: rows of keys starting with each prefix
+    band_keys.u64, band_items.u32, band_dir.i64   the LSH band table, likewise
+    shapes.i64          (distinct shingles, usable anchors, items) for every such pair present
 
-The index holds hashes, not text (unless built with ``keep_text``). Items are
-numbered by their row in ``items.parquet``. Hashes do not compress, so everything
-but the per-item table is stored as raw fixed-width files that are memory-mapped on
-load: no decoding, no copy, pages shared by forked workers and read on demand.
+Everything but ``items.parquet`` is raw little-endian fixed-width data, memory-mapped on load:
+an audit reads only the pages its target touches, verifies each 256 KiB chunk the first time
+it reads it, and validates every value it takes from the index (ranges, sizes) before the
+compiled kernels use it. Whatever depends only on the index (lookup directories, usable
+anchors, the histogram behind the report's miss figures) is computed at build time.
 
 Note:
-    Format version 3 (issue #4) moved the ``shingles`` and ``signature`` list
-    columns of ``items.parquet`` (version 1) into ``sequences.u64`` and
-    ``signatures.u32``; version 4 did the same for the band and anchor tables
-    (``bands.parquet`` and ``anchors.parquet``, which took 0.3 s to decode on every
-    load of a 200,000-item index). Older indexes must be rebuilt.
+    Format 5 (issue #11) replaced the whole-file sha256 checked on every load by chunk
+    checksums, dropped ``signatures.u32`` (audits recompute the few signatures they report
+    from the sequences), moved per-item counts out of ``items.parquet`` and stored the
+    directories and usable anchors. Older indexes must be rebuilt.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import math
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -37,229 +42,296 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from provaudit.fs import arrow
-from provaudit.text import kernels
 from provaudit.config import IndexConfig
-from provaudit.errors import IndexFormatError
-from provaudit.fs.hashing import json_checksum, sha256_file
+from provaudit.errors import ConfigError, IndexFormatError
+from provaudit.fs.hashing import json_checksum
+from provaudit.index.chunks import CHUNK, DIGEST, Chunked, digest_root, hostile
+from provaudit.index.keytable import KeyTable, directory_bits
 
 FORMAT = "provaudit-index"
-FORMAT_VERSION = 4
-FILES = ("items.parquet", "sequences.u64", "signatures.u32", "band_keys.u64", "band_items.u32", "anchor_keys.u64",
-         "anchor_items.u32")
-RAW_DTYPES: dict[str, np.dtype[Any]] = {name: np.dtype("<u8" if name.endswith(".u64") else "<u4")
-                                  for name in FILES if not name.endswith(".parquet")}
-
-
-class KeyTable:
-    """A sorted uint64 key column with a directory on the keys' top bits, for fast batched lookup.
-
-    Keys are hashes (uniform), so a directory of about ``len(keys) / 8`` buckets
-    leaves a handful of keys per bucket: a lookup is one directory read and a
-    short binary search instead of ~25 cache-missing steps of ``np.searchsorted``
-    (about 20x faster on large batches). Memory: 1 byte per key.
-
-    Example:
-        >>> t = KeyTable(np.array([3, 5, 5, 9], dtype=np.uint64))
-        >>> [a.tolist() for a in t.ranges(np.array([5, 6], dtype=np.uint64))]
-        [[1, 3], [3, 3]]
-    """
-
-    def __init__(self, keys: np.ndarray):
-        self.keys = np.ascontiguousarray(keys, dtype=np.uint64)
-        bits = int(min(24, max(1, np.log2(max(len(self.keys), 16) / 8))))
-        self.shift = 64 - bits
-        if kernels.ENABLED:
-            self.directory = kernels.directory(self.keys, self.shift)
-        else:
-            starts = np.arange(1 << bits, dtype=np.uint64) << np.uint64(self.shift)
-            self.directory = np.append(np.searchsorted(self.keys, starts, side="left"), len(self.keys)).astype(np.int64)
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
-    def ranges(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``searchsorted(keys, q, "left")`` and ``searchsorted(keys, q, "right")``, element-wise."""
-        q = np.ascontiguousarray(queries, dtype=np.uint64)
-        if kernels.ENABLED:
-            lo, hi = kernels.probe(self.keys, self.directory, self.shift, q)
-            return lo, hi
-        return np.searchsorted(self.keys, q, side="left"), np.searchsorted(self.keys, q, side="right")
-
-    def hits(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """For the queries present in the table: (query position, lo, hi), in query order."""
-        q = np.ascontiguousarray(queries, dtype=np.uint64)
-        if kernels.ENABLED:
-            qi, lo, hi = kernels.probe_hits(self.keys, self.directory, self.shift, q)
-            return qi, lo, hi
-        lo, hi = self.ranges(q)
-        found = np.flatnonzero(hi > lo)
-        return found, lo[found], hi[found]
-
-
-def sort_pairs(keys: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sort (key, item) pairs by key, stably (so by (key, item) when items were appended in order)."""
-    if kernels.ENABLED and len(keys):
-        k, it = kernels.sort_pairs(np.ascontiguousarray(keys, np.uint64), np.ascontiguousarray(items, np.uint32))
-        return k, it
-    order = np.argsort(keys, kind="stable")
-    return keys[order], items[order]
-
-
-@dataclass
-class Index:
-    """A loaded, verified index. Arrays are numpy views of the memory-mapped files and of items.parquet.
-
-    Attributes:
-        path: Index directory.
-        manifest: Parsed manifest.json.
-        config: Parameters the index was built with.
-        ids: Reference item ids (pyarrow StringArray, by item number).
-        n_tokens, n_shingles: Per item token count and distinct shingle count.
-        seq_offsets, seq_hashes: Shingle hash sequences (text order) of all items.
-        signatures: uint32 ``(items, num_perm)``; None when loaded with ``signatures=False``.
-        band_keys, band_items, anchor_keys, anchor_items: Sorted lookup tables.
-        band_table, anchor_table: The same keys with a lookup directory (``KeyTable``).
-        items: The items table (ids, sources, rows, counts, optional text).
-    """
-
-    path: Path
-    manifest: dict[str, Any]
-    config: IndexConfig
-    items: pa.Table
-    ids: Any
-    n_tokens: np.ndarray
-    n_shingles: np.ndarray
-    seq_offsets: np.ndarray
-    seq_hashes: np.ndarray
-    signatures: np.ndarray | None  # None when loaded without them (audits)
-    band_keys: np.ndarray
-    band_items: np.ndarray
-    anchor_keys: np.ndarray
-    anchor_items: np.ndarray
-    band_table: KeyTable
-    anchor_table: KeyTable
-
-    def __len__(self) -> int:
-        return len(self.n_tokens)
-
-    def sequence(self, item: int) -> np.ndarray:
-        return self.seq_hashes[self.seq_offsets[item] : self.seq_offsets[item + 1]]
+FORMAT_VERSION = 5
+RAW: dict[str, str] = {
+    "seq_offsets.i64": "<i8", "sequences.u64": "<u8", "n_tokens.u32": "<u4", "n_shingles.u32": "<u4",
+    "anchor_usable.u8": "u1", "anchor_keys.u64": "<u8", "anchor_items.u32": "<u4", "anchor_dir.i64": "<i8",
+    "band_keys.u64": "<u8", "band_items.u32": "<u4", "band_dir.i64": "<i8", "shapes.i64": "<i8",
+}
+FILES = ("items.parquet", *RAW)
+CHECKSUMS = "checksums.sha256"
+MAX_MANIFEST_BYTES = 256 << 20
+_CONFIG_TYPES = {"ngram": int, "unit": str, "num_perm": int, "seed": int, "hash": str, "threshold": float,
+                 "bands": int, "rows": int, "anchors": int, "keep_text": bool, "scheme": str}
 
 
 def manifest_checksum(manifest: dict[str, Any]) -> str:
-    """sha256 of the manifest's content (canonical JSON, without this field): the manifest
-    names every file's sha256, so its own integrity closes the chain."""
+    """sha256 of the manifest's content without this field: it names every file's checksum root."""
     return json_checksum(manifest, "manifest_checksum", prefix="sha256:")
 
 
-def _raw(path: Path) -> np.ndarray:
-    """A raw fixed-width file, memory-mapped read-only (an empty file gives an empty array)."""
-    dtype = RAW_DTYPES[path.name]
-    if path.stat().st_size % dtype.itemsize:
-        raise IndexFormatError(f"{path}: size is not a multiple of {dtype.itemsize} bytes (truncated?)")
-    out: np.ndarray = np.zeros(0, dtype=dtype) if path.stat().st_size == 0 else np.memmap(path, dtype=dtype, mode="r")
-    return out
-
-
 def read_manifest(path: Path) -> dict[str, Any]:
-    """Parse and check ``path/manifest.json`` (format, version and its own checksum).
+    """Parse and check ``path/manifest.json`` (format, version, its own checksum, value types).
 
     Raises:
-        IndexFormatError: if it is missing, unparsable, of another format or version, or changed.
+        IndexFormatError: if it is missing, unparsable, of another format or version, changed or
+            holds values of the wrong type or range.
     """
     mpath = path / "manifest.json"
     if not path.is_dir():
         raise IndexFormatError(f"{path}: not an index directory")
     if not mpath.is_file():
         raise IndexFormatError(f"{path}: no manifest.json (not a provaudit index, or an incomplete build)")
+    if mpath.stat().st_size > MAX_MANIFEST_BYTES:
+        raise hostile(mpath, f"manifest larger than {MAX_MANIFEST_BYTES} bytes")
     try:
         manifest = json.loads(mpath.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise IndexFormatError(f"{mpath}: corrupt manifest ({e})") from e
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise IndexFormatError(f"{mpath}: corrupt manifest ({type(e).__name__})") from e
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise IndexFormatError(f"{mpath}: not a provaudit index manifest")
-    if manifest.get("format_version") != FORMAT_VERSION:
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION or not isinstance(version, int):
         raise IndexFormatError(
-            f"{path}: index format version {manifest.get('format_version')} is not supported by this "
-            f"provaudit (reads version {FORMAT_VERSION}); rebuild the index"
+            f"{path}: index format version {version!r} is not supported by this provaudit "
+            f"(reads version {FORMAT_VERSION}); rebuild the index with 'provaudit index'"
         )
     if manifest.get("manifest_checksum") != manifest_checksum(manifest):
         raise IndexFormatError(f"{mpath}: manifest checksum does not match its content (file changed or corrupt)")
+    validate_manifest(mpath, manifest)
     return manifest
 
 
-def load_index(path: Path, *, verify: bool = True, signatures: bool = True) -> Index:
-    """Load an index directory, checking its format version and file hashes.
+def _int(mpath: Path, value: Any, what: str, lo: int = 0, hi: int = 1 << 62) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+        raise hostile(mpath, f"{what} must be an integer in [{lo}, {hi}], got {str(value)[:40]!r}")
+    return value
 
-    The files are hashed on two threads (hashlib releases the GIL) while they are read; a file
-    that does not match its manifest hash is reported before any other problem.
 
-    Args:
-        signatures: Also map (and verify) ``signatures.u32``. Audits do not read the stored
-            signatures (they recompute the few they report from the items' shingle sequences),
-            so they skip the largest file: every file that is read is verified, and only those
-            (``signatures.u32`` is then only checked for its size).
+def validate_manifest(mpath: Path, m: dict[str, Any]) -> None:
+    """Check the type and range of every manifest value a load relies on."""
+    cfg = m.get("config")
+    if not isinstance(cfg, dict) or set(cfg) != set(_CONFIG_TYPES):
+        raise hostile(mpath, "config must hold exactly the index parameters")
+    for name, typ in _CONFIG_TYPES.items():
+        v = cfg[name]
+        if type(v) is not typ and not (typ is float and type(v) is int):
+            raise hostile(mpath, f"config.{name} must be of type {typ.__name__}, got {type(v).__name__}")
+    try:
+        config = IndexConfig.from_dict(cfg)
+    except ConfigError as e:
+        raise hostile(mpath, f"config: {e}") from e
+    if config.bands == 0 or config.resolved() != config or m.get("fingerprint") != config.fingerprint():
+        raise hostile(mpath, "config is not resolved or does not match the fingerprint")
+    counts = m.get("counts")
+    if not isinstance(counts, dict):
+        raise hostile(mpath, "counts must be an object")
+    for name in ("items", "tokens", "distinct_shingles"):
+        _int(mpath, counts.get(name), f"counts.{name}", 0, (1 << 32) - 1 if name == "items" else 1 << 62)
+    plan = m.get("anchor_plan")
+    if not isinstance(plan, dict):
+        raise hostile(mpath, "anchor_plan must be an object")
+    _int(mpath, plan.get("max_postings"), "anchor_plan.max_postings", 1)
+    if m.get("chunk_bytes") != CHUNK:
+        raise hostile(mpath, f"chunk_bytes must be {CHUNK}")
+    files = m.get("files")
+    if not isinstance(files, dict) or set(files) != set(FILES):
+        raise hostile(mpath, f"files must list exactly {', '.join(FILES)}")
+    for name in FILES:
+        f = files[name]
+        if not isinstance(f, dict) or not isinstance(f.get("chunks_sha256"), str):
+            raise hostile(mpath, f"files.{name} must hold bytes, rows and chunks_sha256")
+        size, rows = _int(mpath, f.get("bytes"), f"files.{name}.bytes"), _int(mpath, f.get("rows"), f"files.{name}.rows")
+        if name in RAW and size != rows * np.dtype(RAW[name]).itemsize:
+            raise hostile(mpath, f"files.{name}: {rows} rows do not fill {size} bytes")
+    n = counts["items"]
+    rows_of = {name: files[name]["rows"] for name in FILES}
+    expected = {"items.parquet": n, "seq_offsets.i64": n + 1, "n_tokens.u32": n, "n_shingles.u32": n,
+                "anchor_usable.u8": n, "anchor_items.u32": rows_of["anchor_keys.u64"],
+                "band_items.u32": rows_of["band_keys.u64"],
+                "anchor_dir.i64": (1 << directory_bits(rows_of["anchor_keys.u64"])) + 1,
+                "band_dir.i64": (1 << directory_bits(rows_of["band_keys.u64"])) + 1}
+    for name, want in expected.items():
+        if rows_of[name] != want:
+            raise hostile(mpath, f"files.{name} has {rows_of[name]} rows, expected {want}")
+    if rows_of["shapes.i64"] % 3:
+        raise hostile(mpath, "shapes.i64 must hold (shingles, usable, items) triples")
+    chk = m.get("checksums")
+    total = sum(math.ceil(files[name]["bytes"] / CHUNK) for name in FILES)
+    if not isinstance(chk, dict) or chk.get("bytes") != total * DIGEST or not isinstance(chk.get("sha256"), str):
+        raise hostile(mpath, f"checksums must cover {total} chunks")
+    for key in ("inputs",):
+        if not isinstance(m.get(key, []), list) or not all(isinstance(i, dict) for i in m.get(key, [])):
+            raise hostile(mpath, f"{key} must be a list of objects")
+
+
+class Index:
+    """A loaded index: memory-mapped files, each chunk verified and each value validated when used.
+
+    Item-wise accessors (``tokens_of``, ``shingles_of``, ``usable_of``, ``sequence``, ``ids_of``)
+    cost what they touch; the whole-index properties (``n_tokens``, ``n_shingles``, ``ids``,
+    ``items``) read and verify every row (outputs audits and reports that need them).
+
+    Attributes:
+        path: Index directory.
+        manifest: Parsed, validated manifest.json.
+        config: Parameters the index was built with.
+        max_postings: Anchor keys of more items than this were skipped when ``anchor_usable`` was computed.
+        anchor_table, band_table: Lookup tables (``KeyTable``).
+        shapes: ``(k, 3)`` int64 (distinct shingles, usable anchors, items), validated.
+    """
+
+    def __init__(self, path: Path, manifest: dict[str, Any]):
+        self.path, self.manifest = path, manifest
+        self.config = IndexConfig.from_dict(manifest["config"])
+        self.n_items: int = manifest["counts"]["items"]
+        self.max_postings: int = manifest["anchor_plan"]["max_postings"]
+        chk_path = path / CHECKSUMS
+        blob = Chunked(chk_path, manifest["checksums"]["bytes"], np.zeros((0, DIGEST), np.uint8))
+        digests = blob.view("u1").reshape(-1, DIGEST)
+        if digest_root(digests.tobytes()) != manifest["checksums"]["sha256"]:
+            raise IndexFormatError(f"{chk_path}: does not match the manifest (file changed or corrupt)")
+        self.files: dict[str, Chunked] = {}
+        at = 0
+        for name in FILES:
+            info = manifest["files"][name]
+            k = math.ceil(info["bytes"] / CHUNK)
+            mine = digests[at : at + k]
+            at += k
+            if digest_root(mine.tobytes()) != info["chunks_sha256"]:
+                raise IndexFormatError(f"{path / name}: checksums do not match the manifest (file changed or corrupt)")
+            if not (path / name).is_file() or (path / name).is_symlink():
+                raise IndexFormatError(f"{path}: missing {name} (or not a regular file)")
+            self.files[name] = Chunked(path / name, info["bytes"], mine)
+        self.arrays = {name: self.files[name].view(dtype) for name, dtype in RAW.items()}
+        self.anchor_table = self._table("anchor")
+        self.band_table = self._table("band")
+        ends = self._take("seq_offsets.i64", np.array([0, self.n_items]))
+        if int(ends[0]) != 0 or int(ends[1]) != len(self.arrays["sequences.u64"]):
+            raise hostile(path / "seq_offsets.i64", "first and last offsets do not frame sequences.u64")
+        self.shapes = self._shapes()
+        self._groups: dict[int, pa.Table] = {}
+
+    def _table(self, name: str) -> KeyTable:
+        f = self.files
+        return KeyTable(f[f"{name}_keys.u64"], f[f"{name}_dir.i64"], f[f"{name}_items.u32"], self.n_items)
+
+    def _take(self, name: str, idx: np.ndarray) -> np.ndarray:
+        arr = self.arrays[name]
+        idx = np.asarray(idx, dtype=np.int64)
+        if len(idx) and (int(idx.min()) < 0 or int(idx.max()) >= len(arr)):
+            raise hostile(self.path / name, "item number out of range")
+        self.files[name].ensure_rows(idx, idx + 1, arr.itemsize)
+        out: np.ndarray = arr[idx]
+        return out
+
+    def _shapes(self) -> np.ndarray:
+        self.files["shapes.i64"].ensure_all()
+        s = self.arrays["shapes.i64"].reshape(-1, 3)
+        if len(s) and (int(s.min()) < 0 or int(s[:, 1].max()) > self.config.anchors
+                       or bool((s[:, 1] > s[:, 0]).any())) or int(s[:, 2].sum()) != self.n_items:
+            raise hostile(self.path / "shapes.i64", "counts out of range or not summing to the items")
+        return s
+
+    def __len__(self) -> int:
+        return self.n_items
+
+    def tokens_of(self, items: np.ndarray) -> np.ndarray:
+        return self._take("n_tokens.u32", items).astype(np.int64)
+
+    def shingles_of(self, items: np.ndarray) -> np.ndarray:
+        """Distinct shingles per item (a count: no kernel indexes memory with it)."""
+        return self._take("n_shingles.u32", items).astype(np.int64)
+
+    def usable_of(self, items: np.ndarray) -> np.ndarray:
+        u = self._take("anchor_usable.u8", items).astype(np.int64)
+        if bool((u > self.config.anchors).any()):
+            raise hostile(self.path / "anchor_usable.u8", "more usable anchors than anchors")
+        return u
+
+    def seq_bounds(self, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(lo, hi)`` of each item's sequence, validated, with those sequence bytes verified."""
+        items = np.asarray(items, dtype=np.int64)
+        lo, hi = self._take("seq_offsets.i64", items), self._take("seq_offsets.i64", items + 1)
+        if len(items) and (int(lo.min()) < 0 or bool((hi < lo).any()) or int(hi.max()) > len(self.arrays["sequences.u64"])):
+            raise hostile(self.path / "seq_offsets.i64", "sequence offsets out of order or out of range")
+        self.files["sequences.u64"].ensure_rows(lo, hi, 8)
+        return lo, hi
+
+    @property
+    def seq_hashes(self) -> np.ndarray:
+        """The raw sequences (read only ranges checked by ``seq_bounds``)."""
+        return self.arrays["sequences.u64"]
+
+    @property
+    def seq_offsets(self) -> np.ndarray:
+        """The raw offsets (read only entries checked by ``seq_bounds``)."""
+        return self.arrays["seq_offsets.i64"]
+
+    def sequence(self, item: int) -> np.ndarray:
+        lo, hi = self.seq_bounds(np.array([item]))
+        return self.seq_hashes[int(lo[0]) : int(hi[0])]
+
+    @cached_property
+    def n_tokens(self) -> np.ndarray:
+        return self.tokens_of(np.arange(self.n_items))
+
+    @cached_property
+    def n_shingles(self) -> np.ndarray:
+        return self.shingles_of(np.arange(self.n_items))
+
+    @cached_property
+    def usable(self) -> np.ndarray:
+        return self.usable_of(np.arange(self.n_items))
+
+    def items_with_shingles(self, at_least: int) -> int:
+        """Items with at least this many distinct shingles (from ``shapes``: no per-item read)."""
+        return int(self.shapes[self.shapes[:, 0] >= at_least, 2].sum())
+
+    # --- items.parquet, read row group by row group ---------------------------------------------------
+    @cached_property
+    def _parquet(self) -> tuple[pq.ParquetFile, np.ndarray]:
+        from provaudit.index.items import open_items
+
+        return open_items(self.files["items.parquet"], self.n_items, self.config.keep_text)
+
+    def _group(self, g: int) -> pa.Table:
+        if g not in self._groups:
+            from provaudit.index.items import read_group
+
+            if len(self._groups) >= 64:
+                self._groups.pop(next(iter(self._groups)))
+            pf, _ = self._parquet
+            self._groups[g] = read_group(self.files["items.parquet"], pf, g)
+        return self._groups[g]
+
+    def column_of(self, name: str, items: np.ndarray) -> list[Any]:
+        """Values of an ``items.parquet`` column for these items (``id``, ``source``, ``row``, ``text``)."""
+        _, starts = self._parquet
+        items = np.asarray(items, dtype=np.int64)
+        if len(items) and (int(items.min()) < 0 or int(items.max()) >= self.n_items):
+            raise hostile(self.path / "items.parquet", "item number out of range")
+        groups = np.searchsorted(starts, items, side="right") - 1
+        return [self._group(int(g)).column(name)[int(i - starts[g])].as_py() for g, i in zip(groups, items)]
+
+    def ids_of(self, items: np.ndarray) -> list[str]:
+        return [str(v) for v in self.column_of("id", items)]
+
+    @cached_property
+    def items(self) -> pa.Table:
+        """The whole items table (every row group read and verified)."""
+        pf, _ = self._parquet
+        parts = [self._group(g) for g in range(pf.metadata.num_row_groups)]
+        return pa.concat_tables(parts) if parts else pf.schema_arrow.empty_table()
+
+    @cached_property
+    def ids(self) -> Any:
+        ids = self.items.column("id").combine_chunks()
+        return ids.dictionary_decode() if pa.types.is_dictionary(ids.type) else ids
+
+
+def load_index(path: Path) -> Index:
+    """Open an index directory: manifest and checksum list verified, files mapped, nothing else read.
 
     Raises:
-        IndexFormatError: on a missing, changed, truncated or unreadable file.
+        IndexFormatError: on a missing, changed, truncated or unreadable file, or a value out of range.
     """
-    from concurrent.futures import ThreadPoolExecutor
+    return Index(path, read_manifest(path))
 
-    manifest = read_manifest(path)
-    try:
-        config = IndexConfig.from_dict(manifest["config"])
-        expected_sha = {name: manifest["files"][name]["sha256"] for name in FILES}
-    except (KeyError, TypeError) as e:
-        raise IndexFormatError(f"{path}: manifest lacks {e}") from e
-    for name in FILES:
-        if not (path / name).is_file():
-            raise IndexFormatError(f"{path}: missing {name}")
-    read = [n for n in FILES if signatures or n != "signatures.u32"]
-    problem: Exception | None = None
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="provaudit-verify") as pool:
-        largest_first = sorted(read, key=lambda n: -(path / n).stat().st_size) if verify else []
-        hashing = {n: pool.submit(sha256_file, path / n) for n in largest_first}
-        try:
-            items = pq.ParquetFile(path / "items.parquet", memory_map=True).read()
-            raw = {name: _raw(path / name) for name in RAW_DTYPES if name in read}
-        except (pa.ArrowException, OSError, IndexFormatError) as e:
-            problem = e
-    for name in FILES:
-        if name in hashing and hashing[name].result() != expected_sha[name]:
-            raise IndexFormatError(f"{path / name}: sha256 does not match the manifest (file changed or corrupt)")
-    if isinstance(problem, IndexFormatError):
-        raise problem
-    if problem is not None:
-        raise IndexFormatError(f"{path}: unreadable index file ({problem})") from problem
-    expected = manifest.get("counts", {}).get("items")
-    if len(items) != expected:
-        raise IndexFormatError(f"{path}: items.parquet has {len(items)} rows, manifest says {expected}")
-    n_seq = arrow.to_numpy(items.column("n_seq"), np.int32)
-    seq_offsets = np.zeros(len(n_seq) + 1, dtype=np.int64)
-    np.cumsum(n_seq, out=seq_offsets[1:])
-    seq_hashes = raw["sequences.u64"]
-    n_sigs = len(raw["signatures.u32"]) if signatures else (path / "signatures.u32").stat().st_size // 4
-    if len(seq_hashes) != seq_offsets[-1] or n_sigs != len(items) * config.num_perm:
-        raise IndexFormatError(f"{path}: sequences or signatures do not match items.parquet")
-    band_keys, anchor_keys = raw["band_keys.u64"], raw["anchor_keys.u64"]
-    if len(band_keys) != len(raw["band_items.u32"]) or len(anchor_keys) != len(raw["anchor_items.u32"]):
-        raise IndexFormatError(f"{path}: a key file and its item file differ in length")
-    return Index(
-        path=path,
-        manifest=manifest,
-        config=config,
-        items=items,
-        ids=items.column("id").combine_chunks(),
-        n_tokens=arrow.to_numpy(items.column("n_tokens"), np.int64),
-        n_shingles=arrow.to_numpy(items.column("n_shingles"), np.int32).astype(np.int64),
-        seq_offsets=seq_offsets,
-        seq_hashes=seq_hashes,
-        signatures=raw["signatures.u32"].reshape(len(items), config.num_perm) if signatures else None,
-        band_keys=band_keys,
-        band_items=raw["band_items.u32"],
-        anchor_keys=anchor_keys,
-        anchor_items=raw["anchor_items.u32"],
-        band_table=KeyTable(band_keys),
-        anchor_table=KeyTable(anchor_keys),
-    )

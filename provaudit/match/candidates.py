@@ -21,59 +21,98 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
 from provaudit.text import kernels
 from provaudit.config import AuditConfig
+from provaudit.index.check import shape_table, usable_anchors
 from provaudit.match.probability import hypergeom_cdf
 from provaudit.index.format import Index
+from provaudit.index.keytable import expand
 from provaudit.text import sets
 from provaudit.text.shingle import ShingleBatch
 
 
-@dataclass(frozen=True, slots=True)
 class AnchorPlan:
-    """Per-item anchor thresholds for one audit.
+    """Anchor thresholds for one audit, computed for the items a target touches.
 
-    Attributes:
-        threshold: Anchors an item needs to become a candidate (0: not searchable by anchors).
-        usable: Anchors per item after skipping over-shared (boilerplate) keys.
-        miss: Probability of missing a pair exactly at the containment threshold.
-        skip_key: Per anchor-table row, True where its key is shared by too many items.
+    An item's threshold depends only on its distinct shingles N, its usable anchors k
+    (anchors whose key is shared by at most ``max_postings`` items) and the audit's
+    thresholds, so it is solved once per distinct (N, k) and cached. Usable anchors are
+    stored in the index for the default ``max_postings``; another value recounts them
+    from the anchor table (reading all of it).
+
+    Example:
+        >>> plan = AnchorPlan(index, AuditConfig())             # doctest: +SKIP
+        >>> plan.threshold_of(np.array([0, 5]))                  # doctest: +SKIP
     """
 
-    threshold: np.ndarray
-    usable: np.ndarray
-    miss: np.ndarray
-    skip_key: np.ndarray
+    def __init__(self, index: Index, config: AuditConfig):
+        self.index, self.c_min, self.miss_rate = index, config.min_overlap, config.miss_rate
+        self.max_postings = config.max_postings
+        self._usable: np.ndarray | None = None
+        if config.max_postings != index.max_postings:
+            t = index.anchor_table
+            t.keys_file.ensure_all()
+            t.items_file.ensure_all()
+            self._usable = usable_anchors(t.keys, t.items.astype(np.int64), len(index), config.max_postings)
+        self._solved: dict[tuple[int, int], tuple[int, float]] = {}
 
+    def usable_of(self, items: np.ndarray) -> np.ndarray:
+        if self._usable is not None:
+            return self._usable[np.asarray(items, dtype=np.int64)]
+        return self.index.usable_of(items)
 
-def plan_anchors(index: Index, config: AuditConfig) -> AnchorPlan:
-    """Choose each item's anchor threshold for the audit's thresholds and miss rate."""
-    keys = index.anchor_keys
-    n_items = len(index)
-    if len(keys) and kernels.ENABLED:
-        skip_key = kernels.long_runs(keys, config.max_postings)
-    elif len(keys):
-        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-        counts = np.diff(np.r_[starts, len(keys)])
-        skip_key = np.repeat(counts > config.max_postings, counts)
-    else:
-        skip_key = np.zeros(0, dtype=bool)
-    total = np.bincount(index.anchor_items, minlength=n_items)
-    usable = total - np.bincount(index.anchor_items[skip_key], minlength=n_items)
-    # items share few distinct (shingles, usable anchors) pairs: solve each pair once
-    width = int(usable.max()) + 1 if n_items else 1
-    code = np.asarray(index.n_shingles, dtype=np.int64) * width + usable.astype(np.int64)
-    uniq, inverse = np.unique(code, return_inverse=True)
-    solved = [_threshold(int(c) // width, int(c) % width, config.min_overlap, config.miss_rate) for c in uniq.tolist()]
-    t_of = np.array([t for t, _ in solved], dtype=np.int64).reshape(-1)
-    m_of = np.array([m for _, m in solved], dtype=np.float64).reshape(-1)
-    inverse = inverse.reshape(-1)
-    threshold = t_of[inverse] if n_items else np.zeros(0, dtype=np.int64)
-    miss = m_of[inverse] if n_items else np.ones(0, dtype=np.float64)
-    return AnchorPlan(threshold, usable, miss, skip_key)
+    def _solve(self, n: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        width = int(k.max()) + 1 if len(k) else 1
+        uniq, inverse = np.unique(n * width + k, return_inverse=True)
+        t_of, m_of = np.zeros(len(uniq), np.int64), np.ones(len(uniq), np.float64)
+        for j, c in enumerate(uniq.tolist()):
+            key = (c // width, c % width)
+            if key not in self._solved:
+                self._solved[key] = _threshold(key[0], key[1], self.c_min, self.miss_rate)
+            t_of[j], m_of[j] = self._solved[key]
+        inverse = inverse.reshape(-1)
+        return t_of[inverse], m_of[inverse]
+
+    def threshold_of(self, items: np.ndarray) -> np.ndarray:
+        """Anchors each item needs to become a candidate (0: not searchable by anchors)."""
+        return self._solve(self.index.shingles_of(items), self.usable_of(items))[0]
+
+    def miss_of(self, items: np.ndarray) -> np.ndarray:
+        """Probability of missing a pair exactly at the containment threshold, per item."""
+        return self._solve(self.index.shingles_of(items), self.usable_of(items))[1]
+
+    @cached_property
+    def usable(self) -> np.ndarray:
+        """Usable anchors of every item (reads the whole index)."""
+        return self.usable_of(np.arange(len(self.index)))
+
+    @cached_property
+    def threshold(self) -> np.ndarray:
+        """``threshold_of`` every item (reads the whole index)."""
+        return self.threshold_of(np.arange(len(self.index)))
+
+    @cached_property
+    def miss(self) -> np.ndarray:
+        """``miss_of`` every item (reads the whole index)."""
+        return self.miss_of(np.arange(len(self.index)))
+
+    def summary(self) -> tuple[int, float | None, float | None]:
+        """(items not searchable, largest and mean miss probability of the searchable items), from the
+        index's (shingles, usable anchors) histogram: no per-item read."""
+        if self._usable is not None:
+            shapes = shape_table(self.index.n_shingles, self._usable)
+        else:
+            shapes = self.index.shapes
+        t, m = self._solve(shapes[:, 0], shapes[:, 1])
+        counts = shapes[:, 2]
+        ok = (t > 0) & (counts > 0)
+        if not ok.any():
+            return int(counts.sum()), None, None
+        return int(counts[~ok].sum()), float(m[ok].max()), float((m[ok] * counts[ok]).sum() / counts[ok].sum())
 
 
 def _threshold(n_shingles: int, k: int, c_min: float, miss_rate: float) -> tuple[int, float]:
@@ -87,33 +126,28 @@ def _threshold(n_shingles: int, k: int, c_min: float, miss_rate: float) -> tuple
     return t, float(cdf[t - 1]) if t >= 1 else 0.0
 
 
-def _expand(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Flatten ranges [lo, hi): (owner index, position) for every position."""
-    cnt = hi - lo
-    owner = np.repeat(np.arange(len(lo)), cnt)
-    base = np.repeat(lo - (np.cumsum(cnt) - cnt), cnt)
-    return owner, base + np.arange(int(cnt.sum()))
-
-
 def anchor_candidates(index: Index, plan: AnchorPlan, batch: ShingleBatch) -> tuple[np.ndarray, np.ndarray]:
     """Candidate (record, item) pairs from anchor hits.
 
-    Every shingle of every record is looked up (repeats included); hits are then
-    reduced to distinct (record, anchor) pairs, so each anchor counts once.
+    Every shingle of every record is looked up (repeats included); keys shared by more than
+    ``max_postings`` items are skipped; hits are then reduced to distinct (record, anchor)
+    pairs, so each anchor counts once.
     """
-    hit, lo, hi = index.anchor_table.hits(batch.hashes)
+    table = index.anchor_table
+    hit, lo, hi = table.hits(batch.hashes)
+    live = (hi - lo) <= plan.max_postings
+    hit, lo, hi = hit[live], lo[live], hi[live]
     if len(hit) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    owner, pos = _expand(lo, hi)
-    live = ~plan.skip_key[pos]
-    owner, pos = owner[live], pos[live]
+    owner, pos, items = table.items_at(lo, hi)
     rec = np.searchsorted(batch.offsets, hit[owner], side="right") - 1
-    distinct = sets.unique(rec.astype(np.int64) * len(index.anchor_keys) + pos)
-    rec, pos = distinct // len(index.anchor_keys), distinct % len(index.anchor_keys)
-    code = rec * len(index) + index.anchor_items[pos].astype(np.int64)
+    distinct, first = np.unique(rec.astype(np.int64) * len(table) + pos, return_index=True)
+    code = (distinct // len(table)) * len(index) + items[first]
     uniq, counts = np.unique(code, return_counts=True)
     it = uniq % len(index)
-    keep = (plan.threshold[it] > 0) & (counts >= plan.threshold[it])
+    touched, inverse = np.unique(it, return_inverse=True)
+    t = plan.threshold_of(touched)[inverse.reshape(-1)]
+    keep = (t > 0) & (counts >= t)
     return uniq[keep] // len(index), it[keep]
 
 
@@ -125,9 +159,8 @@ def lsh_candidates(index: Index, band_keys: np.ndarray, records: np.ndarray) -> 
         records: The batch positions of those records.
     """
     hit, lo, hi = index.band_table.hits(band_keys.reshape(-1))
-    owner, pos = _expand(lo, hi)
+    owner, _, items = index.band_table.items_at(lo, hi)
     recs = records[hit[owner] // band_keys.shape[1]].astype(np.int64)
-    items = index.band_items[pos].astype(np.int64)
     code = sets.unique(recs * len(index) + items)
     return code // len(index), code % len(index)
 
@@ -136,9 +169,11 @@ def verify(index: Index, unique: ShingleBatch, recs: np.ndarray, items: np.ndarr
     """Exact ``|S(item) & S(record)|`` for each candidate pair.
 
     ``unique`` holds each candidate record's sorted distinct shingles (``unique_per_record``).
+    The items' sequence offsets are validated and their bytes verified before the kernel reads them.
     """
     if len(recs) == 0:
         return np.zeros(0, dtype=np.int64)
+    index.seq_bounds(sets.unique(items))
     if kernels.ENABLED:
         return kernels.overlap(unique.hashes, unique.offsets, recs, index.seq_hashes, index.seq_offsets, items)
     return _verify_py(index, unique, recs, items)
@@ -149,7 +184,7 @@ def _verify_py(index: Index, unique: ShingleBatch, recs: np.ndarray, items: np.n
     t_rec = np.repeat(np.arange(len(unique), dtype=np.int64), np.diff(unique.offsets))
     t_code = np.sort(t_rec * len(vocab) + np.searchsorted(vocab, unique.hashes))
     lo, hi = index.seq_offsets[items], index.seq_offsets[items + 1]
-    pair, pos = _expand(lo, hi)
+    pair, pos = expand(lo, hi)
     ref = index.seq_hashes[pos]
     # distinct reference shingles only: drop repeats within an item's sequence
     order = np.lexsort((ref, pair))
@@ -202,7 +237,7 @@ def shared_runs(a: np.ndarray, b: np.ndarray) -> Runs:
     sa = a[order]
     lo = np.searchsorted(sa, b, side="left")
     hi = np.searchsorted(sa, b, side="right")
-    jb, pos = _expand(lo, hi)
+    jb, pos = expand(lo, hi)
     if len(pos) == 0:
         return Runs(empty, empty, empty)
     ia = order[pos].astype(np.int64)

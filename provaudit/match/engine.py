@@ -20,7 +20,7 @@ import numpy as np
 from provaudit.config import AuditConfig
 from provaudit.index.format import Index
 from provaudit.match.candidates import (
-    anchor_candidates, covered_tokens, longest_common_run, lsh_candidates, plan_anchors, verify,
+    AnchorPlan, anchor_candidates, covered_tokens, longest_common_run, lsh_candidates, verify,
 )
 from provaudit.match.probability import hypergeom_cdf, lsh_candidate_probability
 from provaudit.match.schema import MATCH_COLUMNS
@@ -52,12 +52,12 @@ class BatchResult:
 def item_signatures(index: Index, items: np.ndarray) -> np.ndarray:
     """MinHash signatures of reference items, computed from their stored shingle sequences: the
     values the index build stored in ``signatures.u32``, which audits do not read."""
-    lo, hi = index.seq_offsets[items], index.seq_offsets[items + 1]
+    lo, hi = index.seq_bounds(items)
     offsets = np.zeros(len(items) + 1, dtype=np.int64)
     np.cumsum(hi - lo, out=offsets[1:])
     parts = [index.seq_hashes[a:b] for a, b in zip(lo.tolist(), hi.tolist())]
     hashes = np.concatenate(parts) if parts else np.zeros(0, np.uint64)
-    return signatures(ShingleBatch(hashes, offsets, index.n_tokens[items]), index.config.num_perm, index.config.seed)
+    return signatures(ShingleBatch(hashes, offsets, index.tokens_of(items)), index.config.num_perm, index.config.seed)
 
 
 def subbatch(sb: ShingleBatch, recs: np.ndarray) -> ShingleBatch:
@@ -75,8 +75,8 @@ class Engine:
 
     def __init__(self, index: Index, config: AuditConfig):
         self.index, self.config, self.icfg = index, config, index.config
-        self.plan = plan_anchors(index, config)
-        self.max_ref = int(index.n_shingles.max()) if len(index) else 0
+        self.plan = AnchorPlan(index, config)
+        self.max_ref = int(index.shapes[:, 0].max()) if len(index.shapes) else 0
 
     def evaluate(self, batch: list[Record]) -> BatchResult:
         """Find, verify and describe every reportable (reference item, record) pair in ``batch``."""
@@ -112,7 +112,7 @@ class Engine:
         cand_recs, local = np.unique(recs, return_inverse=True)
         distinct = unique_per_record(subbatch(sb, cand_recs))
         overlap = verify(idx, distinct, local, items)
-        ref_n = idx.n_shingles[items]
+        ref_n = idx.shingles_of(items)
         tgt_n = np.diff(distinct.offsets)[local]
         containment = np.where(ref_n > 0, overlap / np.maximum(ref_n, 1), 0.0)
         union = ref_n + tgt_n - overlap
@@ -125,19 +125,24 @@ class Engine:
         kept = np.flatnonzero(keep)
         reported = sets.unique(items[kept])  # their signatures, from their sequences (= the stored ones)
         item_sig = dict(zip(reported.tolist(), item_signatures(idx, reported)))
+        item_id = dict(zip(reported.tolist(), idx.ids_of(reported)))
+        item_tokens = dict(zip(reported.tolist(), idx.tokens_of(reported).tolist()))
+        item_k = dict(zip(reported.tolist(), self.plan.usable_of(reported).tolist()))
+        item_t = dict(zip(reported.tolist(), self.plan.threshold_of(reported).tolist()))
         for p in kept:
             rec, item = int(recs[p]), int(items[p])
             record = batch[rec]
             ref_seq, tgt_seq = idx.sequence(item), sb.record(rec)
             run = longest_common_run(ref_seq, tgt_seq)
-            width = min(icfg.ngram, int(idx.n_tokens[item]))
+            width = min(icfg.ngram, item_tokens[item])
             if rec not in sig_of:
                 sig_of[rec] = signatures(subbatch(sb, np.array([rec])), icfg.num_perm, icfg.seed)[0]
             n_tok = int(sb.n_tokens[rec])
             short = int(ref_n[p]) < cfg.min_item_shingles
-            prob = self.detection_probability(item, int(overlap[p]), float(jaccard[p]), bool(lsh_eligible[rec]))
+            prob = self.detection_probability(int(ref_n[p]), item_k[item], item_t[item], int(overlap[p]),
+                                              float(jaccard[p]), bool(lsh_eligible[rec]))
             out.rows.append((
-                idx.ids[item].as_py(), record.id, record.source, record.row, float(jaccard[p]),
+                item_id[item], record.id, record.source, record.row, float(jaccard[p]),
                 float(containment[p]), float(estimate_jaccard(item_sig[item], sig_of[rec])),
                 run + width - 1 if run else 0, int(overlap[p]), int(ref_n[p]), int(tgt_n[p]), n_tok,
                 covered_tokens(tgt_seq, sets.unique(ref_seq), n_tok, icfg.ngram),
@@ -156,14 +161,14 @@ class Engine:
         return out
 
 
-    def detection_probability(self, item: int, overlap: int, jaccard: float, lsh_eligible: bool) -> float:
-        """Probability that candidate search proposes a pair with this exact overlap.
+    def detection_probability(self, n: int, k: int, t: int, overlap: int, jaccard: float, lsh_eligible: bool) -> float:
+        """Probability that candidate search proposes a pair with this exact overlap, for an item of
+        ``n`` distinct shingles, ``k`` usable anchors and anchor threshold ``t``.
 
         Anchors: P(X >= t), X ~ Hypergeometric(N, overlap, k); bands (when the record was
         eligible): 1 - (1 - J^r)^b; the two are independent draws.
         """
-        plan, icfg = self.plan, self.icfg
-        n, k, t = int(self.index.n_shingles[item]), int(plan.usable[item]), int(plan.threshold[item])
+        icfg = self.icfg
         p_anchor = 0.0
         if t > 0 and k > 0:
             p_anchor = 1.0 - (float(hypergeom_cdf(n, overlap, min(k, n))[t - 1]) if t - 1 <= min(k, n) else 1.0)

@@ -98,12 +98,12 @@ def _flags(result: AuditResult, rows: list[dict[str, Any]], eligible_items: int)
 
 def _miss_probability(result: AuditResult) -> dict[str, Any]:
     """The ``miss_probability`` section: the chance that candidate search misses a pair at the thresholds."""
-    plan, cfg, icfg = result.plan, result.config, result.index.config
-    searchable = plan.threshold > 0
+    cfg, icfg = result.config, result.index.config
+    not_searchable, miss_max, miss_mean = result.plan.summary()
     return {
-        "anchor_max_at_threshold": round6(float(plan.miss[searchable].max())) if searchable.any() else None,
-        "anchor_mean_at_threshold": round6(float(plan.miss[searchable].mean())) if searchable.any() else None,
-        "items_not_searchable_by_anchors": int((~searchable).sum()),
+        "anchor_max_at_threshold": round6(miss_max) if miss_max is not None else None,
+        "anchor_mean_at_threshold": round6(miss_mean) if miss_mean is not None else None,
+        "items_not_searchable_by_anchors": not_searchable,
         "lsh_at_min_jaccard": round6(1.0 - lsh_candidate_probability(cfg.min_jaccard, icfg.bands, icfg.rows)),
         "note": (
             "anchor: P(a pair at exactly the containment threshold is never a candidate), per item, "
@@ -137,7 +137,7 @@ def build_report(result: AuditResult, table: pa.Table) -> dict[str, Any]:
     headline = [r for r in rows if not r["item_flag"]]
     found = {r["reference_id"] for r in headline}
     hit_records = {(r["target_source"], r["target_row"]) for r in headline}
-    eligible_items = int((idx.n_shingles >= cfg.min_item_shingles).sum())
+    eligible_items = idx.items_with_shingles(cfg.min_item_shingles)
     headline.sort(key=lambda r: (-r["containment"], -r["jaccard"], -r["verbatim_tokens"], r["reference_id"],
                                  r["target_source"], r["target_row"]))
     mode = _mode(result)
