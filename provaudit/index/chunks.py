@@ -89,11 +89,12 @@ class Chunked:
         if int(lo.min()) < 0 or int(hi.max()) > self.size:
             raise hostile(self.path, "a reference points outside the file")
         first, last = lo // CHUNK, (hi - 1) // CHUNK
-        wanted = np.unique(np.concatenate([first, last]))
+        wanted = np.zeros(len(self.verified), dtype=bool)
+        wanted[first] = True
+        wanted[last] = True
         for a, b in zip(first[last - first > 1].tolist(), last[last - first > 1].tolist()):
-            wanted = np.union1d(wanted, np.arange(a, b + 1))
-        todo = wanted[~self.verified[wanted]]
-        for c in todo.tolist():
+            wanted[a : b + 1] = True
+        for c in np.flatnonzero(wanted & ~self.verified).tolist():
             self._check(c)
 
     def ensure_rows(self, lo: np.ndarray, hi: np.ndarray, itemsize: int) -> None:
