@@ -7,6 +7,7 @@ Exit codes: 0 success; 1 error (bad input, bad index, existing output, I/O); 2 u
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -62,8 +63,26 @@ def cli_errors(interrupted: str = "no output was written") -> Iterator[None]:
         raise click.ClickException(terminal_safe(f"{where}{e.strerror or e}")) from e
 
 
+_announced: list[str] = []
+
+
+def announce_fallback(quiet: bool) -> None:
+    """One line on stderr, once per run, when the compiled kernels were not installed (not with -q).
+
+    ``PROVAUDIT_KERNELS=0`` (the numpy paths asked for) is not announced.
+    """
+    from provaudit.text import kernels
+
+    if quiet or kernels.ENABLED or _announced or os.environ.get("PROVAUDIT_KERNELS") == "0":
+        return
+    _announced.append(kernels.UNAVAILABLE or "")
+    click.echo(f"provaudit: compiled kernels unavailable ({kernels.UNAVAILABLE}); using the numpy fallback "
+               "(same results, slower): reinstall provaudit where a C compiler works", err=True)
+
+
 def stderr_progress(quiet: bool) -> Callable[[str, int], None] | None:
     """A progress callback printing a status line on stderr (only on a terminal)."""
+    announce_fallback(quiet)
     if quiet or not sys.stderr.isatty():
         return None
     start = time.monotonic()
@@ -366,6 +385,7 @@ def check(ctx: click.Context, /, args: tuple[str, ...], **params: Any) -> None:
     Example:
         provaudit check benchmark-test.idx new-corpus/ --max-pairs 0 --junit provaudit.xml
     """
+    announce_fallback(False)
     with cli_errors():
         given = {k for k in params if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
         o = check_settings.merge(params, given, check_settings.load_settings(params["config"], Path.cwd())[1])

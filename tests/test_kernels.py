@@ -15,7 +15,7 @@ from provaudit.text.shingle import (
 )
 from provaudit.text.sketch import permutations, signatures
 
-pytestmark = pytest.mark.skipif(not kernels.ENABLED, reason="compiled kernels disabled (PROVAUDIT_KERNELS=0 or no C compiler)")
+pytestmark = pytest.mark.skipif(not kernels.ENABLED, reason=f"compiled kernels unavailable: {kernels.UNAVAILABLE}")
 
 ODD = ["", " ", "a", "É", "naïve", "ＦＵＬＬ", "ﬁne", "don't", "—", "x\u00a0y", "a\u2028b", "\u1680", "\x85z", "日本語テキスト",
        "emoji 🙂 ok", "tab\tsep\x1fsep", "NUL\x00inside", "x" * 300, "ß" * 200, "a.b,c;d", "ÇA VA?"]

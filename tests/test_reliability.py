@@ -40,7 +40,8 @@ SHARDS = 6
 
 def _env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    # the provaudit under test (installed, with its compiled extension, in CI), not the source tree
+    env["PYTHONPATH"] = str(Path(api.__file__).resolve().parent.parent) + os.pathsep + env.get("PYTHONPATH", "")
     env.update(extra)
     return env
 

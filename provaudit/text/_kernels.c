@@ -1,9 +1,10 @@
 /* provaudit compiled kernels: the hot loops of shingling, signing and lookup.
  *
- * Compiled on first use by provaudit/kernels.py (cc -O3 -shared), cached per
- * machine, loaded with ctypes. Every function has a numpy/Python twin and the
- * tests check them equal bit for bit. No Python API is used here: plain arrays in,
- * plain arrays out, caller-allocated.
+ * Compiled at install time into the extension module provaudit.text._kernels
+ * (_kernels_module.c includes this file; setup.py builds it), and called through
+ * ctypes by provaudit/text/kernels.py. Every function has a numpy/Python twin and
+ * the tests check them equal bit for bit. No Python API is used here: plain arrays
+ * in, plain arrays out, caller-allocated.
  */
 #include <stdint.h>
 #include <string.h>

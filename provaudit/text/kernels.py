@@ -1,16 +1,19 @@
 """Compiled kernels for the hot loops: token hashing, shingle combination, MinHash, sets, lookup, sorting.
 
-The kernels are plain C (``_kernels.c``, shipped with the package), compiled with
-the system C compiler on first use and cached per machine, then called through
-ctypes on whole batches. Every kernel has a numpy/Python twin in ``shingle.py``,
-``sketch.py`` and ``index.py``, and the tests check the two equal bit for bit, so
-the kernels change speed only. Without a C compiler (or with ``PROVAUDIT_KERNELS=0``)
-the numpy paths run: same results, several times slower.
+The kernels are plain C (``_kernels.c``), compiled when provaudit is installed into the
+extension module ``provaudit.text._kernels`` (``setup.py``; wheels carry it built), and
+called through ctypes on whole batches: the module exposes each kernel's address and
+nothing else. Nothing is compiled, cached or written at run time. Every kernel has a
+numpy/Python twin in ``text/shingle.py``, ``text/sketch.py``, ``index/format.py`` and
+``match/candidates.py``, and the tests check the two equal bit for bit, so the kernels
+change speed only. When the extension was not built (no working C compiler at install
+time: the build skips it with a warning) or ``PROVAUDIT_KERNELS=0`` is set, the numpy
+paths run: same results, 1.6-1.9x slower on the fixtures. ``UNAVAILABLE`` then says why;
+the library never prints it (the CLI announces it once per run).
 
 Why C through ctypes rather than numba: the same loops, ~1 MB of memory instead of
 ~100 MB for numba and LLVM in every process (the index build's whole budget is a
-tenth of datasketch's), about a second of one-time compilation instead of several,
-and no dependency.
+tenth of datasketch's), and no dependency.
 
 * ``hash_words``: splits a UTF-8 buffer of normalized texts (records separated by
   NUL) on ASCII whitespace and hashes every token with xxh3-64 (the XXH3 reference
@@ -27,20 +30,15 @@ and no dependency.
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import logging
+import importlib
 import os
-import platform
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
+import types
 from typing import Any
 
 import numpy as np
 
-log = logging.getLogger(__name__)
-SOURCE = Path(__file__).with_name("_kernels.c")
+EXTENSION = "provaudit.text._kernels"
+ABI = 1  # PA_KERNELS_ABI in _kernels_module.c: raised with every change of a signature below
 _P = ctypes.c_void_p
 _I = ctypes.c_int64
 _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
@@ -62,49 +60,24 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
 }
 
 
-def _cache_dir() -> Path:
-    base = os.environ.get("PROVAUDIT_CACHE") or os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "provaudit"
-
-
-def _compile(src: bytes, dest: Path) -> None:
-    cc = os.environ.get("CC", "cc")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=dest.stem, suffix=".so.tmp")
-    os.close(fd)
-    try:
-        cmd = [cc, "-O3", "-std=c11", "-shared", "-fPIC", "-o", tmp, str(SOURCE)]
-        subprocess.run(cmd, check=True, capture_output=True, timeout=300)
-        os.replace(tmp, dest)  # atomic: concurrent first runs each compile, one wins
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _load() -> ctypes.CDLL | None:
+def _load() -> tuple[types.SimpleNamespace | None, str | None]:
+    """The kernels bound to their ctypes prototypes, or None and the reason they are unavailable."""
     if os.environ.get("PROVAUDIT_KERNELS", "1") == "0":
-        return None
+        return None, "disabled by PROVAUDIT_KERNELS=0"
     try:
-        src = SOURCE.read_bytes()
-        tag = hashlib.sha256(src + f"{sys.platform}-{platform.machine()}".encode()).hexdigest()[:16]
-        so = _cache_dir() / f"kernels-{tag}.so"
-        if not so.exists():
-            try:
-                _compile(src, so)
-            except OSError:  # cache not writable: compile into a private temporary directory
-                so = Path(tempfile.mkdtemp(prefix="provaudit-")) / so.name
-                _compile(src, so)
-        lib = ctypes.CDLL(str(so))
-        for name, (res, args) in _SIGNATURES.items():
-            fn = getattr(lib, name)
-            fn.restype, fn.argtypes = res, args
-        return lib
-    except (OSError, subprocess.SubprocessError) as e:
-        log.warning("provaudit: compiled kernels unavailable (%s); using the slower numpy paths", e)
-        return None
+        ext = importlib.import_module(EXTENSION)
+    except ImportError as e:
+        return None, f"the compiled extension {EXTENSION} is not installed ({e})"
+    addresses = getattr(ext, "ADDRESSES", {})
+    if getattr(ext, "ABI", None) != ABI or set(addresses) != set(_SIGNATURES):  # an extension from another provaudit version: never call it
+        return None, f"the compiled extension {EXTENSION} does not match this provaudit version; reinstall provaudit"
+    lib = types.SimpleNamespace()
+    for name, (res, args) in _SIGNATURES.items():
+        setattr(lib, name, ctypes.CFUNCTYPE(res, *args)(addresses[name]))
+    return lib, None
 
 
-_LIB = _load()
+_LIB, UNAVAILABLE = _load()
 ENABLED = _LIB is not None
 
 
