@@ -94,3 +94,12 @@ def corpus_index(corpus, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("idx") / "ref.idx"
     api.build_index([str(corpus[2])], out)
     return out
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _fallback_announced() -> None:
+    """In-process CLI tests assert exact stderr: the once-per-run line announcing the numpy fallback (printed
+    when the compiled extension is not installed) is marked as said; tests/test_install.py checks it."""
+    from provaudit import cli
+
+    cli._announced.append("announced by the test session")

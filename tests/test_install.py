@@ -37,7 +37,8 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _run(args: list[str], env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``python ARGS`` in ``cwd`` (not the source tree: it would be imported instead of the install)."""
     return subprocess.run([sys.executable, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
@@ -89,7 +90,7 @@ def test_a_run_compiles_nothing_and_never_loads_a_library_planted_in_the_old_cac
     env = {**os.environ, "HOME": str(home), "XDG_CACHE_HOME": str(cache), "PROVAUDIT_CACHE": str(cache),
            "TMPDIR": str(tmp), "CC": str(bin_ / "recording-cc"), "PATH": f"{bin_}{os.pathsep}{os.environ['PATH']}"}
     out = tmp_path / "ref.idx"
-    res = _run(["-m", "provaudit", "index", str(reference), "-o", str(out), "-w", "2"], env)
+    res = _run(["-m", "provaudit", "index", str(reference), "-o", str(out), "-w", "2"], env, tmp_path)
     assert res.returncode == 0, res.stderr
     assert ANNOUNCE not in res.stderr
     assert not marker.exists()
@@ -97,7 +98,7 @@ def test_a_run_compiles_nothing_and_never_loads_a_library_planted_in_the_old_cac
     assert list(tmp.iterdir()) == [] and list(home.iterdir()) == []
     assert sorted(p.name for p in (cache / "provaudit").iterdir()) == sorted(
         [f"kernels-{_old_cache_tag()}.so", "_kernels.so"])
-    probe = _run(["-c", "from provaudit.text import kernels; print(kernels.ENABLED)"], env)
+    probe = _run(["-c", "from provaudit.text import kernels; print(kernels.ENABLED)"], env, tmp_path)
     assert probe.stdout == "True\n" and not marker.exists()
 
 
@@ -146,7 +147,7 @@ def test_sdist_holds_the_c_sources(tmp_path: Path) -> None:
     src.mkdir()
     _source_copy(src)
     res = _run(["-c", "import setuptools.build_meta as b, sys; print(b.build_sdist(sys.argv[1]))", str(tmp_path)],
-               dict(os.environ), cwd=src)
+               dict(os.environ), src)
     assert res.returncode == 0, res.stderr
     with tarfile.open(tmp_path / res.stdout.strip().splitlines()[-1]) as tar:
         names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}

@@ -40,8 +40,10 @@ SHARDS = 6
 
 def _env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
-    # the provaudit under test (installed, with its compiled extension, in CI), not the source tree
+    # the provaudit under test (installed, with its compiled extension, in CI), not the source tree in the
+    # working directory (PYTHONSAFEPATH: Python >= 3.11 puts no working directory first on sys.path)
     env["PYTHONPATH"] = str(Path(api.__file__).resolve().parent.parent) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONSAFEPATH"] = "1"
     env.update(extra)
     return env
 
@@ -544,7 +546,7 @@ def test_a_worker_killed_fails_the_run_cleanly_instead_of_hanging(corpus, corpus
     args = (["index", str(corpus[2]), "-o", str(out)] if command == "index"
             else ["audit", str(corpus_index), str(corpus[3]), "-o", str(out)])
     proc = subprocess.run([sys.executable, "-c", _KILL_A_WORKER, *args, "--workers", "2"], capture_output=True,
-                          text=True, timeout=120, cwd=Path(__file__).resolve().parent.parent)
+                          text=True, timeout=120, cwd=Path(__file__).resolve().parent.parent, env=_env())
     code, _, output = proc.stdout.partition("\n")
     assert code == "1", proc.stdout + proc.stderr
     assert output.startswith("Error: a worker process ended abruptly (killed, or out of memory"), output
