@@ -21,10 +21,10 @@ setup(
             sources=["provaudit/text/_kernels_module.c"],
             depends=["provaudit/text/_kernels.c"],
             extra_compile_args=COMPILE_ARGS,
-            define_macros=[("Py_LIMITED_API", "0x030A0000")],
+            define_macros=[("Py_LIMITED_API", "0x030B0000")],
             py_limited_api=True,
             optional=True,
         )
     ],
-    options={"bdist_wheel": {"py_limited_api": "cp310"}},
+    options={"bdist_wheel": {"py_limited_api": "cp311"}},
 )

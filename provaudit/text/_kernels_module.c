@@ -4,10 +4,10 @@
  * compiled exactly as before) and exposes nothing but ABI (a version number) and ADDRESSES, a dict of kernel name ->
  * function address, that provaudit/text/kernels.py binds with ctypes prototypes. The
  * kernels take and return plain arrays and never touch Python objects, so the module
- * uses the stable ABI only (one abi3 wheel per platform serves every Python >= 3.10).
+ * uses the stable ABI only (one abi3 wheel per platform serves every Python >= 3.11).
  */
 #ifndef Py_LIMITED_API
-#define Py_LIMITED_API 0x030A0000
+#define Py_LIMITED_API 0x030B0000
 #endif
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
