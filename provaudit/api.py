@@ -67,12 +67,15 @@ def build_index(
     force: bool = False,
     workers: int = 1,
     progress: Progress | None = None,
+    input_format: str | None = None,
 ) -> dict[str, Any]:
     """Read a reference corpus and write an index directory atomically.
 
     Args:
         workers: Processes reading, parsing and shingling blocks of the sources; the parent signs
             and writes. The index files are byte-identical for any value.
+        input_format: Read the files named (or matched by globs) with this reader
+            (``jsonl|json|parquet|csv|txt|arrow``) whatever their names.
 
     Returns:
         The manifest written to ``dest/manifest.json``.
@@ -83,7 +86,7 @@ def build_index(
     """
     config = (config or IndexConfig()).resolved()
     read = ReadOptions(text_field, id_field, on_error)  # type: ignore[arg-type]  # validated there
-    srcs = expand_sources(sources)
+    srcs = expand_sources(sources, fmt=input_format)
     writer = IndexWriter(dest, config, force=force)
     try:
         prepare_items(["warm up the compiled kernels before forking"], config)
@@ -199,6 +202,7 @@ def audit(
     max_record_chars: int = DEFAULT_MAX_RECORD_CHARS,
     checkpoint: Path | None = None,
     resume: bool = False,
+    input_format: str | None = None,
 ) -> AuditResult:
     """Stream target records against an index and verify every candidate exactly.
 
@@ -218,6 +222,7 @@ def audit(
             saved, so that an interrupted run can be resumed; removed by ``write_audit``.
         resume: Reuse the finished sources of an earlier run with the same parameters found in
             ``checkpoint``; the result is identical to an uninterrupted run.
+        input_format: As for ``build_index`` (targets only).
 
     Raises:
         IndexFormatError: if the index is incomplete or fails its integrity check.
@@ -229,7 +234,7 @@ def audit(
     read = ReadOptions(text_field, id_field, on_error, max_record_chars)  # type: ignore[arg-type]
     index = load_index(index_dir)  # every chunk the audit reads is verified when first read
     ignored: list[str] = []
-    sources = expand_sources(targets, ignored)
+    sources = expand_sources(targets, ignored, input_format)
     sampled_shards = None
     if sample.shards is not None:
         sampled_shards = sample_shards([s.name for s in sources], sample.shards, sample.seed)
@@ -282,6 +287,7 @@ def audit_outputs(
     progress: Progress | None = None,
     rules: VerdictRules | None = None,
     max_record_chars: int = DEFAULT_MAX_RECORD_CHARS,
+    input_format: str | None = None,
 ) -> OutputsResult:
     """Find the reference items that model output samples reproduce (docs/outputs.md).
 
@@ -307,7 +313,7 @@ def audit_outputs(
     need = dataclasses.replace(need, miss=miss_probabilities(index, engine.plan, need.min_overlap))
     with WorkerMap(describe_parsed, SampleCheck(engine, rules, config.min_containment, need.min_overlap),
                    workers) as wm:
-        inputs = run_sources(wm, expand_sources(targets), read, outputs_job(text_field), progress)
+        inputs = run_sources(wm, expand_sources(targets, fmt=input_format), read, outputs_job(text_field), progress)
     return OutputsResult(index, config, rules, need, engine.plan, inputs, {"text": text_field, "id": id_field})
 
 
@@ -317,14 +323,14 @@ def write_outputs(result: OutputsResult, out_dir: Path, *, force: bool = False) 
 
 
 def resolve_kind(kind: str, targets: list[str] | tuple[str, ...], text_field: str, *, sample: SampleConfig,
-                 control: bool, resume: bool) -> str:
+                 control: bool, resume: bool, input_format: str | None = None) -> str:
     """``"training"`` or ``"outputs"``: ``kind`` as given, or detected from the targets' shape for ``"auto"``.
 
     Raises:
         ConfigError: for options that apply to training audits only, with an outputs audit.
     """
     if kind == "auto":
-        kind = detect_kind(list(targets), text_field)
+        kind = detect_kind(list(targets), text_field, input_format)
     if kind == "outputs":
         if sample.active or control:
             raise ConfigError("--sample, --sample-shards and --control apply to training audits, not --kind outputs")
@@ -354,6 +360,7 @@ def check(
     out: Path | None = None,
     force: bool = False,
     progress: Progress | None = None,
+    input_format: str | None = None,
 ) -> Verdict:
     """The CI gate: audit ``targets``, leave out accepted pairs, and check the rest against ``limits``.
 
@@ -381,7 +388,7 @@ def check(
         raise OutputExistsError(f"{out}: already exists (use --force to replace it)")
     config = config or AuditConfig()
     result = audit(index_dir, targets, config, text_field=text_field, id_field=id_field, on_error=on_error,
-                   workers=workers, progress=progress)
+                   workers=workers, progress=progress, input_format=input_format)
     table = training_report.matches_table(result)
     report = write_audit(result, out, force=force) if out is not None else training_report.build_report(result, table)
     pairs = [EvidencePair(r["reference_id"], r["target_id"], r["target_source"], r["target_row"], r["containment"],

@@ -21,7 +21,7 @@ import click
 from provaudit import api
 from provaudit.version import __version__
 from provaudit.config import AuditConfig, IndexConfig, SampleConfig
-from provaudit.config import DEFAULT_MAX_RECORD_CHARS, VerdictRules
+from provaudit.config import DEFAULT_MAX_RECORD_CHARS, FORCED_FORMATS, VerdictRules
 from provaudit.errors import ConfigError, OutputExistsError, ProvauditError
 from provaudit.report.regurgitation import summary_line
 from provaudit.results import AuditResult
@@ -103,13 +103,21 @@ def _done_progress(quiet: bool) -> None:
         click.echo("\r\x1b[K", err=True, nl=False)
 
 
+FORMAT_HELP = ("Reader for the files named or globbed, whatever their suffix (.gz/.zst: compressed). Default, by suffix: "
+               ".jsonl/.ndjson, .json (array or lines), .csv, .txt (a record per line), each also .gz or .zst; "
+               ".parquet; .arrow (Arrow IPC file or stream); save_to_disk directories; hf:NAME[:SPLIT].")
+
+
 def _input_options(f: Callable[..., Any], on_error: str, why: str) -> Callable[..., Any]:
     f = click.option("--on-error", type=click.Choice(["fail", "skip"]), default=on_error, show_default=True,
                      help="On a malformed record or unreadable file: stop with an error naming file and line, "
                           f"or skip it and count it by reason in the output ({why}).")(f)
     f = click.option("--id-field", default="id", show_default=True,
-                     help="Field with the record id (when absent: <file>#<row>).")(f)
-    f = click.option("--text-field", default="text", show_default=True, help="Field with the text.")(f)
+                     help="Field with the record id, or a dotted path (when absent: <file>#<row>).")(f)
+    f = click.option("--text-field", default="text", show_default=True,
+                     help="Field with the text; a dotted path (doc.body) reaches into nested objects and struct "
+                          "columns.")(f)
+    f = click.option("--format", "input_format", type=click.Choice(FORCED_FORMATS), help=FORMAT_HELP)(f)
     return f
 
 
@@ -139,6 +147,10 @@ def cli() -> None:
     Quick start:
         provaudit index fixtures/reference -o ref.idx
         provaudit audit ref.idx fixtures/shards -o audit-out
+
+    Inputs: .jsonl/.ndjson, .json, .csv, .txt (each also .gz or .zst), .parquet,
+    .arrow files, directories and globs of them, save_to_disk directories,
+    hf:NAME[:SPLIT]; --format forces a reader, --text-field doc.body reads nested fields.
     """
 
 
@@ -162,7 +174,7 @@ def cli() -> None:
 @quiet_option
 def index(sources: tuple[str, ...], out: Path, ngram: int, char: bool, num_perm: int, seed: int, hash_: str,
           threshold: float, bands: int, rows: int, anchors: int, keep_text: bool, workers: int | None,
-          text_field: str, id_field: str, on_error: str, force: bool, quiet: bool) -> None:
+          text_field: str, id_field: str, input_format: str | None, on_error: str, force: bool, quiet: bool) -> None:
     """Index a reference corpus (SOURCES: files, directories, globs, saved datasets, hf:NAME).
 
     \b
@@ -175,7 +187,7 @@ def index(sources: tuple[str, ...], out: Path, ngram: int, char: bool, num_perm:
         t0 = time.monotonic()
         manifest = api.build_index(sources, out, cfg, text_field=text_field, id_field=id_field,
                                    on_error=on_error, force=force, workers=workers or default_workers(),
-                                   progress=stderr_progress(quiet))
+                                   progress=stderr_progress(quiet), input_format=input_format)
         _done_progress(quiet)
         if not quiet:
             c = manifest["counts"]
@@ -234,7 +246,7 @@ def audit(index_dir: Path, targets: tuple[str, ...], out: Path, kind: str, force
     o = SimpleNamespace(**opts)
     workers = o.workers or default_workers()
     read = {"text_field": o.text_field, "id_field": o.id_field, "on_error": o.on_error,
-            "max_record_chars": o.max_record_chars}
+            "max_record_chars": o.max_record_chars, "input_format": o.input_format}
     with cli_errors("no output was written (finished sources are checkpointed: rerun with --resume)"):
         if out.exists() and not force:
             raise OutputExistsError(f"{out}: already exists (use --force to replace it)")
@@ -243,7 +255,8 @@ def audit(index_dir: Path, targets: tuple[str, ...], out: Path, kind: str, force
                           frequent_item_records=o.frequent_item_records)
         sample = SampleConfig(SampleConfig.parse(o.sample_records), SampleConfig.parse(o.sample_shards), o.sample_seed)
         t0 = time.monotonic()
-        kind = api.resolve_kind(kind, targets, o.text_field, sample=sample, control=bool(o.control), resume=o.resume)
+        kind = api.resolve_kind(kind, targets, o.text_field, sample=sample, control=bool(o.control), resume=o.resume,
+                                input_format=o.input_format)
         if kind == "outputs":
             rules = VerdictRules(o.min_verbatim_tokens, o.min_span_tokens, o.min_span_share)
             o_result = api.audit_outputs(index_dir, list(targets), cfg, workers=workers,
@@ -399,7 +412,8 @@ def check(ctx: click.Context, /, args: tuple[str, ...], **params: Any) -> None:
         try:
             verdict = api.check(index, targets, cfg, limits, baseline=_path(o["baseline"]),
                                 allow=_path(o["allow"]), text_field=o["text_field"], id_field=o["id_field"],
-                                on_error=o["on_error"], workers=o["workers"] or default_workers(), out=out,
+                                on_error=o["on_error"], input_format=o["input_format"],
+                                workers=o["workers"] or default_workers(), out=out,
                                 force=o["force"])
         except (ProvauditError, OSError) as e:  # exit 1: CI still gets a report saying why
             message = f"{e.filename}: {e.strerror or e}" if isinstance(e, OSError) and e.filename else str(e)

@@ -17,6 +17,7 @@ HASH_FUNCTIONS = ("xxh3", "sha1")
 SHINGLE_UNITS = ("word", "char")
 OnError = Literal["fail", "skip"]
 ON_ERROR: tuple[str, ...] = get_args(OnError)
+FORCED_FORMATS = ("jsonl", "json", "parquet", "csv", "txt", "arrow")  # --format: the readers of files
 DEFAULT_MAX_RECORD_CHARS = 20_000_000
 
 

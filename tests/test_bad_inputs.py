@@ -60,7 +60,7 @@ def test_every_fixture_has_a_case() -> None:
 def test_index_fails_clearly_or_accounts_for_every_record(name: str, tmp_path: Path) -> None:
     f, case = BAD / name, CASES[name]
     exp = _fill(case["index"], BAD / name)
-    r = _run("index", f, "-o", tmp_path / "idx", "-q")
+    r = _run("index", f, "-o", tmp_path / "idx", "-q", *case.get("args", []))
     _check_exit(r, exp)
     if exp["exit"]:
         assert list(tmp_path.iterdir()) == [], "a failed index build must leave nothing behind"
@@ -79,7 +79,7 @@ def test_audit_skips_and_counts_by_reason(name: str, ref_index: Path, tmp_path: 
     f, case = BAD / name, CASES[name]
     exp = _fill(case["audit"], f)
     out = tmp_path / "out"
-    r = _run("audit", ref_index, f, "-o", out, "-q", "-w", workers, *case.get("audit_args", []))
+    r = _run("audit", ref_index, f, "-o", out, "-q", "-w", workers, *case.get("args", []), *case.get("audit_args", []))
     _check_exit(r, exp)
     if exp["exit"]:
         assert not out.exists()
@@ -110,7 +110,7 @@ def test_audit_on_error_fail_stops_with_the_index_message(name: str, ref_index: 
     exp = _fill(case.get("audit_fail", case["index"]), f)
     out = tmp_path / "out"
     r = _run("audit", ref_index, f, "-o", out, "-q", "-w", workers, "--on-error", "fail",
-             *case.get("audit_args", []))
+             *case.get("args", []), *case.get("audit_args", []))
     _check_exit(r, exp)
     assert out.exists() is (exp["exit"] == 0)
     assert [p.name for p in tmp_path.iterdir() if p.name != "out"] == [], "no temporary or checkpoint left"

@@ -22,6 +22,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from provaudit.config import FORCED_FORMATS
 from provaudit.errors import ConfigError
 
 PROJECT_FILE, OWN_FILE = "pyproject.toml", "provaudit.toml"
@@ -35,9 +36,10 @@ KEYS: dict[str, tuple[Any, bool]] = {
     "junit": (str, True), "json": (str, True), "github": (bool, False), "max-annotations": (int, False),
     "show": (int, False), "out": (str, True),
     "text-field": (str, False), "id-field": (str, False), "on-error": (("fail", "skip"), False),
+    "format": (FORCED_FORMATS, False),
     "workers": (int, False), "force": (bool, False), "quiet": (bool, False),
 }
-PARAM_NAMES = {"json": "json_file"}  # keys whose command-line parameter is named otherwise
+PARAM_NAMES = {"json": "json_file", "format": "input_format"}  # keys whose command-line parameter is named otherwise
 
 
 def param_name(key: str) -> str:

@@ -4,8 +4,9 @@ A parallel audit or index build does not parse its inputs in the parent and pick
 to the workers (that made the parent the bottleneck: 1.2 s of its CPU per 161 MB of JSON
 lines). The parent cuts each source into blocks, ``BlockReading.blocks``: ranges of whole
 lines of an uncompressed JSON-lines or text file (``iter_spans``, which reads the file only to
-find line ends and count rows), blocks of decompressed lines of a gzip file
-(``lines.iter_blocks``), or the row groups of a Parquet file. A worker reads and
+find line ends and count rows), blocks of decompressed lines of a gzip or zstd file
+(``lines.iter_blocks``), the row groups of a Parquet file, or runs of record batches of an
+Arrow file or saved dataset (``arrow_files.arrow_blocks``). A worker reads and
 parses its block with ``parse_block``, using the same per-line and per-row code as
 ``sources.read_source``, so records, skip counts, example locations and error messages are
 the same; the parent merges the workers' ``ReadStats`` in input order.
@@ -27,11 +28,12 @@ from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 from provaudit.read import lines
+from provaudit.read.arrow_files import ArrowBatches, arrow_blocks, batch_records, saved_files
 from provaudit.read.records import DEFAULT_MAX_RECORD_CHARS, Extract, ReadStats, Record, Source
 from provaudit.read.sources import report_no_records, rows_seen
 from provaudit.read.lines import LINE_PARSERS, iter_blocks
-from provaudit.read.rows import RowReader, wrong_format
-from provaudit.read.tables import ParquetGroup, parquet_group_records, parquet_groups
+from provaudit.read.rows import RowReader, compression, wrong_format
+from provaudit.read.tables import ParquetGroup, parquet_group_records, parquet_groups, read_datasets
 
 BATCH_RECORDS = 2048
 BATCH_CHARS = 1_000_000  # ~1 MB batches: cache-friendly kernels and balanced worker pools (measured in scripts/bench.py)
@@ -102,12 +104,13 @@ def iter_spans(reader: RowReader, size: int | None = None) -> Iterator[tuple[int
         reader.fatal(path, f"cannot read ({e.strerror or e})")
 
 
-Block = tuple[int, "bytes | FileSpan | ParquetGroup"]  # (first row, the rows or where they are)
-BLOCK_KINDS = ("jsonl", "txt", "parquet")  # sources ``BlockReading`` reads
+Block = tuple[int, "bytes | FileSpan | ParquetGroup | ArrowBatches | list[Record]"]  # (first row, the rows or where)
+BLOCK_KINDS = ("jsonl", "txt", "parquet", "arrow", "saved")  # sources ``BlockReading`` reads
 
 
 class BlockReading:
-    """A JSON-lines, text or Parquet source cut into blocks that other processes read and parse.
+    """A JSON-lines, text, Parquet or Arrow source (or saved dataset) cut into blocks that other processes
+    read and parse.
 
     The parent iterates ``blocks()``, workers call ``parse`` on each block (it pickles), the
     parent merges their ``ReadStats`` into ``stats`` in order and calls ``finish()``. Records,
@@ -137,9 +140,16 @@ class BlockReading:
         if self.source.kind == "parquet":
             yield from parquet_groups(self.reader)
             return
+        if self.source.kind == "saved" and saved_files(self.source.name) is None:  # datasets reads it, here
+            for batch in batches(read_datasets(self.reader)):
+                yield batch[0].row, batch
+            return
+        if self.source.kind in ("arrow", "saved"):
+            yield from arrow_blocks(self.reader)
+            return
         if wrong_format(self.reader):
             return
-        if spans and not self.source.name.lower().endswith(".gz"):
+        if spans and not compression(self.source.name):
             yield from iter_spans(self.reader)
         else:
             yield from iter_blocks(self.reader)
@@ -164,6 +174,10 @@ def parse_block(source: Source, text_field: str, id_field: str | None, on_error:
     first_row, data = block
     if isinstance(data, ParquetGroup):
         return parquet_group_records(reader, first_row, data), stats
+    if isinstance(data, ArrowBatches):
+        return batch_records(reader, first_row, data), stats
+    if isinstance(data, list):  # records the parent read
+        return iter(data), stats
     if isinstance(data, FileSpan):
         try:
             with open(source.name, "rb", buffering=0) as f:

@@ -1,5 +1,6 @@
-"""The JSON-array reader behind ``records.read_source`` (a ``.json`` file that holds one array of
-objects, streamed with a bounded window; a ``.json`` file of JSON lines goes to ``read_jsonl``).
+"""The JSON-array reader behind ``sources.read_source`` (a ``.json`` file, plain, ``.gz`` or ``.zst``,
+that holds one array of objects, streamed with a bounded window; a ``.json`` file of JSON lines goes
+to ``read_jsonl``).
 
 Problems are reported through ``rows.RowReader`` like the line formats (see there).
 """
@@ -9,12 +10,13 @@ from __future__ import annotations
 import codecs
 import json
 import re
+import zlib
 from collections.abc import Iterator
 from typing import IO, Any
 
 from provaudit.read.records import Record
 from provaudit.read.lines import read_jsonl
-from provaudit.read.rows import BOM, RowReader, UTF8_HINT, json_problem, utf8_problem
+from provaudit.read.rows import BOM, RowReader, UTF8_HINT, compression, decompress_problem, json_problem, open_binary, utf8_problem, wrong_format
 
 
 # --- JSON arrays ------------------------------------------------------------------------------------
@@ -28,8 +30,8 @@ class _JsonArray:
     _WS = re.compile(r"[ \t\r\n]*")
     CHUNK = 1 << 20
 
-    def __init__(self, f: IO[bytes], limit: int):
-        self.f, self.limit = f, limit
+    def __init__(self, f: IO[bytes], limit: int, chunk: int = CHUNK):
+        self.f, self.limit, self.chunk = f, limit, chunk
         self.utf8 = codecs.getincrementaldecoder("utf-8")()
         self.decoder = json.JSONDecoder()
         self.buf, self.pos, self.line, self.eof = "", 0, 1, False
@@ -41,7 +43,7 @@ class _JsonArray:
             self.buf, self.pos = self.buf[self.pos :], 0
         if len(self.buf) > self.limit:
             raise _TooLarge
-        chunk = self.f.read(max(self.CHUNK, len(self.buf)))
+        chunk = self.f.read(max(self.chunk, len(self.buf)))
         self.eof = not chunk
         self.buf += self.utf8.decode(chunk, final=self.eof)
         return True
@@ -82,21 +84,25 @@ class _JsonArray:
 def read_json(reader: RowReader) -> Iterator[Record]:
     """A ``.json`` file: a top-level array of objects (streamed), or JSON lines."""
     path = reader.name
-    try:
-        with open(path, "rb") as f:
-            head = f.read(1 << 16).lstrip(BOM + b" \t\r\n")
-    except OSError as e:
-        reader.fatal(path, f"cannot read ({e.strerror or e})")
+    if wrong_format(reader):
         return
-    if not head.startswith(b"["):
+    head = b""
+    try:
+        with open_binary(path) as f:
+            while len(head) < 1 << 16 and (chunk := f.read1(1 << 13)):  # type: ignore[attr-defined]
+                head += chunk
+    except (EOFError, OSError, zlib.error):
+        pass  # the reader that follows reports the problem, after the records before it
+    if not head.lstrip(BOM + b" \t\r\n").startswith(b"["):
         yield from read_jsonl(reader)
         return
-    with open(path, "rb") as f:
-        if f.read(3) != BOM:
-            f.seek(0)
-        scan = _JsonArray(f, reader.max_line_bytes)
+    with open_binary(path) as f:
+        # a compressed file is read in small steps: a decompression error loses no element before it
+        scan = _JsonArray(f, reader.max_line_bytes, 1 << 13 if compression(path) else _JsonArray.CHUNK)
         row = 0
         try:
+            start = f.read(3)  # a compressed file cannot seek back: the bytes after a BOM start the window
+            scan.buf = scan.utf8.decode(b"" if start == BOM else start)
             scan.peek()
             scan.advance(scan.pos + 1)  # the "["
             if scan.peek() == "]":
@@ -135,3 +141,8 @@ def read_json(reader: RowReader) -> Iterator[Record]:
                          "raise --max-record-chars, or check the file is complete")
         except RecursionError:
             reader.fatal(f"{path} line {scan.line} (element {row + 1})", "malformed JSON (nested too deeply)")
+        except (EOFError, OSError, zlib.error) as e:
+            problem = decompress_problem(path, e)
+            if problem is None:
+                raise
+            reader.fatal(f"{path} line {scan.line}", problem)

@@ -1,4 +1,4 @@
-"""JSON-lines and text readers (plain or gzip), read in blocks of whole lines.
+"""JSON-lines and text readers (plain, gzip or zstd), read in blocks of whole lines.
 
 ``read_jsonl``/``read_txt`` stream a source through ``iter_blocks``; ``LINE_PARSERS`` parse one
 block (what audit workers do with the blocks ``blocks.BlockReading`` hands them). Problems are
@@ -7,14 +7,14 @@ reported through ``rows.RowReader``.
 
 from __future__ import annotations
 
-import gzip
 import json
 import zlib
 from collections.abc import Iterator
 
 from provaudit.read.records import Record
 from provaudit.read.rows import (
-    BOM, RowReader, SKIP_HINT, SURROGATE, UTF8_HINT, json_problem, one_line, open_binary, utf8_problem, wrong_format,
+    BOM, RowReader, SKIP_HINT, UTF8_HINT, compression, decompress_problem, json_problem, open_binary, utf8_problem,
+    wrong_format,
 )
 
 def _decode(data: bytes | memoryview) -> str:
@@ -22,7 +22,7 @@ def _decode(data: bytes | memoryview) -> str:
 
 
 BLOCK_BYTES = 1 << 20  # line formats are read, and handed to audit workers, in runs of whole lines this large
-_GZIP_READ = 1 << 13  # a gzip file is read in the steps readline would use: an error loses no whole line
+_GZIP_READ = 1 << 13  # a compressed file is read in the steps readline would use: an error loses no whole line
 
 
 def iter_blocks(reader: RowReader, size: int | None = None) -> Iterator[tuple[int, bytes]]:
@@ -30,8 +30,8 @@ def iter_blocks(reader: RowReader, size: int | None = None) -> Iterator[tuple[in
 
     Every line in ``data`` ends with a newline except the file's last when it has none. A line
     over the byte limit arrives as its first ``limit + 1`` bytes, the rest drained without being
-    held, so that ``block_lines`` sees it as over the limit. A gzip error or an unreadable file
-    ends the iteration through ``reader.fatal`` after the whole lines read before it.
+    held, so that ``block_lines`` sees it as over the limit. A gzip or zstd error or an unreadable
+    file ends the iteration through ``reader.fatal`` after the whole lines read before it.
     """
     path, limit, size = reader.name, reader.max_line_bytes, size or BLOCK_BYTES
     row = 0  # the first row not yet yielded
@@ -50,8 +50,8 @@ def iter_blocks(reader: RowReader, size: int | None = None) -> Iterator[tuple[in
 
     try:
         with open_binary(path) as f:
-            gz = path.lower().endswith(".gz")
-            read, step = (f.read1, _GZIP_READ) if gz else (f.read, size)  # type: ignore[attr-defined]
+            packed = compression(path) != ""
+            read, step = (f.read1, _GZIP_READ) if packed else (f.read, size)  # type: ignore[attr-defined]
             while True:
                 chunk = read(step)
                 if not chunk:
@@ -82,18 +82,14 @@ def iter_blocks(reader: RowReader, size: int | None = None) -> Iterator[tuple[in
             pending = []
             if ready:
                 yield flush()
-    except EOFError as e:
+    except (EOFError, OSError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
         if ready:
             yield flush()
-        reader.fatal(f"{path} line {row + 1}", f"truncated gzip file ({e}); the file is incomplete: fetch it again")
-    except (gzip.BadGzipFile, zlib.error) as e:
-        if ready:
-            yield flush()
-        reader.fatal(f"{path} line {row + 1}", f"corrupt gzip data ({e}); fetch the file again")
-    except OSError as e:
-        if ready:
-            yield flush()
-        reader.fatal(path, f"cannot read ({e.strerror or e})")
+        problem = decompress_problem(path, e)
+        if problem:
+            reader.fatal(f"{path} line {row + 1}", problem)
+        else:
+            reader.fatal(path, f"cannot read ({getattr(e, 'strerror', None) or e})")
 
 
 def block_lines(limit: int, first_row: int, data: bytes) -> Iterator[tuple[int, bytes, bool]]:

@@ -15,13 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from provaudit.config import DEFAULT_MAX_RECORD_CHARS, ON_ERROR
+from provaudit.config import DEFAULT_MAX_RECORD_CHARS, FORCED_FORMATS, ON_ERROR
 from provaudit.fs.hashing import sha256_file
 
-__all__ = ["DEFAULT_MAX_RECORD_CHARS", "EXAMPLES_PER_REASON", "NO_TEXT", "ON_ERROR", "SUFFIXES", "Extract", "ReadStats",
-           "Record", "Source", "printable_name"]
+__all__ = ["DEFAULT_MAX_RECORD_CHARS", "EXAMPLES_PER_REASON", "FORCED_FORMATS", "FORMATS", "NO_TEXT", "ON_ERROR",
+           "SUPPORTED", "TEXT_FORMATS", "Extract", "ReadStats", "Record", "Source", "printable_name"]
 
-SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz", ".json", ".parquet", ".csv", ".txt", ".txt.gz")
+# File suffix -> reader; the text formats may also be compressed (``.gz``, ``.zst``).
+FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".txt": "txt",
+           ".parquet": "parquet", ".arrow": "arrow"}
+TEXT_FORMATS = ("jsonl", "json", "csv", "txt")
+SUPPORTED = ".jsonl, .ndjson, .json, .csv, .txt (each also .gz or .zst), .parquet, .arrow"
 # Custom text extraction (model-output shapes): object -> (text or None, metadata for the Record)
 Extract = Callable[[dict[str, Any]], "tuple[str | None, Any]"]
 EXAMPLES_PER_REASON = 3
@@ -53,7 +57,7 @@ class Source:
     """One input: a file, a saved dataset directory, or a hub dataset."""
 
     name: str
-    kind: str  # jsonl | json | parquet | csv | txt | saved | hub
+    kind: str  # jsonl | json | parquet | csv | txt | arrow | saved | hub
 
     def sha256(self, stop: threading.Event | None = None) -> str | None:
         """sha256 of the file's bytes; of each data file, in order, for a saved dataset; None for hub.

@@ -18,6 +18,7 @@ group that cannot be decoded is skipped on its own (its rows are counted).
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import re
 import zlib
@@ -31,6 +32,43 @@ SKIP_HINT = "use --on-error skip to skip and count such records"
 UTF8_HINT = "the file is not UTF-8: convert it (e.g. iconv -f latin1 -t utf-8)"
 SURROGATE = re.compile("[\ud800-\udfff]")
 BOM = b"\xef\xbb\xbf"
+GZIP_MAGIC, ZSTD_MAGIC, ARROW_MAGIC = b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b"ARROW1"
+COMPRESSED = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd"}
+
+
+def compression(path: str) -> str:
+    """``gzip``, ``zstd`` or ``""``, from the file name's last suffix."""
+    p = path.lower()
+    return next((kind for suffix, kind in COMPRESSED.items() if p.endswith(suffix)), "")
+
+
+def field_path(name: str | None) -> tuple[str, ...] | None:
+    """The parts of a nested field name (``doc.body``), or None for a plain name."""
+    return tuple(name.split(".")) if name and "." in name.strip(".") else None
+
+
+def lookup(obj: dict[str, Any], name: str, path: tuple[str, ...] | None) -> tuple[Any, str]:
+    """``(value, "")`` of field ``name`` in a record, or ``(None, why it is missing)``.
+
+    A key spelled ``name`` wins (``datasets``' ``flatten()`` names columns ``doc.body``); else
+    ``path`` is followed through nested objects. A null on the way is a null value.
+    """
+    if name in obj:
+        return obj[name], ""
+    if path is None:
+        return None, f"no field {name!r} (fields: {', '.join(sorted(map(str, obj))[:8])})"
+    cur: Any = obj
+    for depth, part in enumerate(path):
+        if cur is None:
+            return None, ""
+        where = ".".join(path[:depth])
+        if not isinstance(cur, dict):
+            return None, f"no field {name!r} ({where!r} is {type(cur).__name__}, not an object)"
+        if part not in cur:
+            fields = ", ".join(sorted(map(str, cur))[:8])
+            return None, f"no field {name!r} ({f'{where!r} has ' if depth else ''}fields: {fields})"
+        cur = cur[part]
+    return cur, ""
 
 
 def line_bytes(max_record_chars: int) -> int:
@@ -48,6 +86,7 @@ class RowReader:
         if max_record_chars < 1:
             raise ConfigError(f"max-record-chars must be >= 1, got {max_record_chars}")
         self.source, self.text_field, self.id_field = source, text_field, id_field
+        self.text_path, self.id_path = field_path(text_field), field_path(id_field)
         self.on_error, self.stats, self.keep, self.extract = on_error, stats, keep, extract
         self.max_record_chars = max_record_chars
         self.max_line_bytes = line_bytes(max_record_chars)
@@ -114,12 +153,13 @@ class RowReader:
                 self.bad(row, "malformed record", str(e), line)
                 return None
             obj = {**obj, self.text_field: text}
-        if self.text_field not in obj:
-            fields = ", ".join(sorted(map(str, obj))[:8])
-            self.bad(row, "missing text field", f"no field {self.text_field!r} (fields: {fields})", line,
-                     hint=f"use --text-field, or {SKIP_HINT}")
-            return None
-        text = obj[self.text_field]
+        if self.text_field in obj:
+            text = obj[self.text_field]
+        else:
+            text, missing = lookup(obj, self.text_field, self.text_path)
+            if missing:
+                self.bad(row, "missing text field", missing, line, hint=f"use --text-field, or {SKIP_HINT}")
+                return None
         if text is None:
             self.stats.skip("null text", self.where(row, line))
             return None
@@ -132,7 +172,8 @@ class RowReader:
             return None
         if self.escapes or len(text) > self.max_record_chars:
             text = self.clean(text, row, line)
-        rid = obj.get(self.id_field) if self.id_field else None
+        rid = (obj.get(self.id_field) if self.id_path is None else lookup(obj, self.id_field, self.id_path)[0]
+               ) if self.id_field else None
         if rid is None:
             ident = f"{self.name}#{row}"
         else:
@@ -144,9 +185,41 @@ class RowReader:
 
 
 def open_binary(path: str) -> IO[bytes]:
-    if path.lower().endswith(".gz"):
+    """The file's bytes, decompressed when it is named ``.gz`` or ``.zst``.
+
+    zstd is read with pyarrow's codec (already a dependency): it reads concatenated frames and
+    reports a truncated file, where ``zstandard``'s ``stream_reader`` stops silently at the end
+    of the first frame (``read_across_frames=False``) and returns a truncated file without error.
+    """
+    kind = compression(path)
+    if kind == "gzip":
         return gzip.open(path, "rb")  # type: ignore[return-value]  # a GzipFile is a binary IO
+    if kind == "zstd":
+        import pyarrow as pa
+
+        raw = open(path, "rb")
+        try:
+            return io.BufferedReader(pa.CompressedInputStream(pa.PythonFile(raw, mode="r"), "zstd"), 1 << 16)
+        except BaseException:
+            raw.close()
+            raise
     return open(path, "rb")
+
+
+def decompress_problem(path: str, e: BaseException) -> str | None:
+    """What a decompression error means (truncated or corrupt data, and the fix), or None for other errors."""
+    if isinstance(e, EOFError):
+        return f"truncated gzip file ({e}); the file is incomplete: fetch it again"
+    if isinstance(e, (gzip.BadGzipFile, zlib.error)):
+        return f"corrupt gzip data ({e}); fetch the file again"
+    if compression(path) == "zstd" and isinstance(e, OSError) and e.errno is None:
+        if "Truncated compressed stream" in str(e):
+            return "truncated zstd file; the file is incomplete: fetch it again"
+        if "too much memory" in str(e):
+            return ("zstd window over 128 MiB (compressed with --long); recompress it without --long "
+                    "(zstd -d --long=31 -c FILE | zstd -o NEW)")
+        return f"corrupt zstd data ({one_line(e)}); fetch the file again"
+    return None
 
 
 def _sniff(path: str) -> bytes:
@@ -159,16 +232,21 @@ def _sniff(path: str) -> bytes:
 
 
 def wrong_format(reader: RowReader) -> bool:
-    """A gzip or Parquet file under a plain-text name: reported once, instead of line after line of noise."""
-    head, path = _sniff(reader.name), reader.name.lower()
-    if head.startswith(b"\x1f\x8b") and not path.endswith(".gz"):
-        reader.fatal(reader.name, "is gzip-compressed but not named .gz; add the .gz suffix")
-        return True
-    if head and not head.startswith(b"\x1f\x8b") and path.endswith(".gz"):
-        reader.fatal(reader.name, f"is not gzip-compressed (it starts with {head!r}); remove the .gz suffix")
-        return True
+    """A compressed, Parquet or Arrow file under another name: reported once, instead of line after line
+    of noise."""
+    head, kind = _sniff(reader.name), compression(reader.name)
+    for magic, name, suffix in ((GZIP_MAGIC, "gzip", ".gz"), (ZSTD_MAGIC, "zstd", ".zst")):
+        if head.startswith(magic) and kind != name:
+            reader.fatal(reader.name, f"is {name}-compressed but not named {suffix}; add the {suffix} suffix")
+            return True
+        if head and not head.startswith(magic) and kind == name:
+            reader.fatal(reader.name, f"is not {name}-compressed (it starts with {head!r}); remove the {suffix} suffix")
+            return True
     if head == b"PAR1":
         reader.fatal(reader.name, "is a Parquet file; name it .parquet")
+        return True
+    if head.startswith(ARROW_MAGIC[:4]) or head == b"\xff\xff\xff\xff":
+        reader.fatal(reader.name, "is an Arrow file; name it .arrow")
         return True
     return False
 

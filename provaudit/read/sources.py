@@ -1,11 +1,13 @@
 """Sources: what the user named (files, directories, globs, saved datasets, ``hf:`` names), resolved
 and read as a stream of ``Record`` objects by the reader of each format.
 
-Supported inputs: ``.jsonl``/``.ndjson`` (optionally ``.gz``), ``.json`` (an array
-of objects, streamed, or JSON lines), ``.parquet``, ``.csv``, ``.txt`` (one record per
-line, optionally ``.gz``), directories written by ``datasets.Dataset.save_to_disk``,
-directories and globs (recursing into supported files, sorted), and Hugging Face
-hub datasets named ``hf:NAME`` or ``hf:NAME:SPLIT`` (streamed through ``datasets``).
+Supported inputs: ``.jsonl``/``.ndjson``, ``.json`` (an array of objects, streamed, or JSON
+lines), ``.csv`` and ``.txt`` (one record per line), each plain or compressed (``.gz``,
+``.zst``); ``.parquet``; ``.arrow`` (Arrow IPC files and streams); directories written by
+``datasets.Dataset.save_to_disk``; directories and globs (recursing into supported files,
+sorted); and Hugging Face hub datasets named ``hf:NAME`` or ``hf:NAME:SPLIT`` (streamed
+through ``datasets``). ``fmt`` (``--format``) reads the files named or matched by a glob with
+one reader whatever their names. Text and id fields may be nested paths (``doc.body``).
 docs/reliability.md lists how each kind of bad input is reported (``on_error="fail"``) or
 counted (``"skip"``).
 """
@@ -13,7 +15,6 @@ counted (``"skip"``).
 from __future__ import annotations
 
 import glob
-import gzip
 import os
 import zlib
 from collections.abc import Callable, Iterator
@@ -21,23 +22,23 @@ from pathlib import Path
 from typing import Any
 
 from provaudit.errors import InputError
-from provaudit.read import lines, tables
+from provaudit.errors import ConfigError
+from provaudit.read import arrow_files, lines, tables
 from provaudit.read.json_array import read_json
 from provaudit.read.records import (
-    DEFAULT_MAX_RECORD_CHARS, Extract, NO_TEXT, ReadStats, Record, SUFFIXES, Source, printable_name,
+    DEFAULT_MAX_RECORD_CHARS, Extract, FORCED_FORMATS, FORMATS, NO_TEXT, ReadStats, Record, SUPPORTED, Source,
+    TEXT_FORMATS, printable_name,
 )
-from provaudit.read.rows import RowReader
+from provaudit.read.rows import RowReader, compression, decompress_problem, open_binary
 
 
 def _kind_of(path: str) -> str | None:
     p = path.lower()
-    for suffix, kind in (
-        (".jsonl.gz", "jsonl"), (".ndjson.gz", "jsonl"), (".txt.gz", "txt"), (".jsonl", "jsonl"),
-        (".ndjson", "jsonl"), (".json", "json"), (".parquet", "parquet"), (".csv", "csv"), (".txt", "txt"),
-    ):
-        if p.endswith(suffix):
-            return kind
-    return None
+    packed = compression(p)
+    if packed:
+        p = p[: p.rfind(".")]
+    kind = FORMATS.get(os.path.splitext(p)[1])
+    return kind if kind and (not packed or kind in TEXT_FORMATS) else None
 
 
 def _is_saved_dataset(path: Path) -> bool:
@@ -76,7 +77,8 @@ def _walk(spec: str, ignored: list[str] | None) -> tuple[list[str], list[str]]:
     return sorted(files), sorted(saved)
 
 
-def expand_sources(specs: list[str] | tuple[str, ...], ignored: list[str] | None = None) -> list[Source]:
+def expand_sources(specs: list[str] | tuple[str, ...], ignored: list[str] | None = None,
+                   fmt: str | None = None) -> list[Source]:
     """Resolve files, directories, globs and ``hf:`` names into a list of sources.
 
     Args:
@@ -84,10 +86,16 @@ def expand_sources(specs: list[str] | tuple[str, ...], ignored: list[str] | None
         ignored: If given, receives the files found in directories that are not read
             (unsupported types, names that are not UTF-8), sorted; hidden files and
             directories (``.name``) are left out without being listed.
+        fmt: Read every file named, or matched by a glob, with this reader (one of
+            ``FORCED_FORMATS``) whatever its name; ``.gz``/``.zst`` still mean compressed.
+            Files found in directories are still chosen by their suffix.
 
     Raises:
         InputError: if a spec matches nothing or names an unsupported file type.
+        ConfigError: for an unknown ``fmt``.
     """
+    if fmt is not None and fmt not in FORCED_FORMATS:
+        raise ConfigError(f"format must be one of {', '.join(FORCED_FORMATS)}, got {fmt!r}")
     out: list[Source] = []
     for spec in specs:
         spec = str(spec)
@@ -105,22 +113,21 @@ def expand_sources(specs: list[str] | tuple[str, ...], ignored: list[str] | None
             if ignored is not None:
                 ignored.extend(sorted(skipped))
             if not files and not saved:
-                raise InputError(f"{spec}: directory has no supported files ({', '.join(SUFFIXES)})")
+                raise InputError(f"{spec}: directory has no supported files ({SUPPORTED})")
             out.extend(Source(f, _kind_of(f) or "") for f in files)
             out.extend(Source(d, "saved") for d in saved)
         elif path.is_file():
-            kind = _kind_of(spec)
+            kind = fmt or _kind_of(spec)
             if kind is None:
-                raise InputError(
-                    f"{spec}: unsupported file type (supported: {', '.join(SUFFIXES)}, saved datasets, hf:NAME)"
-                )
+                raise InputError(f"{spec}: unsupported file type (supported: {SUPPORTED}, saved datasets, hf:NAME; "
+                                 "or name the reader with --format)")
             out.append(Source(spec, kind))
         elif glob.has_magic(spec):
             matches = sorted(m for m in glob.glob(spec, recursive=True)
-                             if _kind_of(m) and os.path.isfile(m) and _utf8_name(m))
+                             if (fmt or _kind_of(m)) and os.path.isfile(m) and _utf8_name(m))
             if not matches:
                 raise InputError(f"{spec}: pattern matches no supported files")
-            out.extend(Source(m, _kind_of(m) or "") for m in matches)
+            out.extend(Source(m, fmt or _kind_of(m) or "") for m in matches)
         else:
             raise InputError(f"{spec}: no such file or directory")
     seen: set[str] = set()
@@ -170,7 +177,8 @@ def read_source(
         >>> recs = list(read_source(Source("fixtures/reference/posts.jsonl", "jsonl")))
     """
     readers = {"jsonl": lines.read_jsonl, "json": read_json, "txt": lines.read_txt, "csv": tables.read_csv,
-               "parquet": tables.read_parquet, "saved": tables.read_datasets, "hub": tables.read_datasets}
+               "parquet": tables.read_parquet, "arrow": arrow_files.read_arrow, "saved": arrow_files.read_saved,
+               "hub": tables.read_datasets}
     stats = stats if stats is not None else ReadStats()
     reader = RowReader(source, text_field, id_field, on_error, stats, keep, extract, max_record_chars)
     before = rows_seen(stats)
@@ -207,18 +215,18 @@ def count_rows(source: Source, on_error: str = "fail") -> int:
     if source.kind in ("jsonl", "txt") or (source.kind == "json" and not _starts_with_bracket(source.name)):
         n = 0
         try:
-            with (gzip.open(source.name, "rb") if source.name.lower().endswith(".gz") else open(source.name, "rb")) as f:
+            with open_binary(source.name) as f:
                 for n, _ in enumerate(f, 1):  # noqa: B007
                     pass
         except (OSError, EOFError, zlib.error) as e:
             if on_error == "fail":
-                raise InputError(f"{source.name}: cannot read ({e})") from e
+                raise InputError(f"{source.name}: {decompress_problem(source.name, e) or f'cannot read ({e})'}") from e
         return n
     if source.kind == "hub":
         raise InputError(f"{source.name}: size unknown for a streamed hub dataset; sample a fraction instead")
-    if source.kind == "parquet":
+    if source.kind in ("parquet", "arrow", "saved"):
         try:
-            return _parquet_rows(source.name)
+            return _parquet_rows(source.name) if source.kind == "parquet" else arrow_files.count_rows(source)
         except InputError:
             if on_error == "fail":
                 raise
@@ -238,11 +246,14 @@ def count_rows(source: Source, on_error: str = "fail") -> int:
 
 
 def _starts_with_bracket(path: str) -> bool:
+    head = b""
     try:
-        with open(path, "rb") as f:
-            return f.read(1 << 16).lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"[")
-    except OSError:
-        return False
+        with open_binary(path) as f:
+            while len(head) < 1 << 16 and (chunk := f.read1(1 << 13)):  # type: ignore[attr-defined]
+                head += chunk
+    except (OSError, EOFError, zlib.error):
+        pass
+    return head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"[")
 
 
 def _parquet_rows(path: str) -> int:

@@ -1,4 +1,4 @@
-"""Tabular readers behind ``sources.read_source``: CSV, Parquet, and saved or hub datasets.
+"""Tabular readers behind ``sources.read_source``: CSV, Parquet, and hub datasets.
 
 Problems are reported through ``rows.RowReader`` like the line formats (see there).
 """
@@ -6,7 +6,6 @@ Problems are reported through ``rows.RowReader`` like the line formats (see ther
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import zlib
 from collections.abc import Iterator
@@ -14,7 +13,9 @@ from typing import Any, NamedTuple
 
 from provaudit.errors import InputError
 from provaudit.read.records import Record
-from provaudit.read.rows import RowReader, SKIP_HINT, SURROGATE, UTF8_HINT, one_line, open_binary, wrong_format
+from provaudit.read.rows import (
+    RowReader, SKIP_HINT, SURROGATE, UTF8_HINT, decompress_problem, one_line, open_binary, wrong_format,
+)
 
 
 # --- CSV --------------------------------------------------------------------------------------------
@@ -70,10 +71,12 @@ def read_csv(reader: RowReader) -> Iterator[Record]:
                 reader.fatal(f"{path} line {start}", f"bad CSV ({e}); a quote is probably never closed")
             except EOFError as e:
                 reader.fatal(f"{path} line {rows.line_num}", f"truncated gzip file ({e}); fetch it again")
-            except (gzip.BadGzipFile, zlib.error) as e:
-                reader.fatal(f"{path} line {rows.line_num}", f"corrupt gzip data ({e}); fetch the file again")
-            except OSError as e:
-                reader.fatal(path, f"cannot read ({e.strerror or e})")
+            except (OSError, zlib.error) as e:
+                problem = decompress_problem(path, e)
+                if problem:
+                    reader.fatal(f"{path} line {rows.line_num}", problem)
+                else:
+                    reader.fatal(path, f"cannot read ({getattr(e, 'strerror', None) or e})")
     finally:
         csv.field_size_limit(old_limit)
 
@@ -86,6 +89,46 @@ def _is_text_type(t: Any) -> bool:
         t = t.value_type
     return bool(pa.types.is_string(t) or pa.types.is_large_string(t) or getattr(pa.types, "is_string_view",
                                                                                   lambda _: False)(t))
+
+
+def schema_field(schema: Any, name: str) -> tuple[str, Any, str]:
+    """``(top-level column, type, "")`` of a column or a dotted path into struct columns (``doc.body``),
+    or ``("", None, why not)``; a column spelled ``name`` wins, as in ``rows.lookup``."""
+    import pyarrow as pa
+
+    names = schema.names
+    if name in names:
+        return name, schema.field(name).type, ""
+    parts = name.split(".")
+    if len(parts) < 2 or parts[0] not in names:
+        return "", None, f"no column {name!r} (columns: {', '.join(names[:8])})"
+    t = schema.field(parts[0]).type
+    for depth, part in enumerate(parts[1:], 1):
+        where = ".".join(parts[:depth])
+        if not pa.types.is_struct(t):
+            return "", None, f"no column {name!r} ({where!r} has type {t}, not a struct)"
+        i = t.get_field_index(part)
+        if i < 0:
+            fields = ", ".join(t.field(k).name for k in range(min(t.num_fields, 8)))
+            return "", None, f"no column {name!r} (struct {where!r} has fields: {fields})"
+        t = t.field(i).type
+    return parts[0], t, ""
+
+
+def text_columns(reader: RowReader, schema: Any, where: str, total: int) -> tuple[str, ...] | None:
+    """The top-level columns to read for the text and id fields; None when the table has no string
+    text field (an error in fail mode; in skip mode its ``total`` rows are counted as skipped)."""
+    column, ttype, problem = schema_field(schema, reader.text_field)
+    reason = "missing text field"
+    if not problem and not _is_text_type(ttype):
+        reason, problem = "non-string text", f"column {reader.text_field!r} has type {ttype}, not string"
+    if problem:
+        if reader.on_error == "fail":
+            raise InputError(f"{where}: {problem}; pick the text column with --text-field")
+        reader.stats.skip(reason, f"{where} (all {total} rows)", total)
+        return None
+    id_column = schema_field(schema, reader.id_field)[0] if reader.id_field else ""
+    return (column,) + ((id_column,) if id_column and id_column != column else ())
 
 
 class ParquetGroup(NamedTuple):
@@ -114,17 +157,9 @@ def parquet_groups(reader: RowReader) -> Iterator[tuple[int, ParquetGroup]]:
     total = int(meta.num_rows)
     cols: tuple[str, ...] | None = None  # every column when a custom extractor reads the rows
     if reader.extract is None:
-        problem = ""
-        if reader.text_field not in names:
-            reason, problem = "missing text field", f"no column {reader.text_field!r} (columns: {', '.join(names[:8])})"
-        elif not _is_text_type(ttype := pf.schema_arrow.field(reader.text_field).type):
-            reason, problem = "non-string text", f"column {reader.text_field!r} has type {ttype}, not string"
-        if problem:
-            if reader.on_error == "fail":
-                raise InputError(f"{path}: {problem}; pick the text column with --text-field")
-            reader.stats.skip(reason, f"{path} (all {total} rows)", total)
+        cols = text_columns(reader, pf.schema_arrow, path, total)
+        if cols is None:
             return
-        cols = (reader.text_field,) + ((reader.id_field,) if reader.id_field and reader.id_field in names else ())
     first = 0
     for g in range(meta.num_row_groups):
         n = int(meta.row_group(g).num_rows)

@@ -105,7 +105,7 @@ def sample_extractor(text_field: str = DEFAULT_TEXT_FIELD) -> Extract:
     return functools.partial(extract_sample, text_field)
 
 
-def detect_kind(specs: list[str], text_field: str = DEFAULT_TEXT_FIELD) -> str:
+def detect_kind(specs: list[str], text_field: str = DEFAULT_TEXT_FIELD, input_format: str | None = None) -> str:
     """``"outputs"`` when the first input looks like a generation dump, else ``"training"``.
 
     Looks at the first records of the first input: ``messages`` lists or
@@ -117,7 +117,7 @@ def detect_kind(specs: list[str], text_field: str = DEFAULT_TEXT_FIELD) -> str:
     Raises:
         InputError: if a spec names nothing readable.
     """
-    sources = expand_sources(specs)
+    sources = expand_sources(specs, fmt=input_format)
     if not sources:
         return "training"
     seen: list[dict[str, Any]] = []

@@ -39,6 +39,20 @@ def parquet(table: pa.Table, **kw: object) -> bytes:
     return sink.getvalue()
 
 
+def zst(data: bytes) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.CompressedOutputStream(sink, "zstd") as f:
+        f.write(data)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def arrow_stream(table: pa.Table, batch_rows: int) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as w:
+        w.write_table(table, max_chunksize=batch_rows)
+    return bytes(sink.getvalue().to_pybytes())
+
+
 def corrupt_row_group() -> bytes:
     """Two row groups; the page header of row group 1's text column is overwritten."""
     data = bytearray(parquet(pa.Table.from_pylist(GOOD * 2), row_group_size=3))
@@ -53,6 +67,8 @@ def files() -> dict[str, bytes]:
     a, b, c = GOOD
     many = b"".join(json.dumps({"id": f"g{i}", "text": f"line {i} of a long shard"}).encode() + b"\n"
                     for i in range(400))
+    more = b"".join(json.dumps({"id": f"z{i}", "text": f"line {i} of a longer shard"}).encode() + b"\n"
+                    for i in range(4000))
     return {
         "good.jsonl": jl(a, b, c),
         "malformed_json.jsonl": jl(a) + b'{"id": "b", "text": "pack my box with\n' + jl(c),
@@ -84,10 +100,23 @@ def files() -> dict[str, bytes]:
         "malformed_array.json": b'[\n {"id": "a", "text": "the quick brown fox"},\n {"id": "b" "text": "pack my box"},\n'
                                 b' {"id": "c", "text": "how vexingly quick"}\n]\n',
         "duplicate_ids.jsonl": jl(a, b, {"id": "a", "text": c["text"]}),
+        "truncated.jsonl.zst": zst(more)[:-300],  # over one 128 KiB zstd block: the first block's lines are kept
+        "not_zstd.jsonl.zst": jl(a, b),
+        "zstd_without_suffix.jsonl": zst(jl(a, b)),
+        "truncated.json.zst": zst(b"[" + b",\n".join(json.dumps({"id": f"e{i}", "text": f"element {i} of an array"})
+                                                    .encode() for i in range(4000)) + b"]\n")[:-300],
+        "nested_missing.jsonl": jl({"id": "a", "doc": {"body": a["text"]}}, {"id": "b", "doc": {"title": "x"}},
+                                   {"id": "c", "doc": {"body": c["text"]}}),
+        "nested_not_object.jsonl": jl({"id": "a", "doc": {"body": a["text"]}}, {"id": "b", "doc": "plain text"},
+                                      {"id": "c", "doc": {"body": c["text"]}}),
+        "nested_missing.parquet": parquet(pa.Table.from_pylist([{"id": o["id"], "doc": {"title": o["text"]}}
+                                                                for o in GOOD])),
+        "truncated.arrow": arrow_stream(pa.Table.from_pylist(GOOD * 100), 50)[:-300],
+        "not_arrow.arrow": jl(a, b),
         "unsupported.xml": b"<posts><post id='a'>the quick brown fox</post></posts>\n",
         "stray_dir/good.jsonl": jl(a, b),
         "stray_dir/notes.md": b"# notes about the shards\n",
-        "stray_dir/part-0001.arrow": b"ARROW1\x00\x00",
+        "stray_dir/part-0001.avro": b"Obj\x01\x00\x00",
         "stray_dir/.hidden.jsonl": jl(c),
     }
 
