@@ -51,9 +51,9 @@ __all__ = ["audit", "audit_outputs", "build_index", "resolve_kind", "write_audit
 
 
 def _versions() -> dict[str, str]:
-    import datasketch
-
-    return {"provaudit": __version__, "datasketch": getattr(datasketch, "__version__", "unknown")}
+    """provaudit's version, and the datasketch 2.x scheme its signatures and band choice equal (datasketch
+    itself is not needed at run time: ``config.lsh_params``)."""
+    return {"provaudit": __version__, "datasketch": "2.x affine32 (signatures and LSH band choice)"}
 
 
 def build_index(

@@ -7,7 +7,8 @@ import pytest
 from datasketch import MinHash, MinHashLSH
 from datasketch.hashfunc import sha1_hash32
 
-from provaudit.config import IndexConfig
+from provaudit.config import IndexConfig, lsh_params
+from provaudit.errors import ConfigError
 from provaudit.text.shingle import hashfunc32, shingle_batch, shingle_strings
 from provaudit.text.sketch import band_keys, permutations, signatures
 
@@ -67,6 +68,22 @@ def test_permutations_are_datasketchs() -> None:
     a, b = permutations(128, 11)
     m = MinHash(num_perm=128, seed=11)
     assert np.array_equal(m.permutations[0], a) and np.array_equal(m.permutations[1], b)
+
+
+@pytest.mark.parametrize("num_perm", [16, 32, 64, 100, 128, 256])
+def test_band_choice_equals_datasketchs(num_perm: int) -> None:
+    compared = 0
+    for threshold in [k / 20 for k in range(1, 20)] + [0.33, 0.42, 0.77]:
+        try:
+            lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+        except ValueError:  # datasketch refuses a single band; provaudit says so as a ConfigError
+            assert lsh_params(threshold, num_perm)[0] == 1
+            with pytest.raises(ConfigError, match="gives a single LSH band"):
+                IndexConfig(threshold=threshold, num_perm=num_perm).resolved()
+            continue
+        assert lsh_params(threshold, num_perm) == (lsh.b, lsh.r), threshold
+        compared += 1
+    assert compared >= 19
 
 
 def test_band_parameters_from_datasketch_and_equal_bands_collide() -> None:
