@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +25,8 @@ from provaudit.config import AuditConfig, IndexConfig, SampleConfig
 from provaudit.config import DEFAULT_MAX_RECORD_CHARS, FORCED_FORMATS, VerdictRules
 from provaudit.errors import ConfigError, OutputExistsError, ProvauditError
 from provaudit.report.regurgitation import summary_line
-from provaudit.results import AuditResult
+from provaudit.progress import progress_line
+from provaudit.results import AuditResult, Progress
 from provaudit.run.checkpoint import partial_dir
 from provaudit.run.workers import default_workers
 
@@ -80,20 +82,20 @@ def announce_fallback(quiet: bool) -> None:
                "(same results, slower): reinstall provaudit where a C compiler works", err=True)
 
 
-def stderr_progress(quiet: bool) -> Callable[[str, int], None] | None:
-    """A progress callback printing a status line on stderr (only on a terminal)."""
+def stderr_progress(quiet: bool) -> Progress | None:
+    """A progress callback redrawing one status line on stderr (only on a terminal, never with -q)."""
     announce_fallback(quiet)
     if quiet or not sys.stderr.isatty():
         return None
     start = time.monotonic()
     last = [0.0]
 
-    def report(where: str, done: int) -> None:
+    def report(where: str, records: int, done: int = 0, total: int | None = None) -> None:
         now = time.monotonic()
         if now - last[0] >= 0.5:
             last[0] = now
-            rate = done / max(now - start, 1e-9)
-            click.echo(f"\r{done:,} records ({rate:,.0f}/s) {where[-50:]}\x1b[K", err=True, nl=False)
+            line = progress_line(where, records, done, total, now - start, shutil.get_terminal_size().columns)
+            click.echo(f"\r{line}\x1b[K", err=True, nl=False)
 
     return report
 

@@ -21,7 +21,9 @@ from provaudit.match.candidates import AnchorPlan
 from provaudit.match.schema import empty_matches
 from provaudit.read.records import ReadStats
 
-Progress = Callable[[str, int], None]  # (source being read, records done so far in the run)
+# (source being read, records done so far in the run, input bytes read so far (approximate within a source),
+#  input bytes in all or None when unknown, e.g. for hub datasets)
+Progress = Callable[[str, int, int, "int | None"], None]
 
 VERDICT_ORDER = ("verbatim", "partial", "near_verbatim", "none")
 RANK = {"verbatim": 3, "partial": 2, "near_verbatim": 1, "none": 0}

@@ -181,7 +181,7 @@ def test_audit_killed_then_resumed_gives_the_uninterrupted_output(big: Path, tmp
 def _interrupt_after(n: int) -> Callable[[str, int], None]:
     seen: list[str] = []
 
-    def progress(source: str, done: int) -> None:
+    def progress(source: str, done: int, *sizes: object) -> None:
         if source not in seen:
             seen.append(source)
         if len(seen) > n:

@@ -14,6 +14,7 @@ that cannot be decoded ends it after the batches before it.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -90,8 +91,10 @@ def _files(reader: RowReader) -> list[str] | None:
     return [reader.name] if reader.source.kind == "arrow" else saved_files(reader.name)
 
 
-def _file_blocks(reader: RowReader, path: str, first_row: int) -> Generator[tuple[int, ArrowBatches], None, int]:
-    """The blocks of one file; returns its rows (those before an unreadable batch)."""
+def _file_blocks(reader: RowReader, path: str, first_row: int,
+                 base: int) -> Generator[tuple[int, ArrowBatches], None, int]:
+    """The blocks of one file (``base``: bytes of the files before it); returns its rows (those before
+    an unreadable batch)."""
     import pyarrow as pa
 
     try:
@@ -123,10 +126,11 @@ def _file_blocks(reader: RowReader, path: str, first_row: int) -> Generator[tupl
         cols = text_columns(reader, schema, path, total)
         if cols is None:
             return total
-    start, rows, size = 0, 0, 0
+    start, rows, size, done, on_disk = 0, 0, 0, 0, os.path.getsize(path)
     for i, (n, nbytes) in enumerate(sizes):
-        rows, size = rows + n, size + nbytes
+        rows, size, done = rows + n, size + nbytes, done + n
         if size >= BLOCK_BYTES or i == len(sizes) - 1:
+            reader.consumed = base + (on_disk * done // total if total else on_disk)  # progress: by rows
             yield first_row, ArrowBatches(path, start, i + 1 - start, rows, cols)
             first_row, start, rows, size = first_row + rows, i + 1, 0, 0
     if error is not None:
@@ -141,9 +145,10 @@ def arrow_blocks(reader: RowReader) -> Iterator[tuple[int, ArrowBatches]]:
     files = _files(reader)
     if files is None:
         raise ValueError(f"{reader.name}: not a plain saved dataset")
-    first = 0
+    first = base = 0
     for path in files:
-        first += yield from _file_blocks(reader, path, first)
+        first += yield from _file_blocks(reader, path, first, base)
+        base += os.path.getsize(path)
         if reader.stats.error is not None:
             return
 

@@ -150,7 +150,9 @@ class BlockReading:
         if wrong_format(self.reader):
             return
         if spans and not compression(self.source.name):
-            yield from iter_spans(self.reader)
+            for block in iter_spans(self.reader):
+                self.reader.consumed = block[1].offset + block[1].length
+                yield block
         else:
             yield from iter_blocks(self.reader)
 

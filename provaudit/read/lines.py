@@ -13,8 +13,8 @@ from collections.abc import Iterator
 
 from provaudit.read.records import Record
 from provaudit.read.rows import (
-    BOM, RowReader, SKIP_HINT, UTF8_HINT, compression, decompress_problem, json_problem, open_binary, utf8_problem,
-    wrong_format,
+    BOM, RowReader, SKIP_HINT, UTF8_HINT, compression, decompress_problem, disk_position, json_problem, open_binary,
+    utf8_problem, wrong_format,
 )
 
 def _decode(data: bytes | memoryview) -> str:
@@ -41,8 +41,11 @@ def iter_blocks(reader: RowReader, size: int | None = None) -> Iterator[tuple[in
     pending_bytes = 0
     draining = False  # reading past the head of an over-long line (held in ``pending``)
 
+    f = None
+
     def flush() -> tuple[int, bytes]:
         nonlocal row, ready, ready_bytes
+        reader.consumed = max(reader.consumed, disk_position(f))
         data = b"".join(ready) if len(ready) > 1 else ready[0]
         first, row = row, row + data.count(b"\n") + (not data.endswith(b"\n"))
         ready, ready_bytes = [], 0

@@ -90,6 +90,7 @@ class RowReader:
         self.on_error, self.stats, self.keep, self.extract = on_error, stats, keep, extract
         self.max_record_chars = max_record_chars
         self.max_line_bytes = line_bytes(max_record_chars)
+        self.consumed = 0  # bytes of the source on disk read so far by whoever cuts it into blocks (progress)
         # Lone surrogates only come from JSON escapes (Arrow and strict UTF-8 decoding rule them out);
         # readers that cannot produce them turn the per-record search off.
         self.escapes = source.kind in ("jsonl", "json")
@@ -199,11 +200,26 @@ def open_binary(path: str) -> IO[bytes]:
 
         raw = open(path, "rb")
         try:
-            return io.BufferedReader(pa.CompressedInputStream(pa.PythonFile(raw, mode="r"), "zstd"), 1 << 16)
+            f = _Zstd(pa.CompressedInputStream(pa.PythonFile(raw, mode="r"), "zstd"), 1 << 16)
         except BaseException:
             raw.close()
             raise
+        f.disk = raw
+        return f
     return open(path, "rb")
+
+
+class _Zstd(io.BufferedReader):
+    disk: IO[bytes]  # the compressed file
+
+
+def disk_position(f: IO[bytes] | None) -> int:
+    """How far into the file on disk a reader from ``open_binary`` has read (0 when closed)."""
+    disk = getattr(f, "disk", None) or getattr(f, "fileobj", None) or f
+    try:
+        return int(disk.tell()) if disk is not None else 0
+    except (OSError, ValueError):
+        return 0
 
 
 def decompress_problem(path: str, e: BaseException) -> str | None:

@@ -187,6 +187,20 @@ def read_source(
         report_no_records(reader, source)
 
 
+def source_bytes(source: Source) -> int | None:
+    """Bytes on disk of a file or saved dataset (progress totals); None for a hub dataset, a saved
+    dataset ``datasets`` reads, or an input that cannot be read (its reader reports that)."""
+    try:
+        if source.kind == "hub":
+            return None
+        if source.kind == "saved":
+            files = arrow_files.saved_files(source.name)
+            return None if files is None else sum(os.path.getsize(f) for f in files)
+        return os.path.getsize(source.name)
+    except (OSError, InputError):
+        return None
+
+
 def rows_seen(stats: ReadStats) -> tuple[int, int, int]:
     """What ``stats`` has seen of a source; unchanged after reading it means the source had no records."""
     return stats.rows, stats.sampled_out, sum(n for r, n in stats.skipped.items() if r not in NO_TEXT)

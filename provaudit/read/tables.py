@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import zlib
 from collections.abc import Iterator
 from typing import Any, NamedTuple
@@ -160,9 +161,10 @@ def parquet_groups(reader: RowReader) -> Iterator[tuple[int, ParquetGroup]]:
         cols = text_columns(reader, pf.schema_arrow, path, total)
         if cols is None:
             return
-    first = 0
+    first, size = 0, os.path.getsize(path)
     for g in range(meta.num_row_groups):
         n = int(meta.row_group(g).num_rows)
+        reader.consumed = size * (first + n) // total if total else size  # progress: by rows
         yield first, ParquetGroup(g, n, cols)
         first += n
 

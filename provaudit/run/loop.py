@@ -23,7 +23,7 @@ from provaudit.config import ReadOptions
 from provaudit.errors import InputError
 from provaudit.read.blocks import BLOCK_KINDS, BlockReading, batches, records_as_given
 from provaudit.read.records import Extract, Source
-from provaudit.read.sources import read_source
+from provaudit.read.sources import read_source, source_bytes
 from provaudit.results import Progress, SourceResult
 from provaudit.run.pool import Passthrough
 from provaudit.run.workers import WorkerMap
@@ -133,16 +133,21 @@ def run_sources(wmap: WorkerMap[Any], sources: list[Source], read: ReadOptions, 
     stop = threading.Event()  # gives up a source's hashing thread when the run fails
     cur: _Open | None = None
     spans = wmap.parallel if job.spans is None else job.spans
+    sizes = {s.name: source_bytes(s) for s in sources} if progress else {}  # progress: bytes on disk
+    total = None if None in sizes.values() else sum(n or 0 for n in sizes.values())
+    done = 0  # bytes of the finished sources
     with ThreadPoolExecutor(1, "provaudit-sha256") as hasher:
         try:
             for out in wmap.stream(_tasks(sources, read, job, hasher, stop, spans)):
                 if isinstance(out, Passthrough):
                     if isinstance(out.value, SourceResult):
                         results.append(out.value)
+                        done += sizes.get(out.value.source) or 0
                     elif isinstance(out.value, _Open):
                         cur = out.value
                     elif cur is not None:
                         results.append(_finish(cur))
+                        done += sizes.get(cur.result.source) or 0
                         if job.saved is not None:
                             job.saved.save(results[-1])
                         cur = None
@@ -152,7 +157,9 @@ def run_sources(wmap: WorkerMap[Any], sources: list[Source], read: ReadOptions, 
                 cur.result.stats.merge(stats)
                 job.merge(cur.result, output)
                 if progress:
-                    progress(cur.result.source, sum(r.records for r in results) + cur.result.records)
+                    inside = cur.reading.reader.consumed if cur.reading is not None else 0
+                    progress(cur.result.source, sum(r.records for r in results) + cur.result.records, done + inside,
+                             total)
         finally:
             stop.set()
     return results
