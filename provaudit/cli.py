@@ -7,7 +7,6 @@ Exit codes: 0 success; 1 error (bad input, bad index, existing output, I/O); 2 u
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 import time
@@ -25,7 +24,7 @@ from provaudit.config import AuditConfig, IndexConfig, SampleConfig
 from provaudit.config import DEFAULT_MAX_RECORD_CHARS, FORCED_FORMATS, VerdictRules
 from provaudit.errors import ConfigError, OutputExistsError, ProvauditError
 from provaudit.report.regurgitation import summary_line
-from provaudit.progress import progress_line
+from provaudit.progress import fallback_notice, progress_line
 from provaudit.results import AuditResult, Progress
 from provaudit.run.checkpoint import partial_dir
 from provaudit.run.workers import default_workers
@@ -69,17 +68,11 @@ _announced: list[str] = []
 
 
 def announce_fallback(quiet: bool) -> None:
-    """One line on stderr, once per run, when the compiled kernels were not installed (not with -q).
-
-    ``PROVAUDIT_KERNELS=0`` (the numpy paths asked for) is not announced.
-    """
-    from provaudit.text import kernels
-
-    if quiet or kernels.ENABLED or _announced or os.environ.get("PROVAUDIT_KERNELS") == "0":
-        return
-    _announced.append(kernels.UNAVAILABLE or "")
-    click.echo(f"provaudit: compiled kernels unavailable ({kernels.UNAVAILABLE}); using the numpy fallback "
-               "(same results, slower): reinstall provaudit where a C compiler works", err=True)
+    """``fallback_notice`` on stderr, once per run, unless quiet."""
+    notice = None if quiet or _announced else fallback_notice()
+    if notice:
+        _announced.append(notice)
+        click.echo(notice, err=True)
 
 
 def stderr_progress(quiet: bool) -> Progress | None:

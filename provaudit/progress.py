@@ -1,4 +1,5 @@
-"""The progress line the CLI redraws on a terminal: done, total, percentage, rate and ETA.
+"""What the CLI shows on a terminal while it runs: the progress line (done, total, percentage, rate and
+ETA), and the notice that the compiled kernels are missing.
 
 ``progress_line`` is pure (tested); ``cli.stderr_progress`` calls it at most twice a second
 with what the run loop reports (``results.Progress``): records done, input bytes read (files
@@ -7,9 +8,24 @@ and saved datasets, on disk) and the bytes of all inputs when every size is know
 
 from __future__ import annotations
 
+import os
+
 from provaudit.gate.escape import terminal_safe
 
-__all__ = ["human_bytes", "human_duration", "progress_line"]
+__all__ = ["fallback_notice", "human_bytes", "human_duration", "progress_line"]
+
+
+def fallback_notice() -> str | None:
+    """The line announcing that the compiled kernels were not installed (the numpy twins run), or None.
+
+    ``PROVAUDIT_KERNELS=0`` (the numpy paths asked for) is not announced.
+    """
+    from provaudit.text import kernels
+
+    if kernels.ENABLED or os.environ.get("PROVAUDIT_KERNELS") == "0":
+        return None
+    return (f"provaudit: compiled kernels unavailable ({kernels.UNAVAILABLE}); using the numpy fallback "
+            "(same results, slower): reinstall provaudit where a C compiler works")
 
 
 def human_bytes(n: float) -> str:
