@@ -8,7 +8,8 @@ numpy/Python twin in ``text/shingle.py``, ``text/sketch.py``, ``index/format.py`
 ``match/candidates.py``, and the tests check the two equal bit for bit, so the kernels
 change speed only. When the extension was not built (no working C compiler at install
 time: the build skips it with a warning) or ``PROVAUDIT_KERNELS=0`` is set, the numpy
-paths run: same results, 1.6-1.9x slower on the fixtures. ``UNAVAILABLE`` then says why;
+paths run: same results, slower (docs/performance.md: 2.2x for an index build, 11.5x for an audit
+of the fixtures). ``UNAVAILABLE`` then says why;
 the library never prints it (the CLI announces it once per run).
 
 Why C through ctypes rather than numba: the same loops, ~1 MB of memory instead of
