@@ -43,7 +43,7 @@ from provaudit.results import AuditResult, ControlResult, OutputsResult, Progres
 from provaudit.run.checkpoint import Checkpoint
 from provaudit.run.jobs import audit_job, index_job, outputs_job
 from provaudit.run.loop import Keep, run_sources
-from provaudit.run.workers import WorkerMap
+from provaudit.run.engines import RunEngine, worker_map
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,10 @@ def _versions() -> dict[str, str]:
     """provaudit's version, and the datasketch 2.x scheme its signatures and band choice equal (datasketch
     itself is not needed at run time: ``config.lsh_params``)."""
     return {"provaudit": __version__, "datasketch": "2.x affine32 (signatures and LSH band choice)"}
+
+
+def _engine(run_engine: RunEngine | None, workers: int) -> RunEngine:
+    return run_engine if run_engine is not None else RunEngine("local", workers)
 
 
 def build_index(
@@ -68,6 +72,7 @@ def build_index(
     workers: int = 1,
     progress: Progress | None = None,
     input_format: str | None = None,
+    run_engine: RunEngine | None = None,
 ) -> dict[str, Any]:
     """Read a reference corpus and write an index directory atomically.
 
@@ -76,6 +81,8 @@ def build_index(
             and writes. The index files are byte-identical for any value.
         input_format: Read the files named (or matched by globs) with this reader
             (``jsonl|json|parquet|csv|txt|arrow``) whatever their names.
+        run_engine: Where the tasks run (``run.engines.RunEngine``: local or a Ray cluster; its
+            ``workers`` replaces ``workers``); default: locally with ``workers`` processes.
 
     Returns:
         The manifest written to ``dest/manifest.json``.
@@ -90,7 +97,7 @@ def build_index(
     writer = IndexWriter(dest, config, force=force)
     try:
         prepare_items(["warm up the compiled kernels before forking"], config)
-        with WorkerMap(prepare_parsed, config, workers) as wm:
+        with worker_map(prepare_parsed, config, _engine(run_engine, workers)) as wm:
             inputs = run_sources(wm, srcs, read, index_job(writer, config), progress)
         manifest = {
             "versions": _versions(),
@@ -203,6 +210,7 @@ def audit(
     checkpoint: Path | None = None,
     resume: bool = False,
     input_format: str | None = None,
+    run_engine: RunEngine | None = None,
 ) -> AuditResult:
     """Stream target records against an index and verify every candidate exactly.
 
@@ -213,6 +221,7 @@ def audit(
         on_error: ``"skip"`` (default: training shards are dirty) counts bad records by reason
             and reports inputs that could not be read to their end; ``"fail"`` stops at the first.
         workers: Processes reading and evaluating blocks of records; results are identical for any value.
+        run_engine: Where the tasks run, as for ``build_index``; results are identical on any engine.
         sample: Read only a reproducible sample of records and/or shards.
         control: A negative-control reference set (sources, or an index built with the same
             parameters), audited against the same target records.
@@ -248,7 +257,7 @@ def audit(
                                                            population, read, resume)
         job = audit_job(per_record=sample.active, control=cidx is not None, keep=filters, saved=ckpt)
         try:
-            with WorkerMap(parse_and_evaluate, engines, workers) as wm:
+            with worker_map(parse_and_evaluate, engines, _engine(run_engine, workers)) as wm:
                 parts = run_sources(wm, sources, read, job, progress)
         except BaseException:
             if ckpt is not None:
@@ -288,6 +297,7 @@ def audit_outputs(
     rules: VerdictRules | None = None,
     max_record_chars: int = DEFAULT_MAX_RECORD_CHARS,
     input_format: str | None = None,
+    run_engine: RunEngine | None = None,
 ) -> OutputsResult:
     """Find the reference items that model output samples reproduce (docs/outputs.md).
 
@@ -297,6 +307,7 @@ def audit_outputs(
         config: Audit thresholds; ``min_containment`` is the near-verbatim threshold.
         text_field: Field audited in plain records; an explicit value overrides shape detection.
         workers: Processes reading, searching and describing samples; results are identical for any value.
+        run_engine: Where the tasks run, as for ``build_index``.
         rules: Verdict rules (defaults: 20 / 8 tokens, half the item).
 
     Raises:
@@ -311,8 +322,8 @@ def audit_outputs(
     need = plan_requirements(index, rules, config)
     engine = Engine(index, dataclasses.replace(config, min_containment=need.search_containment, min_jaccard=1.0))
     need = dataclasses.replace(need, miss=miss_probabilities(index, engine.plan, need.min_overlap))
-    with WorkerMap(describe_parsed, SampleCheck(engine, rules, config.min_containment, need.min_overlap),
-                   workers) as wm:
+    with worker_map(describe_parsed, SampleCheck(engine, rules, config.min_containment, need.min_overlap),
+                    _engine(run_engine, workers)) as wm:
         inputs = run_sources(wm, expand_sources(targets, fmt=input_format), read, outputs_job(text_field), progress)
     return OutputsResult(index, config, rules, need, engine.plan, inputs, {"text": text_field, "id": id_field})
 
@@ -361,6 +372,7 @@ def check(
     force: bool = False,
     progress: Progress | None = None,
     input_format: str | None = None,
+    run_engine: RunEngine | None = None,
 ) -> Verdict:
     """The CI gate: audit ``targets``, leave out accepted pairs, and check the rest against ``limits``.
 
@@ -388,7 +400,7 @@ def check(
         raise OutputExistsError(f"{out}: already exists (use --force to replace it)")
     config = config or AuditConfig()
     result = audit(index_dir, targets, config, text_field=text_field, id_field=id_field, on_error=on_error,
-                   workers=workers, progress=progress, input_format=input_format)
+                   workers=workers, progress=progress, input_format=input_format, run_engine=run_engine)
     table = training_report.matches_table(result)
     report = write_audit(result, out, force=force) if out is not None else training_report.build_report(result, table)
     pairs = [EvidencePair(r["reference_id"], r["target_id"], r["target_source"], r["target_row"], r["containment"],

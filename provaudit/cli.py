@@ -27,7 +27,8 @@ from provaudit.report.regurgitation import summary_line
 from provaudit.progress import fallback_notice, progress_line
 from provaudit.results import AuditResult, Progress
 from provaudit.run.checkpoint import partial_dir
-from provaudit.run.workers import default_workers
+from provaudit.cli_options import workers_option
+from provaudit.run.engines import RunEngine
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -126,9 +127,6 @@ def audit_input_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return _input_options(f, "skip", "skip by default: shards are dirty, and skips are listed in the report")
 
 
-workers_option = click.option(
-    "-w", "--workers", type=click.IntRange(1, 256), default=None,
-    help="Worker processes (default: all cores). Results are identical for any value.")
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress or summary output.")
 force_option = click.option("--force", is_flag=True, help="Replace the output if it exists.")
 
@@ -169,7 +167,8 @@ def cli() -> None:
 @quiet_option
 def index(sources: tuple[str, ...], out: Path, ngram: int, char: bool, num_perm: int, seed: int, hash_: str,
           threshold: float, bands: int, rows: int, anchors: int, keep_text: bool, workers: int | None,
-          text_field: str, id_field: str, input_format: str | None, on_error: str, force: bool, quiet: bool) -> None:
+          engine: str, ray_address: str | None, text_field: str, id_field: str, input_format: str | None,
+          on_error: str, force: bool, quiet: bool) -> None:
     """Index a reference corpus (SOURCES: files, directories, globs, saved datasets, hf:NAME).
 
     \b
@@ -177,11 +176,12 @@ def index(sources: tuple[str, ...], out: Path, ngram: int, char: bool, num_perm:
         provaudit index posts/*.jsonl -o posts.idx
     """
     with cli_errors():
+        run_on = RunEngine(engine, workers, ray_address)
         cfg = IndexConfig(ngram=ngram, unit="char" if char else "word", num_perm=num_perm, seed=seed, hash=hash_,
                           threshold=threshold, bands=bands, rows=rows, anchors=anchors, keep_text=keep_text)
         t0 = time.monotonic()
         manifest = api.build_index(sources, out, cfg, text_field=text_field, id_field=id_field,
-                                   on_error=on_error, force=force, workers=workers or default_workers(),
+                                   on_error=on_error, force=force, run_engine=run_on,
                                    progress=stderr_progress(quiet), input_format=input_format)
         _done_progress(quiet)
         if not quiet:
@@ -239,12 +239,12 @@ def audit(index_dir: Path, targets: tuple[str, ...], out: Path, kind: str, force
         provaudit audit posts.idx data/train-*.parquet -o audit-2026-11/
     """
     o = SimpleNamespace(**opts)
-    workers = o.workers or default_workers()
     read = {"text_field": o.text_field, "id_field": o.id_field, "on_error": o.on_error,
             "max_record_chars": o.max_record_chars, "input_format": o.input_format}
     with cli_errors("no output was written (finished sources are checkpointed: rerun with --resume)"):
         if out.exists() and not force:
             raise OutputExistsError(f"{out}: already exists (use --force to replace it)")
+        run_on = RunEngine(o.engine, o.workers, o.ray_address)
         cfg = AuditConfig(min_containment=o.min_containment, min_jaccard=o.min_jaccard, miss_rate=o.miss_rate,
                           top_evidence=o.top, confidence=o.confidence, min_item_shingles=o.min_item_shingles,
                           frequent_item_records=o.frequent_item_records)
@@ -254,14 +254,14 @@ def audit(index_dir: Path, targets: tuple[str, ...], out: Path, kind: str, force
                                 input_format=o.input_format)
         if kind == "outputs":
             rules = VerdictRules(o.min_verbatim_tokens, o.min_span_tokens, o.min_span_share)
-            o_result = api.audit_outputs(index_dir, list(targets), cfg, workers=workers,
+            o_result = api.audit_outputs(index_dir, list(targets), cfg, run_engine=run_on,
                                          progress=stderr_progress(quiet), rules=rules, **read)
             o_report = api.write_outputs(o_result, out, force=force)
             _done_progress(quiet)
             if not quiet:
                 click.echo(f"{summary_line(o_report)} in {time.monotonic() - t0:.1f}s -> {out}")
             return
-        result = api.audit(index_dir, targets, cfg, workers=workers, sample=sample, control=list(o.control) or None,
+        result = api.audit(index_dir, targets, cfg, run_engine=run_on, sample=sample, control=list(o.control) or None,
                            progress=stderr_progress(quiet), checkpoint=partial_dir(out), resume=o.resume, **read)
         report = api.write_audit(result, out, force=force)
         _done_progress(quiet)
@@ -404,11 +404,11 @@ def check(ctx: click.Context, /, args: tuple[str, ...], **params: Any) -> None:
         cfg = AuditConfig(min_containment=o["min_containment"], min_jaccard=o["min_jaccard"],
                           min_item_shingles=o["min_item_shingles"])
         out = Path(o["out"]) if o["out"] else None
+        run_on = RunEngine(o["engine"], o["workers"], o["ray_address"])
         try:
             verdict = api.check(index, targets, cfg, limits, baseline=_path(o["baseline"]),
                                 allow=_path(o["allow"]), text_field=o["text_field"], id_field=o["id_field"],
-                                on_error=o["on_error"], input_format=o["input_format"],
-                                workers=o["workers"] or default_workers(), out=out,
+                                on_error=o["on_error"], input_format=o["input_format"], run_engine=run_on, out=out,
                                 force=o["force"])
         except (ProvauditError, OSError) as e:  # exit 1: CI still gets a report saying why
             message = f"{e.filename}: {e.strerror or e}" if isinstance(e, OSError) and e.filename else str(e)

@@ -26,7 +26,7 @@ from provaudit.read.records import Extract, Source
 from provaudit.read.sources import read_source, source_bytes
 from provaudit.results import Progress, SourceResult
 from provaudit.run.pool import Passthrough
-from provaudit.run.workers import WorkerMap
+from provaudit.run.engines import TaskMap
 
 Keep = Callable[[int], bool]  # sampling: row -> read it?
 
@@ -124,7 +124,7 @@ def _finish(cur: _Open) -> SourceResult:
     return res
 
 
-def run_sources(wmap: WorkerMap[Any], sources: list[Source], read: ReadOptions, job: Job,
+def run_sources(wmap: TaskMap, sources: list[Source], read: ReadOptions, job: Job,
                 progress: Progress | None = None) -> list[SourceResult]:
     """Run every source through one stream of ``wmap``'s tasks (the pool stays busy across small
     files); results in input order. The worker task takes ``(parse, raw)`` and returns

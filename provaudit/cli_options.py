@@ -1,0 +1,26 @@
+"""Click options of the commands that run tasks (kept beside cli.py, which parses and prints)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from provaudit.run.engines import ENGINES
+
+
+def workers_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """-w/--workers, --engine and --ray-address (a ``RunEngine``)."""
+    f = click.option("--ray-address", metavar="auto|HOST:PORT|ray://HOST:PORT",
+                     help="With --engine ray: the Ray cluster to run on (default: a local Ray instance started "
+                          "for the run).")(f)
+    f = click.option("--engine", type=click.Choice(ENGINES), default="local", show_default=True,
+                     help="Where the tasks run: this machine, or a Ray cluster (pip install 'provaudit[ray]'). "
+                          "Results are identical.")(f)
+    return click.option("-w", "--workers", type=click.IntRange(1, 4096), default=None,
+                        help="Worker processes (default: all cores), or Ray actors with --engine ray (default: "
+                             "every CPU of the cluster). Results are identical for any value.")(f)
+
+
+__all__ = ["workers_option"]

@@ -1,0 +1,201 @@
+"""--engine ray (issue 12): the same index and the same audit as the local engine, on a local Ray
+instance started for the run and on a head started here (``ray start --head``, 2 CPUs), with a
+worker killed mid-run and an interrupted run resumed. Skipped without Ray (``pip install
+'.[test-cluster]'``, which .ci/run installs). Every Ray process started here is ended by its pid."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from provaudit import api
+from provaudit.cli import cli
+from provaudit.read import lines
+from provaudit.run import engines
+
+from conftest import FIXTURES
+
+ROWS = 240  # rows of each fixture shard in the slice: JSON lines, gzip, Parquet (row groups of 40)
+HERE = Path(__file__).resolve().parent
+
+
+def test_engine_ray_without_ray_is_a_usage_error_with_the_install_hint(monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr(engines.importlib.util, "find_spec", lambda name: None)
+    r = CliRunner().invoke(cli, ["index", str(FIXTURES / "reference"), "-o", str(tmp_path / "i"), "--engine", "ray"])
+    assert r.exit_code == 2, r.output
+    assert "pip install 'provaudit[ray]'" in r.output
+    assert not (tmp_path / "i").exists()
+    r = CliRunner().invoke(cli, ["index", str(FIXTURES / "reference"), "-o", str(tmp_path / "i"),
+                                 "--ray-address", "auto"])
+    assert r.exit_code == 2 and "--ray-address needs --engine ray" in r.output
+
+
+ray = pytest.importorskip("ray")
+
+
+# --- processes: everything a Ray instance started with RAY_TMPDIR=root runs, found and ended by pid ----------
+def _procs() -> dict[int, tuple[int, bytes]]:
+    """pid -> (parent pid, command line) of every process."""
+    out = {}
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                stat = (p / "stat").read_text()
+                out[int(p.name)] = (int(stat.rsplit(")", 1)[1].split()[1]), (p / "cmdline").read_bytes())
+            except (OSError, ValueError, IndexError):
+                pass
+    return out
+
+
+def ray_pids(root: str) -> list[int]:
+    """Processes whose command line names ``root`` (GCS, raylet, ...) and their descendants (workers)."""
+    procs = _procs()
+    mine = {pid for pid, (_, cmd) in procs.items() if root.encode() in cmd and pid != os.getpid()}
+    grew = True
+    while grew:
+        more = {pid for pid, (ppid, _) in procs.items() if ppid in mine} - mine
+        mine |= more
+        grew = bool(more)
+    return sorted(mine)
+
+
+def end_ray(root: str) -> None:
+    for pid in ray_pids(root):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _env(root: str) -> dict[str, str]:
+    return {**os.environ, "RAY_TMPDIR": root, "RAY_USAGE_STATS_ENABLED": "0",
+            "RAY_AUTH_MODE": "disabled",  # a short-lived test head on the loopback interface
+            # the provaudit under test, not the source tree in the working directory (as tests/test_reliability.py)
+            "PYTHONSAFEPATH": "1", "PYTHONPATH": str(Path(api.__file__).resolve().parent.parent)}
+
+
+@pytest.fixture(scope="module")
+def ray_head() -> Iterator[tuple[str, str]]:
+    """A Ray head with 2 CPUs on the loopback interface: (address, its RAY_TMPDIR)."""
+    root = tempfile.mkdtemp(prefix="pa-ray-", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [shutil.which("ray") or "ray", "start", "--head", "--num-cpus", "2", "--port", str(port),
+           "--node-ip-address", "127.0.0.1", "--include-dashboard=false", "--disable-usage-stats", "--temp-dir", root]
+    try:
+        r = subprocess.run(cmd, env=_env(root), capture_output=True, text=True, timeout=180, cwd=root)
+        assert r.returncode == 0, r.stdout + r.stderr
+        yield f"127.0.0.1:{port}", root
+    finally:
+        end_ray(root)
+        shutil.rmtree(root, ignore_errors=True)
+        assert ray_pids(root) == []
+
+
+@pytest.fixture(scope="module")
+def targets(tmp_path_factory) -> Path:
+    """A slice of the fixture shards in each block kind: line spans, gzip blocks, Parquet row groups."""
+    d = tmp_path_factory.mktemp("slice")
+    with open(FIXTURES / "shards" / "train-00.jsonl", "rb") as f:
+        (d / "a.jsonl").write_bytes(b"".join(next(f) for _ in range(ROWS)))
+    with gzip.open(FIXTURES / "shards" / "train-01.jsonl.gz", "rb") as f:
+        (d / "b.jsonl.gz").write_bytes(gzip.compress(b"".join(next(f) for _ in range(ROWS)), mtime=0))
+    pq.write_table(pq.read_table(FIXTURES / "shards" / "train-02.parquet").slice(0, ROWS), d / "c.parquet",
+                   row_group_size=40)
+    return d
+
+
+@pytest.fixture(scope="module")
+def local_index(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("local") / "index"
+    api.build_index([str(FIXTURES / "reference")], out, workers=1)
+    return out
+
+
+def _files(d: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(d.iterdir())}
+
+
+def _audit_facts(out: Path) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+    """matches.parquet rows, and report.json's counts and estimates."""
+    report = json.loads((out / "report.json").read_text())
+    return pq.read_table(out / "matches.parquet").to_pylist(), report["counts"], report["estimates"]
+
+
+def _local_audit(index: Path, targets: Path, out: Path, block_bytes: int | None = None) -> Path:
+    saved = lines.BLOCK_BYTES
+    lines.BLOCK_BYTES = block_bytes or saved
+    try:
+        api.write_audit(api.audit(index, [str(targets)], workers=1), out)
+    finally:
+        lines.BLOCK_BYTES = saved
+    return out
+
+
+def _cli(*args: Any, root: str) -> subprocess.CompletedProcess[str]:
+    r = subprocess.run([sys.executable, "-m", "provaudit", *map(str, args)], env=_env(root), capture_output=True,
+                       text=True, timeout=600, cwd=tempfile.gettempdir())
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r
+
+
+def test_cli_index_on_a_local_ray_instance_and_audit_on_a_cluster_equal_the_local_engine(
+        ray_head, targets, local_index, tmp_path) -> None:
+    # index: no address, so a local Ray instance (2 CPUs) is started for the run and stopped after it
+    root = tempfile.mkdtemp(prefix="pa-ray-", dir="/tmp")
+    try:
+        _cli("index", FIXTURES / "reference", "-o", tmp_path / "index", "--engine", "ray", "-w", "2", root=root)
+        assert ray_pids(root) == []  # nothing of the run's Ray instance outlives it
+    finally:
+        end_ray(root)
+        shutil.rmtree(root, ignore_errors=True)
+    assert _files(tmp_path / "index") == _files(local_index)  # the same index, byte for byte
+
+    # audit (and check) on the head started by the fixture, by its address
+    address, head_root = ray_head
+    _cli("audit", tmp_path / "index", targets, "-o", tmp_path / "ray", "--engine", "ray", "--ray-address", address,
+         "-q", root=head_root)
+    expected = _audit_facts(_local_audit(local_index, targets, tmp_path / "local"))
+    got = _audit_facts(tmp_path / "ray")
+    assert got == expected
+    assert expected[1]["pairs"] > 20 and expected[1]["target_records"] == 3 * ROWS
+    r = subprocess.run([sys.executable, "-m", "provaudit", "check", str(local_index), str(targets), "--engine", "ray",
+                        "--ray-address", address, "--max-pairs", str(expected[1]["pairs"] - 1), "-q"],
+                       env=_env(head_root), capture_output=True, text=True, timeout=600, cwd=tempfile.gettempdir())
+    assert r.returncode == 3 and f"{expected[1]['pairs']:,} evidence pairs" in r.stdout + r.stderr, r.stdout
+
+
+def test_killed_worker_and_interrupted_run_on_a_cluster_give_the_local_result(
+        ray_head, targets, local_index, tmp_path) -> None:
+    address, root = ray_head
+    r = subprocess.run([sys.executable, str(HERE / "ray_scenarios.py"), address, str(FIXTURES / "reference"),
+                        str(targets), str(tmp_path)], env=_env(root), capture_output=True, text=True, timeout=900,
+                       cwd=tempfile.gettempdir())
+    assert r.returncode == 0, r.stdout + r.stderr
+    facts = json.loads((tmp_path / "facts.json").read_text())
+    assert _files(tmp_path / "index") == _files(local_index)
+    expected = _audit_facts(_local_audit(local_index, targets, tmp_path / "local", 32 << 10))
+    # a worker was killed after the first task came back, with tasks still to run: Ray restarted it and reran them
+    assert len(facts["actors_before"]) == 2 and facts["killed"] in facts["actors_before"]
+    assert facts["tasks_after_kill"] >= 10
+    assert _audit_facts(tmp_path / "killed") == expected
+    # interrupted after its first source was checkpointed, then resumed: the same output
+    assert facts["interrupted"] and facts["resumed_sources"] == 1
+    assert _audit_facts(tmp_path / "resumed") == expected
+    assert (tmp_path / "resumed" / "matches.parquet").read_bytes() == (tmp_path / "killed" / "matches.parquet").read_bytes()
