@@ -50,13 +50,14 @@ ray = pytest.importorskip("ray")
 
 # --- processes: everything a Ray instance started with RAY_TMPDIR=root runs, found and ended by pid ----------
 def _procs() -> dict[int, tuple[int, bytes]]:
-    """pid -> (parent pid, command line) of every process."""
+    """pid -> (parent pid, command line) of every live process (zombies, ended but not yet reaped, left out)."""
     out = {}
     for p in Path("/proc").iterdir():
         if p.name.isdigit():
             try:
-                stat = (p / "stat").read_text()
-                out[int(p.name)] = (int(stat.rsplit(")", 1)[1].split()[1]), (p / "cmdline").read_bytes())
+                state, ppid = (p / "stat").read_text().rsplit(")", 1)[1].split()[:2]
+                if state != "Z":
+                    out[int(p.name)] = (int(ppid), (p / "cmdline").read_bytes())
             except (OSError, ValueError, IndexError):
                 pass
     return out
@@ -75,11 +76,15 @@ def ray_pids(root: str) -> list[int]:
 
 
 def end_ray(root: str) -> None:
-    for pid in ray_pids(root):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    """SIGKILL every process of the Ray instance under ``root``; returns once none is left (or after 30 s)."""
+    deadline = time.monotonic() + 30
+    while (pids := ray_pids(root)) and time.monotonic() < deadline:
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.2)
 
 
 def _env(root: str) -> dict[str, str]:
@@ -161,7 +166,10 @@ def test_cli_index_on_a_local_ray_instance_and_audit_on_a_cluster_equal_the_loca
     root = tempfile.mkdtemp(prefix="pa-ray-", dir="/tmp")
     try:
         _cli("index", FIXTURES / "reference", "-o", tmp_path / "index", "--engine", "ray", "-w", "2", root=root)
-        assert ray_pids(root) == []  # nothing of the run's Ray instance outlives it
+        deadline = time.monotonic() + 15  # nothing of the run's Ray instance outlives it (given time to exit)
+        while ray_pids(root) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert ray_pids(root) == []
     finally:
         end_ray(root)
         shutil.rmtree(root, ignore_errors=True)
