@@ -34,11 +34,12 @@ from provaudit.match.engine import Engine, flag_frequent, frequent_limit, parse_
 from provaudit.match.schema import empty_matches
 from provaudit.read.records import Source
 from provaudit.read.sources import count_rows, expand_sources
-from provaudit.regurgitation.shapes import DEFAULT_TEXT_FIELD, detect_kind
+from provaudit.regurgitation.shapes import DEFAULT_TEXT_FIELD, detect_kind, sample_extractor
 from provaudit.regurgitation.spans import SampleCheck, describe_parsed
 from provaudit.regurgitation.verdicts import check_index, miss_probabilities, plan_requirements
 from provaudit.report import regurgitation as outputs_report
 from provaudit.report import training as training_report
+from provaudit.report.render import DEFAULT_HTML_PAIRS, render_saved
 from provaudit.results import AuditResult, ControlResult, OutputsResult, Progress, SourceResult
 from provaudit.run.checkpoint import Checkpoint
 from provaudit.run.jobs import audit_job, index_job, outputs_job
@@ -47,7 +48,7 @@ from provaudit.run.engines import RunEngine, worker_map
 
 log = logging.getLogger(__name__)
 
-__all__ = ["audit", "audit_outputs", "build_index", "resolve_kind", "write_audit", "write_outputs"]
+__all__ = ["audit", "audit_outputs", "build_index", "render_report", "resolve_kind", "write_audit", "write_outputs"]
 
 
 def _versions() -> dict[str, str]:
@@ -275,10 +276,11 @@ def audit(
     )
 
 
-def write_audit(result: AuditResult, out_dir: Path, *, force: bool = False) -> dict[str, Any]:
+def write_audit(result: AuditResult, out_dir: Path, *, force: bool = False, **readable: Any) -> dict[str, Any]:
     """Write a training audit's output directory atomically (``report.training.write_audit``), then
-    remove its checkpoint. Returns the report written to report.json."""
-    report = training_report.write_audit(result, out_dir, force=force)
+    remove its checkpoint. ``readable``: ``provenance``, ``html_pairs``, ``reference_sources`` of
+    report.md/html. Returns the report written to report.json."""
+    report = training_report.write_audit(result, out_dir, force=force, **readable)
     if result.checkpoint is not None:
         result.checkpoint.discard()
     return report
@@ -328,9 +330,23 @@ def audit_outputs(
     return OutputsResult(index, config, rules, need, engine.plan, inputs, {"text": text_field, "id": id_field})
 
 
-def write_outputs(result: OutputsResult, out_dir: Path, *, force: bool = False) -> dict[str, Any]:
-    """Write an outputs audit's directory atomically (matches, samples, report.json/md, SHA256SUMS)."""
-    return outputs_report.write_outputs(result, out_dir, force=force)
+def write_outputs(result: OutputsResult, out_dir: Path, *, force: bool = False, **readable: Any) -> dict[str, Any]:
+    """Write an outputs audit's directory atomically (matches, samples, report.json/md/html, bundle.json,
+    SHA256SUMS); report.html shows each output's audited text. ``readable`` as for ``write_audit``."""
+    extract = sample_extractor(result.fields.get("text") or DEFAULT_TEXT_FIELD)
+    return outputs_report.write_outputs(result, out_dir, force=force, extract=extract, **readable)
+
+
+def render_report(out_dirs: list[Path], fmt: str = "html", *, html_pairs: int = DEFAULT_HTML_PAIRS,
+                  reference_sources: tuple[str, ...] = ()) -> str:
+    """One report (html or md) of saved audit outputs, e.g. a training and a model-output audit together;
+    nothing is rerun (``report.render.render_saved``).
+
+    Raises:
+        OutputFormatError: if a file of an output directory is missing, changed or unexpected.
+    """
+    return render_saved(out_dirs, fmt, html_pairs=html_pairs, extract=sample_extractor,
+                        reference_sources=reference_sources)
 
 
 def resolve_kind(kind: str, targets: list[str] | tuple[str, ...], text_field: str, *, sample: SampleConfig,

@@ -10,8 +10,7 @@ import json
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -27,43 +26,12 @@ from provaudit.report.regurgitation import summary_line
 from provaudit.progress import fallback_notice, progress_line
 from provaudit.results import AuditResult, Progress
 from provaudit.run.checkpoint import partial_dir
+from provaudit.cli_common import (
+    CONTEXT_SETTINGS, RecordingGroup, cli_errors, force_option, html_pairs_option, quiet_option, reference_text_option,
+    run_provenance,
+)
 from provaudit.cli_options import workers_option
 from provaudit.run.engines import RunEngine
-
-CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-
-@contextmanager
-def cli_errors(interrupted: str = "no output was written") -> Iterator[None]:
-    """Map provaudit errors to click messages and exit codes (no tracebacks).
-
-    ProvauditError: exit 1 (ConfigError: usage error, exit 2); an OSError (disk full, permission
-    denied) or MemoryError: exit 1 with a message; Ctrl-C: exit 130. On each of these paths the
-    command's temporary output is removed first, so no partial output remains. Messages are made
-    safe for the terminal (they can quote file names and corrupt data).
-
-    SIGTERM and SIGKILL end the process at once (no handler: a Python-level SIGTERM handler is
-    inherited by forked workers and can swallow the pool's own SIGTERM); the previous output,
-    or none, stays in place, and a later run removes the stale temporary directory.
-
-    Args:
-        interrupted: What the user is told about outputs when interrupted.
-    """
-    try:
-        yield
-    except ConfigError as e:
-        raise click.UsageError(terminal_safe(e)) from e
-    except ProvauditError as e:
-        raise click.ClickException(terminal_safe(e)) from e
-    except KeyboardInterrupt:
-        click.echo(f"Interrupted; {interrupted}.", err=True)
-        sys.exit(130)
-    except MemoryError as e:
-        raise click.ClickException("out of memory; use fewer --workers or a lower --max-record-chars") from e
-    except OSError as e:
-        where = f"{e.filename}: " if e.filename else ""
-        raise click.ClickException(terminal_safe(f"{where}{e.strerror or e}")) from e
-
 
 _announced: list[str] = []
 
@@ -127,11 +95,7 @@ def audit_input_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return _input_options(f, "skip", "skip by default: shards are dirty, and skips are listed in the report")
 
 
-quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress or summary output.")
-force_option = click.option("--force", is_flag=True, help="Replace the output if it exists.")
-
-
-@click.group(context_settings=CONTEXT_SETTINGS)
+@click.group(cls=RecordingGroup, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, prog_name="provaudit")
 def cli() -> None:
     """Audit training shards or model outputs for a reference corpus, with exact-verified evidence.
@@ -223,6 +187,8 @@ def index(sources: tuple[str, ...], out: Path, ngram: int, char: bool, num_perm:
               help="Outputs: a shared span covering this share of an item is partial regurgitation.")
 @click.option("--max-record-chars", default=DEFAULT_MAX_RECORD_CHARS, show_default=True, type=click.IntRange(1),
               help="Longer target texts are cut to this many characters (counted in the report); bounds memory.")
+@html_pairs_option
+@reference_text_option
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted audit to the same OUT: finished sources whose files and parameters are "
                    "unchanged are taken from its checkpoint (.OUT.partial); the output is identical.")
@@ -232,7 +198,7 @@ def index(sources: tuple[str, ...], out: Path, ngram: int, char: bool, num_perm:
 @quiet_option
 def audit(index_dir: Path, targets: tuple[str, ...], out: Path, kind: str, force: bool, quiet: bool,
           **opts: Any) -> None:
-    """Find the indexed reference items in TARGETS; write matches.parquet and report.json/md to OUT.
+    """Find the indexed reference items in TARGETS; write matches.parquet and report.json/md/html to OUT.
 
     \b
     Example:
@@ -241,6 +207,7 @@ def audit(index_dir: Path, targets: tuple[str, ...], out: Path, kind: str, force
     o = SimpleNamespace(**opts)
     read = {"text_field": o.text_field, "id_field": o.id_field, "on_error": o.on_error,
             "max_record_chars": o.max_record_chars, "input_format": o.input_format}
+    readable = {"provenance": run_provenance(), "html_pairs": o.html_pairs, "reference_sources": o.reference_text}
     with cli_errors("no output was written (finished sources are checkpointed: rerun with --resume)"):
         if out.exists() and not force:
             raise OutputExistsError(f"{out}: already exists (use --force to replace it)")
@@ -256,14 +223,14 @@ def audit(index_dir: Path, targets: tuple[str, ...], out: Path, kind: str, force
             rules = VerdictRules(o.min_verbatim_tokens, o.min_span_tokens, o.min_span_share)
             o_result = api.audit_outputs(index_dir, list(targets), cfg, run_engine=run_on,
                                          progress=stderr_progress(quiet), rules=rules, **read)
-            o_report = api.write_outputs(o_result, out, force=force)
+            o_report = api.write_outputs(o_result, out, force=force, **readable)
             _done_progress(quiet)
             if not quiet:
                 click.echo(f"{summary_line(o_report)} in {time.monotonic() - t0:.1f}s -> {out}")
             return
         result = api.audit(index_dir, targets, cfg, run_engine=run_on, sample=sample, control=list(o.control) or None,
                            progress=stderr_progress(quiet), checkpoint=partial_dir(out), resume=o.resume, **read)
-        report = api.write_audit(result, out, force=force)
+        report = api.write_audit(result, out, force=force, **readable)
         _done_progress(quiet)
         if not quiet:
             _audit_notes(result, report)
@@ -437,6 +404,12 @@ def _emit_check(v: Verdict, o: dict[str, Any], more_hint: str) -> None:
         click.echo(line, err=to_stdout)
     if to_stdout:
         click.echo(render_json(v, exit_code(v)), nl=False)
+
+
+from provaudit.cli_report import report, verify  # noqa: E402  (report and verify live beside)
+
+cli.add_command(report)
+cli.add_command(verify)
 
 
 def main() -> None:  # pragma: no cover

@@ -13,6 +13,7 @@ version) are masked; everything else must be byte-identical
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import sys
@@ -30,20 +31,22 @@ MASK = "<masked>"
 # (name, provaudit arguments, files of the output directory to keep)
 SCENARIOS: list[tuple[str, list[str], list[str]]] = [
     ("index", ["index", "fixtures/reference", "-o", "ref.idx", "-w", "2"], ["manifest.json"]),
-    ("audit", ["audit", "ref.idx", "fixtures/shards", "-o", "audit", "-w", "2"],
-     ["report.json", "report.md", "matches.parquet"]),
+    ("audit", ["audit", "ref.idx", "fixtures/shards", "-o", "audit", "-w", "2", "--html-pairs", "25"],
+     ["report.json", "report.md", "report.html", "matches.parquet"]),
     ("audit_sampled", ["audit", "ref.idx", "fixtures/shards", "-o", "audit_sampled", "--sample", "30%", "--seed", "3",
-                       "--control", "fixtures/outputs/plain.jsonl", "-w", "1"],
-     ["report.json", "report.md", "matches.parquet", "sample.parquet"]),
+                       "--control", "fixtures/outputs/plain.jsonl", "-w", "1", "--html-pairs", "25"],
+     ["report.json", "report.md", "report.html", "matches.parquet", "sample.parquet"]),
     ("outputs", ["audit", "ref.idx", "fixtures/outputs/chat.jsonl", "fixtures/outputs/prompt_completion.jsonl",
-                 "fixtures/outputs/plain.jsonl", "--kind", "outputs", "-o", "outputs", "-w", "2"],
-     ["report.json", "report.md", "matches.parquet", "samples.parquet"]),
+                 "fixtures/outputs/plain.jsonl", "--kind", "outputs", "-o", "outputs", "-w", "2", "--html-pairs", "25"],
+     ["report.json", "report.md", "report.html", "matches.parquet", "samples.parquet"]),
 ]
 
 
 # Values that depend on the installed packages, not on provaudit: their versions, and the bytes
 # of Parquet files (their footer names the writing library's version), with what hashes them.
-MASKED_KEYS = ("versions", "manifest_sha256", "manifest_checksum")
+# The date of a run (report.json ``reproduce.date``) is masked too, and every one of these values
+# is masked where report.md and report.html print it.
+MASKED_KEYS = ("versions", "manifest_sha256", "manifest_checksum", "date")
 
 
 def _mask(obj: Any, key: str = "") -> Any:
@@ -60,8 +63,16 @@ def _mask(obj: Any, key: str = "") -> Any:
     return obj
 
 
+def _printed_masks(report: dict[str, Any]) -> list[str]:
+    """How the masked values of ``report`` appear in report.md/html: the date, versions and manifest sha256."""
+    from provaudit.report.content import reproduce
+
+    r = reproduce(report)
+    return [v for v in (r["date"], r["versions"], report["index"]["manifest_sha256"]) if v]
+
+
 def _canonical(path: Path) -> str:
-    """A file as golden text: JSON re-dumped with versions masked, Parquet as JSON lines, text as is."""
+    """A file as golden text: JSON re-dumped with masked values, Parquet as JSON lines, text with masked values."""
     if path.suffix == ".json":
         return json.dumps(_mask(json.loads(path.read_text(encoding="utf-8"))), indent=2, sort_keys=True,
                           ensure_ascii=False) + "\n"
@@ -72,7 +83,11 @@ def _canonical(path: Path) -> str:
         lines = [json.dumps({"schema": [f"{f.name}: {f.type}" for f in table.schema]})]
         lines += [json.dumps(row, sort_keys=True, ensure_ascii=False) for row in table.to_pylist()]
         return "\n".join(lines) + "\n"
-    return path.read_text(encoding="utf-8")
+    text = path.read_text(encoding="utf-8")
+    if path.name in ("report.md", "report.html"):
+        for value in _printed_masks(json.loads((path.parent / "report.json").read_text(encoding="utf-8"))):
+            text = text.replace(value, MASK).replace(html.escape(value), MASK)
+    return text
 
 
 @contextmanager

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 from pathlib import Path
@@ -8,6 +9,10 @@ from pathlib import Path
 import pytest
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+# Reports record the date of a run (report.json reproduce.date, shown in report.md/html): tests that
+# compare two runs byte for byte fix it, as reproducible builds do (tests/test_report.py checks both ways).
+os.environ.setdefault("SOURCE_DATE_EPOCH", "1767225600")
 
 
 def simple_tokens(text: str) -> list[str]:

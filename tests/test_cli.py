@@ -25,13 +25,13 @@ def test_index_then_audit(corpus, tmp_path) -> None:
     assert report["counts"]["pairs"] == table.num_rows > 0
     assert report["counts"]["target_records"] == len(corpus[1])
     assert f"in {report['counts']['target_records_with_matches']} of {len(corpus[1])} target records" in r.output
-    assert (out / "report.md").read_text().startswith("# provaudit audit report")
+    assert (out / "report.md").read_text().startswith("# Training-data audit")
 
 
 def test_audit_output_is_byte_identical_across_runs(corpus, corpus_index, tmp_path) -> None:
     for name in ("a", "b"):
         assert _run("audit", corpus_index, corpus[3], "-o", tmp_path / name, "-q").exit_code == 0
-    for f in ("report.json", "report.md", "matches.parquet"):
+    for f in ("report.json", "report.md", "report.html", "bundle.json", "matches.parquet"):
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes()
 
 

@@ -299,13 +299,13 @@ def test_report_model(result, tmp_path: Path) -> None:
     assert pq.read_table(tmp_path / "out" / "samples.parquet").num_rows == 300
     assert pq.read_table(tmp_path / "out" / "matches.parquet").num_rows == 160
     md = (tmp_path / "out" / "report.md").read_text()
-    assert md.startswith("# provaudit model-output audit report") and "- `near_verbatim`: containment" in md
+    assert md.startswith("# Model-output audit") and "- near-verbatim: containment" in md
 
 
 def test_reports_are_byte_identical_across_runs_and_workers(indexes, tmp_path: Path) -> None:
     for name, workers in (("a", 1), ("b", 1), ("c", 2)):
         write_outputs(audit_outputs(indexes["text"], OUTPUT_FILES, workers=workers), tmp_path / name)
-    for f in ("report.json", "report.md", "matches.parquet", "samples.parquet"):
+    for f in ("report.json", "report.md", "report.html", "bundle.json", "matches.parquet", "samples.parquet"):
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() == (tmp_path / "c" / f).read_bytes()
 
 

@@ -364,7 +364,8 @@ def test_audit_output_with_a_flipped_byte_missing_or_extra_file_is_refused(corpu
     report = load_report(out)
     assert report["format"] == "provaudit-report"
     names = sorted(p.name for p in out.iterdir())
-    assert names == sorted([CHECKSUMS, "matches.parquet", "report.json", "report.md", "sample.parquet"])
+    assert names == sorted([CHECKSUMS, "bundle.json", "matches.parquet", "report.html", "report.json", "report.md",
+                            "sample.parquet"])
     listed = (out / CHECKSUMS).read_text()
     for name in names:
         size = (out / name).stat().st_size

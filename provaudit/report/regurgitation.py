@@ -1,4 +1,4 @@
-"""Outputs-audit results -> matches.parquet, samples.parquet, report.json, report.md (written atomically).
+"""Outputs-audit results -> matches.parquet, samples.parquet, report.json/md/html (written atomically).
 
 ``report.json`` uses the versioned report model of ``provaudit.report.training`` (same ``format``
 and ``format_version``, ``"kind": "outputs"``; shared ``index``, ``parameters``,
@@ -10,7 +10,6 @@ timestamps, paths as the user gave them.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,10 @@ import pyarrow.parquet as pq
 from provaudit.estimate.stats import proportion
 from provaudit.fs import arrow
 from provaudit.fs.atomic import atomic_output_dir
-from provaudit.report.common import md, report_header, round6
+from provaudit.read.records import Extract
+from provaudit.report.bundle import write_bundle
+from provaudit.report.common import report_header, round6
+from provaudit.report.render import DEFAULT_HTML_PAIRS, dump_json, write_readable
 from provaudit.results import VERDICT_ORDER, OutputsResult, strength
 
 _S, _I, _F = pa.string(), pa.int64(), pa.float64()
@@ -192,60 +194,13 @@ def build_report(result: OutputsResult, pairs: pa.Table) -> dict[str, Any]:
     }
 
 
-def render_markdown(report: dict[str, Any]) -> str:
-    """A short human-readable report (all corpus- and sample-derived strings escaped)."""
-    c, s, e = report["counts"], report["summary"], report["estimates"]["samples_regurgitating"]
-    v, sp, rules = s["verdicts"], s["evidence_span_tokens"], report["verdict_rules"]
-    lines = [
-        "# provaudit model-output audit report",
-        "",
-        f"Index `{md(report['index']['fingerprint'])}` with {c['reference_items']} reference items; "
-        f"{c['samples']} output samples audited.",
-        "",
-        "| figure | value |",
-        "| --- | --- |",
-        f"| samples reproducing reference items | {c['samples_regurgitating']} of {c['samples']} "
-        f"({e['value']}; {e['ci_low']} to {e['ci_high']}, {md(e['method'])} {e['confidence']}) |",
-        f"| verbatim / partial / near-verbatim / none | {v['verbatim']} / {v['partial']} / {v['near_verbatim']} / "
-        f"{v['none']} |",
-        f"| reference items reproduced | {c['reference_items_reproduced']} |",
-        f"| evidence span tokens (min / median / p90 / max) | {sp['min']} / {sp['median']} / {sp['p90']} / {sp['max']} |",
-        f"| skipped records | {c['skipped_records']} |",
-        f"| max anchor miss probability at rule threshold | {report['miss_probability']['anchor_max_at_rule_threshold']} |",
-        "",
-        "## Verdict rules",
-        "",
-        *[f"- `{k}`: {md(rules[k])}" for k in ("evidence_tokens", "span_floor", *VERDICT_ORDER)],
-        "",
-        "## Most reproduced reference items",
-        "",
-        "| reference | samples | verbatim samples | max evidence tokens | max containment |",
-        "| --- | --- | --- | --- | --- |",
-        *[f"| {md(i['reference_id'])} | {i['samples']} | {i['verbatim_samples']} | {i['max_evidence_tokens']} | "
-          f"{i['max_containment']:.3f} |" for i in s["most_reproduced"]],
-        "",
-        "## Strongest evidence",
-        "",
-        "| sample | source:row | reference | verdict | evidence tokens | containment | sample chars |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-        *[f"| {md(p['sample_id'])} | {md(p['sample_source'])}:{p['sample_row']} | {md(p['reference_id'])} | "
-          f"{p['verdict']} | {p['evidence_tokens']} | {p['containment']:.3f} | "
-          f"{p['sample_char_start']}-{p['sample_char_end']} |" for p in report["top_evidence"]],
-        "",
-        "## Inputs",
-        "",
-        "| source | sha256 | rows read | rows skipped | audited fields |",
-        "| --- | --- | --- | --- | --- |",
-    ]
-    for i in report["inputs"]:
-        skipped = ", ".join(f"{md(k)}: {n}" for k, n in i["rows_skipped"].items()) or "0"
-        shapes = ", ".join(f"{md(k)}: {n}" for k, n in i["shapes"].items()) or "-"
-        lines.append(f"| {md(i['source'])} | `{i['sha256'] or '-'}` | {i['rows_read']} | {skipped} | {shapes} |")
-    return "\n".join(lines) + "\n"
+def write_outputs(result: OutputsResult, out_dir: Path, *, force: bool = False, provenance: dict[str, Any] | None = None,
+                  html_pairs: int = DEFAULT_HTML_PAIRS, extract: Extract | None = None,
+                  reference_sources: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Write matches.parquet, samples.parquet, report.json/md/html, bundle.json and SHA256SUMS atomically.
 
-
-def write_outputs(result: OutputsResult, out_dir: Path, *, force: bool = False) -> dict[str, Any]:
-    """Write matches.parquet, samples.parquet, report.json, report.md and SHA256SUMS into ``out_dir`` atomically.
+    ``extract`` reads the audited text of an output record (report.html shows it);
+    ``provenance`` and ``html_pairs`` as for ``training.write_audit``.
 
     Returns:
         The report dict written to report.json.
@@ -260,9 +215,11 @@ def write_outputs(result: OutputsResult, out_dir: Path, *, force: bool = False) 
         pq.write_table(_table(result.samples, SAMPLE_SCHEMA), tmp / "samples.parquet", compression="zstd",
                        write_statistics=False)
         report = build_report(result, pairs)
-        (tmp / "report.json").write_text(
-            json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
-        (tmp / "report.md").write_text(render_markdown(report), encoding="utf-8")
+        if provenance is not None:
+            report["reproduce"] = provenance
+        (tmp / "report.json").write_text(dump_json(report), encoding="utf-8")
+        write_readable(tmp, report, pairs, html_pairs=html_pairs, extract=extract, reference_sources=reference_sources)
+        write_bundle(tmp, report)
     return report
 
 

@@ -1,11 +1,11 @@
-"""Audit results -> ``matches.parquet``, ``report.json`` and ``report.md`` (written atomically).
+"""Audit results -> ``matches.parquet``, ``report.json``, ``report.md`` and ``report.html`` (written atomically).
 
-Reports are deterministic: sorted keys, no timestamps, paths as the user gave them.
+Reports are deterministic: sorted keys, paths as the user gave them; the one timestamp is
+``reproduce.date`` (``SOURCE_DATE_EPOCH`` fixes it).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,9 @@ from provaudit.fs.atomic import atomic_output_dir
 from provaudit.match.probability import lsh_candidate_probability
 from provaudit.match.schema import MATCH_SCHEMA
 from provaudit.read.records import NO_TEXT
-from provaudit.report.common import md, pct, report_header, round6
+from provaudit.report.bundle import write_bundle
+from provaudit.report.common import report_header, round6
+from provaudit.report.render import DEFAULT_HTML_PAIRS, dump_json, write_readable
 from provaudit.results import AuditResult
 
 def matches_table(result: AuditResult) -> pa.Table:
@@ -185,126 +187,6 @@ def build_report(result: AuditResult, table: pa.Table) -> dict[str, Any]:
     return report
 
 
-def _est_table(conf: str, rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
-    """A Markdown table of estimates: one row per (figure, estimate)."""
-    return [f"| figure | value | {conf} interval | method |", "| --- | --- | --- | --- |",
-            *(_est_row(name, e) for name, e in rows)]
-
-
-def _est_row(name: str, e: dict[str, Any]) -> str:
-    interval = "exact" if e["ci_low"] == e["ci_high"] else f"{pct(e['ci_low'])} to {pct(e['ci_high'])}"
-    return f"| {name} | {pct(e['value'])} | {interval} | {md(e['method'])} (n={e['n']}) |"
-
-
-def _counts(d: dict[str, int]) -> str:
-    return ", ".join(f"{md(k)}: {v}" for k, v in d.items())
-
-
-def _problems_markdown(report: dict[str, Any]) -> list[str]:
-    """The "Input problems" section: first thing after the headline figures, never hidden."""
-    ip = report["input_problems"]
-    lost = {k: v for k, v in ip["records_skipped"].items() if k not in NO_TEXT}
-    no_text = {k: v for k, v in ip["records_skipped"].items() if k in NO_TEXT}
-    lines = ["## Input problems", ""]
-    if ip["all_records_read"]:
-        lines.append("None: every target record with text was read in full.")
-    else:
-        lines.append("**Warning: not every target record was audited; the figures above cover only the records read.**")
-        lines.append("")
-        if lost:
-            lines.append(f"- {sum(lost.values())} records skipped ({_counts(lost)}; --on-error {ip['on_error']}).")
-        if ip["records_altered"]:
-            lines.append(f"- {sum(ip['records_altered'].values())} records altered ({_counts(ip['records_altered'])}; "
-                         f"--max-record-chars {ip['max_record_chars']}).")
-        for e in ip["inputs_with_errors"]:
-            lines.append(f"- Not read to its end: {md(e['error'])}.")
-        for reason, where in ip["examples"].items():
-            if reason in lost or reason in ip["records_altered"]:
-                lines.append(f"- Examples of {md(reason)}: {'; '.join(md(w) for w in where)}.")
-    if no_text:
-        lines += ["", f"Records without text (nothing to audit): {_counts(no_text)}."]
-    if ip["ignored_files"]["count"]:
-        shown = ", ".join(md(f) for f in ip["ignored_files"]["files"][:10])
-        more = ip["ignored_files"]["count"] - min(10, len(ip["ignored_files"]["files"]))
-        lines += ["", f"Ignored files (unsupported types in input directories): {shown}"
-                      + (f" and {more} more (report.json)" if more > 0 else "") + "."]
-    return lines + [""]
-
-
-def render_markdown(report: dict[str, Any]) -> str:
-    """A human-readable report (all corpus-derived strings escaped)."""
-    c, est, mp = report["counts"], report["estimates"], report["miss_probability"]
-    p = report["parameters"]
-    conf = f"{100 * p['confidence']:g}%"
-    lines = [
-        "# provaudit audit report",
-        "",
-        f"Reference index `{md(report['index']['fingerprint'])}`: {c['reference_items']} items "
-        f"({c['reference_items_evidence']} long enough to count as evidence). "
-        f"Targets: {c['target_records']} records read ({md(report['sample']['mode'])} scan).",
-        f"A pair is reported when exact containment >= {p['min_containment']} or exact Jaccard >= "
-        f"{p['min_jaccard']} on word shingle sets; every pair was verified exactly.",
-        "",
-        *_est_table(conf, [
-            ("target records containing reference material", est["target_contamination"]),
-            ("target tokens covered by reference material", est["target_token_share"]),
-            ("reference items found", est["reference_coverage"]),
-            ("target records with near-duplicates", est["by_kind"]["near_duplicate"]["target_contamination"]),
-            ("target records containing items (not near-duplicate)",
-             est["by_kind"]["contained"]["target_contamination"]),
-        ]),
-        "",
-        f"Counts: {c['reference_items_found']} reference items found in {c['target_records_with_matches']} target "
-        f"records; {c['evidence_pairs']} evidence pairs ({c['pairs']} verified pairs in all); "
-        f"{c['skipped_records']} target records skipped (see Input problems).",
-        "",
-        *_problems_markdown(report),
-        "## How sure",
-        "",
-        f"- Candidate search: at most {mp['anchor_max_at_threshold']} probability of missing a pair right at the "
-        f"threshold; expected missed pairs {est['candidate_miss']['expected_missed_pairs']}, expected missed items "
-        f"{est['candidate_miss']['expected_missed_items']} (Horvitz-Thompson).",
-        f"- Flagged, not counted: {report['flags']['short_item']['pairs']} pairs of items shorter than "
-        f"{report['flags']['short_item']['min_item_shingles']} shingles; {report['flags']['frequent_item']['pairs']} "
-        f"pairs of {len(report['flags']['frequent_item']['items'])} items matched in more than "
-        f"{report['flags']['frequent_item']['max_target_records']} target records.",
-    ]
-    if "control" in report:
-        ctl = report["control"]
-        lines += [
-            "",
-            "## Negative control",
-            "",
-            f"{ctl['items_found']} of {ctl['items_evidence']} control items found, against "
-            f"{c['reference_items_found']} of {c['reference_items_evidence']} reference items.",
-            "",
-            *_est_table(conf, [
-                ("reference items found", ctl["reference_found_share"]),
-                ("control items found", ctl["control_found_share"]),
-                ("excess of reference over control", ctl["excess"]),
-            ]),
-        ]
-    lines += [
-        "",
-        "## Strongest evidence",
-        "",
-        "| reference | target | source:row | containment | Jaccard | verbatim tokens |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    for e in report["top_evidence"]:
-        lines.append(
-            f"| {md(e['reference_id'])} | {md(e['target_id'])} | {md(e['target_source'])}:{e['target_row']} "
-            f"| {e['containment']:.3f} | {e['jaccard']:.3f} | {e['verbatim_tokens']} |"
-        )
-    lines += ["", "## Inputs", "", "| source | sha256 | rows read | rows skipped | rows altered | error |",
-              "| --- | --- | --- | --- | --- | --- |"]
-    for i in report["inputs"]:
-        skipped = ", ".join(f"{md(k)}: {v}" for k, v in i["rows_skipped"].items()) or "0"
-        lines.append(f"| {md(i['source'])} | `{i['sha256'] or '-'}` | {i['rows_read']} | {skipped} "
-                     f"| {_counts(i['rows_altered']) or '0'} | {md(i['error'] or '')} |")
-    return "\n".join(lines) + "\n"
-
-
 def sample_table(result: AuditResult) -> pa.Table:
     """Exactly which target records a sampled audit read: (source, row), in reading order."""
     sources, rows = [], []
@@ -315,8 +197,12 @@ def sample_table(result: AuditResult) -> pa.Table:
     return arrow.table({"source": sources, "row": rows}, pa.schema([("source", pa.string()), ("row", pa.int64())]))
 
 
-def write_audit(result: AuditResult, out_dir: Path, *, force: bool = False) -> dict[str, Any]:
-    """Write matches.parquet, [sample.parquet,] report.json, report.md and SHA256SUMS into ``out_dir`` atomically.
+def write_audit(result: AuditResult, out_dir: Path, *, force: bool = False, provenance: dict[str, Any] | None = None,
+                html_pairs: int = DEFAULT_HTML_PAIRS, reference_sources: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Write matches.parquet, [sample.parquet,] report.json/md/html, bundle.json and SHA256SUMS atomically.
+
+    ``provenance`` (command and date, ``bundle.provenance``) becomes report.json's ``reproduce``
+    block; the ``html_pairs`` strongest pairs are embedded in report.html with their texts.
 
     The files are written in a locked temporary sibling, checksummed (``SHA256SUMS`` last),
     flushed to disk, and the directory is renamed into place; a killed run leaves the
@@ -332,7 +218,9 @@ def write_audit(result: AuditResult, out_dir: Path, *, force: bool = False) -> d
         if result.sample.active:
             pq.write_table(sample_table(result), tmp / "sample.parquet", compression="zstd", write_statistics=False)
         report = build_report(result, table)
-        (tmp / "report.json").write_text(
-            json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
-        (tmp / "report.md").write_text(render_markdown(report), encoding="utf-8")
+        if provenance is not None:
+            report["reproduce"] = provenance
+        (tmp / "report.json").write_text(dump_json(report), encoding="utf-8")
+        write_readable(tmp, report, table, html_pairs=html_pairs, reference_sources=reference_sources)
+        write_bundle(tmp, report)
     return report

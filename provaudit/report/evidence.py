@@ -1,0 +1,258 @@
+"""Evidence pairs a person can read: the strongest pairs, their texts, and the spans the texts share.
+
+Target text is read back from the audited files by location (source, row); a file whose
+sha256 differs from the one the audit recorded is not read (its text could be anything
+now), and the report says so. Reference text comes from the index when it was built with
+``--keep-text``, else from the reference sources its manifest records (checked by sha256),
+else from sources the user gives (``provaudit report --reference-text``; matched by id, and
+marked as not verified unless their sha256 equals the manifest's). Without text, pairs are
+shown by position only.
+
+Shared spans are found on word n-grams of the displayed text (the index's n-gram size):
+every word inside an n-gram that the other text also contains is highlighted. This is
+for display; the figures of a pair come from the audit's exact verification.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from provaudit.config import DEFAULT_MAX_RECORD_CHARS
+from provaudit.errors import ProvauditError
+from provaudit.fs import arrow
+from provaudit.fs.hashing import sha256_file
+from provaudit.read.records import Extract, ReadStats
+from provaudit.read.sources import expand_sources, read_source
+from provaudit.text.shingle import normalize
+
+EXCERPT_CHARS = 2400  # characters of each side shown around the shared spans
+SCAN_CHARS = 200_000  # longer texts are searched for shared spans in their first SCAN_CHARS only
+RANK = {"verbatim": 3, "partial": 2, "near_verbatim": 1, "none": 0}
+_WORD = re.compile(r"\S+")
+
+
+@dataclass
+class Side:
+    """One text of a pair as shown: an excerpt with marked spans, or why there is no text."""
+
+    text: str | None = None
+    marks: list[tuple[int, int]] = field(default_factory=list)  # [start, end) in ``text``
+    start: int = 0  # offset of the excerpt in the full text
+    length: int = 0  # characters of the full text
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "marks": [list(m) for m in self.marks], "start": self.start,
+                "length": self.length, "note": self.note}
+
+
+@dataclass
+class Pair:
+    """One evidence pair in the shape every renderer uses (training and model-output audits alike)."""
+
+    reference_id: str
+    target_id: str
+    source: str
+    row: int
+    containment: float
+    jaccard: float | None
+    span_tokens: int
+    label: str  # near-copy / contained, or the output verdict
+    reference: Side = field(default_factory=Side)
+    target: Side = field(default_factory=Side)
+
+
+def top_pairs(report: dict[str, Any], table: pa.Table, limit: int) -> list[Pair]:
+    """The ``limit`` strongest unflagged pairs of an audit's matches.parquet, strongest first."""
+    rows = table.to_pylist()
+    if report["kind"] == "outputs":
+        rows = [r for r in rows if r["verdict"] != "none"]
+        rows.sort(key=lambda r: (-RANK[r["verdict"]], -r["evidence_tokens"], -r["containment"], r["reference_id"],
+                                 r["sample_source"], r["sample_row"]))
+        return [Pair(r["reference_id"], r["sample_id"], r["sample_source"], r["sample_row"], r["containment"], None,
+                     r["evidence_tokens"], r["verdict"]) for r in rows[:limit]]
+    min_j = report["parameters"]["min_jaccard"]
+    rows = [r for r in rows if not r["item_flag"]]
+    rows.sort(key=lambda r: (-r["containment"], -r["jaccard"], -r["verbatim_tokens"], r["reference_id"],
+                             r["target_source"], r["target_row"]))
+    return [Pair(r["reference_id"], r["target_id"], r["target_source"], r["target_row"], r["containment"],
+                 r["jaccard"], r["verbatim_tokens"], "near-copy" if r["jaccard"] >= min_j else "contained")
+            for r in rows[:limit]]
+
+
+def read_rows(source: str, rows: set[int], sha256: str | None, *, text_field: str, id_field: str | None,
+              extract: Extract | None = None, max_record_chars: int | None = None) -> tuple[dict[int, str], str]:
+    """The texts of ``rows`` of one source, if the file is unchanged; else no texts and the reason."""
+    try:
+        (src,) = expand_sources([source])
+    except (ProvauditError, OSError, ValueError):
+        return {}, f"{source} was not found where the audit read it"
+    if src.kind == "hub":
+        return {}, f"{source} is a hub dataset: not read again"
+    if sha256 is None or src.sha256() != sha256:
+        return {}, f"{source} changed since the audit (sha256 differs): its text is not shown"
+    texts: dict[int, str] = {}
+    try:
+        for rec in read_source(src, text_field=text_field, id_field=id_field, on_error="skip", stats=ReadStats(),
+                               keep=rows.__contains__, extract=extract,
+                               max_record_chars=max_record_chars or DEFAULT_MAX_RECORD_CHARS):
+            texts[rec.row] = rec.text
+    except (ProvauditError, OSError) as e:
+        return texts, f"{source} could not be read again ({e})"
+    return texts, ""
+
+
+def _index_items(index: dict[str, Any]) -> tuple[pa.Table | None, dict[str, Any] | None, str]:
+    """The verified items table (id, source, row[, text]) of the audited index, or why not."""
+    import json
+
+    path = Path(index["path"])
+    try:
+        if sha256_file(path / "manifest.json") != index["manifest_sha256"]:
+            return None, None, f"the index at {index['path']} changed since the audit"
+        manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+        if sha256_file(path / "items.parquet") != manifest["files"]["items.parquet"]["sha256"]:
+            return None, None, f"{index['path']}/items.parquet fails its sha256"
+        names = pq.ParquetFile(path / "items.parquet").schema_arrow.names
+        cols = [c for c in ("id", "source", "row", "text") if c in names]
+        return arrow.read_table(path / "items.parquet", cols), manifest, ""
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, None, f"the index {index['path']} was not found where the audit read it"
+
+
+def reference_texts(index: dict[str, Any], ids: set[str], given: Iterable[str] = ()) -> tuple[dict[str, str], dict[str, str]]:
+    """Texts of reference items ``ids``: from the index (--keep-text), its recorded sources, or ``given``.
+
+    Returns:
+        ``(texts by id, notes by id for items without text)``.
+    """
+    items, manifest, why = _index_items(index)
+    texts: dict[str, str] = {}
+    notes: dict[str, str] = {}
+    if items is not None and manifest is not None:
+        # by position, in Python: Table.filter and take import pyarrow.compute, which loads pandas (0.2 s)
+        wanted = [(i, rid) for i, rid in enumerate(items.column("id").to_pylist()) if rid in ids]
+        if "text" in items.column_names:
+            col = items.column("text")
+            texts = {rid: t for i, rid in wanted if (t := col[i].as_py()) is not None}
+        else:
+            shas = {i["source"]: i.get("sha256") for i in manifest.get("inputs", [])}
+            fields = manifest.get("fields", {})
+            by_source: dict[str, dict[int, str]] = {}
+            src_col, row_col = items.column("source"), items.column("row")
+            for i, rid in wanted:
+                by_source.setdefault(src_col[i].as_py(), {})[row_col[i].as_py()] = rid
+            for src, want in sorted(by_source.items()):
+                got, note = read_rows(src, set(want), shas.get(src), text_field=fields.get("text", "text"),
+                                      id_field=fields.get("id"))
+                texts.update({want[row]: t for row, t in got.items()})
+                reason = (f"the index holds no text (built without --keep-text) and {note}; give the reference "
+                          "files with --reference-text")
+                notes.update({rid: reason for rid in want.values() if rid not in texts and note})
+    for spec in given:
+        rest = ids - set(texts)
+        if rest:
+            for given_src in expand_sources([spec]):
+                for rec in read_source(given_src, on_error="skip", stats=ReadStats()):
+                    if rec.id in rest:
+                        texts[rec.id] = rec.text
+                        notes[rec.id] = f"from {spec} (given with --reference-text, not verified by sha256)"
+    for rid in ids - set(texts):
+        notes.setdefault(rid, why or "the index holds no text (built without --keep-text) and its sources were not "
+                                     "found; use --reference-text")
+    return texts, notes
+
+
+def _tokens(text: str) -> tuple[list[str], list[tuple[int, int]]]:
+    """Normalized word tokens of ``text`` with the character range of the chunk each came from."""
+    toks: list[str] = []
+    spans: list[tuple[int, int]] = []
+    for m in _WORD.finditer(text[:SCAN_CHARS]):
+        for t in normalize(m.group()).split():
+            toks.append(t)
+            spans.append((m.start(), m.end()))
+    return toks, spans
+
+
+def _grams(toks: list[str], n: int) -> list[tuple[str, ...]]:
+    return [tuple(toks[i : i + n]) for i in range(len(toks) - n + 1)]
+
+
+def _marks(toks: list[str], spans: list[tuple[int, int]], other: set[tuple[str, ...]], n: int) -> list[tuple[int, int]]:
+    covered = [False] * len(toks)
+    for i, g in enumerate(_grams(toks, n)):
+        if g in other:
+            for k in range(i, i + n):
+                covered[k] = True
+    marks: list[tuple[int, int]] = []
+    for i, c in enumerate(covered):
+        if not c:
+            continue
+        s, e = spans[i]
+        if marks and covered[i - 1]:
+            marks[-1] = (marks[-1][0], max(marks[-1][1], e))
+        else:
+            marks.append((s, e))
+    return marks
+
+
+def shared_marks(a: str, b: str, ngram: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """Character ranges of ``a`` and of ``b`` covered by word n-grams the two texts share.
+
+    Example:
+        >>> shared_marks("x the quick brown fox y", "The quick, brown fox!", 3)
+        ([(2, 21)], [(0, 21)])
+    """
+    ta, sa = _tokens(a)
+    tb, sb = _tokens(b)
+    n = max(1, min(ngram, len(ta), len(tb)))
+    return _marks(ta, sa, set(_grams(tb, n)), n), _marks(tb, sb, set(_grams(ta, n)), n)
+
+
+def excerpt(text: str, marks: list[tuple[int, int]], limit: int = EXCERPT_CHARS) -> Side:
+    """``text`` cut to ``limit`` characters starting a little before its first mark."""
+    if len(text) <= limit:
+        return Side(text, marks, 0, len(text))
+    first = marks[0][0] if marks else 0
+    start = max(0, min(first - limit // 6, len(text) - limit))
+    end = start + limit
+    kept = [(max(s, start) - start, min(e, end) - start) for s, e in marks if e > start and s < end]
+    return Side(text[start:end], kept, start, len(text))
+
+
+def attach_texts(pairs: list[Pair], report: dict[str, Any], *, extract: Extract | None = None,
+                 reference_sources: Iterable[str] = ()) -> None:
+    """Fill each pair's ``reference`` and ``target`` sides with excerpts and shared spans, or notes."""
+    if not pairs:
+        return
+    fields = report["parameters"]
+    shas = {i["source"]: i.get("sha256") for i in report["inputs"]}
+    wanted: dict[str, set[int]] = {}
+    for p in pairs:
+        wanted.setdefault(p.source, set()).add(p.row)
+    targets: dict[tuple[str, int], str] = {}
+    notes: dict[str, str] = {}
+    for src, rows in sorted(wanted.items()):
+        got, notes[src] = read_rows(src, rows, shas.get(src), text_field=fields.get("text_field") or "text",
+                                    id_field=fields.get("id_field"), extract=extract,
+                                    max_record_chars=report.get("input_problems", {}).get("max_record_chars"))
+        targets.update({(src, r): t for r, t in got.items()})
+    refs, ref_notes = reference_texts(report["index"], {p.reference_id for p in pairs}, reference_sources)
+    ngram = int(report["index"]["config"]["ngram"]) if report["index"]["config"].get("unit") == "word" else 3
+    for p in pairs:
+        target, ref = targets.get((p.source, p.row)), refs.get(p.reference_id)
+        if target is not None and ref is not None:
+            mt, mr = shared_marks(target, ref, ngram)
+            p.target, p.reference = excerpt(target, mt), excerpt(ref, mr)
+        else:
+            p.target = excerpt(target, []) if target is not None else Side(note=notes.get(p.source) or "no text")
+            p.reference = excerpt(ref, []) if ref is not None else Side(note=ref_notes.get(p.reference_id, "no text"))
+        if p.reference.text is not None and p.reference_id in ref_notes:
+            p.reference.note = ref_notes[p.reference_id]
