@@ -292,18 +292,6 @@ def info(index_dir: Path) -> None:
         click.echo(json.dumps(idx.manifest, indent=2, sort_keys=True))
 
 
-@cli.command()
-@click.argument("path", type=click.Path(path_type=Path))
-def verify(path: Path) -> None:
-    """Check every byte of an index and every value audits rely on (exit 1 naming the first problem)."""
-    from provaudit.index.check import verify_index
-
-    with cli_errors():
-        idx = verify_index(path)
-        size = sum(f.size for f in idx.files.values())
-        click.echo(f"OK: {terminal_safe(path)}: {len(idx):,} items, {size:,} bytes in {len(idx.files)} files verified")
-
-
 from os import environ  # noqa: E402  (the check command's block)
 
 from provaudit.gate import settings as check_settings  # noqa: E402

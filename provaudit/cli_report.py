@@ -9,7 +9,7 @@ import click
 
 from provaudit import api
 from provaudit.cli_common import cli_errors, force_option, html_pairs_option, reference_text_option, terminal_safe
-from provaudit.errors import OutputExistsError, ProvauditError
+from provaudit.errors import ConfigError, OutputExistsError, ProvauditError
 
 
 @click.command()
@@ -50,15 +50,18 @@ def report(out_dirs: tuple[Path, ...], out: Path | None, fmt: str | None, html_p
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--rerun", is_flag=True, help="Audit outputs: also run the recorded command again and compare figures.")
 def verify(path: Path, rerun: bool) -> None:
-    """Check an audit output directory (or an index) against the sha256 values it records.
+    """Check an audit output directory, or an index, against the checksums it records.
 
-    Exit 0 when everything matches; exit 1 naming each file that changed, is missing or was
-    added, each recorded index file or input found changed, or (with --rerun) each figure the
-    rerun did not reproduce. Run it where the audit ran: recorded paths are relative to there.
+    An audit output (it has bundle.json): exit 1 naming each file that changed, is missing or
+    was added, the recorded index manifest or input found changed, or (with --rerun) each figure
+    the rerun did not reproduce; run it where the audit ran (recorded paths are relative to
+    there). An index: every byte of every file and every value audits rely on (exit 1 naming
+    the first problem).
 
     \b
-    Example:
+    Examples:
         provaudit verify audit-out/ --rerun
+        provaudit verify posts.idx
     """
     from provaudit.report import bundle
 
@@ -66,10 +69,13 @@ def verify(path: Path, rerun: bool) -> None:
         if not path.is_dir():
             raise ProvauditError(f"{path}: not a directory (give an audit output or an index)")
         if not (path / bundle.BUNDLE).exists() and (path / "manifest.json").is_file():
-            from provaudit.index.format import load_index
+            if rerun:
+                raise ConfigError("--rerun applies to audit outputs, not to an index")
+            from provaudit.index.check import verify_index
 
-            load_index(path)
-            click.echo(f"OK: index {terminal_safe(path)}: every file matches its manifest")
+            idx = verify_index(path)
+            size = sum(f.size for f in idx.files.values())
+            click.echo(f"OK: {terminal_safe(path)}: {len(idx):,} items, {size:,} bytes in {len(idx.files)} files verified")
             return
         problems, notes = bundle.verify(path)
         for n in notes:

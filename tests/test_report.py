@@ -226,7 +226,7 @@ def test_verify_names_a_one_byte_change_in_any_file(fixture_audit: Path, tmp_pat
     out = tmp_path / "audit"
     shutil.copytree(fixture_audit / "audit", out)
     r = run("verify", out)
-    assert r.exit_code == 0 and r.output.startswith("OK: ")
+    assert r.exit_code == 0 and "\nOK: " in r.output
     names = [p.name for p in _bundle_files(out)]
     assert names == ["SHA256SUMS", "bundle.json", "matches.parquet", "report.html", "report.json", "report.md"]
     for path in _bundle_files(out):
@@ -281,4 +281,4 @@ def test_verify_rerun_reproduces_the_figures(fixture_audit: Path, hostile: Path,
 
 def test_verify_an_index_directory(fixture_audit: Path) -> None:
     r = run("verify", fixture_audit / "ref.idx")
-    assert r.exit_code == 0 and "every file matches its manifest" in r.output
+    assert r.exit_code == 0 and "3,000 items" in r.output and "files verified" in r.output

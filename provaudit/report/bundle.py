@@ -1,5 +1,8 @@
 """A verifiable audit output: ``bundle.json`` lists the sha256 of every file, of the index and of the inputs.
 
+The index is recorded by the sha256 of its manifest and of its chunk-checksum list, which
+cover every byte of its data files (``provaudit verify INDEX`` checks those bytes).
+
 ``bundle.json`` is written last of the report files, inside the atomic output directory
 (``SHA256SUMS``, written after it, covers it too). ``verify`` names every file of the output
 that changed, went missing or was added, and checks the recorded index and inputs when they
@@ -28,6 +31,7 @@ from provaudit.fs.hashing import json_checksum, sha256_file
 from provaudit.fs.integrity import CHECKSUMS
 
 BUNDLE = "bundle.json"
+INDEX_CHECKSUMS = "checksums.sha256"  # an index's chunk checksums (index.format.CHECKSUMS), covering its data files
 FORMAT = "provaudit-bundle"
 FORMAT_VERSION = 1
 # report.json blocks that a rerun must reproduce exactly (dates, paths and versions may differ)
@@ -80,12 +84,8 @@ def provenance(argv: list[str]) -> dict[str, Any]:
 def write_bundle(out: Path, report: dict[str, Any]) -> dict[str, Any]:
     """Write ``bundle.json`` into ``out``: sha256 and size of every file there, the index and the inputs used."""
     idx = report["index"]
-    index_files: dict[str, Any] = {}
-    try:
-        manifest = json.loads((Path(idx["path"]) / "manifest.json").read_text(encoding="utf-8"))
-        index_files = {k: v.get("sha256") for k, v in sorted(manifest.get("files", {}).items())}
-    except (OSError, ValueError, AttributeError):
-        pass
+    checksums = Path(idx["path"]) / INDEX_CHECKSUMS
+    index_checksums = sha256_file(checksums) if checksums.is_file() else None
     files = {p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size}
              for p in sorted(out.iterdir()) if p.is_file() and p.name not in (BUNDLE, CHECKSUMS)}
     reproduce = report.get("reproduce") or {}
@@ -95,7 +95,7 @@ def write_bundle(out: Path, report: dict[str, Any]) -> dict[str, Any]:
         "kind": report["kind"],
         "files": files,
         "index": {"path": idx["path"], "fingerprint": idx["fingerprint"], "manifest_sha256": idx["manifest_sha256"],
-                  "files": index_files},
+                  INDEX_CHECKSUMS: index_checksums},
         "inputs": [{"source": i["source"], "sha256": i["sha256"]} for i in report["inputs"]],
         "control_inputs": [{"source": i["source"], "sha256": i["sha256"]}
                            for i in report.get("control", {}).get("inputs", [])],
@@ -169,9 +169,11 @@ def _check_recorded(bundle: dict[str, Any], problems: list[str], notes: list[str
     if (ipath / "manifest.json").is_file():
         if sha256_file(ipath / "manifest.json") != idx["manifest_sha256"]:
             problems.append(f"index {idx['path']}: manifest.json changed since the audit")
-        for name, digest in idx["files"].items():
-            if (ipath / name).is_file() and sha256_file(ipath / name) != digest:
-                problems.append(f"index {idx['path']}: {name} changed since the audit")
+        sums = ipath / INDEX_CHECKSUMS
+        if idx.get(INDEX_CHECKSUMS) and (not sums.is_file() or sha256_file(sums) != idx[INDEX_CHECKSUMS]):
+            problems.append(f"index {idx['path']}: {INDEX_CHECKSUMS} changed since the audit")
+        notes.append(f"index {idx['path']}: manifest and chunk checksums as recorded; `provaudit verify "
+                     f"{idx['path']}` checks every byte of its files against them")
     else:
         notes.append(f"index {idx['path']} not found: not checked")
     for i in bundle["inputs"] + bundle.get("control_inputs", []):

@@ -22,11 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from provaudit.config import DEFAULT_MAX_RECORD_CHARS
 from provaudit.errors import ProvauditError
-from provaudit.fs import arrow
 from provaudit.fs.hashing import sha256_file
 from provaudit.read.records import Extract, ReadStats
 from provaudit.read.sources import expand_sources, read_source
@@ -111,20 +109,19 @@ def read_rows(source: str, rows: set[int], sha256: str | None, *, text_field: st
 
 def _index_items(index: dict[str, Any]) -> tuple[pa.Table | None, dict[str, Any] | None, str]:
     """The verified items table (id, source, row[, text]) of the audited index, or why not."""
-    import json
+    from provaudit.index.format import load_index
 
     path = Path(index["path"])
     try:
         if sha256_file(path / "manifest.json") != index["manifest_sha256"]:
             return None, None, f"the index at {index['path']} changed since the audit"
-        manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
-        if sha256_file(path / "items.parquet") != manifest["files"]["items.parquet"]["sha256"]:
-            return None, None, f"{index['path']}/items.parquet fails its sha256"
-        names = pq.ParquetFile(path / "items.parquet").schema_arrow.names
-        cols = [c for c in ("id", "source", "row", "text") if c in names]
-        return arrow.read_table(path / "items.parquet", cols), manifest, ""
-    except (OSError, ValueError, KeyError, TypeError):
+    except OSError:
         return None, None, f"the index {index['path']} was not found where the audit read it"
+    try:
+        idx = load_index(path)
+        return idx.items, idx.manifest, ""  # every row group of items.parquet verified by its checksums
+    except (ProvauditError, OSError) as e:
+        return None, None, f"the index {index['path']} could not be read ({e})"
 
 
 def reference_texts(index: dict[str, Any], ids: set[str], given: Iterable[str] = ()) -> tuple[dict[str, str], dict[str, str]]:
