@@ -61,6 +61,7 @@ class Chunked:
     def __init__(self, path: Path, size: int, digests: np.ndarray):
         self.path, self.size, self.digests = path, size, digests
         self.verified = np.zeros(len(digests), dtype=bool)
+        self.complete = len(digests) == 0  # every chunk verified: nothing left to check
         self._map: mmap.mmap | None = None
         if size:
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
@@ -82,6 +83,10 @@ class Chunked:
     def ensure_bytes(self, lo: np.ndarray, hi: np.ndarray) -> None:
         """Verify every chunk that byte ranges ``[lo, hi)`` touch (ranges must lie in the file)."""
         lo, hi = np.asarray(lo, dtype=np.int64).reshape(-1), np.asarray(hi, dtype=np.int64).reshape(-1)
+        if self.complete:  # only the bounds left to check (empty ranges lie within them too)
+            if len(lo) and (int(lo.min()) < 0 or int(hi.max()) > self.size):
+                raise hostile(self.path, "a reference points outside the file")
+            return
         live = hi > lo
         if not live.any():
             return
@@ -96,14 +101,33 @@ class Chunked:
             wanted[a : b + 1] = True
         for c in np.flatnonzero(wanted & ~self.verified).tolist():
             self._check(c)
+        self.complete = bool(self.verified.all())
+
+    def ensure_range(self, lo: int, hi: int) -> None:
+        """``ensure_bytes`` for one range (no array overhead: called per reported item)."""
+        if hi <= lo:
+            return
+        if lo < 0 or hi > self.size:
+            raise hostile(self.path, "a reference points outside the file")
+        if self.complete:
+            return
+        for c in range(lo // CHUNK, (hi - 1) // CHUNK + 1):
+            if not self.verified[c]:
+                self._check(c)
 
     def ensure_rows(self, lo: np.ndarray, hi: np.ndarray, itemsize: int) -> None:
         """``ensure_bytes`` for element ranges ``[lo, hi)`` of ``itemsize``-byte values."""
+        if self.complete:
+            lo, hi = np.asarray(lo).reshape(-1), np.asarray(hi).reshape(-1)
+            if len(lo) and (int(lo.min()) < 0 or int(hi.max()) * itemsize > self.size):
+                raise hostile(self.path, "a reference points outside the file")
+            return
         self.ensure_bytes(np.asarray(lo, np.int64) * itemsize, np.asarray(hi, np.int64) * itemsize)
 
     def ensure_all(self) -> None:
         for c in np.flatnonzero(~self.verified).tolist():
             self._check(c)
+        self.complete = True
 
     def _check(self, c: int) -> None:
         assert self._map is not None

@@ -266,8 +266,15 @@ class Index:
         return self.arrays["seq_offsets.i64"]
 
     def sequence(self, item: int) -> np.ndarray:
-        lo, hi = self.seq_bounds(np.array([item]))
-        return self.seq_hashes[int(lo[0]) : int(hi[0])]
+        """One item's shingle hashes (offsets validated, bytes verified)."""
+        if not 0 <= item < self.n_items:
+            raise hostile(self.path / "seq_offsets.i64", "item number out of range")
+        self.files["seq_offsets.i64"].ensure_range(item * 8, item * 8 + 16)
+        lo, hi = int(self.seq_offsets[item]), int(self.seq_offsets[item + 1])
+        if not 0 <= lo <= hi <= len(self.seq_hashes):
+            raise hostile(self.path / "seq_offsets.i64", "sequence offsets out of order or out of range")
+        self.files["sequences.u64"].ensure_range(lo * 8, hi * 8)
+        return self.seq_hashes[lo:hi]
 
     @cached_property
     def n_tokens(self) -> np.ndarray:

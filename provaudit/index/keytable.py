@@ -19,8 +19,8 @@ MAX_BITS = 26
 
 
 def directory_bits(n_keys: int) -> int:
-    """Bits of the directory of a table of ``n_keys``: about 32 keys per bucket (0.25 bytes per key)."""
-    return int(min(MAX_BITS, max(1, np.log2(max(n_keys, 64) / 32))))
+    """Bits of the directory of a table of ``n_keys``: about 16 keys per bucket (0.5 bytes per key)."""
+    return int(min(MAX_BITS, max(1, np.log2(max(n_keys, 32) / 16))))
 
 
 def build_directory(keys: np.ndarray) -> np.ndarray:
@@ -53,7 +53,7 @@ def expand(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class KeyTable:
     """A sorted uint64 key column, its item column and a directory on the keys' top bits.
 
-    Keys are hashes (uniform): a directory of ``len(keys) / 32`` buckets leaves a handful of
+    Keys are hashes (uniform): a directory of ``len(keys) / 16`` buckets leaves a handful of
     keys per bucket, so a lookup is one directory read and a short binary search. Before the
     kernel searches a bucket, the directory entries it uses are verified and checked to lie in
     order within the table, and the bucket's keys are verified: a hostile directory can give
@@ -96,14 +96,14 @@ class KeyTable:
         found = np.flatnonzero(hi > lo)
         return found, lo[found], hi[found]
 
-    def items_at(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(owner, row, item) for every row of the ranges [lo, hi), verified and range-checked."""
+    def items_at(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(owner, row) for every row of the ranges [lo, hi); those rows of ``items`` are verified and
+        their item numbers checked (below ``n_items``), so ``items[row]`` may be used."""
         self.items_file.ensure_rows(lo, hi, 4)
         owner, pos = expand(lo, hi)
-        items = self.items[pos].astype(np.int64)
-        if len(items) and int(items.max()) >= self.n_items:
+        if len(pos) and int(self.items[pos].max()) >= self.n_items:
             raise hostile(self.items_file.path, "item number out of range")
-        return owner, pos, items
+        return owner, pos
 
 
 _PAIR = np.dtype([("key", "<u8"), ("item", "<u4")])  # packed, 12 bytes

@@ -59,6 +59,10 @@ class AnchorPlan:
             t.items_file.ensure_all()
             self._usable = usable_anchors(t.keys, t.items.astype(np.int64), len(index), config.max_postings)
         self._solved: dict[tuple[int, int], tuple[int, float]] = {}
+        # thresholds by code n * width + k, filled as codes are met (when the table is small enough)
+        self._width = index.config.anchors + 1
+        top = int(index.shapes[:, 0].max()) + 1 if len(index.shapes) else 1
+        self._t_table = np.full(top * self._width, -1, np.int64) if top * self._width <= 1 << 22 else None
 
     def usable_of(self, items: np.ndarray) -> np.ndarray:
         if self._usable is not None:
@@ -79,7 +83,16 @@ class AnchorPlan:
 
     def threshold_of(self, items: np.ndarray) -> np.ndarray:
         """Anchors each item needs to become a candidate (0: not searchable by anchors)."""
-        return self._solve(self.index.shingles_of(items), self.usable_of(items))[0]
+        n, k = self.index.shingles_of(items), self.usable_of(items)
+        table = self._t_table
+        if table is None or (len(n) and int(n.max()) * self._width >= len(table)):
+            return self._solve(n, k)[0]
+        code = n * self._width + k
+        new = sets.unique(code[table[code] < 0])
+        if len(new):
+            table[new] = self._solve(new // self._width, new % self._width)[0]
+        out: np.ndarray = table[code]
+        return out
 
     def miss_of(self, items: np.ndarray) -> np.ndarray:
         """Probability of missing a pair exactly at the containment threshold, per item."""
@@ -139,14 +152,13 @@ def anchor_candidates(index: Index, plan: AnchorPlan, batch: ShingleBatch) -> tu
     hit, lo, hi = hit[live], lo[live], hi[live]
     if len(hit) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    owner, pos, items = table.items_at(lo, hi)
+    owner, pos = table.items_at(lo, hi)  # verified, and every item number checked
     rec = np.searchsorted(batch.offsets, hit[owner], side="right") - 1
-    distinct, first = np.unique(rec.astype(np.int64) * len(table) + pos, return_index=True)
-    code = (distinct // len(table)) * len(index) + items[first]
+    distinct = sets.unique(rec.astype(np.int64) * len(table) + pos)
+    code = (distinct // len(table)) * len(index) + table.items[distinct % len(table)].astype(np.int64)
     uniq, counts = np.unique(code, return_counts=True)
     it = uniq % len(index)
-    touched, inverse = np.unique(it, return_inverse=True)
-    t = plan.threshold_of(touched)[inverse.reshape(-1)]
+    t = plan.threshold_of(it)
     keep = (t > 0) & (counts >= t)
     return uniq[keep] // len(index), it[keep]
 
@@ -159,7 +171,8 @@ def lsh_candidates(index: Index, band_keys: np.ndarray, records: np.ndarray) -> 
         records: The batch positions of those records.
     """
     hit, lo, hi = index.band_table.hits(band_keys.reshape(-1))
-    owner, _, items = index.band_table.items_at(lo, hi)
+    owner, pos = index.band_table.items_at(lo, hi)
+    items = index.band_table.items[pos].astype(np.int64)
     recs = records[hit[owner] // band_keys.shape[1]].astype(np.int64)
     code = sets.unique(recs * len(index) + items)
     return code // len(index), code % len(index)
