@@ -38,6 +38,10 @@ class IndexConfig:
         rows: Rows per band; 0 with ``bands=0``.
         anchors: Anchor shingles kept per reference item for containment lookup.
         keep_text: Store reference text in the index (readable evidence).
+        band_table: Store the LSH band table (about 310 bytes per 30-word item, 40% of a
+            default index). Without it audits find pairs by anchors only (which cover every
+            pair at the thresholds, Jaccard >= j implying containment >= j) and report no LSH
+            candidates; ``candidate_by`` and ``candidate_probability`` say so.
 
     Example:
         >>> IndexConfig(ngram=3).fingerprint()
@@ -55,6 +59,7 @@ class IndexConfig:
     anchors: int = 16
     keep_text: bool = False
     scheme: str = "affine32"
+    band_table: bool = True
 
     def __post_init__(self) -> None:
         if self.unit not in SHINGLE_UNITS:
@@ -101,7 +106,7 @@ class IndexConfig:
         c = self.resolved()
         return (
             f"{c.unit}{c.ngram}-{c.hash}-{c.scheme}-p{c.num_perm}-s{c.seed}"
-            f"-b{c.bands}x{c.rows}-a{c.anchors}"
+            f"-b{c.bands}x{c.rows}-a{c.anchors}" + ("" if c.band_table else "-nobands")
         )
 
     def to_dict(self) -> dict[str, Any]:

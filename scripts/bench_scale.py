@@ -1,7 +1,7 @@
 """How audit cost grows with the index: 200k, 1M and 4M-item indexes of generated posts.
 
 Usage:
-    python scripts/bench_scale.py [--sizes 200000,1000000,4000000] [--workers 2] [--data DIR]
+    python scripts/bench_scale.py [--sizes 200000,1000000,4000000] [--workers 2] [--lean 200000] [--data DIR]
                                   [--json FILE] [--markdown FILE]
 
 Generates posts of 10-50 words (the vocabulary and word frequencies of scripts/bench.py), writes
@@ -99,7 +99,7 @@ def _dir_bytes(p: Path) -> int:
     return sum(f.stat().st_size for f in p.iterdir() if f.is_file())
 
 
-def measure(data: Path, sizes: list[int], workers: int) -> dict[str, Any]:
+def measure(data: Path, sizes: list[int], workers: int, lean: int | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"sizes": {}, "workers": workers}
     meta_path = data / "meta.json"
     if not meta_path.exists() or json.loads(meta_path.read_text()).get("sizes") != sizes:
@@ -109,23 +109,25 @@ def measure(data: Path, sizes: list[int], workers: int) -> dict[str, Any]:
         meta_path.write_text(json.dumps(meta))
     out["targets"] = json.loads(meta_path.read_text())["targets"]
     mb = out["targets"]["bytes"] / 1e6
-    for n in sizes:
-        idx = data / f"idx-{n}"
-        print(f"{n:,} items: index ...", file=sys.stderr)
-        build = _step(["index", str(data / f"posts-{n}.jsonl"), "-o", str(idx), "--force", "-q", "-w", str(workers)])
+    runs = [(n, str(n), []) for n in sizes] + ([(lean, f"{lean} --no-band-table", ["--no-band-table"])] if lean else [])
+    for n, key, extra in runs:
+        idx = data / f"idx-{key.replace(' ', '')}"
+        print(f"{key} items: index ...", file=sys.stderr)
+        build = _step(["index", str(data / f"posts-{n}.jsonl"), "-o", str(idx), "--force", "-q", "-w", str(workers),
+                       *extra])
         size = _dir_bytes(idx)
         row: dict[str, Any] = {"build_s": build["seconds"], "build_mb": build["peak_mb"], "index_bytes": size,
                                "bytes_per_item": size / n}
         for name, target in (("one", "one.jsonl"), ("docs", "docs.jsonl")):
-            print(f"{n:,} items: audit {target} ...", file=sys.stderr)
-            o = data / f"out-{n}-{name}"
+            print(f"{key} items: audit {target} ...", file=sys.stderr)
+            o = data / f"out-{name}"
             r = _step(["audit", str(idx), str(data / target), "-o", str(o), "--force", "-q", "-w", str(workers)])
             report = json.loads((o / "report.json").read_text())
             row[f"{name}_s"], row[f"{name}_mb"] = r["seconds"], r["peak_mb"]
             row[f"{name}_pairs"] = report["counts"]["pairs"]
             shutil.rmtree(o)
         row["docs_mb_per_s"] = mb / row["docs_s"]
-        out["sizes"][str(n)] = row
+        out["sizes"][key] = row
     lo, hi = out["sizes"][str(min(sizes))], out["sizes"][str(max(sizes))]
     out["ratios"] = {k: hi[k] / lo[k] for k in ("build_s", "build_mb", "bytes_per_item", "one_s", "one_mb",
                                                 "docs_s", "docs_mb")}
@@ -140,7 +142,7 @@ def markdown(r: dict[str, Any]) -> str:
              "peak RSS | 50 MB audit | peak RSS | MB/s | pairs (1 / 50 MB) |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for n, s in r["sizes"].items():
-        lines.append(f"| {int(n):,} | {s['build_s']:.1f} s | {s['build_mb']:.0f} MB | {s['index_bytes'] / 1e6:,.0f} MB "
+        lines.append(f"| {n} | {s['build_s']:.1f} s | {s['build_mb']:.0f} MB | {s['index_bytes'] / 1e6:,.0f} MB "
                      f"| {s['bytes_per_item']:.0f} | {s['one_s']:.2f} s | {s['one_mb']:.0f} MB | {s['docs_s']:.1f} s "
                      f"| {s['docs_mb']:.0f} MB | {s['docs_mb_per_s']:.1f} | {s['one_pairs']} / {s['docs_pairs']:,} |")
     q = r["ratios"]
@@ -152,6 +154,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="200000,1000000,4000000")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--lean", type=int, default=200_000,
+                    help="also build and audit an index of this many items with --no-band-table (0: no)")
     ap.add_argument("--data", type=Path, help="keep corpora and indexes here (reused when the sizes match)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--markdown", type=Path)
@@ -161,7 +165,7 @@ def main() -> None:
     data.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     try:
-        r = measure(data, sizes, args.workers)
+        r = measure(data, sizes, args.workers, args.lean or None)
     finally:
         if args.data is None:
             shutil.rmtree(data, ignore_errors=True)

@@ -139,3 +139,22 @@ def test_an_older_index_is_refused_with_a_rebuild_message(corpus, tmp_path) -> N
     (dest / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(IndexFormatError, match="format version 4 is not supported.*rebuild the index"):
         load_index(dest)
+
+
+def test_an_index_without_band_table_finds_the_same_pairs_by_anchors(tmp_path) -> None:
+    """--no-band-table: 40% smaller; on the fixtures every reported pair is anchor-found, so the pairs and
+    their exact figures are those of the full index; only candidate_by/candidate_probability lose LSH."""
+    fixtures = Path(__file__).resolve().parent.parent / "fixtures"
+    full = api.build_index([str(fixtures / "reference")], tmp_path / "full")
+    lean = api.build_index([str(fixtures / "reference")], tmp_path / "lean", IndexConfig(band_table=False))
+    assert lean["files"]["band_keys.u64"]["rows"] == 0 and lean["fingerprint"].endswith("-nobands")
+    verify_index(tmp_path / "lean")
+    size = {k: sum(f["bytes"] for f in m["files"].values()) for k, m in (("full", full), ("lean", lean))}
+    assert size["lean"] < 0.7 * size["full"]
+    shards = [str(fixtures / "shards")]
+    a, b = api.audit(tmp_path / "full", shards).matches, api.audit(tmp_path / "lean", shards).matches
+    fixed = [c for c in a if c not in ("candidate_by", "candidate_probability")]
+    assert len(a["reference_id"]) > 100
+    assert {c: a[c] for c in fixed} == {c: b[c] for c in fixed}
+    assert set(b["candidate_by"]) == {"anchor"} and "anchor+lsh" in set(a["candidate_by"])
+    assert all(q <= p for p, q in zip(a["candidate_probability"], b["candidate_probability"]))

@@ -175,7 +175,7 @@ class IndexWriter:
         self._raw["n_tokens.u32"].write(np.ascontiguousarray(items.n_tokens, "<u4").tobytes())
         self._raw["n_shingles.u32"].write(np.ascontiguousarray(items.n_unique, "<u4").tobytes())
         # bands: every band key of every non-empty item
-        nonempty = items.n_unique > 0
+        nonempty = (items.n_unique > 0) & self.config.band_table
         self._bands.add(items.bands[nonempty].reshape(-1), np.repeat(item_no[nonempty], items.bands.shape[1]))
         self._anchors.add(items.anchor_keys, np.repeat(item_no, items.anchor_counts))
         self._id_hashes.append(np.fromiter(map(_id_hash, ids), dtype=np.uint64, count=n))

@@ -69,7 +69,7 @@ def _derived_sums(index: Index, seed: np.uint64) -> tuple[int, int]:
         rec = np.repeat(np.arange(hi - lo), n_unique)
         take = (np.arange(len(ub.hashes)) - ub.offsets[rec]) < cfg.anchors
         anchors += _pair_sum(ub.hashes[take], rec[take] + lo, seed)
-        nonempty = np.flatnonzero(n_unique > 0)
+        nonempty = np.flatnonzero((n_unique > 0) & cfg.band_table)
         keys = band_keys(signatures(sb, cfg.num_perm, cfg.seed), cfg.bands, cfg.rows)[nonempty]
         bands += _pair_sum(keys.reshape(-1), np.repeat(nonempty + lo, cfg.bands), seed)
     return anchors % (1 << 64), bands % (1 << 64)

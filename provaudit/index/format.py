@@ -59,7 +59,7 @@ FILES = ("items.parquet", *RAW)
 CHECKSUMS = "checksums.sha256"
 MAX_MANIFEST_BYTES = 256 << 20
 _CONFIG_TYPES = {"ngram": int, "unit": str, "num_perm": int, "seed": int, "hash": str, "threshold": float,
-                 "bands": int, "rows": int, "anchors": int, "keep_text": bool, "scheme": str}
+                 "bands": int, "rows": int, "anchors": int, "keep_text": bool, "scheme": str, "band_table": bool}
 
 
 def manifest_checksum(manifest: dict[str, Any]) -> str:

@@ -94,7 +94,7 @@ class Engine:
         a_rec, a_item = anchor_candidates(idx, self.plan, sb)
         # Jaccard >= j needs |T| <= |R| / j. Anchors already cover every such pair
         # (J >= j implies containment >= j); LSH runs only where it is cheap.
-        eligible = np.flatnonzero((seq_len > 0) & (seq_len <= self.max_ref / cfg.min_jaccard))
+        eligible = np.flatnonzero((seq_len > 0) & (seq_len <= self.max_ref / cfg.min_jaccard) & icfg.band_table)
         sig_of: dict[int, np.ndarray] = {}
         l_rec = l_item = np.zeros(0, dtype=np.int64)
         if len(eligible):
