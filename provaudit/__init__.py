@@ -30,6 +30,9 @@ _LAZY = {
     "audit_outputs": "provaudit.api",
     "write_audit": "provaudit.api",
     "write_outputs": "provaudit.api",
+    "check": "provaudit.api",
+    "Limits": "provaudit.gate.verdict",
+    "Verdict": "provaudit.gate.verdict",
     "load_index": "provaudit.index.format",
     "Index": "provaudit.index.format",
     "Record": "provaudit.read.records",
@@ -40,9 +43,9 @@ _LAZY = {
 
 __all__ = [
     "AuditConfig", "AuditResult", "ConfigError", "Index", "IndexConfig", "IndexFormatError", "IndexMismatchError",
-    "InputError", "OutputExistsError", "OutputsResult", "ProvauditError", "ReadOptions", "Record", "SampleConfig",
-    "SourceResult", "VerdictRules", "__version__", "audit", "audit_outputs", "build_index", "load_index",
-    "write_audit", "write_outputs",
+    "InputError", "Limits", "OutputExistsError", "OutputsResult", "ProvauditError", "ReadOptions", "Record",
+    "SampleConfig", "SourceResult", "Verdict", "VerdictRules", "__version__", "audit", "audit_outputs",
+    "build_index", "check", "load_index", "write_audit", "write_outputs",
 ]
 
 

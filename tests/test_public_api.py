@@ -50,3 +50,18 @@ def test_the_readme_python_api_example_runs(tmp_path: Path, monkeypatch, capsys)
     printed = capsys.readouterr().out
     assert "fixtures/shards/train-00.jsonl" in printed and "'method': 'wilson (finite population)'" in printed
     assert (tmp_path / "audit-out" / "report.json").is_file() and (tmp_path / "outputs-out" / "samples.parquet").is_file()
+
+
+def test_check_is_public_and_gates_on_limits(tmp_path: Path) -> None:
+    idx = tmp_path / "ref.idx"
+    provaudit.build_index([str(FIXTURES / "reference")], idx)
+    shard = str(FIXTURES / "shards" / "train-00.jsonl")
+    strict = provaudit.check(idx, [shard])  # default limits: any evidence pair fails
+    assert isinstance(strict, provaudit.Verdict) and not strict.passed
+    n = len(strict.counted)
+    assert n > 0 and [r.passed for r in strict.limits] == [False]
+    # the same audit through the other public functions counts the same evidence pairs
+    table = provaudit.audit(idx, [shard]).matches
+    assert n == sum(1 for flag in table["item_flag"] if not flag)
+    assert provaudit.check(idx, [shard], limits=provaudit.Limits(max_pairs=n)).passed
+    assert not provaudit.check(idx, [shard], limits=provaudit.Limits(max_pairs=n - 1)).passed
