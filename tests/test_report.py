@@ -282,3 +282,41 @@ def test_verify_rerun_reproduces_the_figures(fixture_audit: Path, hostile: Path,
 def test_verify_an_index_directory(fixture_audit: Path) -> None:
     r = run("verify", fixture_audit / "ref.idx")
     assert r.exit_code == 0 and "3,000 items" in r.output and "files verified" in r.output
+
+
+def test_reference_item_is_the_pairs_position_in_the_index(fixture_audit: Path) -> None:
+    from provaudit.index.format import load_index
+
+    ids = load_index(fixture_audit / "ref.idx").ids.to_pylist()
+    table = pq.read_table(fixture_audit / "audit" / "matches.parquet").to_pylist()
+    assert table and all(ids[r["reference_item"]] == r["reference_id"] for r in table)
+
+
+def test_reference_texts_read_only_the_reported_items(fixture_audit: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Excerpts cost what the pairs shown cost: no scan of every item, and a bounded re-read of the corpus."""
+    from provaudit.index.format import Index, load_index
+    from provaudit.report import evidence
+
+    report = json.loads((fixture_audit / "audit" / "report.json").read_text(encoding="utf-8"))
+    rows = pq.read_table(fixture_audit / "audit" / "matches.parquet").to_pylist()[:40]
+    items = {r["reference_id"]: r["reference_item"] for r in rows}
+    truth = {json.loads(line)["id"]: json.loads(line)["text"]
+             for f in sorted((fixture_audit / "reference").iterdir())
+             for line in f.read_text(encoding="utf-8").splitlines()}
+    ids_before = load_index(fixture_audit / "ref.idx").ids  # the whole id column, read here and not below
+
+    def whole_table(self: Index) -> None:
+        raise AssertionError("every item of the index was read")
+
+    monkeypatch.setattr(Index, "items", property(whole_table))
+    monkeypatch.setattr(Index, "ids", property(whole_table))
+    texts, notes = evidence.reference_texts(report["index"], items)
+    assert texts == {rid: truth[rid] for rid in items} and not notes
+    # a wrong item number is caught by the id check, not shown as another item's text
+    texts, notes = evidence.reference_texts(report["index"], {rows[0]["reference_id"]: rows[0]["reference_item"] + 1})
+    assert not texts and "is not an item of the index" in notes[rows[0]["reference_id"]]
+    # over the read limit, the reference files are not read back, and the note says what to do
+    texts, notes = evidence.reference_texts(report["index"], items, read_limit=1000)
+    assert not texts and set(notes) == set(items)
+    assert all("more than a report reads back" in n and "--keep-text" in n for n in notes.values())
+    assert len(ids_before) == report["counts"]["reference_items"]

@@ -142,7 +142,7 @@ class Engine:
             prob = self.detection_probability(int(ref_n[p]), item_k[item], item_t[item], int(overlap[p]),
                                               float(jaccard[p]), bool(lsh_eligible[rec]))
             out.rows.append((
-                item_id[item], record.id, record.source, record.row, float(jaccard[p]),
+                item_id[item], item, record.id, record.source, record.row, float(jaccard[p]),
                 float(containment[p]), float(estimate_jaccard(item_sig[item], sig_of[rec])),
                 run + width - 1 if run else 0, int(overlap[p]), int(ref_n[p]), int(tgt_n[p]), n_tok,
                 covered_tokens(tgt_seq, sets.unique(ref_seq), n_tok, icfg.ngram),

@@ -8,6 +8,7 @@ import pyarrow as pa
 
 MATCH_SCHEMA = pa.schema([
     pa.field("reference_id", pa.string()),
+    pa.field("reference_item", pa.int64()),  # the item's number in the audited index (report.json: index)
     pa.field("target_id", pa.string()),
     pa.field("target_source", pa.string()),
     pa.field("target_row", pa.int64()),

@@ -140,16 +140,12 @@ def _char_range(offsets: tuple[list[str], np.ndarray, np.ndarray] | None, n_toke
     return int(offsets[1][start]), int(offsets[2][end - 1])
 
 
-def _pairs_by_row(index: Index, rows: list[dict[str, Any]]) -> tuple[dict[int, list[dict[str, Any]]], dict[str, int]]:
-    """The engine's pairs grouped by sample row, and the item number of each reference id in them."""
-    import pyarrow.compute as pc  # 0.06 s to import: only output audits need it
-
+def _pairs_by_row(rows: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+    """The engine's pairs grouped by sample row."""
     by_row: dict[int, list[dict[str, Any]]] = {}
     for r in rows:
         by_row.setdefault(int(r["target_row"]), []).append(r)
-    rids = sorted({str(r["reference_id"]) for r in rows})
-    found = pc.index_in(arrow.array(rids, pa.string()), value_set=index.ids).to_pylist()
-    return by_row, dict(zip(rids, found))
+    return by_row
 
 
 def describe_batch(index: Index, rules: VerdictRules, min_containment: float, need: np.ndarray,
@@ -172,8 +168,12 @@ def describe_batch(index: Index, rules: VerdictRules, min_containment: float, ne
     """
     icfg = index.config
     gb = unique_per_record(shingle_batch([m[1] for m in metas], icfg))
-    by_row, item_of = _pairs_by_row(index, rows)
-    texts = index.items.column("text") if "text" in index.items.column_names else None
+    by_row = _pairs_by_row(rows)
+    # per matched item only: nothing here reads or computes over the whole index
+    matched = np.array(sorted({int(r["reference_item"]) for r in rows}), dtype=np.int64)
+    n_tokens = dict(zip(matched.tolist(), index.tokens_of(matched).tolist()))
+    n_shingles = dict(zip(matched.tolist(), index.shingles_of(matched).tolist()))
+    texts = dict(zip(matched.tolist(), index.column_of("text", matched))) if index.config.keep_text else None
     pairs: list[dict[str, Any]] = []
     samples: list[dict[str, Any]] = []
     for k, rec in enumerate(batch):
@@ -185,9 +185,9 @@ def describe_batch(index: Index, rules: VerdictRules, min_containment: float, ne
         offsets = None
         mine: list[dict[str, Any]] = []
         for r in sorted(by_row.get(rec.row, []), key=lambda r: str(r["reference_id"])):
-            item = item_of[str(r["reference_id"])]
+            item = int(r["reference_item"])
             ref = index.sequence(item)
-            n_ref, d_ref = int(index.n_tokens[item]), int(index.n_shingles[item])
+            n_ref, d_ref = int(n_tokens[item]), int(n_shingles[item])
             ref_set = sets.unique(ref)
             overlap = len(sets.intersect(ref_set, seq[~given_pos]))
             containment = overlap / d_ref if d_ref else 0.0
@@ -208,10 +208,10 @@ def describe_batch(index: Index, rules: VerdictRules, min_containment: float, ne
             cs, ce = _char_range(offsets, n_tok, tb, tb + ln)
             rs = re_ = None
             if texts is not None:
-                rs, re_ = _char_range(token_offsets(texts[item].as_py() or ""), n_ref, ta, ta + ln)
+                rs, re_ = _char_range(token_offsets(texts[item] or ""), n_ref, ta, ta + ln)
             mine.append({
                 "sample_id": rec.id, "sample_source": rec.source, "sample_row": rec.row, "field": metas[k][0],
-                "reference_id": str(r["reference_id"]), "verdict": verdict, "containment": containment,
+                "reference_id": str(r["reference_id"]), "reference_item": item, "verdict": verdict, "containment": containment,
                 "overlap_shingles": overlap,
                 "prompt_shingles": len(sets.intersect(sets.intersect(ref_set, seq), given)),
                 "reference_shingles": d_ref, "reference_tokens": n_ref, "verbatim_tokens": int(span.max()),
@@ -220,11 +220,8 @@ def describe_batch(index: Index, rules: VerdictRules, min_containment: float, ne
                 "reference_token_start": ta, "reference_token_end": ta + ln,
                 "reference_char_start": rs, "reference_char_end": re_,
                 "sample_span": None if cs is None else rec.text[cs:ce], "candidate_by": str(r["candidate_by"]),
-                "_item": item,
             })
         samples.append(_sample_summary(index, rec, metas[k][0], seq, given_pos, width, n_tok, mine))
-        for m in mine:
-            del m["_item"]
         pairs += mine
     return pairs, samples
 
@@ -234,7 +231,7 @@ def _sample_summary(index: Index, rec: Record, fld: str, seq: np.ndarray, given_
     best = max(mine, key=strength, default=None)  # the first of equals: pairs come sorted by reference id
     hit = np.zeros(len(seq), dtype=bool)
     if mine:
-        union = sets.unique(np.concatenate([index.sequence(p["_item"]) for p in mine]))
+        union = sets.unique(np.concatenate([index.sequence(p["reference_item"]) for p in mine]))
         hit = sets.isin(seq, union, b_unique=True) & ~given_pos
     return {
         "sample_id": rec.id, "source": rec.source, "row": rec.row, "field": fld,

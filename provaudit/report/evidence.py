@@ -15,12 +15,14 @@ for display; the figures of a pair come from the audit's exact verification.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from provaudit.config import DEFAULT_MAX_RECORD_CHARS
@@ -32,6 +34,7 @@ from provaudit.text.shingle import normalize
 
 EXCERPT_CHARS = 2400  # characters of each side shown around the shared spans
 SCAN_CHARS = 200_000  # longer texts are searched for shared spans in their first SCAN_CHARS only
+REFERENCE_READ_BYTES = 256 << 20  # reference files read back for a report's excerpts: at most this many bytes in all
 RANK = {"verbatim": 3, "partial": 2, "near_verbatim": 1, "none": 0}
 _WORD = re.compile(r"\S+")
 
@@ -56,6 +59,7 @@ class Pair:
     """One evidence pair in the shape every renderer uses (training and model-output audits alike)."""
 
     reference_id: str
+    reference_item: int | None  # its number in the audited index (None in outputs written before it was recorded)
     target_id: str
     source: str
     row: int
@@ -74,14 +78,15 @@ def top_pairs(report: dict[str, Any], table: pa.Table, limit: int) -> list[Pair]
         rows = [r for r in rows if r["verdict"] != "none"]
         rows.sort(key=lambda r: (-RANK[r["verdict"]], -r["evidence_tokens"], -r["containment"], r["reference_id"],
                                  r["sample_source"], r["sample_row"]))
-        return [Pair(r["reference_id"], r["sample_id"], r["sample_source"], r["sample_row"], r["containment"], None,
-                     r["evidence_tokens"], r["verdict"]) for r in rows[:limit]]
+        return [Pair(r["reference_id"], r.get("reference_item"), r["sample_id"], r["sample_source"], r["sample_row"],
+                     r["containment"], None, r["evidence_tokens"], r["verdict"]) for r in rows[:limit]]
     min_j = report["parameters"]["min_jaccard"]
     rows = [r for r in rows if not r["item_flag"]]
     rows.sort(key=lambda r: (-r["containment"], -r["jaccard"], -r["verbatim_tokens"], r["reference_id"],
                              r["target_source"], r["target_row"]))
-    return [Pair(r["reference_id"], r["target_id"], r["target_source"], r["target_row"], r["containment"],
-                 r["jaccard"], r["verbatim_tokens"], "near-copy" if r["jaccard"] >= min_j else "contained")
+    return [Pair(r["reference_id"], r.get("reference_item"), r["target_id"], r["target_source"], r["target_row"],
+                 r["containment"], r["jaccard"], r["verbatim_tokens"],
+                 "near-copy" if r["jaccard"] >= min_j else "contained")
             for r in rows[:limit]]
 
 
@@ -107,45 +112,85 @@ def read_rows(source: str, rows: set[int], sha256: str | None, *, text_field: st
     return texts, ""
 
 
-def _index_items(index: dict[str, Any]) -> tuple[pa.Table | None, dict[str, Any] | None, str]:
-    """The verified items table (id, source, row[, text]) of the audited index, or why not."""
+def _open_index(index: dict[str, Any]) -> tuple[Any, str]:
+    """The audited index, opened (manifest and checksum list verified, nothing else read), or why not."""
     from provaudit.index.format import load_index
 
     path = Path(index["path"])
     try:
         if sha256_file(path / "manifest.json") != index["manifest_sha256"]:
-            return None, None, f"the index at {index['path']} changed since the audit"
+            return None, f"the index at {index['path']} changed since the audit"
     except OSError:
-        return None, None, f"the index {index['path']} was not found where the audit read it"
+        return None, f"the index {index['path']} was not found where the audit read it"
     try:
-        idx = load_index(path)
-        return idx.items, idx.manifest, ""  # every row group of items.parquet verified by its checksums
+        return load_index(path), ""
     except (ProvauditError, OSError) as e:
-        return None, None, f"the index {index['path']} could not be read ({e})"
+        return None, f"the index {index['path']} could not be read ({e})"
 
 
-def reference_texts(index: dict[str, Any], ids: set[str], given: Iterable[str] = ()) -> tuple[dict[str, str], dict[str, str]]:
-    """Texts of reference items ``ids``: from the index (--keep-text), its recorded sources, or ``given``.
+def _items_of(idx: Any, items: dict[str, int | None]) -> dict[str, int]:
+    """Item numbers of the pairs' reference ids, checked against the index's ids.
+
+    Pairs carry their item number (``reference_item``), so only those items' row groups of
+    ``items.parquet`` are read; an output written before that column existed costs a scan of
+    every id.
+    """
+    known = {rid: i for rid, i in items.items() if i is not None and 0 <= i < len(idx)}
+    if len(known) < len(items):
+        wanted = set(items) - set(known)
+        for i, rid in enumerate(idx.ids.to_pylist()):
+            if rid in wanted:
+                known[rid] = i
+    order = sorted(known)
+    nums = np.array([known[r] for r in order], dtype=np.int64)
+    return {rid: int(i) for rid, i, got in zip(order, nums, idx.ids_of(nums)) if got == rid}
+
+
+def _source_bytes(sources: Iterable[str]) -> int:
+    total = 0
+    for src in sources:
+        try:
+            total += os.stat(src).st_size
+        except OSError:
+            pass
+    return total
+
+
+def reference_texts(index: dict[str, Any], items: dict[str, int | None], given: Iterable[str] = (), *,
+                    read_limit: int = REFERENCE_READ_BYTES) -> tuple[dict[str, str], dict[str, str]]:
+    """Texts of reference items (id -> item number): from the index (--keep-text), its recorded sources, or ``given``.
+
+    The cost follows the pairs shown, not the index: ids, sources and rows are read for these
+    items only, and the recorded reference files are read back only while they total at most
+    ``read_limit`` bytes (a corpus of billions of posts is not re-read for a report's excerpts).
 
     Returns:
         ``(texts by id, notes by id for items without text)``.
     """
-    items, manifest, why = _index_items(index)
+    idx, why = _open_index(index)
     texts: dict[str, str] = {}
     notes: dict[str, str] = {}
-    if items is not None and manifest is not None:
-        # by position, in Python: Table.filter and take import pyarrow.compute, which loads pandas (0.2 s)
-        wanted = [(i, rid) for i, rid in enumerate(items.column("id").to_pylist()) if rid in ids]
-        if "text" in items.column_names:
-            col = items.column("text")
-            texts = {rid: t for i, rid in wanted if (t := col[i].as_py()) is not None}
+    ids = set(items)
+    if idx is not None:
+        found = _items_of(idx, items)
+        order = sorted(found)
+        nums = np.array([found[r] for r in order], dtype=np.int64)
+        if idx.config.keep_text:
+            texts = {rid: t for rid, t in zip(order, idx.column_of("text", nums)) if t is not None}
         else:
+            manifest = idx.manifest
             shas = {i["source"]: i.get("sha256") for i in manifest.get("inputs", [])}
             fields = manifest.get("fields", {})
             by_source: dict[str, dict[int, str]] = {}
-            src_col, row_col = items.column("source"), items.column("row")
-            for i, rid in wanted:
-                by_source.setdefault(src_col[i].as_py(), {})[row_col[i].as_py()] = rid
+            for rid, src, row in zip(order, idx.column_of("source", nums), idx.column_of("row", nums)):
+                by_source.setdefault(str(src), {})[int(row)] = rid
+            size = _source_bytes(by_source)
+            if size > read_limit:
+                note = (f"the index holds no text (built without --keep-text) and the reference files holding these "
+                        f"items total {size / 1e9:.2f} GB, more than a report reads back; build the index with "
+                        "--keep-text or give the reference files with --reference-text")
+                notes.update({rid: note for want in by_source.values() for rid in want.values()})
+                by_source = {}
             for src, want in sorted(by_source.items()):
                 got, note = read_rows(src, set(want), shas.get(src), text_field=fields.get("text", "text"),
                                       id_field=fields.get("id"))
@@ -153,6 +198,8 @@ def reference_texts(index: dict[str, Any], ids: set[str], given: Iterable[str] =
                 reason = (f"the index holds no text (built without --keep-text) and {note}; give the reference "
                           "files with --reference-text")
                 notes.update({rid: reason for rid in want.values() if rid not in texts and note})
+        for rid in ids - set(found):
+            notes.setdefault(rid, f"{rid} is not an item of the index at {index['path']}")
     for spec in given:
         rest = ids - set(texts)
         if rest:
@@ -241,7 +288,8 @@ def attach_texts(pairs: list[Pair], report: dict[str, Any], *, extract: Extract 
                                     id_field=fields.get("id_field"), extract=extract,
                                     max_record_chars=report.get("input_problems", {}).get("max_record_chars"))
         targets.update({(src, r): t for r, t in got.items()})
-    refs, ref_notes = reference_texts(report["index"], {p.reference_id for p in pairs}, reference_sources)
+    refs, ref_notes = reference_texts(report["index"], {p.reference_id: p.reference_item for p in pairs},
+                                      reference_sources)
     ngram = int(report["index"]["config"]["ngram"]) if report["index"]["config"].get("unit") == "word" else 3
     for p in pairs:
         target, ref = targets.get((p.source, p.row)), refs.get(p.reference_id)

@@ -30,7 +30,7 @@ from provaudit.results import VERDICT_ORDER, OutputsResult, strength
 _S, _I, _F = pa.string(), pa.int64(), pa.float64()
 PAIR_SCHEMA = pa.schema([(n, t) for n, t in (
     ("sample_id", _S), ("sample_source", _S), ("sample_row", _I), ("field", _S), ("reference_id", _S),
-    ("verdict", _S), ("containment", _F), ("overlap_shingles", _I), ("prompt_shingles", _I),
+    ("reference_item", _I), ("verdict", _S), ("containment", _F), ("overlap_shingles", _I), ("prompt_shingles", _I),
     ("reference_shingles", _I), ("reference_tokens", _I), ("verbatim_tokens", _I), ("evidence_tokens", _I),
     ("verbatim_chars", _I), ("sample_token_start", _I), ("sample_token_end", _I), ("sample_char_start", _I),
     ("sample_char_end", _I), ("reference_token_start", _I), ("reference_token_end", _I),
@@ -137,7 +137,7 @@ def build_report(result: OutputsResult, pairs: pa.Table) -> dict[str, Any]:
     top_items = sorted(items.values(), key=lambda e: (-e["samples"], -e["max_evidence_tokens"], e["reference_id"]))
     rows.sort(key=lambda p: (tuple(-x for x in strength(p)), p["reference_id"], p["sample_source"], p["sample_row"]))
     ok = need.min_overlap > 0
-    keep_text = "text" in idx.items.column_names
+    keep_text = idx.config.keep_text
     spans = [s["evidence_tokens"] for s in flagged]
     tokens = sum(s.tokens for s in result.inputs)
     inputs = [{**s.to_dict(), "shapes": dict(sorted(s.shapes.items())), "rows_sampled_out": s.stats.sampled_out}
