@@ -125,14 +125,14 @@ def cli() -> None:
 @click.option("--rows", default=0, help="LSH rows per band (with --bands).")
 @click.option("--anchors", default=16, show_default=True, help="Anchor shingles kept per item for containment search.")
 @click.option("--keep-text", is_flag=True, help="Store reference text in the index (readable evidence).")
-@click.option("--no-band-table", "no_band_table", is_flag=True,
-              help="Leave out the LSH band table (40% smaller index; candidates from anchors only).")
+@click.option("--band-table/--no-band-table", default=False, show_default=True,
+              help="Also store the LSH band table (+70% on disk; anchors alone already search every pair).")
 @workers_option
 @input_options
 @force_option
 @quiet_option
 def index(sources: tuple[str, ...], out: Path, ngram: int, char: bool, num_perm: int, seed: int, hash_: str,
-          threshold: float, bands: int, rows: int, anchors: int, keep_text: bool, no_band_table: bool,
+          threshold: float, bands: int, rows: int, anchors: int, keep_text: bool, band_table: bool,
           workers: int | None, engine: str, ray_address: str | None, text_field: str, id_field: str,
           input_format: str | None, on_error: str, force: bool, quiet: bool) -> None:
     """Index a reference corpus (SOURCES: files, directories, globs, saved datasets, hf:NAME).
@@ -145,7 +145,7 @@ def index(sources: tuple[str, ...], out: Path, ngram: int, char: bool, num_perm:
         run_on = RunEngine(engine, workers, ray_address)
         cfg = IndexConfig(ngram=ngram, unit="char" if char else "word", num_perm=num_perm, seed=seed, hash=hash_,
                           threshold=threshold, bands=bands, rows=rows, anchors=anchors, keep_text=keep_text,
-                          band_table=not no_band_table)
+                          band_table=band_table)
         t0 = time.monotonic()
         manifest = api.build_index(sources, out, cfg, text_field=text_field, id_field=id_field,
                                    on_error=on_error, force=force, run_engine=run_on,

@@ -95,9 +95,11 @@ def corpus(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def corpus_index(corpus, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from provaudit import api
+    from provaudit.config import IndexConfig
 
     out = tmp_path_factory.mktemp("idx") / "ref.idx"
-    api.build_index([str(corpus[2])], out)
+    # with the LSH band table (not the default), so that the brute-force tests also cover that route
+    api.build_index([str(corpus[2])], out, IndexConfig(band_table=True))
     return out
 
 

@@ -80,12 +80,15 @@ def how_sure(report: dict[str, Any]) -> list[str]:
     worst, lsh = mp["anchor_max_at_threshold"], mp["lsh_at_min_jaccard"]
     em = report["estimates"]["candidate_miss"]
     f = report["flags"]
+    near = (f"The near-copy search alone would miss a pair at Jaccard {p['min_jaccard']} with probability {pct(lsh)}, "
+            "but such a pair also has containment of at least that value, so the containment search covers it: the "
+            f"first figure ({pct(worst)}) is the one that bounds what is missed." if lsh is not None else
+            f"Near-copies (Jaccard at least {p['min_jaccard']}) have containment of at least that value too, so the "
+            "same search covers them.")
     lines = [
         f"Search: a pair with containment exactly {p['min_containment']} is never proposed with probability at "
         f"most {pct(worst)}; about {em['expected_missed_pairs']:.2g} pairs are expected to have been missed in all. "
-        f"The near-copy search alone would miss a pair at Jaccard {p['min_jaccard']} with probability {pct(lsh)}, "
-        "but such a pair also has containment of at least that value, so the containment search covers it: the "
-        f"first figure ({pct(worst)}) is the one that bounds what is missed.",
+        + near,
         f"Not counted: {num(f['short_item']['pairs'])} pairs of items shorter than "
         f"{f['short_item']['min_item_shingles']} shingles (too short to be evidence), and "
         f"{num(f['frequent_item']['pairs'])} pairs of {num(len(f['frequent_item']['items']))} items found in more "

@@ -107,7 +107,7 @@ def _miss_probability(result: AuditResult) -> dict[str, Any]:
         "anchor_mean_at_threshold": round6(miss_mean) if miss_mean is not None else None,
         "items_not_searchable_by_anchors": not_searchable,
         "lsh_at_min_jaccard": round6(1.0 - lsh_candidate_probability(cfg.min_jaccard, icfg.bands, icfg.rows))
-        if icfg.band_table else 1.0,
+        if icfg.band_table else None,  # no band table: near-copies are searched by the anchors alone
         "note": (
             "anchor: P(a pair at exactly the containment threshold is never a candidate), per item, "
             "hypergeometric; lsh: P(a pair at exactly min_jaccard shares no band) = (1 - s^r)^b. "
