@@ -1,7 +1,7 @@
 """How audit cost grows with the index: 200k, 1M and 4M-item indexes of generated posts.
 
 Usage:
-    python scripts/bench_scale.py [--sizes 200000,1000000,4000000] [--workers 2] [--lean 200000] [--data DIR]
+    python scripts/bench_scale.py [--sizes 200000,1000000,4000000] [--workers 2] [--band-table 200000] [--data DIR]
                                   [--json FILE] [--markdown FILE]
 
 Generates posts of 10-50 words (the vocabulary and word frequencies of scripts/bench.py), writes
@@ -99,7 +99,7 @@ def _dir_bytes(p: Path) -> int:
     return sum(f.stat().st_size for f in p.iterdir() if f.is_file())
 
 
-def measure(data: Path, sizes: list[int], workers: int, lean: int | None = None) -> dict[str, Any]:
+def measure(data: Path, sizes: list[int], workers: int, banded: int | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"sizes": {}, "workers": workers}
     meta_path = data / "meta.json"
     if not meta_path.exists() or json.loads(meta_path.read_text()).get("sizes") != sizes:
@@ -109,7 +109,7 @@ def measure(data: Path, sizes: list[int], workers: int, lean: int | None = None)
         meta_path.write_text(json.dumps(meta))
     out["targets"] = json.loads(meta_path.read_text())["targets"]
     mb = out["targets"]["bytes"] / 1e6
-    runs = [(n, str(n), []) for n in sizes] + ([(lean, f"{lean} --no-band-table", ["--no-band-table"])] if lean else [])
+    runs = [(n, str(n), []) for n in sizes] + ([(banded, f"{banded} --band-table", ["--band-table"])] if banded else [])
     for n, key, extra in runs:
         idx = data / f"idx-{key.replace(' ', '')}"
         print(f"{key} items: index ...", file=sys.stderr)
@@ -154,8 +154,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="200000,1000000,4000000")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--lean", type=int, default=200_000,
-                    help="also build and audit an index of this many items with --no-band-table (0: no)")
+    ap.add_argument("--band-table", dest="banded", type=int, default=200_000,
+                    help="also build and audit an index of this many items with --band-table (0: no)")
     ap.add_argument("--data", type=Path, help="keep corpora and indexes here (reused when the sizes match)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--markdown", type=Path)
@@ -165,7 +165,7 @@ def main() -> None:
     data.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     try:
-        r = measure(data, sizes, args.workers, args.lean or None)
+        r = measure(data, sizes, args.workers, args.banded or None)
     finally:
         if args.data is None:
             shutil.rmtree(data, ignore_errors=True)
