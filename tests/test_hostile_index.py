@@ -116,7 +116,7 @@ MANIFEST_MUTATIONS = [
     ("config", "num_perm", 128.0), ("config", "seed", 1.5), ("config", "anchors", 0), ("config", "keep_text", "yes"),
     ("config", "ngram", 2), ("anchor_plan", "max_postings", 0), ("anchor_plan", "max_postings", 1.0),
     (None, "counts", []), (None, "files", []), (None, "inputs", "x"), (None, "chunk_bytes", 4096),
-    ("checksums", "bytes", 0), (None, "format_version", 5.0),
+    ("checksums", "bytes", 0), (None, "format_version", 6.0),
 ]
 
 

@@ -28,7 +28,7 @@ def test_manifest_records_parameters_inputs_and_hashes(corpus, tmp_path) -> None
     m = _build(corpus[2], tmp_path / "idx", ngram=4, num_perm=64, seed=9)
     on_disk = json.loads((tmp_path / "idx" / "manifest.json").read_text())
     assert on_disk == m
-    assert m["format_version"] == 5
+    assert m["format_version"] == 6
     assert m["config"]["ngram"] == 4 and m["config"]["num_perm"] == 64 and m["config"]["seed"] == 9
     assert m["config"]["scheme"] == "affine32" and m["config"]["hash"] == "xxh3"
     assert m["config"]["bands"] * m["config"]["rows"] <= 64
@@ -134,11 +134,12 @@ def test_an_older_index_is_refused_with_a_rebuild_message(corpus, tmp_path) -> N
     dest = tmp_path / "idx"
     _build(corpus[2], dest)
     m = json.loads((dest / "manifest.json").read_text())
-    m["format_version"] = 4
-    m["manifest_checksum"] = manifest_checksum(m)
-    (dest / "manifest.json").write_text(json.dumps(m))
-    with pytest.raises(IndexFormatError, match="format version 4 is not supported.*rebuild the index"):
-        load_index(dest)
+    for old in (4, 5):  # 5: the band table was always there, and the fingerprint did not say so
+        m["format_version"] = old
+        m["manifest_checksum"] = manifest_checksum(m)
+        (dest / "manifest.json").write_text(json.dumps(m))
+        with pytest.raises(IndexFormatError, match=f"format version {old} is not supported.*rebuild the index"):
+            load_index(dest)
 
 
 def test_an_index_without_band_table_finds_the_same_pairs_by_anchors(tmp_path) -> None:

@@ -27,7 +27,9 @@ Note:
     Format 5 (issue #11) replaced the whole-file sha256 checked on every load by chunk
     checksums, dropped ``signatures.u32`` (audits recompute the few signatures they report
     from the sequences), moved per-item counts out of ``items.parquet`` and stored the
-    directories and usable anchors. Older indexes must be rebuilt.
+    directories and usable anchors. Format 6 made the LSH band table optional and off by
+    default (the fingerprint marks an index that has one with ``-lsh``). Older indexes must
+    be rebuilt.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from provaudit.index.chunks import CHUNK, DIGEST, Chunked, digest_root, hostile
 from provaudit.index.keytable import KeyTable, directory_bits
 
 FORMAT = "provaudit-index"
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 RAW: dict[str, str] = {
     "seq_offsets.i64": "<i8", "sequences.u64": "<u8", "n_tokens.u32": "<u4", "n_shingles.u32": "<u4",
     "anchor_usable.u8": "u1", "anchor_keys.u64": "<u8", "anchor_items.u32": "<u4", "anchor_dir.i64": "<i8",
