@@ -106,8 +106,9 @@ def _mutate_array(path: Path, dtype: str, rng: random.Random, how: str) -> None:
         a[i] = info.max
     elif how == "zero-tail":
         a[i:] = 0
-    else:
-        a[i] ^= a.dtype.type(1 << rng.randrange(a.itemsize * 8))
+    else:  # one bit of element i, flipped in its bytes (1 << 63 does not fit a signed element)
+        bit = rng.randrange(a.itemsize * 8)
+        a.view(np.uint8)[i * a.itemsize + bit // 8] ^= np.uint8(1 << (bit % 8))
     a.tofile(path)
 
 

@@ -96,3 +96,36 @@ def test_matches_parquet_schema(corpus, corpus_index, tmp_path) -> None:
                       ("target_row", "int64"), ("jaccard", "double"), ("containment", "double"),
                       ("estimated_jaccard", "double"), ("verbatim_tokens", "int64")]:
         assert str(schema.field(name).type) == typ
+
+
+@pytest.mark.parametrize("min_c,miss_rate", [(0.5, 0.01), (0.3, 0.05), (0.8, 0.001)])
+def test_pairs_under_t_cut_are_dropped_only_when_no_item_could_take_them(corpus, corpus_index, min_c,
+                                                                         miss_rate) -> None:
+    """anchor_candidates drops (record, item) pairs with fewer than t_cut anchor hits unless the item is
+    in low_items; the candidates are exactly those of the per-item thresholds applied to every pair."""
+    from provaudit.index.check import LOW_SHAPE
+    from provaudit.index.format import load_index
+    from provaudit.match.candidates import AnchorPlan, anchor_candidates
+    from provaudit.text.shingle import shingle_batch
+
+    refs, targets, _, _ = corpus
+    idx = load_index(corpus_index)
+    cfg = AuditConfig(min_containment=min_c, min_jaccard=min_c, miss_rate=miss_rate)
+    pruned, full = AnchorPlan(idx, cfg), AnchorPlan(idx, cfg)
+    full.__dict__["t_cut"] = 1  # the cached property, overridden: every pair goes through threshold_of
+    assert pruned.t_cut > 1 and len(idx.low_items) > 0
+    # low_items holds exactly the items with a small shape (independently recomputed here)
+    n_sh, usable = idx.n_shingles, idx.usable
+    assert idx.low_items.tolist() == [i for i in range(len(idx)) if min(n_sh[i], usable[i]) < LOW_SHAPE]
+    # ... and every item outside it needs at least t_cut hits
+    t = full.threshold_of(np.arange(len(idx)))
+    outside = np.setdiff1d(np.arange(len(idx)), idx.low_items)
+    assert ((t[outside] == 0) | (t[outside] >= pruned.t_cut)).all()
+    texts = list(targets.values()) + [" ".join(r.split()[:3]) + " x y z " + r for r in refs.values()]
+    low_hits = 0
+    for i in range(0, len(texts), 40):
+        sb = shingle_batch(texts[i:i + 40], idx.config)
+        a, b = anchor_candidates(idx, pruned, sb), anchor_candidates(idx, full, sb)
+        assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+        low_hits += int(np.isin(a[1], idx.low_items).sum())
+    assert low_hits > 0  # the low-item route was exercised

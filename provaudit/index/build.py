@@ -28,7 +28,7 @@ from provaudit.fs.atomic import commit_output_dir, prepare_output_dir, try_lock,
 from provaudit.read.blocks import batches
 from provaudit.config import AuditConfig, IndexConfig
 from provaudit.errors import InputError
-from provaudit.index.check import shape_table, usable_anchors
+from provaudit.index.check import low_items, shape_table, usable_anchors
 from provaudit.index.chunks import CHUNK, DIGEST, digest_root, file_digests
 from provaudit.index.format import CHECKSUMS, FILES, FORMAT, FORMAT_VERSION, RAW, manifest_checksum
 from provaudit.index.items import ROW_GROUP
@@ -225,12 +225,14 @@ class IndexWriter:
         return out
 
     def _write_plan(self) -> None:
-        """``anchor_usable.u8`` and ``shapes.i64``: what audits need of the anchor table, computed once."""
+        """``anchor_usable.u8``, ``shapes.i64`` and ``low_items.u32``: what audits need of the anchor table,
+        computed once."""
         usable = usable_anchors(self._map("anchor_keys.u64"), self._map("anchor_items.u32"), self.n_items,
                                 self.max_postings)
         (self.tmp / "anchor_usable.u8").write_bytes(usable.astype("u1").tobytes())
-        shapes = shape_table(self._map("n_shingles.u32").astype(np.int64), usable)
-        (self.tmp / "shapes.i64").write_bytes(shapes.astype("<i8").tobytes())
+        n_shingles = self._map("n_shingles.u32").astype(np.int64)
+        (self.tmp / "shapes.i64").write_bytes(shape_table(n_shingles, usable).astype("<i8").tobytes())
+        (self.tmp / "low_items.u32").write_bytes(low_items(n_shingles, usable).astype("<u4").tobytes())
 
     def _write_checksums(self) -> tuple[dict[str, Any], dict[str, Any]]:
         files: dict[str, Any] = {}

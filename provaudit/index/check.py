@@ -30,6 +30,19 @@ def usable_anchors(keys: np.ndarray, items: np.ndarray, n_items: int, max_postin
     return np.bincount(items[keep], minlength=n_items).astype(np.int64)
 
 
+LOW_SHAPE = 8  # items with fewer distinct shingles or usable anchors than this are listed in low_items.u32
+
+
+def low_items(n_shingles: np.ndarray, usable: np.ndarray) -> np.ndarray:
+    """Items with ``min(distinct shingles, usable anchors) < LOW_SHAPE``, sorted.
+
+    Every other item needs at least ``AnchorPlan.t_cut`` anchor hits, so an audit can drop
+    the (record, item) pairs with fewer hits before it looks anything up per item.
+    """
+    out: np.ndarray = np.flatnonzero(np.minimum(n_shingles, usable) < LOW_SHAPE).astype(np.int64)
+    return out
+
+
 def shape_table(n_shingles: np.ndarray, usable: np.ndarray) -> np.ndarray:
     """``(k, 3)`` rows (distinct shingles, usable anchors, items), sorted."""
     width = int(usable.max()) + 1 if len(usable) else 1
@@ -109,6 +122,8 @@ def check_structure(index: Index) -> None:
         raise hostile(index.path / "anchor_usable.u8", "usable anchors do not match the anchor table")
     if not np.array_equal(shape_table(n_sh, usable), index.shapes):
         raise hostile(index.path / "shapes.i64", "does not match the items")
+    if not np.array_equal(low_items(n_sh, usable), index.low_items):
+        raise hostile(index.path / "low_items.u32", "does not match the items")
     index.items  # noqa: B018 - every row group parsed
 
 

@@ -1,6 +1,6 @@
 """The index on disk: its format, manifest validation and verified, lazy loading (built by ``build``).
 
-Layout of an index directory (format 5)::
+Layout of an index directory (format 6)::
 
     manifest.json       format version, parameters, inputs, counts, per-file sizes and checksum roots
     checksums.sha256    sha256 of every 256 KiB chunk of every file below, file after file (``chunks``)
@@ -16,6 +16,8 @@ Layout of an index directory (format 5)::
     anchor_dir.i64      directory on the keys' top bits: rows of keys starting with each prefix
     band_keys.u64, band_items.u32, band_dir.i64   the LSH band table, likewise
     shapes.i64          (distinct shingles, usable anchors, items) for every such pair present
+    low_items.u32       items with fewer than 8 distinct shingles or usable anchors, sorted (the
+                        only items an anchor hit count below ``AnchorPlan.t_cut`` can make candidates)
 
 Everything but ``items.parquet`` is raw little-endian fixed-width data, memory-mapped on load:
 an audit reads only the pages its target touches, verifies each 256 KiB chunk the first time
@@ -28,7 +30,8 @@ Note:
     checksums, dropped ``signatures.u32`` (audits recompute the few signatures they report
     from the sequences), moved per-item counts out of ``items.parquet`` and stored the
     directories and usable anchors. Format 6 made the LSH band table optional and off by
-    default (the fingerprint marks an index that has one with ``-lsh``). Older indexes must
+    default (the fingerprint marks an index that has one with ``-lsh``) and added
+    ``low_items.u32``. Older indexes must
     be rebuilt.
 """
 
@@ -56,6 +59,7 @@ RAW: dict[str, str] = {
     "seq_offsets.i64": "<i8", "sequences.u64": "<u8", "n_tokens.u32": "<u4", "n_shingles.u32": "<u4",
     "anchor_usable.u8": "u1", "anchor_keys.u64": "<u8", "anchor_items.u32": "<u4", "anchor_dir.i64": "<i8",
     "band_keys.u64": "<u8", "band_items.u32": "<u4", "band_dir.i64": "<i8", "shapes.i64": "<i8",
+    "low_items.u32": "<u4",
 }
 FILES = ("items.parquet", *RAW)
 CHECKSUMS = "checksums.sha256"
@@ -153,6 +157,8 @@ def validate_manifest(mpath: Path, m: dict[str, Any]) -> None:
     for name, want in expected.items():
         if rows_of[name] != want:
             raise hostile(mpath, f"files.{name} has {rows_of[name]} rows, expected {want}")
+    if rows_of["low_items.u32"] > n:
+        raise hostile(mpath, f"files.low_items.u32 has {rows_of['low_items.u32']} rows, more than the items")
     if rows_of["shapes.i64"] % 3:
         raise hostile(mpath, "shapes.i64 must hold (shingles, usable, items) triples")
     chk = m.get("checksums")
@@ -289,6 +295,15 @@ class Index:
     @cached_property
     def usable(self) -> np.ndarray:
         return self.usable_of(np.arange(self.n_items))
+
+    @cached_property
+    def low_items(self) -> np.ndarray:
+        """``low_items.u32`` (every chunk verified), checked sorted and in range."""
+        self.files["low_items.u32"].ensure_all()
+        low = self.arrays["low_items.u32"].astype(np.int64)
+        if len(low) and (int(low[-1]) >= self.n_items or bool((low[1:] <= low[:-1]).any())):
+            raise hostile(self.path / "low_items.u32", "item numbers not sorted or out of range")
+        return low
 
     def items_with_shingles(self, at_least: int) -> int:
         """Items with at least this many distinct shingles (from ``shapes``: no per-item read)."""

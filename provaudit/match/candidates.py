@@ -27,7 +27,7 @@ import numpy as np
 
 from provaudit.text import kernels
 from provaudit.config import AuditConfig
-from provaudit.index.check import shape_table, usable_anchors
+from provaudit.index.check import LOW_SHAPE, shape_table, usable_anchors
 from provaudit.match.probability import hypergeom_cdf
 from provaudit.index.format import Index
 from provaudit.index.keytable import expand
@@ -63,6 +63,23 @@ class AnchorPlan:
         self._width = index.config.anchors + 1
         top = int(index.shapes[:, 0].max()) + 1 if len(index.shapes) else 1
         self._t_table = np.full(top * self._width, -1, np.int64) if top * self._width <= 1 << 22 else None
+
+    @cached_property
+    def t_cut(self) -> int:
+        """Fewest anchor hits any item outside ``index.low_items`` needs to become a candidate.
+
+        From the (distinct shingles, usable anchors) histogram: the smallest threshold over the
+        shapes with both at least ``LOW_SHAPE`` (0-threshold shapes are never candidates). 1
+        (no shortcut) when usable anchors were recounted for another ``max_postings``.
+        """
+        if self._usable is not None:
+            return 1
+        s = self.index.shapes
+        big = (s[:, 0] >= LOW_SHAPE) & (s[:, 1] >= LOW_SHAPE)
+        if not big.any():
+            return 1
+        t = self._solve(s[big, 0], s[big, 1])[0]
+        return int(t[t > 0].min()) if (t > 0).any() else 1 << 30
 
     def usable_of(self, items: np.ndarray) -> np.ndarray:
         if self._usable is not None:
@@ -157,6 +174,11 @@ def anchor_candidates(index: Index, plan: AnchorPlan, batch: ShingleBatch) -> tu
     distinct = sets.unique(rec.astype(np.int64) * len(table) + pos)
     code = (distinct // len(table)) * len(index) + table.items[distinct % len(table)].astype(np.int64)
     uniq, counts = np.unique(code, return_counts=True)
+    if plan.t_cut > 1:  # most pairs share one anchor: drop those no item can accept, before any per-item read
+        keep = counts >= plan.t_cut
+        if len(index.low_items):
+            keep |= sets.isin(uniq % len(index), index.low_items, b_unique=True)
+        uniq, counts = uniq[keep], counts[keep]
     it = uniq % len(index)
     t = plan.threshold_of(it)
     keep = (t > 0) & (counts >= t)

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from provaudit.config import AuditConfig
+from provaudit.index.chunks import hostile
 from provaudit.index.format import Index
 from provaudit.match.candidates import (
     AnchorPlan, anchor_candidates, covered_tokens, longest_common_run, lsh_candidates, verify,
@@ -113,6 +114,8 @@ class Engine:
         distinct = unique_per_record(subbatch(sb, cand_recs))
         overlap = verify(idx, distinct, local, items)
         ref_n = idx.shingles_of(items)
+        if len(overlap) and bool((overlap > ref_n).any()):  # more shared shingles than the item has
+            raise hostile(idx.path / "n_shingles.u32", "distinct shingles do not match the sequences")
         tgt_n = np.diff(distinct.offsets)[local]
         containment = np.where(ref_n > 0, overlap / np.maximum(ref_n, 1), 0.0)
         union = ref_n + tgt_n - overlap
