@@ -161,3 +161,25 @@ def test_an_index_without_band_table_finds_the_same_pairs_by_anchors(tmp_path) -
     assert {c: a[c] for c in fixed} == {c: b[c] for c in fixed}
     assert set(b["candidate_by"]) == {"anchor"} and "anchor+lsh" in set(a["candidate_by"])
     assert all(q <= p for p, q in zip(a["candidate_probability"], b["candidate_probability"]))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_usable_anchors_in_steps_equal_one_pass(seed) -> None:
+    """Steps end where a key ends: runs longer than a step, and steps of 1, give the one-pass counts."""
+    import numpy as np
+
+    from provaudit.index.check import usable_anchors
+
+    rng = np.random.default_rng(seed)
+    n_items = 50
+    keys = np.sort(rng.choice(np.array([1, 5, 9, 2**63, 2**64 - 1], np.uint64), 400)
+                   if seed % 2 else rng.integers(0, 40, 400).astype(np.uint64))
+    items = rng.integers(0, n_items, len(keys)).astype(np.uint32)
+    for max_postings in (1, 3, 50, 1000):
+        # independent truth: count, per item, its rows whose key occurs at most max_postings times
+        occurs = {k: int((keys == k).sum()) for k in set(keys.tolist())}
+        truth = np.zeros(n_items, np.int64)
+        for k, it in zip(keys.tolist(), items.tolist()):
+            truth[it] += occurs[k] <= max_postings
+        for step in (1, 2, 7, 64, 10_000):
+            assert np.array_equal(usable_anchors(keys, items, n_items, max_postings, step=step), truth)

@@ -20,14 +20,27 @@ _M1, _M2, _M3 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np
 
 
 
-def usable_anchors(keys: np.ndarray, items: np.ndarray, n_items: int, max_postings: int) -> np.ndarray:
-    """Per item: anchors whose key is shared by at most ``max_postings`` items (keys sorted)."""
-    if not len(keys):
-        return np.zeros(n_items, dtype=np.int64)
-    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-    runs = np.diff(np.r_[starts, len(keys)])
-    keep = np.repeat(runs <= max_postings, runs)
-    return np.bincount(items[keep], minlength=n_items).astype(np.int64)
+USABLE_ROWS = 1 << 22  # anchor rows per step of usable_anchors (bounded memory on memory-mapped tables)
+
+
+def usable_anchors(keys: np.ndarray, items: np.ndarray, n_items: int, max_postings: int,
+                   step: int = USABLE_ROWS) -> np.ndarray:
+    """Per item: anchors whose key is shared by at most ``max_postings`` items (keys sorted).
+
+    Works through the table ``step`` rows at a time, each step ending where a key ends, so
+    that its temporaries stay bounded however large the table.
+    """
+    out = np.zeros(n_items, dtype=np.int64)
+    start, n = 0, len(keys)
+    while start < n:
+        end = n if start + step >= n else int(np.searchsorted(keys, keys[start + step - 1], side="right"))
+        k = np.asarray(keys[start:end])
+        starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
+        runs = np.diff(np.r_[starts, len(k)])
+        keep = np.repeat(runs <= max_postings, runs)
+        out += np.bincount(np.asarray(items[start:end])[keep], minlength=n_items)
+        start = end
+    return out
 
 
 LOW_SHAPE = 8  # items with fewer distinct shingles or usable anchors than this are listed in low_items.u32

@@ -57,7 +57,7 @@ class AnchorPlan:
             t = index.anchor_table
             t.keys_file.ensure_all()
             t.items_file.ensure_all()
-            self._usable = usable_anchors(t.keys, t.items.astype(np.int64), len(index), config.max_postings)
+            self._usable = usable_anchors(t.keys, t.items, len(index), config.max_postings)
         self._solved: dict[tuple[int, int], tuple[int, float]] = {}
         # thresholds by code n * width + k, filled as codes are met (when the table is small enough)
         self._width = index.config.anchors + 1
