@@ -7,6 +7,10 @@
 
 Workers are forked once, when the pool is entered, so that they inherit what the parent
 loaded (indexes, configurations) copy-on-write, and before the parent starts any thread.
+A worker never outlives its parent: on Linux the kernel sends it SIGKILL when the parent
+dies (``prctl(PR_SET_PDEATHSIG)``), and everywhere a daemon thread in the worker sees the
+parent change (``os.getppid()``) within ``PARENT_POLL`` seconds and ends the worker, so a
+parent killed by SIGKILL (the out-of-memory killer) or SIGTERM leaves no worker behind.
 
 Example:
     >>> with ForkPool(2) as pool:  # doctest: +SKIP
@@ -16,8 +20,13 @@ Example:
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import multiprocessing
+import os
+import signal
+import sys
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -41,6 +50,28 @@ class WorkerDied(ProvauditError):
     """A worker process ended abruptly (killed, out of memory). CLI: exit 1, nothing written."""
 
 
+PARENT_POLL = 0.5  # seconds between a worker's checks that its parent is alive
+_PR_SET_PDEATHSIG = 1
+
+
+def _watch_parent(parent: int) -> None:
+    """Worker initializer: end this worker when process ``parent`` ends."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # the polling thread below still ends the worker
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+    threading.Thread(target=_poll_parent, args=(parent,), name="provaudit-parent-watch", daemon=True).start()
+
+
+def _poll_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        threading.Event().wait(PARENT_POLL)
+    os._exit(1)
+
+
 def _ready() -> None:
     """A task that only proves a worker is up."""
 
@@ -59,7 +90,8 @@ class ForkPool:
     def __enter__(self) -> ForkPool:
         gc.freeze()  # the parent's objects stay out of the workers' collections: fewer copy-on-write pages
         try:
-            self.executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork"))
+            self.executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork"),
+                                                initializer=_watch_parent, initargs=(os.getpid(),))
             for f in [self.executor.submit(_ready) for _ in range(self.workers)]:  # fork every worker now
                 f.result()
         except BaseException as e:
