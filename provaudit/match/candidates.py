@@ -35,6 +35,9 @@ from provaudit.text import sets
 from provaudit.text.shingle import ShingleBatch
 
 
+LOW_FILTER_MASK = (1 << 20) - 1  # low_filter: 1 MB, in cache, whatever the index size
+
+
 class AnchorPlan:
     """Anchor thresholds for one audit, computed for the items a target touches.
 
@@ -80,6 +83,14 @@ class AnchorPlan:
             return 1
         t = self._solve(s[big, 0], s[big, 1])[0]
         return int(t[t > 0].min()) if (t > 0).any() else 1 << 30
+
+    @cached_property
+    def low_filter(self) -> np.ndarray:
+        """A bitmap of the low items' numbers modulo ``LOW_FILTER_MASK + 1``: never false for a low
+        item (a few other items share a bit; their pairs just get the per-item check)."""
+        out = np.zeros(LOW_FILTER_MASK + 1, dtype=bool)
+        out[self.index.low_items & LOW_FILTER_MASK] = True
+        return out
 
     def usable_of(self, items: np.ndarray) -> np.ndarray:
         if self._usable is not None:
@@ -174,12 +185,10 @@ def anchor_candidates(index: Index, plan: AnchorPlan, batch: ShingleBatch) -> tu
     distinct = sets.unique(rec.astype(np.int64) * len(table) + pos)
     code = (distinct // len(table)) * len(index) + table.items[distinct % len(table)].astype(np.int64)
     uniq, counts = np.unique(code, return_counts=True)
-    if plan.t_cut > 1:  # most pairs share one anchor: drop those no item can accept, before any per-item read
-        keep = counts >= plan.t_cut
-        if len(index.low_items):
-            keep |= sets.isin(uniq % len(index), index.low_items, b_unique=True)
-        uniq, counts = uniq[keep], counts[keep]
     it = uniq % len(index)
+    if plan.t_cut > 1:  # most pairs share one anchor: drop those no item can accept, before any per-item read
+        keep = (counts >= plan.t_cut) | plan.low_filter[it & LOW_FILTER_MASK]
+        uniq, counts, it = uniq[keep], counts[keep], it[keep]
     t = plan.threshold_of(it)
     keep = (t > 0) & (counts >= t)
     return uniq[keep] // len(index), it[keep]
