@@ -128,6 +128,20 @@ def _tree_memory(proc: psutil.Process) -> float:
     return float(total + shared)
 
 
+def _tree_anon(proc: psutil.Process) -> float:
+    """sum(RssAnon) over ``proc`` and its descendants, in bytes: the memory the processes allocate,
+    leaving out mapped files (libraries, memory-mapped index pages, which the kernel may map in
+    large folios of up to 2 MB around each page an audit reads when the file is in the page cache)."""
+    total = 0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            with open(f"/proc/{p.pid}/status", encoding="ascii") as f:
+                total += next(int(line.split()[1]) * 1024 for line in f if line.startswith("RssAnon:"))
+        except (OSError, StopIteration, psutil.Error):
+            continue
+    return float(total)
+
+
 def run(code: str, *args: str, env: dict[str, str] | None = None, memory: bool = True) -> dict[str, Any]:
     """Run ``python -c code args`` in a fresh process; return its JSON line plus peak tree memory
     (``memory``; otherwise the run is not sampled and ``peak_mb`` is absent)."""
@@ -135,13 +149,14 @@ def run(code: str, *args: str, env: dict[str, str] | None = None, memory: bool =
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
                             env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
     ps = psutil.Process(proc.pid)
-    peak = [0.0]
+    peak = [0.0, 0.0]
     done = threading.Event()
 
     def sample() -> None:
         while not done.is_set():
             try:
                 peak[0] = max(peak[0], _tree_memory(ps))
+                peak[1] = max(peak[1], _tree_anon(ps))
             except psutil.Error:
                 pass
             done.wait(0.02)
@@ -158,6 +173,7 @@ def run(code: str, *args: str, env: dict[str, str] | None = None, memory: bool =
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     if memory:
         result["peak_mb"] = peak[0] / 2**20
+        result["peak_anon_mb"] = peak[1] / 2**20
     return result
 
 
