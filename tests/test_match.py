@@ -129,3 +129,20 @@ def test_pairs_under_t_cut_are_dropped_only_when_no_item_could_take_them(corpus,
         assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
         low_hits += int(np.isin(a[1], idx.low_items).sum())
     assert low_hits > 0  # the low-item route was exercised
+
+
+def test_anchor_candidates_in_steps_of_postings_equal_one_step(corpus, corpus_index) -> None:
+    """Postings expanded a few records at a time (memory bounded) give the same candidates, in the same order."""
+    from provaudit.index.format import load_index
+    from provaudit.match.candidates import AnchorPlan, anchor_candidates
+    from provaudit.text.shingle import shingle_batch
+
+    refs, targets, _, _ = corpus
+    idx = load_index(corpus_index)
+    plan = AnchorPlan(idx, AuditConfig())
+    sb = shingle_batch(list(targets.values())[:80], idx.config)
+    whole = anchor_candidates(idx, plan, sb, step=1 << 40)
+    assert len(whole[0]) > 20 and len(set(whole[0].tolist())) > 10
+    for step in (1, 7, 300, 5000):
+        parts = anchor_candidates(idx, plan, sb, step=step)
+        assert np.array_equal(parts[0], whole[0]) and np.array_equal(parts[1], whole[1]), step

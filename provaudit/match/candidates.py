@@ -167,12 +167,18 @@ def _threshold(n_shingles: int, k: int, c_min: float, miss_rate: float) -> tuple
     return t, float(cdf[t - 1]) if t >= 1 else 0.0
 
 
-def anchor_candidates(index: Index, plan: AnchorPlan, batch: ShingleBatch) -> tuple[np.ndarray, np.ndarray]:
-    """Candidate (record, item) pairs from anchor hits.
+POSTINGS_STEP = 1 << 21  # anchor postings expanded at a time: bounds a batch's memory, whatever the index size
+
+
+def anchor_candidates(index: Index, plan: AnchorPlan, batch: ShingleBatch,
+                      step: int = POSTINGS_STEP) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate (record, item) pairs from anchor hits, by record, then item.
 
     Every shingle of every record is looked up (repeats included); keys shared by more than
     ``max_postings`` items are skipped; hits are then reduced to distinct (record, anchor)
-    pairs, so each anchor counts once.
+    pairs, so each anchor counts once. Postings are expanded for runs of whole records of
+    about ``step`` postings at a time: a larger index means longer postings per key, not
+    larger arrays.
     """
     table = index.anchor_table
     hit, lo, hi = table.hits(batch.hashes)
@@ -180,9 +186,28 @@ def anchor_candidates(index: Index, plan: AnchorPlan, batch: ShingleBatch) -> tu
     hit, lo, hi = hit[live], lo[live], hi[live]
     if len(hit) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    rec = np.searchsorted(batch.offsets, hit, side="right") - 1  # hits come in record order
+    ends = np.cumsum(hi - lo)
+    recs: list[np.ndarray] = []
+    items: list[np.ndarray] = []
+    start = 0
+    while start < len(hit):
+        # at least one record, then whole records while they fit in the step
+        stop = int(np.searchsorted(ends, (ends[start - 1] if start else 0) + step, side="right"))
+        stop = int(np.searchsorted(rec, rec[min(max(stop, start + 1), len(hit)) - 1], side="right"))
+        r, i = _anchor_pairs(index, plan, rec[start:stop], lo[start:stop], hi[start:stop])
+        recs.append(r)
+        items.append(i)
+        start = stop
+    return np.concatenate(recs), np.concatenate(items)
+
+
+def _anchor_pairs(index: Index, plan: AnchorPlan, rec: np.ndarray, lo: np.ndarray,
+                  hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``anchor_candidates`` for the hits of whole records (their records and posting ranges)."""
+    table = index.anchor_table
     owner, pos = table.items_at(lo, hi)  # verified, and every item number checked
-    rec = np.searchsorted(batch.offsets, hit[owner], side="right") - 1
-    distinct = sets.unique(rec.astype(np.int64) * len(table) + pos)
+    distinct = sets.unique(rec[owner].astype(np.int64) * len(table) + pos)
     code = (distinct // len(table)) * len(index) + table.items[distinct % len(table)].astype(np.int64)
     uniq, counts = np.unique(code, return_counts=True)
     it = uniq % len(index)
