@@ -27,6 +27,7 @@ from provaudit.config import (
 )
 from provaudit.errors import ConfigError, IndexMismatchError
 from provaudit.estimate.sampling import BernoulliSampler, BottomKSampler, sample_shards
+from provaudit.fs.atomic import check_output
 from provaudit.fs.hashing import sha256_file
 from provaudit.index.build import IndexWriter, prepare_items, prepare_parsed
 from provaudit.index.format import Index, load_index
@@ -407,13 +408,13 @@ def check(
         InputError: unreadable targets (named), baseline or allow-list (both read before the audit).
         OutputExistsError: ``out`` exists and ``force`` is false (checked before the audit).
     """
-    from provaudit.errors import OutputExistsError
+    from provaudit.report.common import MARKER as REPORT_MARKER
     from provaudit.report.training import build_report, matches_table, write_audit
 
     accepted_ids = load_allow(allow) if allow is not None else None
     known = load_baseline(baseline) if baseline is not None else None
-    if out is not None and out.exists() and not force:
-        raise OutputExistsError(f"{out}: already exists (use --force to replace it)")
+    if out is not None:
+        check_output(out, force, REPORT_MARKER)  # before the audit
     config = config or AuditConfig()
     result = audit(index_dir, targets, config, text_field=text_field, id_field=id_field, on_error=on_error,
                    workers=workers, progress=progress, input_format=input_format, run_engine=run_engine)

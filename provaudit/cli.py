@@ -21,7 +21,9 @@ from provaudit import api
 from provaudit.version import __version__
 from provaudit.config import AuditConfig, IndexConfig, SampleConfig
 from provaudit.config import DEFAULT_MAX_RECORD_CHARS, FORCED_FORMATS, VerdictRules
-from provaudit.errors import ConfigError, OutputExistsError, ProvauditError
+from provaudit.errors import ConfigError, ProvauditError
+from provaudit.fs.atomic import check_output
+from provaudit.report.common import MARKER as REPORT_MARKER
 from provaudit.report.regurgitation import summary_line
 from provaudit.progress import fallback_notice, progress_line
 from provaudit.results import AuditResult, Progress
@@ -212,8 +214,7 @@ def audit(index_dir: Path, targets: tuple[str, ...], out: Path, kind: str, force
             "max_record_chars": o.max_record_chars, "input_format": o.input_format}
     readable = {"provenance": run_provenance(), "html_pairs": o.html_pairs, "reference_sources": o.reference_text}
     with cli_errors("no output was written (finished sources are checkpointed: rerun with --resume)"):
-        if out.exists() and not force:
-            raise OutputExistsError(f"{out}: already exists (use --force to replace it)")
+        check_output(out, force, REPORT_MARKER)  # refused before any work, not after the audit
         run_on = RunEngine(o.engine, o.workers, o.ray_address)
         cfg = AuditConfig(min_containment=o.min_containment, min_jaccard=o.min_jaccard, miss_rate=o.miss_rate,
                           top_evidence=o.top, confidence=o.confidence, min_item_shingles=o.min_item_shingles,

@@ -10,14 +10,16 @@ import pytest
 from provaudit.fs.atomic import atomic_output_dir, commit_output_dir, prepare_output_dir
 from provaudit.fs.integrity import verify_checksums
 
+MARKER = ("report.json", "provaudit-report")
+
 
 def test_replacing_an_output_leaves_no_siblings_and_usual_permissions(tmp_path) -> None:
     dest = tmp_path / "out"
     for version in ("one", "two"):
-        tmp = prepare_output_dir(dest, True, "report.json")
-        (tmp / "report.json").write_text(version)
+        tmp = prepare_output_dir(dest, True, MARKER)
+        (tmp / "report.json").write_text(f'{{"format": "provaudit-report", "v": "{version}"}}')
         commit_output_dir(tmp, dest)
-    assert (dest / "report.json").read_text() == "two"
+    assert (dest / "report.json").read_text() == '{"format": "provaudit-report", "v": "two"}'
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
     umask = os.umask(0)
     os.umask(umask)
@@ -26,12 +28,12 @@ def test_replacing_an_output_leaves_no_siblings_and_usual_permissions(tmp_path) 
 
 def test_atomic_output_dir_checksums_and_failure_leaves_previous(tmp_path) -> None:
     dest = tmp_path / "out"
-    with atomic_output_dir(dest, False, "report.json") as tmp:
-        (tmp / "report.json").write_text("{}")
+    with atomic_output_dir(dest, False, MARKER) as tmp:
+        (tmp / "report.json").write_text('{"format": "provaudit-report"}')
     assert set(verify_checksums(dest)) == {"report.json"}
     with pytest.raises(RuntimeError):
-        with atomic_output_dir(dest, True, "report.json") as tmp:
+        with atomic_output_dir(dest, True, MARKER) as tmp:
             (tmp / "report.json").write_text("half")
             raise RuntimeError("killed")
-    assert (dest / "report.json").read_text() == "{}"
+    assert (dest / "report.json").read_text() == '{"format": "provaudit-report"}'
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

@@ -15,8 +15,10 @@ complete copy.
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Iterator
@@ -31,6 +33,57 @@ except ImportError:  # pragma: no cover - Windows: no advisory locks, the age ru
     fcntl = None  # type: ignore[assignment]
 
 STALE_AFTER = 15 * 60.0
+MARKER_BYTES = 1 << 20  # a marker file (manifest.json, report.json) larger than this is not provaudit's
+Marker = tuple[str, str]  # (file name, the "format" its JSON object names): what marks a provaudit output
+
+
+def is_marked(directory: Path, marker: Marker) -> bool:
+    """Whether ``directory`` holds ``marker``: a regular file (not a symlink) whose JSON object has
+    ``"format": <the kind>``, as provaudit writes it last into each output."""
+    name, fmt = marker
+    try:
+        fd = os.open(directory / name, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return False
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MARKER_BYTES:
+            return False
+        doc = json.loads(os.read(fd, MARKER_BYTES))
+    except (OSError, ValueError):
+        return False
+    finally:
+        os.close(fd)
+    return isinstance(doc, dict) and doc.get("format") == fmt
+
+
+def check_output(dest: Path, force: bool, marker: Marker) -> None:
+    """Refuse, before any work, an output provaudit must not write or replace.
+
+    ``dest`` may be missing, an empty directory, or (with ``force``) a directory provaudit
+    wrote, marked by ``marker``. Never a symbolic link (nothing is followed), a file, or a
+    directory holding anything else: ``--force`` never deletes what provaudit did not write.
+
+    Raises:
+        OutputExistsError: naming ``dest`` and why.
+    """
+    try:
+        st = os.lstat(dest)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        raise OutputExistsError(f"{dest}: is a symbolic link; provaudit writes outputs only to real paths "
+                                "(choose another -o)")
+    if not force:
+        raise OutputExistsError(f"{dest}: already exists (use --force to replace it)")
+    if not stat.S_ISDIR(st.st_mode):
+        raise OutputExistsError(f"{dest}: exists and is not a directory; refusing to replace it")
+    with os.scandir(dest) as it:
+        empty = next(it, None) is None
+    if not empty and not is_marked(dest, marker):
+        raise OutputExistsError(
+            f"{dest}: exists and is not a provaudit output of this kind (no {marker[0]} naming format "
+            f"{marker[1]!r}); --force replaces only what provaudit wrote: delete it yourself or choose another -o")
 
 
 def try_lock(path: Path) -> int | None:
@@ -157,21 +210,16 @@ def remove_stale_siblings(dest: Path, grace: float = STALE_AFTER) -> list[Path]:
     return removed
 
 
-def prepare_output_dir(dest: Path, force: bool, marker: str) -> Path:
+def prepare_output_dir(dest: Path, force: bool, marker: Marker) -> Path:
     """Make a fresh temporary directory beside ``dest`` for an atomic write.
 
     Stale temporary siblings of killed runs are removed first. The directory gets the
     usual permissions (0777 less the umask), not mkdtemp's 0700.
 
     Raises:
-        OutputExistsError: if ``dest`` exists and ``force`` is false, or if it is a
-            non-empty directory that does not look like provaudit output (no ``marker`` file).
+        OutputExistsError: as ``check_output``.
     """
-    if dest.exists():
-        if not force:
-            raise OutputExistsError(f"{dest}: already exists (use --force to replace it)")
-        if not dest.is_dir() or (any(dest.iterdir()) and not (dest / marker).exists()):
-            raise OutputExistsError(f"{dest}: exists and is not a provaudit output directory; refusing to replace it")
+    check_output(dest, force, marker)
     dest.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_siblings(dest)
     tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.tmp-"))
@@ -216,7 +264,7 @@ def commit_output_dir(tmp: Path, dest: Path) -> None:
 
 
 @contextmanager
-def atomic_output_dir(dest: Path, force: bool, marker: str) -> Iterator[Path]:
+def atomic_output_dir(dest: Path, force: bool, marker: Marker) -> Iterator[Path]:
     """Write an output directory atomically: yields a locked temporary directory to fill.
 
     On normal exit the files are checksummed (``SHA256SUMS``, last), flushed, and the

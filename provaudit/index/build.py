@@ -30,7 +30,7 @@ from provaudit.config import AuditConfig, IndexConfig
 from provaudit.errors import InputError
 from provaudit.index.check import low_items, shape_table, usable_anchors
 from provaudit.index.chunks import CHUNK, DIGEST, digest_root, file_digests
-from provaudit.index.format import CHECKSUMS, FILES, FORMAT, FORMAT_VERSION, RAW, manifest_checksum
+from provaudit.index.format import CHECKSUMS, FILES, FORMAT, FORMAT_VERSION, MARKER, RAW, manifest_checksum
 from provaudit.index.items import ROW_GROUP
 from provaudit.index.keytable import SpilledPairs, build_directory
 from provaudit.read.records import ReadStats, Record
@@ -136,7 +136,7 @@ class IndexWriter:
 
     def __init__(self, dest: Path, config: IndexConfig, *, force: bool = False):
         self.dest, self.config = dest, config.resolved()
-        self.tmp = prepare_output_dir(dest, force, "manifest.json")
+        self.tmp = prepare_output_dir(dest, force, MARKER)
         self._lock = try_lock(self.tmp)  # marks the build as live for remove_stale_siblings
         self.schema = _items_schema(self.config.keep_text)
         self._items = pq.ParquetWriter(self.tmp / "items.parquet", self.schema, compression=_COMPRESS, **_PARQUET)

@@ -54,6 +54,7 @@ from provaudit.index.chunks import CHUNK, DIGEST, Chunked, digest_root, hostile
 from provaudit.index.keytable import KeyTable, directory_bits
 
 FORMAT = "provaudit-index"
+MARKER = ("manifest.json", FORMAT)  # what marks an index directory (fs.atomic.check_output)
 FORMAT_VERSION = 6
 RAW: dict[str, str] = {
     "seq_offsets.i64": "<i8", "sequences.u64": "<u8", "n_tokens.u32": "<u4", "n_shingles.u32": "<u4",

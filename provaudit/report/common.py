@@ -25,6 +25,7 @@ from provaudit.index.format import Index
 
 FORMAT = "provaudit-report"
 FORMAT_VERSION = 1
+MARKER = ("report.json", FORMAT)  # what marks an audit output directory (fs.atomic.check_output)
 
 
 def round6(x: float) -> float:

@@ -23,7 +23,7 @@ from provaudit.fs import arrow
 from provaudit.fs.atomic import atomic_output_dir
 from provaudit.read.records import Extract
 from provaudit.report.bundle import write_bundle
-from provaudit.report.common import report_header, round6
+from provaudit.report.common import MARKER, report_header, round6
 from provaudit.report.render import DEFAULT_HTML_PAIRS, dump_json, write_readable
 from provaudit.results import VERDICT_ORDER, OutputsResult, strength
 
@@ -208,7 +208,7 @@ def write_outputs(result: OutputsResult, out_dir: Path, *, force: bool = False, 
     Raises:
         OutputExistsError: if ``out_dir`` exists and ``force`` is false.
     """
-    with atomic_output_dir(out_dir, force, "report.json") as tmp:
+    with atomic_output_dir(out_dir, force, MARKER) as tmp:
         pairs = _table(result.pairs, PAIR_SCHEMA).sort_by(
             [("sample_source", "ascending"), ("sample_row", "ascending"), ("reference_id", "ascending")])
         pq.write_table(pairs, tmp / "matches.parquet", compression="zstd", write_statistics=False)

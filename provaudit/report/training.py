@@ -19,7 +19,7 @@ from provaudit.match.probability import lsh_candidate_probability
 from provaudit.match.schema import MATCH_SCHEMA
 from provaudit.read.records import NO_TEXT
 from provaudit.report.bundle import write_bundle
-from provaudit.report.common import report_header, round6
+from provaudit.report.common import MARKER, report_header, round6
 from provaudit.report.render import DEFAULT_HTML_PAIRS, dump_json, write_readable
 from provaudit.results import AuditResult
 
@@ -213,7 +213,7 @@ def write_audit(result: AuditResult, out_dir: Path, *, force: bool = False, prov
     Raises:
         OutputExistsError: if ``out_dir`` exists and ``force`` is false.
     """
-    with atomic_output_dir(out_dir, force, "report.json") as tmp:
+    with atomic_output_dir(out_dir, force, MARKER) as tmp:
         table = matches_table(result)
         pq.write_table(table, tmp / "matches.parquet", compression="zstd", write_statistics=False)
         if result.sample.active:

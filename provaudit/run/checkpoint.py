@@ -12,6 +12,12 @@ An audit writing to ``OUT`` keeps its finished sources in the hidden sibling dir
     src-<key>.control.parquet  the control's pairs; with sampling, the per-record
     src-<key>.tally.parquet    arrays); tables of up to ``INLINE_ROWS`` rows are kept
                                in the ``.json`` instead (one small file per small source)
+    .provaudit-checkpoint      marks the directory as one provaudit made
+
+The directory is made by provaudit (``mkdir``, never through a symbolic link) and marked; an
+existing ``.OUT.partial`` that is a symbolic link, not a directory, or an unmarked directory
+holding anything is refused, never written into or cleared. Clearing removes only the files
+provaudit writes there (``run.json``, ``src-*`` files and their temporary files).
 
 Every file is written atomically (temporary file, rename; not fsynced: every file is
 verified when resumed); the ``.json`` comes last and names the hashes of the others (and
@@ -28,7 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -47,12 +53,47 @@ from provaudit.results import SourceResult
 FORMAT = "provaudit-audit-checkpoint"
 FORMAT_VERSION = 3  # 2: small tables inline in the source's JSON, which carries a checksum; 3: one result per source
 _TALLY_SCHEMA = pa.schema([("row", pa.int64()), ("tokens", pa.int64()), ("covered", pa.int64())])
+MARK = ".provaudit-checkpoint"
 INLINE_ROWS = 256  # smaller tables go into the source's JSON (JSON numbers round-trip Python floats exactly)
 
 
 def partial_dir(out: Path) -> Path:
     """Where an audit writing to ``out`` keeps its checkpoints."""
     return out.parent / f".{out.name}.partial"
+
+
+def _own_directory(directory: Path) -> None:
+    """Make ``directory`` (marked as provaudit's), or check that an existing one is provaudit's.
+
+    Raises:
+        OutputExistsError: if it is a symbolic link, not a directory, or an unmarked directory
+            that holds anything.
+    """
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.mkdir(directory)
+    except FileExistsError:
+        st = os.lstat(directory)
+        if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+            raise OutputExistsError(f"{directory}: is a symbolic link or not a directory; provaudit keeps an "
+                                    "audit's checkpoints only in a directory it made there: remove it") from None
+        try:
+            marked = stat.S_ISREG(os.lstat(directory / MARK).st_mode)
+        except FileNotFoundError:
+            marked = False
+        if not marked:
+            with os.scandir(directory) as it:
+                if next(it, None) is not None:
+                    raise OutputExistsError(f"{directory}: exists and was not made by provaudit; it is not "
+                                            "written into or cleared: remove it or choose another -o") from None
+        else:
+            return
+    write_file_atomic(directory / MARK, (FORMAT + "\n").encode("ascii"), durable=False)
+
+
+def _ours(name: str) -> bool:
+    """A file name provaudit writes in a checkpoint directory (or a temporary file of one)."""
+    return name == "run.json" or name.startswith(("src-", ".run.json.tmp-", ".src-"))
 
 
 def _checksum(meta: dict[str, Any]) -> str:
@@ -85,7 +126,7 @@ class Checkpoint:
         self.note = ""
         self._params = json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION, **params},
                                   sort_keys=True, indent=1, ensure_ascii=False) + "\n"
-        directory.mkdir(parents=True, exist_ok=True)
+        _own_directory(directory)
         self._fd = try_lock(directory)
         if self._fd is None:
             raise OutputExistsError(f"{directory}: another provaudit audit is writing this output; wait for it "
@@ -105,11 +146,10 @@ class Checkpoint:
             write_file_atomic(run, self._params.encode("utf-8"))
 
     def _clear(self) -> None:
-        for entry in os.scandir(self.dir):
-            if entry.name == "run.json" or entry.name.startswith(("src-", ".")):
-                if entry.is_dir(follow_symlinks=False):
-                    shutil.rmtree(entry.path, ignore_errors=True)
-                else:
+        """Remove what provaudit wrote here (files only: a directory or link it did not make stays)."""
+        with os.scandir(self.dir) as it:
+            for entry in it:
+                if _ours(entry.name) and entry.is_file(follow_symlinks=False):
                     os.unlink(entry.path)
 
     @staticmethod
@@ -184,8 +224,16 @@ class Checkpoint:
             self.discard()
 
     def discard(self) -> None:
-        """Remove the checkpoint (the output is complete) and release the lock."""
-        shutil.rmtree(self.dir, ignore_errors=True)
+        """Remove the checkpoint (the output is complete) and release the lock.
+
+        Only what provaudit wrote is removed; the directory goes too unless something else is in it.
+        """
+        try:
+            self._clear()
+            os.unlink(self.dir / MARK)
+            os.rmdir(self.dir)
+        except OSError:
+            pass
         self.close()
 
     def close(self) -> None:
