@@ -8,7 +8,7 @@ passes such text through one of these functions.
 
 from __future__ import annotations
 
-_BIDI_AND_SEPARATORS = frozenset("\u2028\u2029\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_BIDI_AND_SEPARATORS = frozenset("\u2028\u2029\u200e\u200f\u061c\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def _escaped(ch: str) -> str:

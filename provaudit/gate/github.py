@@ -22,7 +22,8 @@ ITEMS_PER_ANNOTATION = 3
 
 def command(kind: str, message: str, **props: str) -> str:
     """One workflow command line, e.g. ``::error file=a.jsonl,line=3,title=T::message``."""
-    head = ",".join(f"{k}={workflow_property(v)}" for k, v in props.items())
+    # property values are file names from the corpus too: no control or bidi character reaches the log raw
+    head = ",".join(f"{k}={workflow_property(terminal_safe(v))}" for k, v in props.items())
     return f"::{kind}{' ' + head if head else ''}::{workflow_data(message)}"
 
 
