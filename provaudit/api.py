@@ -25,7 +25,7 @@ from provaudit.version import __version__
 from provaudit.config import (
     DEFAULT_MAX_RECORD_CHARS, AuditConfig, IndexConfig, ReadOptions, SampleConfig, VerdictRules,
 )
-from provaudit.errors import ConfigError, IndexMismatchError
+from provaudit.errors import ConfigError, IndexMismatchError, InputError
 from provaudit.estimate.sampling import BernoulliSampler, BottomKSampler, sample_shards
 from provaudit.fs.atomic import check_output
 from provaudit.fs.hashing import sha256_file
@@ -41,7 +41,7 @@ from provaudit.regurgitation.verdicts import check_index, miss_probabilities, pl
 from provaudit.report import regurgitation as outputs_report
 from provaudit.report import training as training_report
 from provaudit.report.render import DEFAULT_HTML_PAIRS, render_saved
-from provaudit.results import AuditResult, ControlResult, OutputsResult, Progress, SourceResult
+from provaudit.results import AuditResult, ControlResult, OutputsResult, Progress, SourceResult, read_problems
 from provaudit.run.checkpoint import Checkpoint
 from provaudit.run.jobs import audit_job, index_job, outputs_job
 from provaudit.run.loop import Keep, run_sources
@@ -418,6 +418,10 @@ def check(
     config = config or AuditConfig()
     result = audit(index_dir, targets, config, text_field=text_field, id_field=id_field, on_error=on_error,
                    workers=workers, progress=progress, input_format=input_format, run_engine=run_engine)
+    unread = read_problems(result.inputs)
+    if unread:  # a gate must not pass on what it could not read
+        raise InputError("not everything was read: " + "; ".join(unread[:5])
+                         + (f"; and {len(unread) - 5} more" if len(unread) > 5 else ""))
     table = training_report.matches_table(result)
     report = write_audit(result, out, force=force) if out is not None else training_report.build_report(result, table)
     pairs = [EvidencePair(r["reference_id"], r["target_id"], r["target_source"], r["target_row"], r["containment"],

@@ -26,7 +26,7 @@ from provaudit.fs.atomic import check_output
 from provaudit.report.common import MARKER as REPORT_MARKER
 from provaudit.report.regurgitation import summary_line
 from provaudit.progress import fallback_notice, progress_line
-from provaudit.results import AuditResult, Progress
+from provaudit.results import AuditResult, Progress, read_problems
 from provaudit.run.checkpoint import partial_dir
 from provaudit.cli_common import (
     CONTEXT_SETTINGS, RecordingGroup, cli_errors, force_option, html_pairs_option, quiet_option, reference_text_option,
@@ -194,6 +194,9 @@ def index(sources: tuple[str, ...], out: Path, ngram: int, char: bool, num_perm:
               help="Longer target texts are cut to this many characters (counted in the report); bounds memory.")
 @html_pairs_option
 @reference_text_option
+@click.option("--max-skipped", default=1.0, show_default=True, type=click.FloatRange(0, 1),
+              help="Exit 4 when more than this share of target records was skipped (bad records). An input read to no "
+                   "record or not to its end always exits 4.")
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted audit to the same OUT: finished sources whose files and parameters are "
                    "unchanged are taken from its checkpoint (.OUT.partial); the output is identical.")
@@ -231,6 +234,7 @@ def audit(index_dir: Path, targets: tuple[str, ...], out: Path, kind: str, force
             _done_progress(quiet)
             if not quiet:
                 click.echo(f"{summary_line(o_report)} in {time.monotonic() - t0:.1f}s -> {out}")
+            _exit_if_unread(o_result.inputs, o.max_skipped, out)
             return
         result = api.audit(index_dir, targets, cfg, run_engine=run_on, sample=sample, control=list(o.control) or None,
                            progress=stderr_progress(quiet), checkpoint=partial_dir(out), resume=o.resume, **read)
@@ -239,6 +243,17 @@ def audit(index_dir: Path, targets: tuple[str, ...], out: Path, kind: str, force
         if not quiet:
             _audit_notes(result, report)
             _audit_summary(report, time.monotonic() - t0, out)
+        _exit_if_unread(result.inputs, o.max_skipped, out)
+
+
+def _exit_if_unread(inputs: list[Any], max_skipped: float, out: Path) -> None:
+    """Exit 4 (the output is written) when not everything was read: read nothing never passes for found nothing."""
+    problems = read_problems(inputs, max_skipped)
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        click.echo(terminal_safe(f"Error: not everything was read: {shown}. The output was written to {out} "
+                                 "(its report lists every input problem)."), err=True)
+        sys.exit(4)
 
 
 def _audit_summary(report: dict[str, Any], seconds: float, out: Path) -> None:
@@ -269,6 +284,9 @@ def _audit_notes(result: AuditResult, report: dict[str, Any]) -> None:
         click.echo(f"Resumed: {result.resumed_sources} of {len(result.inputs)} sources taken from the checkpoint.",
                    err=True)
     ip = report["input_problems"]
+    if ip["ignored_files"]["count"]:
+        click.echo(f"Note: {ip['ignored_files']['count']:,} entries of the input directories were not read (unsupported, "
+                   "not regular files, links to directories); see 'Input problems' in report.md.", err=True)
     if not ip["all_records_read"]:
         lost = sum(v for k, v in ip["records_skipped"].items() if k not in ("null text", "empty text"))
         parts = [f"{lost:,} records skipped"] if lost else []

@@ -19,7 +19,7 @@ from provaudit.config import AuditConfig, SampleConfig, VerdictRules
 from provaudit.index.format import Index
 from provaudit.match.candidates import AnchorPlan
 from provaudit.match.schema import empty_matches
-from provaudit.read.records import ReadStats
+from provaudit.read.records import NO_TEXT, ReadStats
 
 # (source being read, records done so far in the run, input bytes read so far (approximate within a source),
 #  input bytes in all or None when unknown, e.g. for hub datasets)
@@ -198,3 +198,36 @@ class OutputsResult:
             for k, v in s.candidates.items():
                 out[k] = out.get(k, 0) + v
         return out
+
+
+def read_problems(inputs: list[SourceResult], max_skipped: float = 1.0) -> list[str]:
+    """Why a run must not pass for one that read its inputs: "read nothing" never looks like "found nothing".
+
+    A source from which no record was read (empty, or every record skipped, as with a wrong
+    ``--text-field``), a source not read to its end (a broken file in skip mode), or more
+    skipped records in all than the share ``max_skipped``. Records with no text (null,
+    empty) are read and count as read. A source whose every row was sampled out is fine.
+
+    Returns:
+        One line per problem, naming the source; empty when everything was read.
+    """
+    out: list[str] = []
+    for s in inputs:
+        st = s.stats
+        lost = {k: v for k, v in st.skipped.items() if k not in NO_TEXT}
+        if st.error:  # not read to its end (the error names the source and where)
+            out.append(st.error if st.error.startswith(s.source) else f"{s.source}: {st.error}")
+        elif st.rows == 0 and st.sampled_out == 0 and sum(st.skipped.values()) == sum(lost.values()):
+            if lost:
+                reason, n = max(sorted(lost.items()), key=lambda kv: kv[1])
+                where = st.examples.get(reason, [])
+                out.append(f"{s.source}: no record read ({sum(lost.values()):,} skipped, {n:,} of them: {reason}"
+                           + (f", e.g. {where[0]}" if where else "") + ")")
+            else:
+                out.append(f"{s.source}: no record in it")
+    total = sum(s.stats.rows + sum(s.stats.skipped.values()) for s in inputs)
+    lost_all = sum(v for s in inputs for k, v in s.stats.skipped.items() if k not in NO_TEXT)
+    if total and lost_all / total > max_skipped:
+        out.append(f"{lost_all:,} of {total:,} records skipped ({lost_all / total:.2%}), more than --max-skipped "
+                   f"{max_skipped:g} tolerates")
+    return out

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import glob
 import os
+import stat
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -56,25 +57,50 @@ def _utf8_name(name: str) -> bool:
         return False
 
 
+def _unlisted(err: OSError) -> None:
+    raise InputError(f"{printable_name(err.filename or '?')}: cannot list this directory ({err.strerror or err}); "
+                     "fix its permissions or leave it out of the inputs")
+
+
 def _walk(spec: str, ignored: list[str] | None) -> tuple[list[str], list[str]]:
-    """Supported files and saved datasets under a directory (hidden entries are left out)."""
+    """Supported files and saved datasets under a directory (hidden entries are left out).
+
+    A subdirectory that cannot be listed fails the run (its files are unknown); symbolic links to
+    directories are not followed (no loops) and files that are not regular files (FIFOs, devices,
+    sockets, links to them) are never opened: both are listed in ``ignored`` with the reason.
+    """
     files: list[str] = []
     saved: list[str] = []
-    for root, dirs, names in os.walk(spec):
+    note = ignored.append if ignored is not None else (lambda _: None)
+    for root, dirs, names in os.walk(spec, onerror=_unlisted):
         if root != spec and _is_saved_dataset(Path(root)):
             saved.append(root)
             dirs[:] = []
             continue
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for d in sorted(dirs):
+            if not d.startswith(".") and os.path.islink(os.path.join(root, d)):
+                note(printable_name(os.path.join(root, d)) + " (a link to a directory: not followed; name it to read it)")
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not os.path.islink(os.path.join(root, d)))
         for f in names:
             path = os.path.join(root, f)
             if f.startswith("."):
                 continue
-            if _kind_of(f) and _utf8_name(path):
+            if not _utf8_name(path):
+                note(printable_name(path) + " (name is not UTF-8)")
+            elif not _kind_of(f):
+                note(printable_name(path))
+            elif not _regular(path):
+                note(printable_name(path) + " (not a regular file: not opened)")
+            else:
                 files.append(path)
-            elif ignored is not None:
-                ignored.append(printable_name(path) + ("" if _utf8_name(path) else " (name is not UTF-8)"))
     return sorted(files), sorted(saved)
+
+
+def _regular(path: str) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False  # a dangling link
 
 
 def expand_sources(specs: list[str] | tuple[str, ...], ignored: list[str] | None = None,
@@ -130,11 +156,16 @@ def expand_sources(specs: list[str] | tuple[str, ...], ignored: list[str] | None
             out.extend(Source(m, fmt or _kind_of(m) or "") for m in matches)
         else:
             raise InputError(f"{spec}: no such file or directory")
-    seen: set[str] = set()
+    seen: set[object] = set()
     unique = []
-    for s in out:
-        if s.name not in seen:
-            seen.add(s.name)
+    for s in out:  # one file named twice (dir and dir//file, overlapping globs) is read once
+        try:
+            st = os.stat(s.name) if s.kind != "hub" else None
+            key: object = (st.st_dev, st.st_ino) if st is not None else s.name
+        except OSError:
+            key = s.name
+        if key not in seen:
+            seen.add(key)
             unique.append(s)
     return unique
 
