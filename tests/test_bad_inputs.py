@@ -7,6 +7,8 @@ audits, the counts in report.json) of each fixture; ``regen.py`` rewrites the fi
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,31 @@ from provaudit.read.records import NO_TEXT
 BAD = Path(__file__).resolve().parent / "bad_inputs"
 CASES: dict[str, Any] = json.loads((BAD / "cases.json").read_text(encoding="utf-8"))
 NAMES = sorted(k for k in CASES if not k.startswith("_"))
+
+
+def _fixture(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The fixture's path: in tests/bad_inputs/, or built in ``tmp_path`` for a case git cannot hold ("make")."""
+    make = CASES[name].get("make")
+    if make is None:
+        return BAD / name
+    d = tmp_path / name
+    d.mkdir()
+    shutil.copy(BAD / "good.jsonl", d / "good.jsonl")
+    if make == "fifo_dir":
+        os.mkfifo(d / "pipe.jsonl")
+    elif make == "unlistable_dir":  # tests run as root, whom chmod 000 does not stop: raise where the OS would
+        (d / "locked").mkdir()
+        locked, real = str(d / "locked"), os.scandir
+
+        def scandir(path: object = ".") -> object:
+            if str(path) == locked:
+                raise PermissionError(13, "Permission denied", locked)
+            return real(path)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(os, "scandir", scandir)
+    else:
+        raise AssertionError(f"unknown make {make!r}")
+    return d
 
 
 def _run(*args: object) -> Any:
@@ -55,17 +82,18 @@ def ref_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_every_fixture_has_a_case() -> None:
     on_disk = {p.name for p in BAD.iterdir() if p.name not in ("regen.py", "cases.json", "__pycache__")}
-    assert on_disk == set(NAMES)
+    assert on_disk == {n for n in NAMES if "make" not in CASES[n]}
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_index_fails_clearly_or_accounts_for_every_record(name: str, tmp_path: Path) -> None:
-    f, case = BAD / name, CASES[name]
-    exp = _fill(case["index"], BAD / name)
+def test_index_fails_clearly_or_accounts_for_every_record(name: str, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    f, case = _fixture(name, tmp_path, monkeypatch), CASES[name]
+    exp = _fill(case["index"], f)
     r = _run("index", f, "-o", tmp_path / "idx", "-q", *case.get("args", []))
     _check_exit(r, exp)
     if exp["exit"]:
-        assert list(tmp_path.iterdir()) == [], "a failed index build must leave nothing behind"
+        assert [p for p in tmp_path.iterdir() if p != f] == [], "a failed index build must leave nothing behind"
         return
     manifest = load_index(tmp_path / "idx").manifest
     audit = case["audit"]
@@ -77,8 +105,9 @@ def test_index_fails_clearly_or_accounts_for_every_record(name: str, tmp_path: P
 
 @pytest.mark.parametrize("workers", ["1", "2"])  # 2: workers read and parse their own blocks
 @pytest.mark.parametrize("name", NAMES)
-def test_audit_skips_and_counts_by_reason(name: str, ref_index: Path, tmp_path: Path, workers: str) -> None:
-    f, case = BAD / name, CASES[name]
+def test_audit_skips_and_counts_by_reason(name: str, ref_index: Path, tmp_path: Path, workers: str,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    f, case = _fixture(name, tmp_path, monkeypatch), CASES[name]
     exp = _fill(case["audit"], f)
     out = tmp_path / "out"
     r = _run("audit", ref_index, f, "-o", out, "-q", "-w", workers, *case.get("args", []), *case.get("audit_args", []))
@@ -107,15 +136,15 @@ def test_audit_skips_and_counts_by_reason(name: str, ref_index: Path, tmp_path: 
 @pytest.mark.parametrize("workers", ["1", "2"])
 @pytest.mark.parametrize("name", NAMES)
 def test_audit_on_error_fail_stops_with_the_index_message(name: str, ref_index: Path, tmp_path: Path,
-                                                         workers: str) -> None:
-    f, case = BAD / name, CASES[name]
+                                                         workers: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    f, case = _fixture(name, tmp_path, monkeypatch), CASES[name]
     exp = _fill(case.get("audit_fail", case["index"]), f)
     out = tmp_path / "out"
     r = _run("audit", ref_index, f, "-o", out, "-q", "-w", workers, "--on-error", "fail",
              *case.get("args", []), *case.get("audit_args", []))
     _check_exit(r, exp)
     assert out.exists() is (exp["exit"] == 0)
-    assert [p.name for p in tmp_path.iterdir() if p.name != "out"] == [], "no temporary or checkpoint left"
+    assert [p.name for p in tmp_path.iterdir() if p.name not in ("out", name)] == [], "no temporary or checkpoint left"
 
 
 def test_skip_counts_are_prominent_on_stdout_and_in_the_report(ref_index: Path, tmp_path: Path) -> None:

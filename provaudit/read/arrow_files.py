@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 from provaudit.errors import InputError
 from provaudit.read.records import Record, Source
 from provaudit.read.rows import ARROW_MAGIC, RowReader, SKIP_HINT, one_line
-from provaudit.read.tables import read_datasets, text_columns
+from provaudit.read.tables import py_rows, read_datasets, text_columns
 
 BLOCK_BYTES = 1 << 20  # record batches are handed to workers in runs of about this many bytes of the columns read
 
@@ -165,12 +165,12 @@ def batch_records(reader: RowReader, first: int, block: ArrowBatches) -> Iterato
             batch = next(batches)
             if block.columns is not None:
                 batch = batch.select(list(block.columns))
-            for obj in batch.to_pylist():
+            for obj in py_rows(batch):
                 rec = None if reader.sampled_out(row) else reader.record(row, obj)
                 if rec is not None:
                     yield rec
                 row += 1
-    except (pa.ArrowException, OSError, StopIteration) as e:
+    except (pa.ArrowException, OSError, StopIteration, ValueError, OverflowError) as e:
         where = f"{block.path} record batches {block.first + 1}-{block.first + block.n_batches} (rows {row + 1}-" \
                 f"{first + block.rows})"
         if reader.on_error == "fail":

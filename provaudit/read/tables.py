@@ -82,6 +82,34 @@ def read_csv(reader: RowReader) -> Iterator[Record]:
         csv.field_size_limit(old_limit)
 
 
+# --- Arrow batches to Python ------------------------------------------------------------------------
+def py_rows(batch: Any) -> list[dict[str, Any]]:
+    """The rows of an Arrow record batch as dicts; a value Python cannot hold (a timestamp or date
+    beyond year 9999, which Arrow stores fine) is given as its stored integer instead of failing the batch."""
+    try:
+        return list(batch.to_pylist())
+    except (OverflowError, ValueError):
+        pass
+    columns: list[list[Any]] = []
+    for col in batch.columns:
+        try:
+            columns.append(col.to_pylist())
+        except (OverflowError, ValueError):
+            columns.append([_py_value(v) for v in col])
+    names = batch.schema.names
+    return [dict(zip(names, values)) for values in zip(*columns)] if columns else [{} for _ in range(batch.num_rows)]
+
+
+def _py_value(scalar: Any) -> Any:
+    try:
+        return scalar.as_py()
+    except (OverflowError, ValueError):
+        value = getattr(scalar, "value", None)  # temporal scalars: the stored integer
+        if isinstance(value, int):
+            return value
+        raise
+
+
 # --- Parquet ----------------------------------------------------------------------------------------
 def _is_text_type(t: Any) -> bool:
     import pyarrow as pa
@@ -98,9 +126,12 @@ def schema_field(schema: Any, name: str) -> tuple[str, Any, str]:
     import pyarrow as pa
 
     names = schema.names
+    parts = name.split(".")
+    top = name if name in names else parts[0]
+    if names.count(top) > 1:
+        return "", None, f"column {top!r} appears {names.count(top)} times: the file is ambiguous"
     if name in names:
         return name, schema.field(name).type, ""
-    parts = name.split(".")
     if len(parts) < 2 or parts[0] not in names:
         return "", None, f"no column {name!r} (columns: {', '.join(names[:8])})"
     t = schema.field(parts[0]).type
@@ -120,15 +151,18 @@ def text_columns(reader: RowReader, schema: Any, where: str, total: int) -> tupl
     """The top-level columns to read for the text and id fields; None when the table has no string
     text field (an error in fail mode; in skip mode its ``total`` rows are counted as skipped)."""
     column, ttype, problem = schema_field(schema, reader.text_field)
-    reason = "missing text field"
+    reason = "ambiguous text column" if "ambiguous" in problem else "missing text field"
     if not problem and not _is_text_type(ttype):
         reason, problem = "non-string text", f"column {reader.text_field!r} has type {ttype}, not string"
+    id_column, _, id_problem = schema_field(schema, reader.id_field) if reader.id_field else ("", None, "")
+    if not problem and "ambiguous" in id_problem:  # a missing id column is fine (row numbers), an ambiguous one not
+        reason, problem = "ambiguous id column", id_problem
     if problem:
         if reader.on_error == "fail":
-            raise InputError(f"{where}: {problem}; pick the text column with --text-field")
+            fix = "rename one of the columns" if "ambiguous" in problem else "pick the text column with --text-field"
+            raise InputError(f"{where}: {problem}; {fix}")
         reader.stats.skip(reason, f"{where} (all {total} rows)", total)
         return None
-    id_column = schema_field(schema, reader.id_field)[0] if reader.id_field else ""
     return (column,) + ((id_column,) if id_column and id_column != column else ())
 
 
@@ -138,6 +172,23 @@ class ParquetGroup(NamedTuple):
     group: int
     rows: int
     columns: tuple[str, ...] | None
+
+
+def footer_problem(meta: Any, schema: Any) -> str:
+    """What is inconsistent in a Parquet footer's row counts ("" when nothing): the row groups'
+    rows must add up to the file's, and every flat column chunk holds one value (or null) per row.
+    A footer that under-counts a row group would otherwise make readers drop its extra rows silently."""
+    groups = [int(meta.row_group(g).num_rows) for g in range(meta.num_row_groups)]
+    if sum(groups) != int(meta.num_rows):
+        return f"the file says {meta.num_rows} rows, its row groups {sum(groups)}"
+    flat = [c for c in range(meta.num_columns) if schema.column(c).max_repetition_level == 0]
+    for g, n in enumerate(groups):
+        rg = meta.row_group(g)
+        for c in flat:
+            values = int(rg.column(c).num_values)
+            if values != n:
+                return f"row group {g} says {n} rows, its column {rg.column(c).path_in_schema!r} holds {values} values"
+    return ""
 
 
 def parquet_groups(reader: RowReader) -> Iterator[tuple[int, ParquetGroup]]:
@@ -156,6 +207,10 @@ def parquet_groups(reader: RowReader) -> Iterator[tuple[int, ParquetGroup]]:
                            "export it again")
         return
     total = int(meta.num_rows)
+    lie = footer_problem(meta, pf.schema)
+    if lie:
+        reader.fatal(path, f"inconsistent Parquet footer ({lie}); the file is corrupt: export it again")
+        return
     cols: tuple[str, ...] | None = None  # every column when a custom extractor reads the rows
     if reader.extract is None:
         cols = text_columns(reader, pf.schema_arrow, path, total)
@@ -183,17 +238,19 @@ def parquet_group_records(reader: RowReader, first: int, group: ParquetGroup, pf
             pf = pq.ParquetFile(path)
         cols = list(group.columns) if group.columns is not None else None
         for batch in pf.iter_batches(batch_size=1024, row_groups=[group.group], columns=cols):
-            for obj in batch.to_pylist():
+            for obj in py_rows(batch):
                 rec = None if reader.sampled_out(row) else reader.record(row, obj)
                 if rec is not None:
                     yield rec
                 row += 1
-    except (pa.ArrowException, OSError, UnicodeDecodeError) as e:
-        where = f"{path} row group {group.group} (rows {row + 1}-{first + n})"
+        if row != first + n:  # the footer's count is what later rows are numbered by: never shift them silently
+            raise ValueError(f"it holds {row - first} rows, the footer says {n}")
+    except (pa.ArrowException, OSError, UnicodeDecodeError, ValueError, OverflowError) as e:
+        where = f"{path} row group {group.group} (rows {min(row, first + n) + 1}-{first + n})"
         if reader.on_error == "fail":
             raise InputError(f"{where}: corrupt Parquet data ({one_line(e)}); export the file again, or "
                              f"{SKIP_HINT}") from e
-        reader.stats.skip("corrupt Parquet data", where, first + n - row)
+        reader.stats.skip("corrupt Parquet data", where, max(0, first + n - row))
 
 
 def read_parquet(reader: RowReader) -> Iterator[Record]:

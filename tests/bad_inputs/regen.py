@@ -63,6 +63,26 @@ def corrupt_row_group() -> bytes:
     return bytes(data)
 
 
+def lying_footer() -> bytes:
+    """Two row groups of 3 rows; the footer's row count of row group 0 is rewritten to 1 (its column
+    chunks still say 3 values): readers that trust the footer lose 2 rows and shift the later rows."""
+    data = parquet(pa.Table.from_pylist(GOOD * 2), row_group_size=3)
+    size = int.from_bytes(data[-8:-4], "little")
+    start = len(data) - 8 - size
+    # Thrift compact protocol: RowGroup.num_rows is field 3, an i64 right after field 2 (header 0x16),
+    # zigzag varint 6 for 3 rows; try each such spot and keep the one that changes only row group 0's count.
+    for i in range(start, len(data) - 9):
+        if data[i : i + 2] == b"\x16\x06":
+            lie = data[:i] + b"\x16\x02" + data[i + 2 :]
+            try:
+                meta = pq.ParquetFile(io.BytesIO(lie)).metadata
+            except Exception:  # noqa: BLE001 - a spot that breaks the footer is not the one
+                continue
+            if [meta.row_group(g).num_rows for g in range(meta.num_row_groups)] == [1, 3] and meta.num_rows == 6:
+                return lie
+    raise AssertionError("no row-group count found to rewrite")
+
+
 def files() -> dict[str, bytes]:
     a, b, c = GOOD
     many = b"".join(json.dumps({"id": f"g{i}", "text": f"line {i} of a long shard"}).encode() + b"\n"
@@ -111,6 +131,14 @@ def files() -> dict[str, bytes]:
                                       {"id": "c", "doc": {"body": c["text"]}}),
         "nested_missing.parquet": parquet(pa.Table.from_pylist([{"id": o["id"], "doc": {"title": o["text"]}}
                                                                 for o in GOOD])),
+        "lying_footer.parquet": lying_footer(),
+        "duplicate_columns.parquet": parquet(pa.table([pa.array([o["id"] for o in GOOD]),
+                                                       pa.array([o["text"] for o in GOOD]),
+                                                       pa.array(["a second text column"] * 3)],
+                                                      names=["id", "text", "text"])),
+        "out_of_range_ids.parquet": parquet(pa.table({"id": pa.array([0, 1 << 60, 2], pa.timestamp("ms")),
+                                                      "text": [o["text"] for o in GOOD]})),
+        "wrong_text_field.jsonl": jl(*({"id": o["id"], "body": o["text"]} for o in GOOD)),
         "truncated.arrow": arrow_stream(pa.Table.from_pylist(GOOD * 100), 50)[:-300],
         "not_arrow.arrow": jl(a, b),
         "unsupported.xml": b"<posts><post id='a'>the quick brown fox</post></posts>\n",
