@@ -20,6 +20,31 @@ from provaudit.read.rows import (
 
 
 # --- CSV --------------------------------------------------------------------------------------------
+class _QuoteParity:
+    """The lines of a CSV file, remembering whether the row being parsed has an open quote
+    (``odd``: an odd number of '"' since the row began; doubled quotes inside a field count two),
+    so that a row given up half-way (a field over the size limit) can be skipped to its real end."""
+
+    def __init__(self, f: Any) -> None:
+        self.f, self.odd, self.n = f, False, 0  # n: lines read so far
+
+    def __iter__(self) -> _QuoteParity:
+        return self
+
+    def __next__(self) -> str:
+        line: str = next(self.f)
+        self.n += 1
+        if line.count('"') & 1:
+            self.odd = not self.odd
+        return line
+
+    def skip_quoted(self) -> None:
+        """Read on to the line that closes the open quote (or to the end of the file)."""
+        for _ in self:
+            if not self.odd:
+                return
+
+
 def read_csv(reader: RowReader) -> Iterator[Record]:
     """CSV with a header row; strict quoting, every row checked against the header's width."""
     path = reader.name
@@ -33,22 +58,30 @@ def read_csv(reader: RowReader) -> Iterator[Record]:
             reader.fatal(path, f"cannot read ({e.strerror or e})")
             return
         with io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
-            rows = csv.reader(f, strict=True)
+            lines = _QuoteParity(f)
+            rows = csv.reader(lines, strict=True)
             row, start = 0, 1
             try:
                 header = next(rows, None)
                 if header is None:
                     return
                 while True:
-                    start = rows.line_num + 1
+                    start = lines.n + 1
+                    lines.odd = False  # the reader stops between rows at a line end
                     try:
                         fields = next(rows)
                     except StopIteration:
                         return
                     except csv.Error as e:
                         if "field larger than field limit" in str(e):
-                            raise
-                        end = rows.line_num
+                            if lines.odd:  # inside a quoted field: its other lines are not rows
+                                lines.skip_quoted()
+                            reader.bad(row, "record too large",
+                                       f"a field is longer than {reader.max_line_bytes} characters", start,
+                                       hint=f"raise --max-record-chars, or {SKIP_HINT}")
+                            row += 1
+                            continue
+                        end = lines.n
                         span = f"; the quoted field runs to line {end}" if end > start else ""
                         reader.bad(row, "bad CSV quoting", f"bad CSV quoting ({e}{span})", start,
                                    hint=f"quote fields with commas, quotes or newlines and double inner quotes; "
@@ -71,11 +104,11 @@ def read_csv(reader: RowReader) -> Iterator[Record]:
             except csv.Error as e:
                 reader.fatal(f"{path} line {start}", f"bad CSV ({e}); a quote is probably never closed")
             except EOFError as e:
-                reader.fatal(f"{path} line {rows.line_num}", f"truncated gzip file ({e}); fetch it again")
+                reader.fatal(f"{path} line {lines.n}", f"truncated gzip file ({e}); fetch it again")
             except (OSError, zlib.error) as e:
                 problem = decompress_problem(path, e)
                 if problem:
-                    reader.fatal(f"{path} line {rows.line_num}", problem)
+                    reader.fatal(f"{path} line {lines.n}", problem)
                 else:
                     reader.fatal(path, f"cannot read ({getattr(e, 'strerror', None) or e})")
     finally:

@@ -117,6 +117,8 @@ def files() -> dict[str, bytes]:
         "bad_quoting.csv": b'id,text\na,the quick brown fox\nb,"pack my" box\nc,how vexingly quick\n',
         "extra_field.csv": b"id,text\na,the quick brown fox\nb,pack my box, with a comma\nc,how vexingly quick\n",
         "unclosed_quote.csv": b'id,text\na,the quick brown fox\nb,"pack my box\nc,how vexingly quick\n',
+        "too_large_field.csv": b'id,text\na,the quick brown fox\nb,"' + b"many, words " * 7_000 + b'\nmore, with a comma\n'
+                               b'end of it"\nc,how vexingly quick\nd,' + b"w " * 40_000 + b"\ne,pack my box\n",
         "malformed_array.json": b'[\n {"id": "a", "text": "the quick brown fox"},\n {"id": "b" "text": "pack my box"},\n'
                                 b' {"id": "c", "text": "how vexingly quick"}\n]\n',
         "duplicate_ids.jsonl": jl(a, b, {"id": "a", "text": c["text"]}),
