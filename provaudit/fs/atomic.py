@@ -15,6 +15,7 @@ complete copy.
 from __future__ import annotations
 
 import ctypes
+import errno
 import json
 import os
 import shutil
@@ -229,6 +230,7 @@ def prepare_output_dir(dest: Path, force: bool, marker: Marker) -> Path:
     return tmp
 
 
+_RENAME_NOREPLACE = 1
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
@@ -243,13 +245,52 @@ def _exchange(a: Path, b: Path) -> bool:
     return int(fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)) == 0
 
 
-def commit_output_dir(tmp: Path, dest: Path) -> None:
+def _rename_noreplace(a: Path, b: Path) -> bool | None:
+    """Rename ``a`` to ``b`` unless ``b`` exists, atomically (Linux renameat2 RENAME_NOREPLACE).
+
+    Returns:
+        True when renamed, False when ``b`` exists, None where unsupported (old kernel, other OS,
+        a filesystem without it).
+    """
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if int(fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_NOREPLACE)) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err == errno.EEXIST:
+        return False
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return None
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def commit_output_dir(tmp: Path, dest: Path, replace: bool = False, marker: Marker | None = None) -> None:
     """Move a finished temporary directory into place.
 
-    Replacing an existing ``dest`` is one atomic swap where the OS supports it (there is
-    no moment without a complete ``dest``); elsewhere the old directory is renamed aside
-    first (``.NAME.old-*``, kept by ``remove_stale_siblings`` until ``dest`` exists again).
+    Without ``replace`` (no ``--force``), ``dest`` must still not exist: if another run created it
+    meanwhile (two builds to one path), nothing is replaced. With ``replace``, ``dest`` must still
+    be what ``check_output`` allowed (re-checked against ``marker``), and replacing it is one atomic
+    swap where the OS supports it (there is no moment without a complete ``dest``); elsewhere the
+    old directory is renamed aside first (``.NAME.old-*``, kept by ``remove_stale_siblings`` until
+    ``dest`` exists again).
+
+    Raises:
+        OutputExistsError: ``dest`` appeared (without ``replace``), or is no longer replaceable.
     """
+    if not replace:
+        done = _rename_noreplace(tmp, dest)
+        if done is None and not os.path.lexists(dest):  # no atomic way: the narrow race remains
+            os.rename(tmp, dest)
+            done = True
+        if not done:
+            raise OutputExistsError(f"{dest}: was created by another run while this one worked; it was left as it "
+                                    "is and nothing was written (use --force to replace it)")
+        return
+    if marker is not None:
+        check_output(dest, True, marker)
     if dest.exists() and _exchange(tmp, dest):
         shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the previous output
         return
@@ -278,7 +319,7 @@ def atomic_output_dir(dest: Path, force: bool, marker: Marker) -> Iterator[Path]
         yield tmp
         write_checksums(tmp)
         fsync_files(tmp)
-        commit_output_dir(tmp, dest)
+        commit_output_dir(tmp, dest, force, marker)
         fsync_dir(dest.parent if str(dest.parent) else Path("."))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

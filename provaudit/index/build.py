@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 import xxhash
 
 from provaudit.fs import arrow
-from provaudit.fs.atomic import commit_output_dir, prepare_output_dir, try_lock, unlock
+from provaudit.fs.atomic import commit_output_dir, fsync_dir, fsync_files, prepare_output_dir, try_lock, unlock
 from provaudit.read.blocks import batches
 from provaudit.config import AuditConfig, IndexConfig
 from provaudit.errors import InputError
@@ -135,7 +135,7 @@ class IndexWriter:
     """
 
     def __init__(self, dest: Path, config: IndexConfig, *, force: bool = False):
-        self.dest, self.config = dest, config.resolved()
+        self.dest, self.config, self.force = dest, config.resolved(), force
         self.tmp = prepare_output_dir(dest, force, MARKER)
         self._lock = try_lock(self.tmp)  # marks the build as live for remove_stale_siblings
         self.schema = _items_schema(self.config.keep_text)
@@ -301,7 +301,9 @@ class IndexWriter:
         }
         full["manifest_checksum"] = manifest_checksum(full)
         (self.tmp / "manifest.json").write_text(json.dumps(full, indent=2, sort_keys=True) + "\n")
-        commit_output_dir(self.tmp, self.dest)
+        fsync_files(self.tmp)  # on disk before it appears under its name
+        commit_output_dir(self.tmp, self.dest, self.force, MARKER)
+        fsync_dir(self.dest.parent if str(self.dest.parent) else Path("."))
         unlock(self._lock)
         return full
 
