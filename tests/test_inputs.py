@@ -208,3 +208,37 @@ def test_a_long_window_zstd_file_is_reported_with_the_fix(tmp_path: Path) -> Non
         list(read_source(Source(str(path), "jsonl")))
     assert str(e.value) == (f"{path} line 1: zstd window over 128 MiB (compressed with --long); recompress it "
                             "without --long (zstd -d --long=31 -c FILE | zstd -o NEW)")
+
+
+@pytest.mark.parametrize("where", ["parent", "link", "indices", "split"])
+def test_a_saved_dataset_reads_only_its_own_files(tmp_path: Path, where: str) -> None:
+    """A state.json (or dataset_dict.json) naming a file outside its directory was read, and the
+    source's sha256 (of the files under the directory) did not cover what was read."""
+    rows = [{"id": f"r{i}", "text": f"row {i} of the dataset"} for i in range(5)]
+    ds = tmp_path / "ds"
+    _saved(ds, rows)
+    outside = tmp_path / "outside"
+    _saved(outside, [{"id": "x", "text": "text that is not in the dataset"}])
+    data = next(p.name for p in outside.iterdir() if p.suffix == ".arrow")
+    target, listed_in = ds, "state.json"
+    if where == "split":  # a DatasetDict whose split name climbs out
+        target, listed_in = tmp_path / "dd", "dataset_dict.json"
+        target.mkdir()
+        (target / "dataset_dict.json").write_text(json.dumps({"splits": ["../outside"]}))
+    else:
+        state = json.loads((ds / "state.json").read_text())
+        name = f"../outside/{data}"
+        if where == "link":
+            (ds / "data-link.arrow").symlink_to(outside / data)
+            name = "data-link.arrow"
+        if where == "indices":  # read through datasets (rows selected): checked all the same
+            state["_indices_data_files"] = [{"filename": name}]
+        else:
+            state["_data_files"] = [{"filename": name}]
+        (ds / "state.json").write_text(json.dumps(state))
+    src = expand_sources([str(target)])[0]
+    with pytest.raises(InputError, match=rf"{listed_in} names .*(not a file of the dataset directory|a link out of)"):
+        list(read_source(src))
+    r = CliRunner().invoke(cli, ["index", str(target), "-o", str(tmp_path / "idx"), "-q"])
+    assert r.exit_code == 1 and "a saved dataset reads only its own files" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "idx").exists()

@@ -49,14 +49,34 @@ def saved_files(directory: str) -> list[str] | None:
     try:
         if (root / "dataset_dict.json").is_file():
             splits = json.loads((root / "dataset_dict.json").read_text(encoding="utf-8"))["splits"]
-            parts = [saved_files(str(root / split)) for split in sorted(splits)]
+            parts = [saved_files(_inside(root, split, "dataset_dict.json")) for split in sorted(splits)]
             return None if any(p is None for p in parts) else [f for p in parts if p for f in p]
         state = json.loads((root / "state.json").read_text(encoding="utf-8"))
+        files = [_inside(root, d["filename"], "state.json") for d in state["_data_files"]]
+        files += [_inside(root, d["filename"], "state.json") for d in state.get("_indices_data_files") or []]
         if state.get("_indices_data_files") or state.get("_format_columns"):
             return None  # rows selected or columns hidden by datasets: let datasets apply it
-        return [str(root / d["filename"]) for d in state["_data_files"]]
+        return files
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise InputError(f"{directory}: cannot load dataset ({type(e).__name__}: {e})") from e
+
+
+def _inside(root: Path, name: object, listed_in: str) -> str:
+    """``root/name`` for a name that stays inside ``root`` (the source's sha256 covers exactly the files
+    under it): a plain file or split name, not a path, and not a link out of the directory.
+
+    Raises:
+        InputError: naming the dataset, the file that listed the name, and the name.
+    """
+    if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\\" in name or "\0" in name:
+        raise InputError(f"{root}: {listed_in} names {name!r}, which is not a file of the dataset directory; "
+                         "a saved dataset reads only its own files: save it again")
+    path = root / name
+    real, base = os.path.realpath(path), os.path.realpath(root)
+    if os.path.commonpath([real, base]) != base:
+        raise InputError(f"{root}: {listed_in} names {name!r}, a link out of the dataset directory; "
+                         "a saved dataset reads only its own files: save it again")
+    return str(path)
 
 
 def _batches(path: str, start: int = 0) -> Iterator[Any]:
