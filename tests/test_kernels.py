@@ -98,7 +98,13 @@ def _key_table(d, keys: np.ndarray):
     return KeyTable(files["keys"], files["dir"], files["items"], max(len(keys), 1))
 
 
-def test_key_table_equals_searchsorted(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+@pytest.mark.parametrize("sparse", [0, 1 << 30])  # every lookup through the memory map, or through pread
+def test_key_table_equals_searchsorted(monkeypatch: pytest.MonkeyPatch, tmp_path, sparse: int) -> None:
+    from provaudit.index import chunks, keytable
+
+    for module in (keytable, chunks):
+        monkeypatch.setattr(module, "SPARSE_MAX", sparse)
+        monkeypatch.setattr(module, "SPARSE_RUNS", sparse)
     rng = np.random.default_rng(2)
     keys = np.sort(np.r_[rng.integers(0, 2**64, 20_000, dtype=np.uint64, endpoint=False),
                          np.full(300, 12345, np.uint64), np.array([0, 2**64 - 1], np.uint64)])
@@ -110,11 +116,34 @@ def test_key_table_equals_searchsorted(monkeypatch: pytest.MonkeyPatch, tmp_path
         lo, hi = np.searchsorted(table_keys, queries, "left"), np.searchsorted(table_keys, queries, "right")
         qi, hlo, hhi = t.hits(queries)
         assert np.array_equal(qi, np.flatnonzero(hi > lo)) and np.array_equal(hlo, lo[qi]) and np.array_equal(hhi, hi[qi])
-        owner, pos = t.items_at(hlo, hhi)
-        assert np.array_equal(t.items[pos], pos) and bool((hlo[owner] <= pos).all() and (pos < hhi[owner]).all())
+        owner, pos = chunks.expand(hlo, hhi)
+        assert np.array_equal(t.item_numbers(pos), pos) and bool((hlo[owner] <= pos).all() and (pos < hhi[owner]).all())
+        for few in (queries[:1], queries[5000:5003], queries[:0]):  # a 1-record audit's handful of lookups
+            flo, fhi = np.searchsorted(table_keys, few, "left"), np.searchsorted(table_keys, few, "right")
+            fq = np.flatnonzero(fhi > flo)
+            assert [a.tolist() for a in t.hits(few)] == [fq.tolist(), flo[fq].tolist(), fhi[fq].tolist()]
         monkeypatch.setattr(kernels, "ENABLED", False)
         assert [a.tolist() for a in t.hits(queries)] == [qi.tolist(), hlo.tolist(), hhi.tolist()]
         monkeypatch.setattr(kernels, "ENABLED", True)
+
+
+def test_chunked_take_reads_the_same_values_through_pread_as_through_the_map(tmp_path) -> None:
+    from provaudit.index import chunks
+
+    rng = np.random.default_rng(5)
+    arr = rng.integers(0, 2**63, 300_000, dtype=np.int64)  # 2.4 MB: ten chunks
+    p = tmp_path / "a.i64"
+    arr.tofile(p)
+    c = chunks.Chunked(p, p.stat().st_size, np.frombuffer(chunks.file_digests(p), np.uint8).reshape(-1, 32))
+    for idx in (np.array([0]), np.array([len(arr) - 1, 0, 7, 7, 8]), rng.integers(0, 150_000, 5000),
+                np.arange(1000, 1600), np.zeros(0, np.int64)):
+        assert np.array_equal(c.take(idx, "<i8"), arr[idx])
+    assert not c.complete and 0 < int(c.verified.sum()) < len(c.verified)  # only the chunks read were hashed
+    data = bytearray(p.read_bytes())
+    data[8 * 200_000] ^= 1  # a flipped byte in a chunk not yet read is refused when first read
+    p.write_bytes(bytes(data))
+    with pytest.raises(Exception, match="do not match their checksum"):
+        c.take(np.array([200_000]), "<i8")
 
 
 def test_sort_pairs_is_stable_by_key() -> None:

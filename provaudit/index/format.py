@@ -227,8 +227,7 @@ class Index:
         idx = np.asarray(idx, dtype=np.int64)
         if len(idx) and (int(idx.min()) < 0 or int(idx.max()) >= len(arr)):
             raise hostile(self.path / name, "item number out of range")
-        self.files[name].ensure_rows(idx, idx + 1, arr.itemsize)
-        out: np.ndarray = arr[idx]
+        out: np.ndarray = self.files[name].take(idx, arr.dtype)
         return out
 
     def _shapes(self) -> np.ndarray:

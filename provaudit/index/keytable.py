@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from provaudit.index.chunks import hostile
+from provaudit.index.chunks import SPARSE_MAX, SPARSE_RUNS, expand, hostile
 from provaudit.text import kernels
 
 if TYPE_CHECKING:
@@ -42,14 +42,6 @@ def sort_pairs(keys: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndar
     return keys[order], items[order]
 
 
-def expand(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Flatten ranges [lo, hi): (owner index, position) for every position."""
-    cnt = hi - lo
-    owner = np.repeat(np.arange(len(lo)), cnt)
-    base = np.repeat(lo - (np.cumsum(cnt) - cnt), cnt)
-    return owner, base + np.arange(int(cnt.sum()))
-
-
 class KeyTable:
     """A sorted uint64 key column, its item column and a directory on the keys' top bits.
 
@@ -74,17 +66,23 @@ class KeyTable:
 
     def _buckets(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         j = (q >> np.uint64(self.shift)).astype(np.int64)
-        self.dir_file.ensure_rows(j, j + 2, 8)
-        lo, hi = self.directory[j], self.directory[j + 1]
+        ends = self.dir_file.take(np.concatenate((j, j + 1)), "<i8")
+        lo, hi = ends[: len(j)], ends[len(j):]
         if len(q) and (int(lo.min()) < 0 or bool((hi < lo).any()) or int(hi.max()) > len(self.keys)):
             raise hostile(self.dir_file.path, "directory entries out of order or out of range")
-        self.keys_file.ensure_rows(lo, hi, 8)
         return lo, hi
 
     def hits(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For the queries present in the table: (query position, lo, hi), in query order."""
         q = np.ascontiguousarray(queries, dtype=np.uint64)
         b_lo, b_hi = self._buckets(q)
+        if len(q) <= min(SPARSE_RUNS, self.keys_file.budget) and int((b_hi - b_lo).sum()) <= SPARSE_MAX:
+            owner, pos = expand(b_lo, b_hi)  # few keys: read them, not mapped (``Chunked.take``)
+            eq = self.keys_file.take_ranges(b_lo, b_hi, "<u8") == q[owner]
+            owner, pos = owner[eq], pos[eq]  # a bucket's equal keys are adjacent, owners ascending
+            found, first, count = np.unique(owner, return_index=True, return_counts=True)
+            return found.astype(np.int64), pos[first], pos[first] + count
+        self.keys_file.ensure_rows(b_lo, b_hi, 8)
         if kernels.ENABLED:
             qi, lo, hi = kernels.probe_hits(self.keys, self.directory, self.shift, q)
             return qi, lo, hi
@@ -96,14 +94,13 @@ class KeyTable:
         found = np.flatnonzero(hi > lo)
         return found, lo[found], hi[found]
 
-    def items_at(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(owner, row) for every row of the ranges [lo, hi); those rows of ``items`` are verified and
-        their item numbers checked (below ``n_items``), so ``items[row]`` may be used."""
-        self.items_file.ensure_rows(lo, hi, 4)
-        owner, pos = expand(lo, hi)
-        if len(pos) and int(self.items[pos].max()) >= self.n_items:
+    def item_numbers(self, rows: np.ndarray) -> np.ndarray:
+        """The item numbers at ``rows`` (positions from ``hits`` ranges), verified and checked to be
+        below ``n_items``, so that they may index the item arrays."""
+        out = self.items_file.take(rows, "<u4")
+        if len(out) and int(out.max()) >= self.n_items:
             raise hostile(self.items_file.path, "item number out of range")
-        return owner, pos
+        return out
 
 
 _PAIR = np.dtype([("key", "<u8"), ("item", "<u4")])  # packed, 12 bytes

@@ -30,7 +30,7 @@ from provaudit.config import AuditConfig
 from provaudit.index.check import LOW_SHAPE, shape_table, usable_anchors
 from provaudit.match.probability import hypergeom_cdf
 from provaudit.index.format import Index
-from provaudit.index.keytable import expand
+from provaudit.index.chunks import expand
 from provaudit.text import sets
 from provaudit.text.shingle import ShingleBatch
 
@@ -206,9 +206,9 @@ def _anchor_pairs(index: Index, plan: AnchorPlan, rec: np.ndarray, lo: np.ndarra
                   hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``anchor_candidates`` for the hits of whole records (their records and posting ranges)."""
     table = index.anchor_table
-    owner, pos = table.items_at(lo, hi)  # verified, and every item number checked
+    owner, pos = expand(lo, hi)
     distinct = sets.unique(rec[owner].astype(np.int64) * len(table) + pos)
-    code = (distinct // len(table)) * len(index) + table.items[distinct % len(table)].astype(np.int64)
+    code = (distinct // len(table)) * len(index) + table.item_numbers(distinct % len(table)).astype(np.int64)
     uniq, counts = np.unique(code, return_counts=True)
     it = uniq % len(index)
     if plan.t_cut > 1:  # most pairs share one anchor: drop those no item can accept, before any per-item read
@@ -227,8 +227,8 @@ def lsh_candidates(index: Index, band_keys: np.ndarray, records: np.ndarray) -> 
         records: The batch positions of those records.
     """
     hit, lo, hi = index.band_table.hits(band_keys.reshape(-1))
-    owner, pos = index.band_table.items_at(lo, hi)
-    items = index.band_table.items[pos].astype(np.int64)
+    owner, pos = expand(lo, hi)
+    items = index.band_table.item_numbers(pos).astype(np.int64)
     recs = records[hit[owner] // band_keys.shape[1]].astype(np.int64)
     code = sets.unique(recs * len(index) + items)
     return code // len(index), code % len(index)
