@@ -31,8 +31,8 @@ from provaudit.fs.atomic import check_output
 from provaudit.fs.hashing import sha256_file
 from provaudit.index.build import IndexWriter, prepare_items, prepare_parsed
 from provaudit.index.format import Index, load_index
-from provaudit.match.engine import Engine, flag_frequent, frequent_limit, parse_and_evaluate
-from provaudit.match.schema import empty_matches
+from provaudit.match.engine import Engine, frequent_limit, parse_and_evaluate
+from provaudit.match.pairs import Spill, frequent_items
 from provaudit.read.records import Source
 from provaudit.read.sources import count_rows, expand_sources
 from provaudit.regurgitation.shapes import DEFAULT_TEXT_FIELD, detect_kind, sample_extractor
@@ -156,15 +156,16 @@ def _control_index(control: list[str], index: Index, tmp: Path, read: ReadOption
 
 
 def _control_result(cidx: Index, config: AuditConfig, parts: list[SourceResult]) -> ControlResult:
-    matches = empty_matches()
+    found: set[str] = set()
     for p in parts:
-        for c, values in (p.control_matches or {}).items():
-            matches[c].extend(values)
+        for b in (p.control_matches.batches() if p.control_matches is not None else ()):
+            cols = b.select(["reference_id", "item_flag"]).to_pydict()
+            found.update(r for r, f in zip(cols["reference_id"], cols["item_flag"]) if not f)
     return ControlResult(
         items=len(cidx),
         eligible_items=cidx.items_with_shingles(config.min_item_shingles),
-        found_items={r for r, f in zip(matches["reference_id"], matches["item_flag"]) if not f},
-        pairs=len(matches["reference_id"]),
+        found_items=found,
+        pairs=sum(len(p.control_matches) for p in parts if p.control_matches is not None),
         records_with_matches=sum(p.control_records_with_matches for p in parts),
         fingerprint=cidx.manifest["fingerprint"],
         inputs=[{"source": i["source"], "sha256": i["sha256"], "rows_read": i["rows_read"]}
@@ -185,15 +186,12 @@ def _checkpoint(directory: Path, index: Index, control: Index | None, config: Au
     return Checkpoint(directory, params, resume=resume)
 
 
-def _merged(parts: list[SourceResult]) -> tuple[dict[str, list[Any]], dict[str, int]]:
-    matches = empty_matches()
+def _candidates(parts: list[SourceResult]) -> dict[str, int]:
     candidates: dict[str, int] = {}
     for p in parts:
-        for c, values in p.matches.items():
-            matches[c].extend(values)
         for k, v in p.candidates.items():
             candidates[k] = candidates.get(k, 0) + v
-    return matches, candidates
+    return candidates
 
 
 def audit(
@@ -257,23 +255,28 @@ def audit(
         engines = [Engine(index, config)] + ([Engine(cidx, config)] if cidx is not None else [])
         ckpt = None if checkpoint is None else _checkpoint(checkpoint, index, cidx, config, sample, sampled_shards,
                                                            population, read, resume)
-        job = audit_job(per_record=sample.active, control=cidx is not None, keep=filters, saved=ckpt)
+        spill = Spill()  # verified pairs beyond match.pairs.MEMORY_ROWS go to temporary files
+        if ckpt is not None:
+            ckpt.spill = spill
+        if _engine(run_engine, workers).kind == "local":  # forked workers write their pairs there themselves
+            for e in engines:
+                e.spill = spill
+        job = audit_job(per_record=sample.active, control=cidx is not None, keep=filters, saved=ckpt, spill=spill)
         try:
             with worker_map(parse_and_evaluate, engines, _engine(run_engine, workers)) as wm:
                 parts = run_sources(wm, sources, read, job, progress)
+            ctrl = _control_result(cidx, config, parts) if cidx is not None else None
         except BaseException:
+            spill.close()
             if ckpt is not None:
                 ckpt.keep_or_discard()  # finished sources are kept for --resume
             raise
-        ctrl = _control_result(cidx, config, parts) if cidx is not None else None
-    matches, candidates = _merged(parts)
     limit = frequent_limit(config, sum(p.records for p in parts))
-    flag_frequent(matches, limit)
     return AuditResult(
-        index=index, config=config, inputs=parts, matches=matches, plan=engines[0].plan, candidates=candidates,
-        frequent_limit=limit, fields={"text": text_field, "id": id_field}, sample=sample,
-        sampled_shards=sampled_shards, control=ctrl, on_error=on_error, max_record_chars=max_record_chars,
-        ignored_files=ignored, checkpoint=ckpt,
+        index=index, config=config, inputs=parts, frequent=frequent_items((p.matches for p in parts), limit),
+        plan=engines[0].plan, candidates=_candidates(parts), frequent_limit=limit,
+        fields={"text": text_field, "id": id_field}, sample=sample, sampled_shards=sampled_shards, control=ctrl,
+        on_error=on_error, max_record_chars=max_record_chars, ignored_files=ignored, checkpoint=ckpt, spill=spill,
     )
 
 
@@ -324,6 +327,7 @@ def audit_outputs(
     check_index(index.config, rules)
     need = plan_requirements(index, rules, config)
     engine = Engine(index, dataclasses.replace(config, min_containment=need.search_containment, min_jaccard=1.0))
+    engine.columnar = False  # regurgitation.spans reads each batch's pairs as rows
     need = dataclasses.replace(need, miss=miss_probabilities(index, engine.plan, need.min_overlap))
     with worker_map(describe_parsed, SampleCheck(engine, rules, config.min_containment, need.min_overlap),
                     _engine(run_engine, workers)) as wm:
@@ -409,7 +413,7 @@ def check(
         OutputExistsError: ``out`` exists and ``force`` is false (checked before the audit).
     """
     from provaudit.report.common import MARKER as REPORT_MARKER
-    from provaudit.report.training import build_report, matches_table, write_audit
+    from provaudit.report.training import write_audit
 
     accepted_ids = load_allow(allow) if allow is not None else None
     known = load_baseline(baseline) if baseline is not None else None
@@ -422,10 +426,10 @@ def check(
     if unread:  # a gate must not pass on what it could not read
         raise InputError("not everything was read: " + "; ".join(unread[:5])
                          + (f"; and {len(unread) - 5} more" if len(unread) > 5 else ""))
-    table = training_report.matches_table(result)
-    report = write_audit(result, out, force=force) if out is not None else training_report.build_report(result, table)
+    report = write_audit(result, out, force=force) if out is not None else training_report.build_report(result)
     pairs = [EvidencePair(r["reference_id"], r["target_id"], r["target_source"], r["target_row"], r["containment"],
-                          r["jaccard"], r["verbatim_tokens"]) for r in table.to_pylist() if not r["item_flag"]]
+                          r["jaccard"], r["verbatim_tokens"])
+             for b in result.pair_batches() for r in b.to_pylist() if not r["item_flag"]]
     sources = [SourceCount(s.source, s.records, s.stats.error) for s in result.inputs]
     verdict = evaluate(pairs, sources, report["counts"]["reference_items_evidence"], limits or Limits(),
                        known, accepted_ids)

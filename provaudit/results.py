@@ -9,16 +9,18 @@ the estimates need. ``AuditResult`` and ``OutputsResult`` are what ``api.audit``
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
+import pyarrow as pa
 
 from provaudit.config import AuditConfig, SampleConfig, VerdictRules
 from provaudit.index.format import Index
 from provaudit.match.candidates import AnchorPlan
-from provaudit.match.schema import empty_matches
+from provaudit.match.pairs import PairList, Spill, ordered_batches
+from provaudit.match.schema import MATCH_COLUMNS
 from provaudit.read.records import NO_TEXT, ReadStats
 
 # (source being read, records done so far in the run, input bytes read so far (approximate within a source),
@@ -45,7 +47,8 @@ class SourceResult:
         records_with_matches: Records holding evidence (training) or regurgitating samples (outputs).
         population_rows: Rows of the input (read or sampled out): the finite population of a sample.
         rows, rec_tokens, rec_covered: Per record (sampled audits only): row, tokens, covered tokens.
-        matches, candidates: Verified pairs (``match.schema.MATCH_COLUMNS``) and candidate counters.
+        matches, candidates: Verified pairs (``match.pairs.PairList`` of ``match.schema.MATCH_COLUMNS``
+            rows, in bounded memory) and candidate counters.
         control_matches, control_candidates, control_records_with_matches: The same against a
             negative-control index (None without one).
         pairs, samples, shapes: Outputs audits: evidence pairs, per-sample summaries, sample shapes.
@@ -63,9 +66,9 @@ class SourceResult:
     rows: list[np.ndarray] = field(default_factory=list)
     rec_tokens: list[np.ndarray] = field(default_factory=list)
     rec_covered: list[np.ndarray] = field(default_factory=list)
-    matches: dict[str, list[Any]] = field(default_factory=empty_matches)
+    matches: PairList = field(default_factory=PairList)
     candidates: dict[str, int] = field(default_factory=dict)
-    control_matches: dict[str, list[Any]] | None = None
+    control_matches: PairList | None = None
     control_candidates: dict[str, int] = field(default_factory=dict)
     control_records_with_matches: int = 0
     pairs: list[dict[str, Any]] = field(default_factory=list)
@@ -120,14 +123,15 @@ class ControlResult:
 class AuditResult:
     """Everything a training audit found, ready for reports.
 
-    ``matches`` holds every verified pair with its ``item_flag`` set (``match.engine.flag_frequent``);
-    ``frequent_limit`` is the number of target records above which an item was flagged.
+    Verified pairs stay with their sources (``inputs[i].matches``, spilled to ``spill`` as they
+    grow); ``pair_batches`` yields them all in ``matches.parquet`` order with ``item_flag`` set,
+    ``frequent`` naming the items matched in more than ``frequent_limit`` target records.
     """
 
     index: Index
     config: AuditConfig
     inputs: list[SourceResult]
-    matches: dict[str, list[Any]]
+    frequent: set[str]
     plan: AnchorPlan
     candidates: dict[str, int]
     frequent_limit: int
@@ -139,6 +143,26 @@ class AuditResult:
     max_record_chars: int = 0
     ignored_files: list[str] = field(default_factory=list)
     checkpoint: Resumable | None = None  # discarded by api.write_audit once the output is complete
+    spill: Spill | None = None  # the pairs' spill file, removed by ``close`` (or when the result is collected)
+
+    def pair_batches(self) -> Iterator[pa.RecordBatch]:
+        """Every verified pair, in ``matches.parquet`` order, a record batch at a time (bounded memory)."""
+        return ordered_batches([(s.source, s.matches) for s in self.inputs], self.frequent)
+
+    @property
+    def matches(self) -> dict[str, list[Any]]:
+        """Every verified pair as columns of Python values, in ``matches.parquet`` order (materialized:
+        for small results; reports stream ``pair_batches``)."""
+        out: dict[str, list[Any]] = {c: [] for c in MATCH_COLUMNS}
+        for b in self.pair_batches():
+            for c, values in b.to_pydict().items():
+                out[c] += values
+        return out
+
+    def close(self) -> None:
+        """Remove the spill file of verified pairs (the result can no longer be written)."""
+        if self.spill is not None:
+            self.spill.close()
 
     @property
     def target_records(self) -> int:

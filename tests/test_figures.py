@@ -13,7 +13,7 @@ from conftest import FIXTURES
 from provaudit import api
 from provaudit.cli import cli
 from provaudit.config import SampleConfig
-from provaudit.estimate.section import candidate_miss, control_excess
+from provaudit.estimate.section import PairTally, candidate_miss, control_excess
 from provaudit.report.training import build_report, matches_table
 
 
@@ -95,11 +95,11 @@ def test_control_excess_contains_zero_only_for_clean_target(tmp_path) -> None:
     idx = tmp_path / "ref.idx"
     api.build_index([str(ref)], idx)
     dirty = api.audit(idx, [str(FIXTURES / "shards")], control=[str(ctl)])
-    rep = build_report(dirty, matches_table(dirty))["control"]
+    rep = build_report(dirty)["control"]
     assert rep["excess"]["ci_low"] > 0
     assert rep["items_evidence"] > 900
     clean_res = api.audit(idx, [str(clean)], control=[str(ctl)])
-    rep = build_report(clean_res, matches_table(clean_res))["control"]
+    rep = build_report(clean_res)["control"]
     assert rep["excess"]["ci_low"] <= 0 <= rep["excess"]["ci_high"]
     # a control given as an index with other parameters is refused
     other = tmp_path / "other.idx"
@@ -113,7 +113,8 @@ def test_control_excess_contains_zero_only_for_clean_target(tmp_path) -> None:
 def test_candidate_miss_correction_math() -> None:
     pairs = [{"reference_id": "a", "candidate_probability": 0.5}, {"reference_id": "a", "candidate_probability": 0.5},
              {"reference_id": "b", "candidate_probability": 1.0}]
-    m = candidate_miss(pairs)
+    pairs = [{**p, "target_source": "t", "target_row": i, "jaccard": 0.9} for i, p in enumerate(pairs)]
+    m = candidate_miss(PairTally.of(pairs, 0.5))
     assert m["expected_missed_pairs"] == pytest.approx(2.0)  # (1-.5)/.5 twice
     assert m["expected_missed_items"] == pytest.approx((1 - 0.75) / 0.75)  # item a found w.p. 1 - .5*.5
 
@@ -130,7 +131,7 @@ def test_short_items_are_flagged_not_counted(tmp_path) -> None:
     res = api.audit(idx, [str(tgt)])
     table = matches_table(res).to_pylist()
     assert {(r["reference_id"], r["item_flag"]) for r in table} == {("short", "short_item"), ("long", "")}
-    rep = build_report(res, matches_table(res))
+    rep = build_report(res)
     assert rep["counts"]["reference_items_found"] == 1 and rep["flags"]["short_item"]["pairs"] == 1
 
 

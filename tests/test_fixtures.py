@@ -99,7 +99,7 @@ def test_full_scan_estimates_equal_brute_force(fixture_audit, tmp_path) -> None:
     from provaudit.text.shingle import tokens
 
     result, got = fixture_audit
-    report = build_report(result, matches_table(result))
+    report = build_report(result)
     est = report["estimates"]
     refs = {r.id: tokens(r.text) for src in expand_sources([str(FIXTURES / "reference")]) for r in read_source(src)}
     targets = _texts(FIXTURES / "shards")

@@ -12,8 +12,9 @@ Which estimator is used depends on how targets were read (see docs/statistics.md
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -89,34 +90,81 @@ def _figures(tallies: Sequence[Tally], flagged_rows: dict[str, dict[str, set[int
     return out
 
 
+class PairTally:
+    """What the estimates need of the headline (unflagged) pairs, added one pair at a time: the
+    target rows with evidence per source and kind, the items found, and the candidate-miss sums.
+    Its memory follows records and items with evidence, not pairs.
+    """
+
+    def __init__(self, min_jaccard: float):
+        self.min_jaccard = min_jaccard
+        self.flagged: dict[str, dict[str, set[int]]] = {k: defaultdict(set)
+                                                        for k in ("any", "near_duplicate", "contained")}
+        self.found: set[str] = set()
+        self.pairs = 0
+        self._missed: list[float] = []  # partial sums of (1 - p) / p, exact (math.fsum's method)
+        self.not_found: dict[str, float] = {}  # per item: prod(1 - p) over its pairs, in pair order
+
+    def add(self, reference_id: str, source: str, row: int, jaccard: float, probability: float) -> None:
+        kind = "near_duplicate" if jaccard >= self.min_jaccard else "contained"
+        self.flagged["any"][source].add(row)
+        self.flagged[kind][source].add(row)
+        self.found.add(reference_id)
+        self.pairs += 1
+        p = min(max(float(probability), 1e-12), 1.0)
+        _exact_add(self._missed, (1.0 - p) / p)
+        self.not_found[reference_id] = self.not_found.get(reference_id, 1.0) * (1.0 - p)
+
+    @property
+    def missed_pairs(self) -> float:
+        return math.fsum(self._missed)
+
+    @classmethod
+    def of(cls, pairs: Iterable[dict[str, Any]], min_jaccard: float) -> PairTally:
+        """A tally of pair dicts (``reference_id``, ``target_source``, ``target_row``, ``jaccard``,
+        ``candidate_probability``)."""
+        t = cls(min_jaccard)
+        for p in pairs:
+            t.add(p["reference_id"], p["target_source"], p["target_row"], p["jaccard"], p["candidate_probability"])
+        return t
+
+
+def _exact_add(partials: list[float], x: float) -> None:
+    """Add ``x`` to a sum kept as non-overlapping partials (Shewchuk; ``math.fsum`` of them is exact)."""
+    i = 0
+    for y in partials:
+        if abs(x) < abs(y):
+            x, y = y, x
+        hi = x + y
+        lo = y - (hi - x)
+        if lo:
+            partials[i] = lo
+            i += 1
+        x = hi
+    partials[i:] = [x]
+
+
 def build_estimates(
     tallies: Sequence[Tally],
-    pairs: Sequence[dict[str, Any]],
+    pairs: PairTally,
     n_items: int,
     mode: str,
     confidence: float,
-    min_jaccard: float,
     records_sampled: bool = False,
 ) -> dict[str, Any]:
     """All estimates from the per-source tallies and the headline (unflagged) pairs.
 
     Args:
         tallies: One per input read.
-        pairs: Headline pairs (``reference_id``, ``target_source``, ``target_row``, ``jaccard``,
-            ``candidate_probability``), flagged items already removed.
+        pairs: The headline pairs, tallied (flagged items already left out).
         n_items: Reference items that can count as evidence (not too short).
         mode: ``"full"``, ``"records"`` or ``"shards"``.
         records_sampled: Records were sampled within each input (per-input figures are then estimates).
         confidence: Interval confidence level.
-        min_jaccard: Pairs at or above it are near-duplicates; the others are contained.
     """
-    flagged: dict[str, dict[str, set[int]]] = {k: defaultdict(set) for k in ("any", "near_duplicate", "contained")}
-    for p in pairs:
-        key = "near_duplicate" if p["jaccard"] >= min_jaccard else "contained"
-        flagged["any"][p["target_source"]].add(p["target_row"])
-        flagged[key][p["target_source"]].add(p["target_row"])
+    flagged = pairs.flagged
     overall = _figures(tallies, flagged, mode, confidence)
-    found = {p["reference_id"] for p in pairs}
+    found = pairs.found
     if mode == "full":
         coverage = proportion(len(found), n_items, confidence=confidence, population=n_items).to_dict() if n_items \
             else Estimate(float("nan"), 0.0, 1.0, confidence, "no reference items", 0).to_dict()
@@ -139,29 +187,25 @@ def build_estimates(
     }
 
 
-def candidate_miss(pairs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def candidate_miss(pairs: PairTally) -> dict[str, Any]:
     """Horvitz-Thompson correction for pairs (and items) candidate search may have missed.
 
     Each found pair was proposed with a known probability p (its exact overlap gives the
     anchor hit distribution; its exact Jaccard the band collision probability), so it
     stands for 1/p pairs; an item found through pairs with probabilities p_i was found
-    with probability q = 1 - prod(1 - p_i).
+    with probability q = 1 - prod(1 - p_i). Sums are exact (order-independent).
     """
-    probs = np.array([p["candidate_probability"] for p in pairs], dtype=np.float64)
-    probs = np.clip(probs, 1e-12, 1.0)
-    missed_pairs = float(np.sum((1.0 - probs) / probs))
-    by_item: dict[str, float] = defaultdict(lambda: 1.0)
-    for p, pr in zip(pairs, probs):
-        by_item[p["reference_id"]] *= 1.0 - float(pr)
-    q = np.clip(1.0 - np.array(list(by_item.values()), dtype=np.float64), 1e-12, 1.0)
-    missed_items = float(np.sum((1.0 - q) / q))
+    missed_pairs = pairs.missed_pairs
+    q = np.clip(1.0 - np.array(list(pairs.not_found.values()), dtype=np.float64), 1e-12, 1.0)
+    missed_items = math.fsum(((1.0 - q) / q).tolist())
+    n_items = len(pairs.not_found)
     return {
-        "observed_pairs": len(pairs),
+        "observed_pairs": pairs.pairs,
         "expected_missed_pairs": round(missed_pairs, 6),
-        "corrected_pairs": round(len(pairs) + missed_pairs, 6),
-        "observed_items": len(by_item),
+        "corrected_pairs": round(pairs.pairs + missed_pairs, 6),
+        "observed_items": n_items,
         "expected_missed_items": round(missed_items, 6),
-        "corrected_items": round(len(by_item) + missed_items, 6),
+        "corrected_items": round(n_items + missed_items, 6),
         "method": "Horvitz-Thompson: each found pair weighted by 1/P(candidate | its exact overlap)",
     }
 

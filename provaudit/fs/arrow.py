@@ -14,9 +14,9 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pyarrow as pa
@@ -94,3 +94,19 @@ def to_numpy(col: pa.Array | pa.ChunkedArray, dtype: type) -> np.ndarray:
 def read_table(path: Path, columns: list[str] | None = None) -> pa.Table:
     """One Parquet file as a table (``pq.read_table`` goes through datasets, which imports pandas)."""
     return pq.ParquetFile(path).read(columns=columns)
+
+
+Batches: TypeAlias = "pa.Table | pq.ParquetFile"  # a table in memory, or a Parquet file read a batch at a time
+
+
+def iter_batches(source: Batches, columns: list[str] | None = None, rows: int = 1 << 14) -> Iterator[pa.RecordBatch]:
+    """``source``'s rows (only ``columns`` when given) as record batches: a Parquet file is read
+    a batch at a time, so that a reader of millions of pairs holds one batch."""
+    if isinstance(source, pq.ParquetFile):
+        yield from source.iter_batches(batch_size=rows, columns=columns)
+    else:
+        yield from (source.select(columns) if columns is not None else source).to_batches(max_chunksize=rows)
+
+
+def num_rows(source: Batches) -> int:
+    return int(source.metadata.num_rows) if isinstance(source, pq.ParquetFile) else int(source.num_rows)

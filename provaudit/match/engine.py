@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
+import pyarrow as pa
 
 from provaudit.config import AuditConfig
 from provaudit.index.chunks import hostile
@@ -24,6 +25,7 @@ from provaudit.match.candidates import (
     AnchorPlan, anchor_candidates, covered_tokens, longest_common_run, lsh_candidates, verify,
 )
 from provaudit.match.probability import hypergeom_cdf, lsh_candidate_probability
+from provaudit.match.pairs import Spill, SpillRef, rows_batch
 from provaudit.match.schema import MATCH_COLUMNS
 from provaudit.read.blocks import batches
 from provaudit.read.records import ReadStats, Record
@@ -44,10 +46,15 @@ class BatchResult:
     records_with_matches: int = 0
     covered_tokens: int = 0
     rows: list[tuple[Any, ...]] = field(default_factory=list)  # in MATCH_COLUMNS order
+    pairs: list[pa.RecordBatch | SpillRef] = field(default_factory=list)  # columnar rows (``Engine.columnar``),
+    # in memory or, with ``Engine.spill``, written to the run's spill by the worker itself
     candidates: dict[str, int] = field(default_factory=dict)
     rec_tokens: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     rec_covered: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     rec_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+
+PAIR_CHUNK = 1 << 12  # pair rows made columnar at a time
 
 
 def item_signatures(index: Index, items: np.ndarray) -> np.ndarray:
@@ -76,6 +83,8 @@ class Engine:
 
     def __init__(self, index: Index, config: AuditConfig):
         self.index, self.config, self.icfg = index, config, index.config
+        self.columnar = True  # pairs as record batches (training audits); rows for model-output audits
+        self.spill: Spill | None = None  # where workers write their pairs' batches (local runs)
         self.plan = AnchorPlan(index, config)
         self.max_ref = int(index.shapes[:, 0].max()) if len(index.shapes) else 0
 
@@ -132,8 +141,19 @@ class Engine:
         item_tokens = dict(zip(reported.tolist(), idx.tokens_of(reported).tolist()))
         item_k = dict(zip(reported.tolist(), self.plan.usable_of(reported).tolist()))
         item_t = dict(zip(reported.tolist(), self.plan.threshold_of(reported).tolist()))
+        if self.columnar:  # by record, then reference id: the order of matches.parquet
+            by_id = sorted(range(len(reported)), key=lambda j: item_id[int(reported[j])])
+            rank = np.empty(len(reported), np.int64)
+            rank[np.asarray(by_id, np.int64)] = np.arange(len(reported))
+            kept = kept[np.lexsort((rank[np.searchsorted(reported, items[kept])], recs[kept]))]
+        last = -1
         for p in kept:
             rec, item = int(recs[p]), int(items[p])
+            if self.columnar and len(out.rows) >= PAIR_CHUNK and rec != last:  # bounded, whole records
+                chunk = rows_batch(out.rows)
+                out.pairs.append(self.spill.write(chunk) if self.spill is not None else chunk)
+                out.rows = []
+            last = rec
             record = batch[rec]
             ref_seq, tgt_seq = idx.sequence(item), sb.record(rec)
             run = longest_common_run(ref_seq, tgt_seq)
@@ -159,6 +179,9 @@ class Engine:
             cov = covered_tokens(sb.record(rec), union_hashes, int(sb.n_tokens[rec]), icfg.ngram)
             out.rec_covered[rec] = cov
             out.covered_tokens += cov
+        if self.columnar and out.rows:
+            out.pairs.append(rows_batch(out.rows))
+            out.rows = []
         out.candidates["reported_pairs"] = int(keep.sum())
         out.records_with_matches = len(matched)
         return out

@@ -15,6 +15,7 @@ for display; the figures of a pair come from the audit's exact verification.
 
 from __future__ import annotations
 
+import heapq
 import os
 import re
 from collections.abc import Iterable
@@ -27,6 +28,7 @@ import pyarrow as pa
 
 from provaudit.config import DEFAULT_MAX_RECORD_CHARS
 from provaudit.errors import ProvauditError
+from provaudit.fs import arrow
 from provaudit.fs.hashing import sha256_file
 from provaudit.read.records import Extract, ReadStats
 from provaudit.read.sources import expand_sources, read_source
@@ -71,23 +73,31 @@ class Pair:
     target: Side = field(default_factory=Side)
 
 
-def top_pairs(report: dict[str, Any], table: pa.Table, limit: int) -> list[Pair]:
-    """The ``limit`` strongest unflagged pairs of an audit's matches.parquet, strongest first."""
-    rows = table.to_pylist()
+def top_pairs(report: dict[str, Any], table: arrow.Batches, limit: int) -> list[Pair]:
+    """The ``limit`` strongest unflagged pairs of an audit's matches.parquet, strongest first (read a
+    batch at a time: the memory follows ``limit``, not the pairs)."""
+    best: list[dict[str, Any]] = []
     if report["kind"] == "outputs":
-        rows = [r for r in rows if r["verdict"] != "none"]
-        rows.sort(key=lambda r: (-RANK[r["verdict"]], -r["evidence_tokens"], -r["containment"], r["reference_id"],
-                                 r["sample_source"], r["sample_row"]))
+        def key(r: dict[str, Any]) -> tuple[Any, ...]:
+            return (-RANK[r["verdict"]], -r["evidence_tokens"], -r["containment"], r["reference_id"],
+                    r["sample_source"], r["sample_row"])
+
+        for b in arrow.iter_batches(table):
+            best = heapq.nsmallest(limit, best + [r for r in b.to_pylist() if r["verdict"] != "none"], key=key)
         return [Pair(r["reference_id"], r.get("reference_item"), r["sample_id"], r["sample_source"], r["sample_row"],
-                     r["containment"], None, r["evidence_tokens"], r["verdict"]) for r in rows[:limit]]
+                     r["containment"], None, r["evidence_tokens"], r["verdict"]) for r in best]
     min_j = report["parameters"]["min_jaccard"]
-    rows = [r for r in rows if not r["item_flag"]]
-    rows.sort(key=lambda r: (-r["containment"], -r["jaccard"], -r["verbatim_tokens"], r["reference_id"],
-                             r["target_source"], r["target_row"]))
+
+    def strength(r: dict[str, Any]) -> tuple[Any, ...]:
+        return (-r["containment"], -r["jaccard"], -r["verbatim_tokens"], r["reference_id"], r["target_source"],
+                r["target_row"])
+
+    for b in arrow.iter_batches(table):
+        best = heapq.nsmallest(limit, best + [r for r in b.to_pylist() if not r["item_flag"]], key=strength)
     return [Pair(r["reference_id"], r.get("reference_item"), r["target_id"], r["target_source"], r["target_row"],
                  r["containment"], r["jaccard"], r["verbatim_tokens"],
                  "near-copy" if r["jaccard"] >= min_j else "contained")
-            for r in rows[:limit]]
+            for r in best]
 
 
 def read_rows(source: str, rows: set[int], sha256: str | None, *, text_field: str, id_field: str | None,

@@ -14,7 +14,7 @@ from functools import lru_cache
 from importlib.resources import files
 from typing import Any
 
-import pyarrow as pa
+from provaudit.fs import arrow
 
 from provaudit.report import content, plots
 from provaudit.report.common import GLOSSARY, OUTPUT_GLOSSARY, html, num, ratio
@@ -94,10 +94,18 @@ def _total(report: dict[str, Any]) -> int:
     return int(c["samples_regurgitating"] if report["kind"] == "outputs" else c["evidence_pairs"])
 
 
-def audit_plots(report: dict[str, Any], table: pa.Table) -> str:
-    """Inline SVG plots of an audit from its matches table."""
+def _columns(table: arrow.Batches, names: list[str]) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {n: [] for n in names}
+    for b in arrow.iter_batches(table, names):
+        for n, values in b.to_pydict().items():
+            out[n] += values
+    return out
+
+
+def audit_plots(report: dict[str, Any], table: arrow.Batches) -> str:
+    """Inline SVG plots of an audit from its matches table (or matches.parquet, read a batch at a time)."""
     if report["kind"] == "outputs":
-        cols = table.select(["verdict", "containment", "evidence_tokens"]).to_pydict()
+        cols = _columns(table, ["verdict", "containment", "evidence_tokens"])
         keep = [i for i, v in enumerate(cols["verdict"]) if v != "none"]
         cont = [cols["containment"][i] for i in keep]
         spans = [cols["evidence_tokens"][i] for i in keep]
@@ -109,11 +117,13 @@ def audit_plots(report: dict[str, Any], table: pa.Table) -> str:
                                 x_label="share of the item found in the output"),
                 plots.shares("Share of outputs reproducing an item, per file", per_source)]
         return f'<div class="plots">{"".join(figs)}</div>'
-    cols = table.select(["item_flag", "containment", "jaccard", "verbatim_tokens"]).to_pydict()
-    keep = [i for i, f in enumerate(cols["item_flag"]) if not f]
-    cont = [cols["containment"][i] for i in keep]
-    jac = [cols["jaccard"][i] for i in keep]
-    spans = [cols["verbatim_tokens"][i] for i in keep]
+    cont, jac, spans = [], [], []
+    for b in arrow.iter_batches(table, ["item_flag", "containment", "jaccard", "verbatim_tokens"]):
+        c = b.to_pydict()
+        keep = [i for i, f in enumerate(c["item_flag"]) if not f]
+        cont += [c["containment"][i] for i in keep]
+        jac += [c["jaccard"][i] for i in keep]
+        spans += [c["verbatim_tokens"][i] for i in keep]
     by_source = report["estimates"]["by_source"]
     figs = [plots.histogram("Containment of evidence pairs", plots.bins_of(cont, _edges(cont)), "pairs",
                             x_label="share of the reference item found in the record"),
@@ -151,7 +161,7 @@ def _reproduce(report: dict[str, Any]) -> str:
             "<code>provaudit verify OUT --rerun</code> runs the command again and compares the figures.</p>")
 
 
-def audit_section(report: dict[str, Any], table: pa.Table, pairs: list[Pair], n: int) -> str:
+def audit_section(report: dict[str, Any], table: arrow.Batches, pairs: list[Pair], n: int) -> str:
     """One audit's section: headline, figures, plots, problems, evidence, how sure, how to reproduce."""
     out = [f'<section id="audit-{n}"><h2>{html(content.title(report))}</h2>',
            f'<p class="headline" data-headline>{html(content.headline(report))}</p>',
@@ -174,7 +184,7 @@ def audit_section(report: dict[str, Any], table: pa.Table, pairs: list[Pair], n:
     return "".join(out)
 
 
-def render(audits: list[tuple[dict[str, Any], pa.Table, list[Pair]]]) -> str:
+def render(audits: list[tuple[dict[str, Any], arrow.Batches, list[Pair]]]) -> str:
     """report.html for one audit, or one page for several (a training and a model-output audit)."""
     kinds = {r["kind"] for r, _, _ in audits}
     title = content.title(audits[0][0]) if len(audits) == 1 else "Evidence report"

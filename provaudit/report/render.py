@@ -28,7 +28,7 @@ DEFAULT_HTML_PAIRS = 300  # evidence pairs embedded in report.html; the full lis
 FORMATS = ("html", "md")
 
 
-def _pairs(report: dict[str, Any], table: pa.Table, html_pairs: int, extract: Extract | None,
+def _pairs(report: dict[str, Any], table: arrow.Batches, html_pairs: int, extract: Extract | None,
            reference_sources: Iterable[str]) -> list[Any]:
     limit = max(html_pairs, int(report["parameters"]["top_evidence"]))
     pairs = top_pairs(report, table, limit)
@@ -36,7 +36,7 @@ def _pairs(report: dict[str, Any], table: pa.Table, html_pairs: int, extract: Ex
     return pairs
 
 
-def write_readable(out: Path, report: dict[str, Any], table: pa.Table, *, html_pairs: int = DEFAULT_HTML_PAIRS,
+def write_readable(out: Path, report: dict[str, Any], table: arrow.Batches, *, html_pairs: int = DEFAULT_HTML_PAIRS,
                    extract: Extract | None = None, reference_sources: Iterable[str] = ()) -> None:
     """Write report.md and report.html of one audit into ``out``.
 

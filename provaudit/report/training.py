@@ -6,16 +6,18 @@ Reports are deterministic: sorted keys, paths as the user gave them; the one tim
 
 from __future__ import annotations
 
+import heapq
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from provaudit.estimate.section import build_estimates, control_excess
+from provaudit.estimate.section import PairTally, build_estimates, control_excess
 from provaudit.fs import arrow
 from provaudit.fs.atomic import atomic_output_dir
 from provaudit.match.probability import lsh_candidate_probability
+from provaudit.match.pairs import in_groups
 from provaudit.match.schema import MATCH_SCHEMA
 from provaudit.read.records import NO_TEXT
 from provaudit.report.bundle import write_bundle
@@ -23,17 +25,54 @@ from provaudit.report.common import MARKER, report_header, round6
 from provaudit.report.render import DEFAULT_HTML_PAIRS, dump_json, write_readable
 from provaudit.results import AuditResult
 
-def matches_table(result: AuditResult) -> pa.Table:
-    """One row per verified pair, sorted by target (source, row) then reference id.
+MATCH_ROW_GROUP = 1 << 16  # rows per row group of matches.parquet
 
-    ``item_flag`` is ``short_item`` or ``frequent_item`` (set by ``match.engine``), or empty (headline evidence).
+def matches_table(result: AuditResult) -> pa.Table:
+    """Every verified pair as one table, sorted by target (source, row) then reference id (materialized:
+    reports stream ``result.pair_batches()`` instead).
+
+    ``item_flag`` is ``short_item`` or ``frequent_item`` (``match.pairs``), or empty (headline evidence).
     """
-    m = result.matches
-    # Python's str order is code point order, which is UTF-8 byte order: the order Arrow sorts in
-    # (pyarrow.compute, whose import alone takes 0.06 s, is not needed for it)
-    src, row, rid = m["target_source"], m["target_row"], m["reference_id"]
-    order = sorted(range(len(rid)), key=lambda i: (src[i], row[i], rid[i]))
-    return arrow.table({name: [m[name][i] for i in order] for name in MATCH_SCHEMA.names}, MATCH_SCHEMA)
+    return pa.Table.from_batches(list(result.pair_batches()), MATCH_SCHEMA)
+
+
+_TOP_COLUMNS = ("reference_id", "target_id", "target_source", "target_row", "containment", "jaccard",
+                "verbatim_tokens")
+
+
+def _top_key(r: dict[str, Any]) -> tuple[Any, ...]:
+    """Strongest first: containment, Jaccard, verbatim run (descending), then ids and places."""
+    return -r["containment"], -r["jaccard"], -r["verbatim_tokens"], r["reference_id"], r["target_source"], \
+        r["target_row"]
+
+
+class _Summary:
+    """One pass over an audit's pairs: counts, flags, the strongest ``top`` headline pairs and the
+    estimates' tally. Memory follows records and items with evidence, not pairs."""
+
+    def __init__(self, result: AuditResult, top: int):
+        self.top, self.pairs, self.short_pairs = top, 0, 0
+        self.tally = PairTally(result.config.min_jaccard)
+        self.hit_records: dict[str, set[int]] = {}
+        self.frequent_records: dict[str, int] = {}
+        self.best: list[dict[str, Any]] = []
+        cols = list(dict.fromkeys(_TOP_COLUMNS + ("item_flag", "candidate_probability")))
+        for batch in result.pair_batches():
+            rows = batch.select(cols).to_pylist()
+            self.pairs += len(rows)
+            headline = []
+            for r in rows:
+                flag = r["item_flag"]
+                if flag == "short_item":
+                    self.short_pairs += 1
+                elif flag == "frequent_item":
+                    self.frequent_records[r["reference_id"]] = self.frequent_records.get(r["reference_id"], 0) + 1
+                else:
+                    headline.append(r)
+                    self.hit_records.setdefault(r["target_source"], set()).add(r["target_row"])
+                    self.tally.add(r["reference_id"], r["target_source"], r["target_row"], r["jaccard"],
+                                   r["candidate_probability"])
+            self.best = heapq.nsmallest(top, self.best + headline, key=_top_key)
 
 
 def _mode(result: AuditResult) -> str:
@@ -76,22 +115,18 @@ def input_problems(result: AuditResult) -> dict[str, Any]:
     }
 
 
-def _flags(result: AuditResult, rows: list[dict[str, Any]], eligible_items: int) -> dict[str, Any]:
+def _flags(result: AuditResult, summary: _Summary, eligible_items: int) -> dict[str, Any]:
     """The ``flags`` section: pairs of items too short to be evidence, or matched too often."""
-    frequent: dict[str, set[tuple[str, int]]] = {}
-    for r in rows:
-        if r["item_flag"] == "frequent_item":
-            frequent.setdefault(r["reference_id"], set()).add((r["target_source"], r["target_row"]))
     return {
         "short_item": {
             "min_item_shingles": result.config.min_item_shingles,
             "items_in_index": len(result.index) - eligible_items,
-            "pairs": sum(1 for r in rows if r["item_flag"] == "short_item"),
+            "pairs": summary.short_pairs,
         },
         "frequent_item": {
             "max_target_records": result.frequent_limit,
-            "items": [{"reference_id": k, "target_records": len(v)} for k, v in sorted(frequent.items())],
-            "pairs": sum(1 for r in rows if r["item_flag"] == "frequent_item"),
+            "items": [{"reference_id": k, "target_records": v} for k, v in sorted(summary.frequent_records.items())],
+            "pairs": sum(summary.frequent_records.values()),
         },
         "note": "Flagged pairs are listed in matches.parquet (item_flag) but left out of counts of evidence "
                 "and of estimates; covered tokens still include frequent items.",
@@ -133,18 +168,14 @@ def _control(result: AuditResult, found: int, eligible_items: int) -> dict[str, 
     }
 
 
-def build_report(result: AuditResult, table: pa.Table) -> dict[str, Any]:
-    """The versioned summary written as report.json."""
+def build_report(result: AuditResult) -> dict[str, Any]:
+    """The versioned summary written as report.json (one pass over the pairs: ``_Summary``)."""
     idx, cfg = result.index, result.config
-    rows = table.to_pylist()
-    headline = [r for r in rows if not r["item_flag"]]
-    found = {r["reference_id"] for r in headline}
-    hit_records = {(r["target_source"], r["target_row"]) for r in headline}
+    summary = _Summary(result, cfg.top_evidence)
+    found = summary.tally.found
     eligible_items = idx.items_with_shingles(cfg.min_item_shingles)
-    headline.sort(key=lambda r: (-r["containment"], -r["jaccard"], -r["verbatim_tokens"], r["reference_id"],
-                                 r["target_source"], r["target_row"]))
     mode = _mode(result)
-    inputs = [{**s.to_dict(), "records_with_matches": len({rec for rec in hit_records if rec[0] == s.source}),
+    inputs = [{**s.to_dict(), "records_with_matches": len(summary.hit_records.get(s.source, ())),
                "rows_sampled_out": s.stats.sampled_out} for s in result.inputs]
     report: dict[str, Any] = {
         **report_header("training", idx),
@@ -161,26 +192,22 @@ def build_report(result: AuditResult, table: pa.Table) -> dict[str, Any]:
             "reference_items_evidence": eligible_items,
             "reference_items_found": len(found),
             "target_records": result.target_records,
-            "target_records_with_matches": len(hit_records),
+            "target_records_with_matches": sum(len(v) for v in summary.hit_records.values()),
             "target_tokens": sum(s.tokens for s in result.inputs),
             "covered_target_tokens": sum(s.covered_tokens for s in result.inputs),
-            "pairs": table.num_rows,
-            "evidence_pairs": len(headline),
+            "pairs": summary.pairs,
+            "evidence_pairs": summary.tally.pairs,
             "skipped_records": sum(sum(s.stats.skipped.values()) for s in result.inputs),
             "altered_records": sum(sum(s.stats.altered.values()) for s in result.inputs),
             "inputs_with_errors": sum(1 for s in result.inputs if s.stats.error),
         },
         "input_problems": input_problems(result),
-        "estimates": build_estimates(result.inputs, headline, eligible_items, mode, cfg.confidence, cfg.min_jaccard,
+        "estimates": build_estimates(result.inputs, summary.tally, eligible_items, mode, cfg.confidence,
                                      records_sampled=result.sample.records is not None),
-        "flags": _flags(result, rows, eligible_items),
+        "flags": _flags(result, summary, eligible_items),
         "candidates": dict(sorted(result.candidates.items())),
         "miss_probability": _miss_probability(result),
-        "top_evidence": [
-            {k: r[k] for k in ("reference_id", "target_id", "target_source", "target_row", "containment", "jaccard",
-                               "verbatim_tokens")}
-            for r in headline[: cfg.top_evidence]
-        ],
+        "top_evidence": [{k: r[k] for k in _TOP_COLUMNS} for r in summary.best],
     }
     control = _control(result, len(found), eligible_items)
     if control is not None:
@@ -214,14 +241,17 @@ def write_audit(result: AuditResult, out_dir: Path, *, force: bool = False, prov
         OutputExistsError: if ``out_dir`` exists and ``force`` is false.
     """
     with atomic_output_dir(out_dir, force, MARKER) as tmp:
-        table = matches_table(result)
-        pq.write_table(table, tmp / "matches.parquet", compression="zstd", write_statistics=False)
+        with pq.ParquetWriter(tmp / "matches.parquet", MATCH_SCHEMA, compression="zstd",
+                              write_statistics=False) as writer:
+            for group in in_groups(result.pair_batches(), MATCH_ROW_GROUP):  # memory does not grow with the pairs
+                writer.write_table(group, row_group_size=MATCH_ROW_GROUP)
         if result.sample.active:
             pq.write_table(sample_table(result), tmp / "sample.parquet", compression="zstd", write_statistics=False)
-        report = build_report(result, table)
+        report = build_report(result)
         if provenance is not None:
             report["reproduce"] = provenance
         (tmp / "report.json").write_text(dump_json(report), encoding="utf-8")
-        write_readable(tmp, report, table, html_pairs=html_pairs, reference_sources=reference_sources)
+        write_readable(tmp, report, pq.ParquetFile(tmp / "matches.parquet"), html_pairs=html_pairs,
+                       reference_sources=reference_sources)
         write_bundle(tmp, report)
     return report

@@ -46,6 +46,7 @@ from provaudit.errors import OutputExistsError
 from provaudit.fs import arrow
 from provaudit.fs.atomic import try_lock, unlock, write_file_atomic
 from provaudit.fs.hashing import json_checksum, sha256_file
+from provaudit.match.pairs import PairList, Spill
 from provaudit.match.schema import MATCH_COLUMNS, MATCH_SCHEMA
 from provaudit.read.records import ReadStats
 from provaudit.results import SourceResult
@@ -124,6 +125,7 @@ class Checkpoint:
         self.dir = directory
         self.reused = 0
         self.note = ""
+        self.spill: Spill | None = None  # where resumed sources' pairs spill (set by the audit)
         self._params = json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION, **params},
                                   sort_keys=True, indent=1, ensure_ascii=False) + "\n"
         _own_directory(directory)
@@ -175,7 +177,7 @@ class Checkpoint:
                 if sha256_file(path) != info["sha256"]:
                     return None
                 tables[name] = arrow.read_table(path).to_pydict()
-            part = _from_saved(meta, tables)
+            part = _from_saved(meta, tables, self.spill)
         except (OSError, ValueError, KeyError, TypeError, pa.ArrowException):
             return None
         self.reused += 1
@@ -184,9 +186,9 @@ class Checkpoint:
     def save(self, res: SourceResult) -> None:
         """Write a finished source (tables first, the ``.json`` naming their hashes last)."""
         key = self._key(res.source)
-        tables = {"matches": arrow.table(res.matches, MATCH_SCHEMA)}
+        tables = {"matches": pa.Table.from_batches(list(res.matches.batches()), MATCH_SCHEMA)}
         if res.control_matches is not None:
-            tables["control"] = arrow.table(res.control_matches, MATCH_SCHEMA)
+            tables["control"] = pa.Table.from_batches(list(res.control_matches.batches()), MATCH_SCHEMA)
         if res.rows:
             tables["tally"] = pa.Table.from_arrays(
                 [arrow.array(np.concatenate(a).astype(np.int64), pa.int64()) for a in (res.rows, res.rec_tokens,
@@ -245,12 +247,21 @@ class Checkpoint:
         unlock(getattr(self, "_fd", None))
 
 
-def _from_saved(meta: dict[str, Any], tables: dict[str, dict[str, list[Any]]]) -> SourceResult:
+def _pairs(columns: dict[str, list[Any]], spill: Spill | None) -> PairList:
+    if set(columns) != set(MATCH_COLUMNS):
+        raise KeyError("matches columns")
+    out = PairList(spill)
+    out.add_columns(columns)
+    return out
+
+
+def _from_saved(meta: dict[str, Any], tables: dict[str, dict[str, list[Any]]], spill: Spill | None) -> SourceResult:
     res = SourceResult(
         meta["source"], meta["kind"], meta["sha256"], ReadStats.from_dict(meta["stats"]), records=int(meta["records"]),
         tokens=int(meta["tokens"]), covered_tokens=int(meta["covered_tokens"]),
         records_with_matches=int(meta["records_with_matches"]), population_rows=int(meta["population_rows"]),
-        matches=tables["matches"], candidates=dict(meta["candidates"]), control_matches=tables.get("control"),
+        matches=_pairs(tables["matches"], spill), candidates=dict(meta["candidates"]),
+        control_matches=_pairs(tables["control"], spill) if "control" in tables else None,
         control_candidates=dict(meta["control_candidates"]),
         control_records_with_matches=int(meta["control_records_with_matches"]),
     )
@@ -259,6 +270,4 @@ def _from_saved(meta: dict[str, Any], tables: dict[str, dict[str, list[Any]]]) -
         res.rows = [np.asarray(cols["row"], dtype=np.int64)]
         res.rec_tokens = [np.asarray(cols["tokens"], dtype=np.int64)]
         res.rec_covered = [np.asarray(cols["covered"], dtype=np.int64)]
-    if set(tables["matches"]) != set(MATCH_COLUMNS):
-        raise KeyError("matches columns")
     return res

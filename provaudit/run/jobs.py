@@ -7,11 +7,13 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+import pyarrow as pa
+
 
 from provaudit.config import IndexConfig
 from provaudit.index.build import IndexWriter, Prepared
 from provaudit.match.engine import BatchResult
-from provaudit.match.schema import MATCH_COLUMNS, empty_matches
+from provaudit.match.pairs import PairList, Spill
 from provaudit.read.records import Source
 from provaudit.regurgitation.shapes import sample_extractor
 from provaudit.regurgitation.spans import SampleBatch
@@ -31,10 +33,13 @@ def index_job(writer: IndexWriter, config: IndexConfig) -> Job:
     return Job(merge, spans=True)
 
 
-def _add_rows(matches: dict[str, list[Any]], rows: list[tuple[Any, ...]]) -> None:
-    for row in rows:
-        for name, value in zip(MATCH_COLUMNS, row):
-            matches[name].append(value)
+def _add(pairs: PairList, r: BatchResult) -> None:
+    for b in r.pairs:
+        if isinstance(b, pa.RecordBatch):
+            pairs.add_batch(b)
+        else:
+            pairs.add_ref(b)
+    pairs.add(r.rows)
 
 
 def _merge_audit(per_record: bool, res: SourceResult, batches: list[list[BatchResult]]) -> None:
@@ -45,7 +50,7 @@ def _merge_audit(per_record: bool, res: SourceResult, batches: list[list[BatchRe
         res.tokens += r.tokens
         res.covered_tokens += r.covered_tokens
         res.records_with_matches += r.records_with_matches
-        _add_rows(res.matches, r.rows)
+        _add(res.matches, r)
         res.add_candidates(r.candidates)
         if per_record:
             res.rows.append(r.rec_rows)
@@ -53,16 +58,19 @@ def _merge_audit(per_record: bool, res: SourceResult, batches: list[list[BatchRe
             res.rec_covered.append(r.rec_covered)
         if res.control_matches is not None:
             c = results[1]
-            _add_rows(res.control_matches, c.rows)
+            _add(res.control_matches, c)
             res.add_candidates(c.candidates, control=True)
             res.control_records_with_matches += c.records_with_matches
 
 
-def audit_job(*, per_record: bool, control: bool, keep: dict[str, Keep | None], saved: Saved | None) -> Job:
-    """A training audit: pairs, counts and (sampled) per-record arrays; control pairs when given."""
+def audit_job(*, per_record: bool, control: bool, keep: dict[str, Keep | None], saved: Saved | None,
+              spill: Spill | None = None) -> Job:
+    """A training audit: pairs (held in bounded memory, spilled to ``spill``), counts and (sampled)
+    per-record arrays; control pairs when given."""
 
     def start(src: Source) -> SourceResult:
-        return SourceResult(src.name, src.kind, control_matches=empty_matches() if control else None)
+        return SourceResult(src.name, src.kind, matches=PairList(spill),
+                            control_matches=PairList(spill) if control else None)
 
     merge: Callable[[SourceResult, Any], None] = lambda res, out: _merge_audit(per_record, res, out)
     return Job(merge, start=start, saved=saved, keep=keep)
