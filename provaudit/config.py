@@ -290,7 +290,7 @@ class ReadOptions:
 
     def to_dict(self) -> dict[str, Any]:
         """The keyword arguments of ``read.sources.read_source`` (and the form checkpoints record)."""
-        return dataclasses.asdict(self)
+        return {f.name: getattr(self, f.name) for f in _READ_FIELDS}  # asdict deep-copies: 0.1 ms a source
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,3 +338,6 @@ class VerdictRules:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+_READ_FIELDS = dataclasses.fields(ReadOptions)

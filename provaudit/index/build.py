@@ -54,6 +54,7 @@ def _items_schema(keep_text: bool) -> pa.Schema:
 # Text-like columns compress; hash columns do not (and dictionary-encoding them wastes time).
 _PARQUET = {"write_statistics": False, "use_dictionary": ["source"]}
 _COMPRESS = {"id": "zstd", "source": "zstd", "row": "zstd", "text": "zstd"}
+GATHER_ITEMS = 4096  # items of small batches (one-line files) written together
 _GROUP_TEXT_BYTES = 64 << 20  # with keep_text, a row group holds at most about this much text
 
 
@@ -90,6 +91,21 @@ class PreparedItems:
         sb = ShingleBatch(self.hashes, self.offsets, self.n_tokens)
         sigs = signatures(sb, config.num_perm, config.seed)
         return dataclasses.replace(self, signatures=sigs, bands=band_keys(sigs, config.bands, config.rows))
+
+
+def _concat(parts: list[PreparedItems]) -> PreparedItems:
+    """Batches of prepared items as one batch (in order)."""
+    hashes = np.concatenate([p.hashes[p.offsets[0] : p.offsets[-1]] for p in parts])
+    lengths = np.concatenate([np.diff(p.offsets) for p in parts])
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    signed = all(p.signatures is not None and p.bands is not None for p in parts)
+    return PreparedItems(
+        hashes, offsets, np.concatenate([p.n_tokens for p in parts]), np.concatenate([p.n_unique for p in parts]),
+        np.concatenate([p.anchor_keys for p in parts]), np.concatenate([p.anchor_counts for p in parts]),
+        np.concatenate([p.signatures for p in parts]) if signed else None,
+        np.concatenate([p.bands for p in parts]) if signed else None,
+    )
 
 
 def prepare_items(texts: list[str], config: IndexConfig, *, sign: bool = True) -> PreparedItems:
@@ -149,6 +165,8 @@ class IndexWriter:
         self._bands = SpilledPairs(self.tmp / "bands.spill")
         self._anchors = SpilledPairs(self.tmp / "anchors.spill")
         self._id_hashes: list[np.ndarray] = []
+        self._held: list[tuple[list[str], list[str], list[int], PreparedItems, list[str] | None]] = []
+        self._held_items = 0
         self.max_postings = AuditConfig().max_postings
         self.n_items = 0
         self.n_tokens = 0
@@ -156,8 +174,33 @@ class IndexWriter:
 
     def add(self, ids: list[str], sources: list[str], rows: list[int], items: PreparedItems,
             texts: list[str] | None) -> None:
-        """Append one batch of reference items (in input order; ``items`` signed)."""
-        assert items.signatures is not None and items.bands is not None, "call PreparedItems.signed first"
+        """Append one batch of reference items (in input order; signed here when ``items`` are not).
+
+        Batches are gathered until ``GATHER_ITEMS`` items (a one-line file is a batch of one) and
+        written together: the files are the same, the cost per batch is paid once.
+        """
+        self._held.append((ids, sources, rows, items, texts))
+        self._held_items += len(ids)
+        if self._held_items >= GATHER_ITEMS:
+            self._write_held()
+
+    def _write_held(self) -> None:
+        held, self._held, self._held_items = self._held, [], 0
+        if not held:
+            return
+        if len(held) == 1:
+            ids, sources, rows, items, texts = held[0]
+        else:
+            ids = [i for h in held for i in h[0]]
+            sources = [s for h in held for s in h[1]]
+            rows = [r for h in held for r in h[2]]
+            items = _concat([h[3] for h in held])
+            texts = None if held[0][4] is None else [t for h in held for t in (h[4] or [])]
+        self._append(ids, sources, rows, items.signed(self.config), texts)
+
+    def _append(self, ids: list[str], sources: list[str], rows: list[int], items: PreparedItems,
+                texts: list[str] | None) -> None:
+        assert items.signatures is not None and items.bands is not None
         n = len(ids)
         item_no = np.arange(self.n_items, self.n_items + n, dtype=np.uint32)
         cols: list[Any] = [arrow.array(ids, pa.string()), arrow.array(sources, pa.string()),
@@ -166,7 +209,7 @@ class IndexWriter:
             cols.append(arrow.array(texts or [], pa.large_string()))
         self._buffer(pa.Table.from_arrays(cols, schema=self.schema), sum(map(len, texts or [])))
         if len(items.n_tokens) and int(items.n_tokens.max()) >= 1 << 32:
-            raise InputError(f"{sources[0]}: a reference item of more than 2**32 tokens")
+            raise InputError(f"{sources[int(np.argmax(items.n_tokens))]}: a reference item of more than 2**32 tokens")
         ends = self._seq_end + items.offsets[1:] - items.offsets[0]
         self._seq_end += int(items.offsets[-1] - items.offsets[0])
         self._raw["seq_offsets.i64"].write(np.ascontiguousarray(ends, "<i8").tobytes())
@@ -202,6 +245,7 @@ class IndexWriter:
         self._pending_bytes = 0
 
     def _close_items(self) -> None:
+        self._write_held()
         if self._pending_rows:
             whole = pa.concat_tables(self._pending)
             self._items.write_table(whole, row_group_size=whole.num_rows)

@@ -129,13 +129,15 @@ class BlockReading:
                                        extract=extract)
         self._before = rows_seen(self.stats)
 
-    def blocks(self, spans: bool = False) -> Iterator[Block]:
+    def blocks(self, spans: bool = False, data: bytes | None = None) -> Iterator[Block]:
         """``(first_row, bytes)`` of whole lines, about 1 MB each, or ``(first_row, ParquetGroup)``
         per row group of a Parquet file; ends the source early through the on-error rules when the
         file cannot be read (gzip errors, I/O errors, a Parquet file without its text column).
 
         With ``spans``, an uncompressed line file comes as ``(first_row, FileSpan)`` ranges that
         ``parse`` reads itself: for parsing in other processes, without piping the bytes there.
+        ``data``: the whole content of an uncompressed line file smaller than a block and than the
+        line limit, already read (``run.loop`` bundles such files): one block of it, the same lines.
         """
         if self.source.kind == "parquet":
             yield from parquet_groups(self.reader)
@@ -146,6 +148,12 @@ class BlockReading:
             return
         if self.source.kind in ("arrow", "saved"):
             yield from arrow_blocks(self.reader)
+            return
+        if data is not None:  # a small file the caller read whole: the same lines as its one span
+            if not wrong_format(self.reader, data):
+                self.reader.consumed = len(data)
+                if data:
+                    yield 0, data
             return
         if wrong_format(self.reader):
             return

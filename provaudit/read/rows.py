@@ -247,10 +247,10 @@ def _sniff(path: str) -> bytes:
         return b""
 
 
-def wrong_format(reader: RowReader) -> bool:
+def wrong_format(reader: RowReader, head: bytes | None = None) -> bool:
     """A compressed, Parquet or Arrow file under another name: reported once, instead of line after line
-    of noise."""
-    head, kind = _sniff(reader.name), compression(reader.name)
+    of noise. ``head``: the file's first bytes when already read."""
+    head, kind = (_sniff(reader.name) if head is None else head[:4]), compression(reader.name)
     for magic, name, suffix in ((GZIP_MAGIC, "gzip", ".gz"), (ZSTD_MAGIC, "zstd", ".zst")):
         if head.startswith(magic) and kind != name:
             reader.fatal(reader.name, f"is {name}-compressed but not named {suffix}; add the {suffix} suffix")

@@ -26,7 +26,7 @@ def index_job(writer: IndexWriter, config: IndexConfig) -> Job:
 
     def merge(res: SourceResult, parts: list[Prepared]) -> None:
         for ids, rows, texts, items in parts:
-            writer.add(ids, [res.source] * len(ids), rows, items.signed(config), texts)
+            writer.add(ids, [res.source] * len(ids), rows, items, texts)  # signed by the writer
             res.tokens += int(items.n_tokens.sum())
             res.records += len(ids)
 

@@ -72,6 +72,23 @@ def _poll_parent(parent: int) -> None:
     os._exit(1)
 
 
+class Bundle:
+    """Several tasks' arguments run as one task (many small files: one round trip to a worker
+    instead of one per file); the result is the list of their results, in order."""
+
+    __slots__ = ("tasks",)
+
+    def __init__(self, tasks: list[tuple[Any, ...]]):
+        self.tasks = tasks
+
+
+def run_task(task: Callable[..., Any], state: Any, args: tuple[Any, ...]) -> Any:
+    """``task(state, *args)``, or the list of ``task(state, *a)`` for a ``Bundle`` of them."""
+    if len(args) == 1 and isinstance(args[0], Bundle):
+        return [task(state, *a) for a in args[0].tasks]
+    return task(state, *args)
+
+
 def _ready() -> None:
     """A task that only proves a worker is up."""
 

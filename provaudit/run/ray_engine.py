@@ -40,7 +40,7 @@ from typing import Any, Generic, TypeVar
 
 from provaudit.errors import ConfigError, IndexFormatError, ProvauditError
 from provaudit.index.format import Index, load_index, manifest_checksum
-from provaudit.run.pool import Passthrough, WorkerDied
+from provaudit.run.pool import Passthrough, WorkerDied, run_task
 
 S = TypeVar("S")
 RAY_HINT = "--engine ray needs Ray, which is not installed: pip install 'provaudit[ray]'"
@@ -98,7 +98,7 @@ class TaskActor:
         self.task, self.state = task, unpack_state(packed)
 
     def run(self, *args: Any) -> Any:
-        return self.task(self.state, *args)
+        return run_task(self.task, self.state, args)
 
     def pid(self) -> int:
         return os.getpid()

@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
-from provaudit.run.pool import ForkPool, Passthrough, fork_available
+from provaudit.run.pool import ForkPool, Passthrough, fork_available, run_task
 
 S = TypeVar("S")
 _TASK: list[tuple[Callable[..., Any], Any]] = []  # (task, state), set in the parent before forking workers
@@ -27,7 +27,7 @@ _TASK: list[tuple[Callable[..., Any], Any]] = []  # (task, state), set in the pa
 
 def _run_in_worker(*args: Any) -> Any:
     task, state = _TASK[0]
-    return task(state, *args)
+    return run_task(task, state, args)
 
 
 def default_workers() -> int:
@@ -75,6 +75,6 @@ class WorkerMap(Generic[S]):
         """``task(state, *args)`` for every ``args`` of ``items``, in order; a ``Passthrough`` comes out as it is."""
         if self.pool is None:
             for item in items:
-                yield item if isinstance(item, Passthrough) else self.task(self.state, *item)
+                yield item if isinstance(item, Passthrough) else run_task(self.task, self.state, item)
             return
         yield from self.pool.imap(_run_in_worker, items)

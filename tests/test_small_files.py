@@ -1,0 +1,69 @@
+"""Many small files (issue 15 item 10): consecutive small line files are read once by the parent and
+run as one bundle of worker tasks, instead of a round trip (and three opens) per file; the index and
+the audit are the same as file by file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from provaudit import api
+from provaudit.errors import InputError
+from provaudit.index.format import FILES
+from provaudit.run import loop, workers
+
+
+def _files(d: Path, n: int) -> Path:
+    d.mkdir()
+    for i in range(n):
+        text = f"record {i} says " + " ".join(f"w{(i * 7 + k) % 97}" for k in range(12))
+        (d / f"f{i:04d}.jsonl").write_text(json.dumps({"id": f"r{i}", "text": text}) + "\n")
+    (d / "g.jsonl.gz").write_bytes(b"")  # not bundled (compressed), read as before, in its place
+    return d
+
+
+def _count_tasks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    counted = [0]
+    real = workers.WorkerMap.stream
+
+    def stream(self, items):  # type: ignore[no-untyped-def]
+        def counting():  # type: ignore[no-untyped-def]
+            for item in items:
+                if not isinstance(item, workers.Passthrough):
+                    counted[0] += 1
+                yield item
+        return real(self, counting())
+
+    monkeypatch.setattr(workers.WorkerMap, "stream", stream)
+    return counted
+
+
+@pytest.mark.parametrize("n_workers", [1, 2])
+def test_small_files_are_bundled_and_give_the_same_index_and_audit(tmp_path: Path, n_workers: int,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    src = _files(tmp_path / "in", 300)
+    counted = _count_tasks(monkeypatch)
+    api.build_index([str(src)], tmp_path / "bundled", on_error="skip", workers=n_workers)
+    assert counted[0] <= 3  # 300 files: one bundle (before: 300 tasks, one per file)
+    bundled = api.audit(tmp_path / "bundled", [str(src)], workers=n_workers)
+    monkeypatch.setattr(loop, "BUNDLE_FILE_BYTES", 0)  # file by file, as before
+    counted[0] = 0
+    api.build_index([str(src)], tmp_path / "single", on_error="skip", workers=n_workers)
+    assert counted[0] >= 300
+    single = api.audit(tmp_path / "single", [str(src)], workers=n_workers)
+    for name in FILES:
+        assert (tmp_path / "bundled" / name).read_bytes() == (tmp_path / "single" / name).read_bytes(), name
+    m1, m2 = (json.loads((tmp_path / d / "manifest.json").read_text()) for d in ("bundled", "single"))
+    assert m1["inputs"] == m2["inputs"] and len(m1["inputs"]) == 301
+    assert bundled.matches == single.matches and len(bundled.matches["reference_id"]) >= 300
+    assert [s.to_dict() for s in bundled.inputs] == [s.to_dict() for s in single.inputs]
+
+
+def test_a_problem_in_a_bundled_file_comes_before_one_in_a_later_file(tmp_path: Path) -> None:
+    src = _files(tmp_path / "in", 5)
+    (src / "f0001.jsonl").write_text('{"id": "x", "text": \n')  # malformed, in the bundle
+    (src / "f0003.jsonl").write_bytes(b"\x1f\x8b\x08rest")  # gzip named .jsonl: found while bundling
+    with pytest.raises(InputError, match="f0001.jsonl line 1: malformed JSON"):
+        api.build_index([str(src)], tmp_path / "idx", workers=2)
