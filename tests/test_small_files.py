@@ -67,3 +67,27 @@ def test_a_problem_in_a_bundled_file_comes_before_one_in_a_later_file(tmp_path: 
     (src / "f0003.jsonl").write_bytes(b"\x1f\x8b\x08rest")  # gzip named .jsonl: found while bundling
     with pytest.raises(InputError, match="f0001.jsonl line 1: malformed JSON"):
         api.build_index([str(src)], tmp_path / "idx", workers=2)
+
+
+def test_an_index_of_thousands_of_files_can_be_replaced_with_force(tmp_path: Path) -> None:
+    """Its manifest (one ``inputs`` entry per file) is over MARKER_BYTES: --force refused it as
+    'not a provaudit output' (an index of 5,000 one-line files has a 1.5 MB manifest)."""
+    from provaudit.fs.atomic import MARKER_BYTES, OutputExistsError, check_output, is_marked
+    from provaudit.index.format import MARKER
+
+    idx = tmp_path / "idx"
+    idx.mkdir()
+    inputs = [{"source": f"/data/{i:06d}.jsonl", "sha256": "0" * 64, "records": 1} for i in range(12000)]
+    (idx / "manifest.json").write_text(json.dumps({"format": MARKER[1], "inputs": inputs, "config": {}},
+                                                  indent=2, sort_keys=True) + "\n")
+    assert (idx / "manifest.json").stat().st_size > MARKER_BYTES
+    assert is_marked(idx, MARKER)
+    check_output(idx, True, MARKER)  # replaced with --force, not refused
+    # a large file that only mentions the format elsewhere is still not provaudit's
+    (idx / "manifest.json").write_text(json.dumps({"inputs": inputs, "other": {"format": MARKER[1]}},
+                                                  indent=2, sort_keys=True) + "\n")
+    assert not is_marked(idx, MARKER)
+    with pytest.raises(OutputExistsError):
+        check_output(idx, True, MARKER)
+    (idx / "manifest.json").write_text(json.dumps({"format": "something-else", "inputs": inputs}, indent=2) + "\n")
+    assert not is_marked(idx, MARKER)

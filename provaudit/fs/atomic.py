@@ -34,13 +34,19 @@ except ImportError:  # pragma: no cover - Windows: no advisory locks, the age ru
     fcntl = None  # type: ignore[assignment]
 
 STALE_AFTER = 15 * 60.0
-MARKER_BYTES = 1 << 20  # a marker file (manifest.json, report.json) larger than this is not provaudit's
+MARKER_BYTES = 1 << 20  # a marker file (manifest.json, report.json) larger than this is not parsed (``is_marked``)
 Marker = tuple[str, str]  # (file name, the "format" its JSON object names): what marks a provaudit output
 
 
 def is_marked(directory: Path, marker: Marker) -> bool:
     """Whether ``directory`` holds ``marker``: a regular file (not a symlink) whose JSON object has
-    ``"format": <the kind>``, as provaudit writes it last into each output."""
+    ``"format": <the kind>``, as provaudit writes it last into each output.
+
+    A marker over ``MARKER_BYTES`` (the manifest of an index of thousands of files: one
+    ``inputs`` entry per file) is not parsed: its first ``MARKER_BYTES`` must open a JSON
+    object holding the top-level line ``  "format": "<the kind>",`` as provaudit writes it
+    (sorted keys, indent 2: ``format`` comes before ``inputs``).
+    """
     name, fmt = marker
     try:
         fd = os.open(directory / name, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
@@ -48,9 +54,12 @@ def is_marked(directory: Path, marker: Marker) -> bool:
         return False
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > MARKER_BYTES:
+        if not stat.S_ISREG(st.st_mode):
             return False
-        doc = json.loads(os.read(fd, MARKER_BYTES))
+        head = os.read(fd, MARKER_BYTES)
+        if st.st_size > MARKER_BYTES:
+            return head.startswith(b"{\n") and f'\n  "format": {json.dumps(fmt)},\n'.encode() in head
+        doc = json.loads(head)
     except (OSError, ValueError):
         return False
     finally:
