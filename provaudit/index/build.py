@@ -141,6 +141,55 @@ def prepare_parsed(config: IndexConfig, parse: Callable[[T], tuple[Iterable[Reco
     return stats, out
 
 
+def _manifest_text(manifest: dict[str, Any]) -> str:
+    """manifest.json's text: indented, each input on one line (json's indenting encoder is pure Python:
+    6 s for the 100,000 inputs of as many files, against 1 s for this)."""
+    inputs = manifest.get("inputs")
+    if not inputs:
+        return json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+    text = json.dumps({**manifest, "inputs": []}, indent=2, sort_keys=True)
+    rows = "\n  \"inputs\": [\n" + ",\n".join("    " + json.dumps(i, sort_keys=True) for i in inputs) + "\n  ]"
+    for end in (",", "\n"):  # followed by another key, or the last one
+        if '\n  "inputs": []' + end in text:
+            return text.replace('\n  "inputs": []' + end, rows + end, 1) + "\n"
+    return json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+
+
+def prepare_bundle(config: IndexConfig, tasks: list[tuple[Callable[[Any], tuple[Iterable[Record], ReadStats]], Any]],
+                   ) -> list[tuple[ReadStats, list[Prepared]]]:
+    """``prepare_parsed`` for the blocks of many small files at once (a ``run.pool.Bundle``): their
+    records are prepared as one batch and split back per file, so that a one-line file does not pay
+    a batch's fixed cost (items are prepared record by record: the index is the same)."""
+    parsed = []
+    for parse, raw in tasks:
+        records, stats = parse(raw)
+        parsed.append((list(records), stats))
+    texts = [r.text for recs, _ in parsed for r in recs]
+    items = prepare_items(texts, config, sign=False) if texts else None
+    out: list[tuple[ReadStats, list[Prepared]]] = []
+    at = 0
+    for recs, stats in parsed:
+        if not recs or items is None:
+            out.append((stats, []))
+            continue
+        mine = [r.text for r in recs]
+        out.append((stats, [([r.id for r in recs], [r.row for r in recs], mine if config.keep_text else None,
+                             _slice(items, at, at + len(recs)))]))
+        at += len(recs)
+    return out
+
+
+prepare_parsed.bundled = prepare_bundle  # type: ignore[attr-defined]  # run.pool.run_task runs Bundles with it
+
+
+def _slice(items: PreparedItems, lo: int, hi: int) -> PreparedItems:
+    """Items ``lo`` to ``hi`` of a prepared batch (unsigned)."""
+    a_lo, a_hi = int(items.anchor_counts[:lo].sum()), int(items.anchor_counts[:hi].sum())
+    h_lo, h_hi = int(items.offsets[lo]), int(items.offsets[hi])
+    return PreparedItems(items.hashes[h_lo:h_hi], items.offsets[lo : hi + 1] - h_lo, items.n_tokens[lo:hi],
+                         items.n_unique[lo:hi], items.anchor_keys[a_lo:a_hi], items.anchor_counts[lo:hi])
+
+
 class IndexWriter:
     """Streams reference items into a temporary index directory, then commits it.
 
@@ -344,7 +393,7 @@ class IndexWriter:
             **manifest,
         }
         full["manifest_checksum"] = manifest_checksum(full)
-        (self.tmp / "manifest.json").write_text(json.dumps(full, indent=2, sort_keys=True) + "\n")
+        (self.tmp / "manifest.json").write_text(_manifest_text(full))
         fsync_files(self.tmp)  # on disk before it appears under its name
         commit_output_dir(self.tmp, self.dest, self.force, MARKER)
         fsync_dir(self.dest.parent if str(self.dest.parent) else Path("."))

@@ -118,8 +118,10 @@ class ReadStats:
         self.error = self.error or other.error
         self.rows += other.rows
         self.sampled_out += other.sampled_out
-        self.skipped.update(other.skipped)
-        self.altered.update(other.altered)
+        if other.skipped:
+            self.skipped.update(other.skipped)
+        if other.altered:
+            self.altered.update(other.altered)
         for reason, where in other.examples.items():
             for w in where:
                 self._example(reason, w)

@@ -38,8 +38,8 @@ COMPRESSED = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd"}
 
 def compression(path: str) -> str:
     """``gzip``, ``zstd`` or ``""``, from the file name's last suffix."""
-    p = path.lower()
-    return next((kind for suffix, kind in COMPRESSED.items() if p.endswith(suffix)), "")
+    dot = path.rfind(".")
+    return COMPRESSED.get(path[dot:].lower(), "") if dot >= 0 else ""
 
 
 def field_path(name: str | None) -> tuple[str, ...] | None:

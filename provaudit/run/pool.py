@@ -83,8 +83,12 @@ class Bundle:
 
 
 def run_task(task: Callable[..., Any], state: Any, args: tuple[Any, ...]) -> Any:
-    """``task(state, *args)``, or the list of ``task(state, *a)`` for a ``Bundle`` of them."""
+    """``task(state, *args)``, or the list of ``task(state, *a)`` for a ``Bundle`` of them (through
+    ``task.bundled(state, tasks)`` when the task has one: it may share work between them)."""
     if len(args) == 1 and isinstance(args[0], Bundle):
+        bundled = getattr(task, "bundled", None)
+        if bundled is not None:
+            return bundled(state, args[0].tasks)
         return [task(state, *a) for a in args[0].tasks]
     return task(state, *args)
 
