@@ -75,3 +75,38 @@ def test_pairs_are_written_in_matches_order_whatever_their_batches() -> None:
     assert flags["r3"] == "frequent_item" and flags["r2"] == ""
     groups = [t.num_rows for t in pairs.in_groups(pairs.ordered_batches([("s", pl)], set()), 100)]
     assert groups == [100, 100, 100, 50]
+
+
+def test_spill_directories_of_dead_runs_are_removed_and_nothing_else(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run killed by SIGKILL or SIGTERM leaves its spill directory: the next run removes the files a run
+    writes there (and the directory when that empties it), only for runs whose process is gone."""
+    import subprocess
+    import sys
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+    def spill_dir(name: str, mark: bool, extra: str | None = None) -> Path:
+        d = tmp_path / name
+        d.mkdir()
+        (d / "pairs-123.arrows").write_bytes(b"x" * 100)
+        if mark:
+            (d / pairs.SPILL_MARK).write_text("")
+        if extra:
+            (d / extra).write_text("not provaudit's")
+        return d
+
+    gone = spill_dir(f"provaudit-pairs-{dead}-aaaa", mark=True)
+    mixed = spill_dir(f"provaudit-pairs-{dead}-bbbb", mark=True, extra="notes.txt")
+    unmarked = spill_dir(f"provaudit-pairs-{dead}-cccc", mark=False)
+    alive = spill_dir(f"provaudit-pairs-{os.getpid()}-dddd", mark=True)
+    spill = pairs.Spill()
+    assert not gone.exists()
+    assert sorted(p.name for p in mixed.iterdir()) == ["notes.txt"]  # only what a run writes was removed
+    assert (unmarked / "pairs-123.arrows").exists() and (alive / "pairs-123.arrows").exists()
+    assert Path(spill.dir).parent == tmp_path and (Path(spill.dir) / pairs.SPILL_MARK).is_file()
+    spill.close()
+    assert not Path(spill.dir).exists()

@@ -16,7 +16,6 @@ that the output and the report are written in one pass each over the spill.
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 import weakref
 from collections import Counter
@@ -29,6 +28,8 @@ import pyarrow as pa
 from provaudit.fs import arrow
 from provaudit.match.schema import MATCH_COLUMNS, MATCH_SCHEMA
 
+SPILL_PREFIX = "provaudit-pairs-"  # + the run's pid: a directory in the temporary directory
+SPILL_MARK = ".provaudit-spill"  # written first: what marks a spill directory as provaudit's
 BATCH_ROWS = 1 << 12  # pairs per sealed batch (a record's pairs are never split)
 MEMORY_ROWS = 1 << 16  # pairs a run keeps in memory; later batches go to the spill file
 _ROW, _RID, _ITEM, _FLAG = (MATCH_COLUMNS.index(c) for c in ("target_row", "reference_id", "reference_item",
@@ -48,7 +49,10 @@ class Spill:
 
     def __init__(self, memory_rows: int | None = None):
         self.memory_rows, self.in_memory = MEMORY_ROWS if memory_rows is None else memory_rows, 0
-        self.dir = tempfile.mkdtemp(prefix="provaudit-pairs-")
+        remove_stale_spills()
+        self.dir = tempfile.mkdtemp(prefix=f"{SPILL_PREFIX}{os.getpid()}-")
+        with open(os.path.join(self.dir, SPILL_MARK), "x"):
+            pass
         self._fds: dict[str, int] = {}
         self._written = 0
         self._cleanup = weakref.finalize(self, _remove, self.dir, os.getpid(), self._fds)
@@ -104,7 +108,46 @@ def _remove(directory: str, owner: int, fds: dict[str, int]) -> None:
             pass
     fds.clear()
     if os.getpid() == owner:  # never from a forked worker that still holds a copy
-        shutil.rmtree(directory, ignore_errors=True)  # made by mkdtemp: no link to follow in it
+        _remove_spill_dir(directory)
+
+
+def _remove_spill_dir(directory: str) -> None:
+    """Remove a spill directory: only the files a run writes there, then the directory if that
+    emptied it (nothing else is deleted, no link is followed)."""
+    try:
+        with os.scandir(directory) as it:
+            for e in it:
+                if e.is_file(follow_symlinks=False) and (e.name == SPILL_MARK or
+                                                        (e.name.startswith("pairs-") and e.name.endswith(".arrows"))):
+                    os.unlink(e.path)
+        os.rmdir(directory)
+    except OSError:
+        pass
+
+
+def remove_stale_spills() -> None:
+    """Remove the spill directories of runs whose process is gone (killed: SIGKILL or SIGTERM leave
+    them): ``provaudit-pairs-<pid>-*`` directories of this user holding the spill mark."""
+    root = tempfile.gettempdir()
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return
+    for e in entries:
+        if not e.name.startswith(SPILL_PREFIX):
+            continue
+        pid = e.name[len(SPILL_PREFIX):].split("-", 1)[0]
+        try:
+            st = e.stat(follow_symlinks=False)
+            if not e.is_dir(follow_symlinks=False) or st.st_uid != os.getuid() or not pid.isdigit():
+                continue
+            if not os.path.isfile(os.path.join(e.path, SPILL_MARK)) or os.path.islink(os.path.join(e.path, SPILL_MARK)):
+                continue
+            os.kill(int(pid), 0)  # alive (or another process took its number): keep it
+        except ProcessLookupError:
+            _remove_spill_dir(e.path)
+        except (OSError, ValueError):
+            continue
 
 
 class PairList:
