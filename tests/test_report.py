@@ -320,3 +320,32 @@ def test_reference_texts_read_only_the_reported_items(fixture_audit: Path, monke
     assert not texts and set(notes) == set(items)
     assert all("more than a report reads back" in n and "--keep-text" in n for n in notes.values())
     assert len(ids_before) == report["counts"]["reference_items"]
+
+
+def test_evidence_histograms_are_counted_a_batch_at_a_time_as_over_every_value() -> None:
+    """report.html's three evidence histograms come from two passes over matches.parquet's batches
+    (memory does not grow with the pairs); their counts equal plots.bins_of/int_bins of all values."""
+    import random
+
+    import pyarrow as pa
+
+    from provaudit.report import html, plots
+
+    rng = random.Random(3)
+    for _ in range(100):
+        n = rng.randint(0, 300)
+        flags = [rng.choice(["", "", "", "short_item"]) for _ in range(n)]
+        cont = [rng.choice([rng.random(), 1.0, 0.5, 0.55, 0.95, round(rng.random(), 2)]) for _ in range(n)]
+        jac = [rng.choice([rng.random(), 1.0, 0.0, 0.1, 0.3]) for _ in range(n)]
+        spans = [rng.randint(0, rng.choice([5, 50, 3000])) for _ in range(n)]
+        table = pa.Table.from_batches(pa.table({
+            "item_flag": pa.array(flags, pa.string()), "containment": pa.array(cont, pa.float64()),
+            "jaccard": pa.array(jac, pa.float64()), "verbatim_tokens": pa.array(spans, pa.int64()),
+        }).to_batches(max_chunksize=7)) if n else pa.table({"item_flag": pa.array([], pa.string()),
+                                                            "containment": pa.array([], pa.float64()),
+                                                            "jaccard": pa.array([], pa.float64()),
+                                                            "verbatim_tokens": pa.array([], pa.int64())})
+        keep = [i for i, f in enumerate(flags) if not f]
+        c, j, s = ([v[i] for i in keep] for v in (cont, jac, spans))
+        assert html._evidence_bins(table) == (plots.bins_of(c, html._edges(c)),
+                                              plots.bins_of(j, [k / 10 for k in range(11)]), plots.int_bins(s))

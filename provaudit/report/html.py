@@ -14,6 +14,8 @@ from functools import lru_cache
 from importlib.resources import files
 from typing import Any
 
+import numpy as np
+
 from provaudit.fs import arrow
 
 from provaudit.report import content, plots
@@ -117,23 +119,58 @@ def audit_plots(report: dict[str, Any], table: arrow.Batches) -> str:
                                 x_label="share of the item found in the output"),
                 plots.shares("Share of outputs reproducing an item, per file", per_source)]
         return f'<div class="plots">{"".join(figs)}</div>'
-    cont, jac, spans = [], [], []
-    for b in arrow.iter_batches(table, ["item_flag", "containment", "jaccard", "verbatim_tokens"]):
-        c = b.to_pydict()
-        keep = [i for i, f in enumerate(c["item_flag"]) if not f]
-        cont += [c["containment"][i] for i in keep]
-        jac += [c["jaccard"][i] for i in keep]
-        spans += [c["verbatim_tokens"][i] for i in keep]
+    cont, jac, spans = _evidence_bins(table)
     by_source = report["estimates"]["by_source"]
-    figs = [plots.histogram("Containment of evidence pairs", plots.bins_of(cont, _edges(cont)), "pairs",
+    figs = [plots.histogram("Containment of evidence pairs", cont, "pairs",
                             x_label="share of the reference item found in the record"),
-            plots.histogram("Jaccard of evidence pairs", plots.bins_of(jac, [k / 10 for k in range(11)]), "pairs",
+            plots.histogram("Jaccard of evidence pairs", jac, "pairs",
                             x_label="similarity of the whole texts (1 = same text)"),
             plots.shares("Records containing reference material, per file",
                          [(s, e["target_contamination"]) for s, e in sorted(by_source.items())]),
-            plots.histogram("Longest verbatim run of evidence pairs", plots.int_bins(spans), "pairs",
+            plots.histogram("Longest verbatim run of evidence pairs", spans, "pairs",
                             x_label="words shared in order")]
     return f'<div class="plots">{"".join(figs)}</div>'
+
+
+def _evidence_bins(table: arrow.Batches) -> tuple[list[tuple[str, int]], list[tuple[str, int]],
+                                                 list[tuple[str, int]]]:
+    """The three histograms of the evidence (unflagged) pairs, in two passes over the matches a batch at
+    a time (the bins depend on the smallest containment and the span range): memory does not grow with
+    the pairs. The same counts as ``plots.bins_of``/``plots.int_bins`` of every value."""
+    names = ["item_flag", "containment", "jaccard", "verbatim_tokens"]
+    lo_c, lo_s, hi_s, n = 1.0, 0, 0, 0
+    for b in arrow.iter_batches(table, names):
+        keep = np.array([not f for f in b.column(0).to_pylist()], dtype=bool)
+        if keep.any():
+            c, v = arrow.to_numpy(b.column(1), np.float64)[keep], arrow.to_numpy(b.column(3), np.int64)[keep]
+            lo_c = min(lo_c, float(c.min())) if n else float(c.min())
+            lo_s, hi_s = (min(lo_s, int(v.min())), max(hi_s, int(v.max()))) if n else (int(v.min()), int(v.max()))
+            n += int(keep.sum())
+    c_edges = _edges([lo_c] if n else [])
+    j_edges = [k / 10 for k in range(11)]
+    width = max(1, -(-(hi_s - lo_s + 1) // 12))
+    c_counts, j_counts = np.zeros(len(c_edges) - 1, np.int64), np.zeros(len(j_edges) - 1, np.int64)
+    s_counts = np.zeros((hi_s - lo_s) // width + 1 if n else 0, np.int64)
+    for b in arrow.iter_batches(table, names):
+        keep = np.array([not f for f in b.column(0).to_pylist()], dtype=bool)
+        if not keep.any():
+            continue
+        c_counts += _binned(arrow.to_numpy(b.column(1), np.float64)[keep], c_edges)
+        j_counts += _binned(arrow.to_numpy(b.column(2), np.float64)[keep], j_edges)
+        s_counts += np.bincount((arrow.to_numpy(b.column(3), np.int64)[keep] - lo_s) // width,
+                                minlength=len(s_counts))
+    return ([(f"{c_edges[i]:.2f}", int(k)) for i, k in enumerate(c_counts)],
+            [(f"{j_edges[i]:.2f}", int(k)) for i, k in enumerate(j_counts)],
+            [(f"{lo_s + i * width}", int(k)) for i, k in enumerate(s_counts)])
+
+
+def _binned(values: np.ndarray, edges: list[float]) -> np.ndarray:
+    """Counts in ``[edges[i], edges[i+1])``, the last bin including its upper edge (``plots.bins_of``)."""
+    e = np.asarray(edges, dtype=np.float64)
+    i = np.searchsorted(e, values, side="right") - 1
+    i = np.where(values == e[-1], len(e) - 2, i)
+    ok = (i >= 0) & (i <= len(e) - 2)
+    return np.bincount(i[ok], minlength=len(e) - 1)[: len(e) - 1]
 
 
 def _edges(values: list[float]) -> list[float]:
