@@ -57,8 +57,8 @@ def tree_rss_mb(root: int) -> float:
     return total / 1024
 
 
-def run(cmd: list[str]) -> tuple[float, float]:
-    """Wall time (s) and peak process-tree RSS (MB) of ``cmd``."""
+def run(cmd: list[str], ok: tuple[int, ...] = (0,)) -> tuple[float, float]:
+    """Wall time (s) and peak process-tree RSS (MB) of ``cmd`` (which must exit with a code in ``ok``)."""
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak = 0.0
@@ -66,7 +66,7 @@ def run(cmd: list[str]) -> tuple[float, float]:
         peak = max(peak, tree_rss_mb(p.pid))
         time.sleep(0.05)
     err = p.stderr.read().decode(errors="replace") if p.stderr else ""
-    if p.returncode != 0:
+    if p.returncode not in ok:
         sys.exit(f"{' '.join(cmd)} exited {p.returncode}:\n{err[-2000:]}")
     return time.perf_counter() - t0, peak
 
@@ -82,6 +82,7 @@ def main() -> None:
     ap.add_argument("--ref", type=int, default=2000, help="identical reference items")
     ap.add_argument("--targets", default="50,100,200", help="comma-separated target record counts")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--check", action="store_true", help="also time `provaudit check` (exit 1: it fails the gate)")
     args = ap.parse_args()
     exe = [sys.executable, "-m", "provaudit"]
     peaks: list[tuple[int, float]] = []
@@ -98,6 +99,10 @@ def main() -> None:
             pairs = args.ref * t
             peaks.append((pairs, rss))
             print(f"audit {pairs:>9,} pairs: {dt:6.1f} s, peak RSS {rss:6.0f} MB")
+            if args.check:
+                dt, rss = run([*exe, "check", str(root / "idx"), str(root / f"t{t}.jsonl"), "-q", "--json",
+                               str(root / f"check{t}.json"), "--workers", str(args.workers)], ok=(0, 1))
+                print(f"check {pairs:>9,} pairs: {dt:6.1f} s, peak RSS {rss:6.0f} MB")
     if len(peaks) > 1:
         (p0, r0), (p1, r1) = peaks[0], peaks[-1]
         print(f"ratio peak RSS {p1:,}/{p0:,} pairs: {r1 / r0:.2f}")

@@ -1,6 +1,7 @@
-"""Many small files (issue 15 item 10): consecutive small line files are read once by the parent and
-run as one bundle of worker tasks, instead of a round trip (and three opens) per file; the index and
-the audit are the same as file by file."""
+"""Many small files (issue 15 item 10): consecutive small line files are one worker task
+(``run.small.SmallFiles``) that reads, hashes, parses and prepares them, instead of a round trip
+(and three opens in the parent) per file; the index, the audit, counts and errors are the same as
+file by file."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from provaudit import api
 from provaudit.errors import InputError
 from provaudit.index.format import FILES
-from provaudit.run import loop, workers
+from provaudit.run import small, workers
 
 
 def _files(d: Path, n: int) -> Path:
@@ -48,7 +49,7 @@ def test_small_files_are_bundled_and_give_the_same_index_and_audit(tmp_path: Pat
     api.build_index([str(src)], tmp_path / "bundled", on_error="skip", workers=n_workers)
     assert counted[0] <= 3  # 300 files: one bundle (before: 300 tasks, one per file)
     bundled = api.audit(tmp_path / "bundled", [str(src)], workers=n_workers)
-    monkeypatch.setattr(loop, "BUNDLE_FILE_BYTES", 0)  # file by file, as before
+    monkeypatch.setattr(small, "FILE_BYTES", -1)  # file by file, as before
     counted[0] = 0
     api.build_index([str(src)], tmp_path / "single", on_error="skip", workers=n_workers)
     assert counted[0] >= 300
@@ -59,6 +60,61 @@ def test_small_files_are_bundled_and_give_the_same_index_and_audit(tmp_path: Pat
     assert m1["inputs"] == m2["inputs"] and len(m1["inputs"]) == 301
     assert bundled.matches == single.matches and len(bundled.matches["reference_id"]) >= 300
     assert [s.to_dict() for s in bundled.inputs] == [s.to_dict() for s in single.inputs]
+
+
+@pytest.mark.parametrize("n_workers", [1, 2])
+def test_skipped_rows_and_unreadable_small_files_are_counted_as_file_by_file(tmp_path: Path, n_workers: int,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    src = _files(tmp_path / "in", 40)
+    (src / "f0003.jsonl").write_text('{"id": "x", "text": \n{"id": "y", "text": null}\n{"id": "z", "text": "ok"}\n')
+    (src / "f0005.jsonl").write_text("")  # empty: reported, not silent
+    (src / "f0007.jsonl").write_bytes(b"\x1f\x8b\x08rest")  # gzip named .jsonl
+    (src / "f0009.jsonl").write_text('{"id": "sur", "text": "a lone \\ud800 surrogate"}\n')  # altered
+    (src / "f0011.jsonl").write_text('{"id": "r11", "text": "no newline at the end"}')
+    kw = dict(on_error="skip", workers=n_workers)
+    api.build_index([str(src)], tmp_path / "bundled", **kw)  # type: ignore[arg-type]
+    monkeypatch.setattr(small, "FILE_BYTES", -1)  # file by file
+    api.build_index([str(src)], tmp_path / "single", **kw)  # type: ignore[arg-type]
+    m1, m2 = (json.loads((tmp_path / d / "manifest.json").read_text()) for d in ("bundled", "single"))
+    assert m1["inputs"] == m2["inputs"]
+    by = {i["source"].rsplit("/", 1)[1]: i for i in m1["inputs"]}
+    assert by["f0003.jsonl"]["rows_read"] == 1 and by["f0003.jsonl"]["rows_skipped"] == {
+        "malformed JSON": 1, "null text": 1}
+    assert by["f0005.jsonl"]["error"].endswith("f0005.jsonl: empty file")
+    assert "gzip-compressed" in by["f0007.jsonl"]["error"]
+    assert by["f0009.jsonl"]["rows_altered"] == {"lone surrogates replaced in text": 1}
+    assert by["f0011.jsonl"]["rows_read"] == 1 and by["f0012.jsonl"]["tokens"] == 15
+    for name in FILES:
+        assert (tmp_path / "bundled" / name).read_bytes() == (tmp_path / "single" / name).read_bytes(), name
+
+
+def test_a_small_file_replaced_after_listing_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    """The worker reads a file the listing saw as small: grown past the limit, or replaced by a FIFO
+    (whose open must not block), it is reported as changed, naming it."""
+    import os
+
+    from provaudit.config import IndexConfig, ReadOptions
+    from provaudit.index.build import prepare_parsed
+    from provaudit.read.records import Source
+
+    grown = tmp_path / "grown.jsonl"
+    grown.write_text(json.dumps({"id": "a", "text": "x " * 40_000}) + "\n")
+    fifo = tmp_path / "fifo.jsonl"
+    os.mkfifo(fifo)
+    ok = tmp_path / "ok.jsonl"
+    ok.write_text(json.dumps({"id": "b", "text": "fine words here"}) + "\n")
+    config = IndexConfig().resolved()
+    for path in (grown, fifo):
+        task = small.SmallFiles([Source(str(ok), "jsonl", 60), Source(str(path), "jsonl", 60)],
+                                ReadOptions().to_dict(), None)
+        with pytest.raises(InputError, match=rf"{path.name}: changed while the run was reading it"):
+            task.run(prepare_parsed, config)
+        task.read = ReadOptions(on_error="skip").to_dict()
+        read = task.run(prepare_parsed, config)
+        assert read.records == [1, 0] and read.files[0] == (read.files[0][0], 1)
+        stats = read.files[1][1]
+        assert not isinstance(stats, int) and "changed while the run was reading it" in (stats.error or "")
+        assert read.files[1][0] is None  # no sha256 of bytes never read
 
 
 def test_a_problem_in_a_bundled_file_comes_before_one_in_a_later_file(tmp_path: Path) -> None:

@@ -155,39 +155,32 @@ def _manifest_text(manifest: dict[str, Any]) -> str:
     return json.dumps(manifest, indent=2, sort_keys=True) + "\n"
 
 
-def prepare_bundle(config: IndexConfig, tasks: list[tuple[Callable[[Any], tuple[Iterable[Record], ReadStats]], Any]],
-                   ) -> list[tuple[ReadStats, list[Prepared]]]:
-    """``prepare_parsed`` for the blocks of many small files at once (a ``run.pool.Bundle``): their
-    records are prepared as one batch and split back per file, so that a one-line file does not pay
-    a batch's fixed cost (items are prepared record by record: the index is the same)."""
-    parsed = []
+def prepare_whole(config: IndexConfig, tasks: list[tuple[Callable[[Any], tuple[Iterable[Record], ReadStats]], Any]],
+                  ) -> tuple[list[ReadStats], list[int], Prepared | None]:
+    """``prepare_parsed`` for the blocks of many small files at once (``run.small.SmallFiles``): their
+    records prepared as one batch, so that a one-line file does not pay a batch's fixed cost (items are
+    prepared record by record: the index is the same). Each task's ReadStats and record count, and the
+    one Prepared of them all (None without records)."""
+    counted: list[ReadStats] = []
+    counts: list[int] = []
+    ids: list[str] = []
+    rows: list[int] = []
+    texts: list[str] = []
     for parse, raw in tasks:
         records, stats = parse(raw)
-        parsed.append((list(records), stats))
-    texts = [r.text for recs, _ in parsed for r in recs]
-    items = prepare_items(texts, config, sign=False) if texts else None
-    out: list[tuple[ReadStats, list[Prepared]]] = []
-    at = 0
-    for recs, stats in parsed:
-        if not recs or items is None:
-            out.append((stats, []))
-            continue
-        mine = [r.text for r in recs]
-        out.append((stats, [([r.id for r in recs], [r.row for r in recs], mine if config.keep_text else None,
-                             _slice(items, at, at + len(recs)))]))
-        at += len(recs)
-    return out
+        before = len(ids)
+        for r in records:
+            ids.append(r.id)
+            rows.append(r.row)
+            texts.append(r.text)
+        counted.append(stats)
+        counts.append(len(ids) - before)
+    if not ids:
+        return counted, counts, None
+    return counted, counts, (ids, rows, texts if config.keep_text else None, prepare_items(texts, config, sign=False))
 
 
-prepare_parsed.bundled = prepare_bundle  # type: ignore[attr-defined]  # run.pool.run_task runs Bundles with it
-
-
-def _slice(items: PreparedItems, lo: int, hi: int) -> PreparedItems:
-    """Items ``lo`` to ``hi`` of a prepared batch (unsigned)."""
-    a_lo, a_hi = int(items.anchor_counts[:lo].sum()), int(items.anchor_counts[:hi].sum())
-    h_lo, h_hi = int(items.offsets[lo]), int(items.offsets[hi])
-    return PreparedItems(items.hashes[h_lo:h_hi], items.offsets[lo : hi + 1] - h_lo, items.n_tokens[lo:hi],
-                         items.n_unique[lo:hi], items.anchor_keys[a_lo:a_hi], items.anchor_counts[lo:hi])
+prepare_parsed.whole = prepare_whole  # type: ignore[attr-defined]  # run.small.SmallFiles runs its files' blocks with it
 
 
 class IndexWriter:

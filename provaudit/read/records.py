@@ -58,6 +58,7 @@ class Source:
 
     name: str
     kind: str  # jsonl | json | parquet | csv | txt | arrow | saved | hub
+    size: int | None = field(default=None, compare=False, repr=False)  # bytes of a regular file when listed
 
     def sha256(self, stop: threading.Event | None = None) -> str | None:
         """sha256 of the file's bytes; of each data file, in order, for a saved dataset; None for hub.

@@ -62,14 +62,15 @@ def _unlisted(err: OSError) -> None:
                      "fix its permissions or leave it out of the inputs")
 
 
-def _walk(spec: str, ignored: list[str] | None) -> tuple[list[str], list[str]]:
-    """Supported files and saved datasets under a directory (hidden entries are left out).
+def _walk(spec: str, ignored: list[str] | None) -> tuple[list[tuple[str, str, os.stat_result]], list[str]]:
+    """Supported files (with their reader and ``stat``) and saved datasets under a directory (hidden entries are
+    left out).
 
     A subdirectory that cannot be listed fails the run (its files are unknown); symbolic links to
     directories are not followed (no loops) and files that are not regular files (FIFOs, devices,
     sockets, links to them) are never opened: both are listed in ``ignored`` with the reason.
     """
-    files: list[str] = []
+    files: list[tuple[str, str, os.stat_result]] = []
     saved: list[str] = []
     note = ignored.append if ignored is not None else (lambda _: None)
     for root, dirs, names in os.walk(spec, onerror=_unlisted):
@@ -87,20 +88,22 @@ def _walk(spec: str, ignored: list[str] | None) -> tuple[list[str], list[str]]:
                 continue
             if not _utf8_name(path):
                 note(printable_name(path) + " (name is not UTF-8)")
-            elif not _kind_of(f):
+            elif not (kind := _kind_of(f)):
                 note(printable_name(path))
-            elif not _regular(path):
+            elif (st := _regular(path)) is None:
                 note(printable_name(path) + " (not a regular file: not opened)")
             else:
-                files.append(path)
-    return sorted(files), sorted(saved)
+                files.append((path, kind, st))
+    return sorted(files, key=lambda f: f[0]), sorted(saved)
 
 
-def _regular(path: str) -> bool:
+def _regular(path: str) -> os.stat_result | None:
+    """The ``stat`` of a regular file (or a link to one); None for anything else, or a dangling link."""
     try:
-        return stat.S_ISREG(os.stat(path).st_mode)
+        st = os.stat(path)
     except OSError:
-        return False  # a dangling link
+        return None
+    return st if stat.S_ISREG(st.st_mode) else None
 
 
 def expand_sources(specs: list[str] | tuple[str, ...], ignored: list[str] | None = None,
@@ -123,6 +126,7 @@ def expand_sources(specs: list[str] | tuple[str, ...], ignored: list[str] | None
     if fmt is not None and fmt not in FORCED_FORMATS:
         raise ConfigError(f"format must be one of {', '.join(FORCED_FORMATS)}, got {fmt!r}")
     out: list[Source] = []
+    listed: dict[str, os.stat_result] = {}  # files found in directories, and their stat
     for spec in specs:
         spec = str(spec)
         if spec.startswith("hf:"):
@@ -140,7 +144,9 @@ def expand_sources(specs: list[str] | tuple[str, ...], ignored: list[str] | None
                 ignored.extend(sorted(skipped))
             if not files and not saved:
                 raise InputError(f"{spec}: directory has no supported files ({SUPPORTED})")
-            out.extend(Source(f, _kind_of(f) or "") for f in files)
+            for f, found, fst in files:
+                listed[f] = fst
+                out.append(Source(f, found, fst.st_size))
             out.extend(Source(d, "saved") for d in saved)
         elif path.is_file():
             kind = fmt or _kind_of(spec)
@@ -160,7 +166,7 @@ def expand_sources(specs: list[str] | tuple[str, ...], ignored: list[str] | None
     unique = []
     for s in out:  # one file named twice (dir and dir//file, overlapping globs) is read once
         try:
-            st = os.stat(s.name) if s.kind != "hub" else None
+            st = listed.get(s.name) or os.stat(s.name) if s.kind != "hub" else None
             key: object = (st.st_dev, st.st_ino) if st is not None else s.name
         except OSError:
             key = s.name

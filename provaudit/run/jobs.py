@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 
@@ -30,7 +31,18 @@ def index_job(writer: IndexWriter, config: IndexConfig) -> Job:
             res.tokens += int(items.n_tokens.sum())
             res.records += len(ids)
 
-    return Job(merge, spans=True)
+    def merge_whole(results: list[SourceResult], records: list[int], prepared: Prepared | None) -> None:
+        if prepared is None:
+            return
+        ids, rows, texts, items = prepared
+        writer.add(ids, [r.source for r, n in zip(results, records) for _ in range(n)], rows, items, texts)
+        ends = np.cumsum(np.asarray(records, np.int64))
+        tokens = np.concatenate([[0], np.cumsum(items.n_tokens, dtype=np.int64)])
+        for res, n, lo, hi in zip(results, records, (ends - records).tolist(), ends.tolist()):
+            res.records += n
+            res.tokens += int(tokens[hi] - tokens[lo])
+
+    return Job(merge, spans=True, merge_whole=merge_whole)
 
 
 def _add(pairs: PairList, r: BatchResult) -> None:

@@ -72,24 +72,32 @@ def _poll_parent(parent: int) -> None:
     os._exit(1)
 
 
-class Bundle:
-    """Several tasks' arguments run as one task (many small files: one round trip to a worker
-    instead of one per file); the result is the list of their results, in order."""
+class Composite:
+    """A task argument that runs the task itself (several tasks at once): ``run_task`` hands it the task."""
+
+    __slots__ = ()
+
+    def run(self, task: Callable[..., Any], state: Any) -> Any:
+        raise NotImplementedError
+
+
+class Bundle(Composite):
+    """Several tasks' arguments run as one task (one round trip to a worker instead of one per
+    task); the result is the list of their results, in order."""
 
     __slots__ = ("tasks",)
 
     def __init__(self, tasks: list[tuple[Any, ...]]):
         self.tasks = tasks
 
+    def run(self, task: Callable[..., Any], state: Any) -> list[Any]:
+        return [task(state, *a) for a in self.tasks]
+
 
 def run_task(task: Callable[..., Any], state: Any, args: tuple[Any, ...]) -> Any:
-    """``task(state, *args)``, or the list of ``task(state, *a)`` for a ``Bundle`` of them (through
-    ``task.bundled(state, tasks)`` when the task has one: it may share work between them)."""
-    if len(args) == 1 and isinstance(args[0], Bundle):
-        bundled = getattr(task, "bundled", None)
-        if bundled is not None:
-            return bundled(state, args[0].tasks)
-        return [task(state, *a) for a in args[0].tasks]
+    """``task(state, *args)``, or what a ``Composite`` argument (``Bundle``, ``run.small.SmallFiles``) makes of it."""
+    if len(args) == 1 and isinstance(args[0], Composite):
+        return args[0].run(task, state)
     return task(state, *args)
 
 
