@@ -18,6 +18,11 @@ class InputError(ProvauditError):
     """A source or target file cannot be read (names the file and line/row)."""
 
 
+class RemoteError(ProvauditError):
+    """A URL (``s3://``, ``gs://``, ...) cannot be reached, listed, read or written: names the URL and
+    the reason (unreachable endpoint, no such bucket or object, access denied). CLI: exit 1."""
+
+
 class IndexFormatError(ProvauditError):
     """An index directory is missing files, is incomplete, or fails its integrity check."""
 

@@ -27,6 +27,7 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
+from provaudit.fs.urls import RawUrl, is_url, open_url, url_problem
 from provaudit.read import lines
 from provaudit.read.arrow_files import ArrowBatches, arrow_blocks, batch_records, saved_files
 from provaudit.read.records import DEFAULT_MAX_RECORD_CHARS, Extract, ReadStats, Record, Source
@@ -80,7 +81,7 @@ def iter_spans(reader: RowReader, size: int | None = None) -> Iterator[tuple[int
     offset = 0  # file offset of buf[0]
     draining = False
     try:
-        with open(path, "rb", buffering=0) as f:
+        with (RawUrl(path) if is_url(path) else open(path, "rb", buffering=0)) as f:
             while n := f.readinto(buf):
                 nl = buf.rfind(b"\n", 0, n)
                 if draining:
@@ -101,7 +102,7 @@ def iter_spans(reader: RowReader, size: int | None = None) -> Iterator[tuple[int
             if not draining and start < offset:  # the last line, without a newline
                 yield row, FileSpan(start, offset - start)
     except OSError as e:
-        reader.fatal(path, f"cannot read ({e.strerror or e})")
+        reader.fatal(path, f"cannot read ({url_problem(e) if is_url(path) else e.strerror or e})")
 
 
 Block = tuple[int, "bytes | FileSpan | ParquetGroup | ArrowBatches | list[Record]"]  # (first row, the rows or where)
@@ -190,9 +191,13 @@ def parse_block(source: Source, text_field: str, id_field: str | None, on_error:
         return iter(data), stats
     if isinstance(data, FileSpan):
         try:
-            with open(source.name, "rb", buffering=0) as f:
-                data = os.pread(f.fileno(), data.length, data.offset)
+            if is_url(source.name):  # a worker (local or on Ray) reads its own range of the object
+                with open_url(source.name) as f:
+                    data = bytes(f.read_at(data.length, data.offset))
+            else:
+                with open(source.name, "rb", buffering=0) as f:
+                    data = os.pread(f.fileno(), data.length, data.offset)
         except OSError as e:
-            reader.fatal(source.name, f"cannot read ({e.strerror or e})")
+            reader.fatal(source.name, f"cannot read ({url_problem(e) if is_url(source.name) else e.strerror or e})")
             return iter(()), stats
     return LINE_PARSERS[source.kind](reader, first_row, data), stats

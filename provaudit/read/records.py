@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from provaudit.config import DEFAULT_MAX_RECORD_CHARS, FORCED_FORMATS, ON_ERROR
-from provaudit.fs.hashing import sha256_file
+from provaudit.fs.hashing import HashCancelled, sha256_file
+from provaudit.fs.urls import is_url, iter_url_chunks
 
 __all__ = ["DEFAULT_MAX_RECORD_CHARS", "EXAMPLES_PER_REASON", "FORCED_FORMATS", "FORMATS", "NO_TEXT", "ON_ERROR",
            "SUPPORTED", "TEXT_FORMATS", "Extract", "ReadStats", "Record", "Source", "printable_name"]
@@ -74,6 +75,13 @@ class Source:
                 if f.is_file():
                     h.update(f.relative_to(self.name).as_posix().encode() + b"\0")
                     h.update(bytes.fromhex(sha256_file(f, stop)))
+            return h.hexdigest()
+        if is_url(self.name):
+            h = hashlib.sha256()
+            for chunk in iter_url_chunks(self.name):
+                if stop is not None and stop.is_set():
+                    raise HashCancelled(self.name)
+                h.update(chunk)
             return h.hexdigest()
         return sha256_file(Path(self.name), stop)
 

@@ -25,7 +25,8 @@ import zlib
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
-from provaudit.errors import ConfigError, InputError
+from provaudit.errors import ConfigError, InputError, ProvauditError
+from provaudit.fs.urls import is_url, open_url_stream
 from provaudit.read.records import Extract, ON_ERROR, ReadStats, Record, Source
 
 SKIP_HINT = "use --on-error skip to skip and count such records"
@@ -194,11 +195,13 @@ def open_binary(path: str) -> IO[bytes]:
     """
     kind = compression(path)
     if kind == "gzip":
+        if is_url(path):
+            return _GzipUrl(fileobj=_open_raw(path), mode="rb")  # type: ignore[return-value]
         return gzip.open(path, "rb")  # type: ignore[return-value]  # a GzipFile is a binary IO
     if kind == "zstd":
         import pyarrow as pa
 
-        raw = open(path, "rb")
+        raw = _open_raw(path)
         try:
             f = _Zstd(pa.CompressedInputStream(pa.PythonFile(raw, mode="r"), "zstd"), 1 << 16)
         except BaseException:
@@ -206,7 +209,23 @@ def open_binary(path: str) -> IO[bytes]:
             raise
         f.disk = raw
         return f
-    return open(path, "rb")
+    return _open_raw(path)
+
+
+def _open_raw(path: str) -> IO[bytes]:
+    """The bytes of a local file or of an object named by URL (``fs.urls``), buffered."""
+    return open_url_stream(path) if is_url(path) else open(path, "rb")
+
+
+class _GzipUrl(gzip.GzipFile):
+    """A gzip object read by URL: closing it closes the object's stream too."""
+
+    def close(self) -> None:
+        raw = self.fileobj
+        try:
+            super().close()
+        finally:
+            getattr(raw, "close", lambda: None)()
 
 
 class _Zstd(io.BufferedReader):
@@ -241,9 +260,9 @@ def decompress_problem(path: str, e: BaseException) -> str | None:
 def _sniff(path: str) -> bytes:
     """The first bytes of a file as stored (empty when unreadable: the reader reports that)."""
     try:
-        with open(path, "rb") as f:
+        with _open_raw(path) as f:
             return f.read(4)
-    except OSError:
+    except (OSError, ProvauditError):
         return b""
 
 

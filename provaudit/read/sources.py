@@ -22,8 +22,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from provaudit.errors import InputError
-from provaudit.errors import ConfigError
+from provaudit.errors import ConfigError, InputError, ProvauditError
+from provaudit.fs.urls import is_url, list_url, missing, open_url, url_info
 from provaudit.read import arrow_files, lines, tables
 from provaudit.read.json_array import read_json
 from provaudit.read.records import (
@@ -106,6 +106,41 @@ def _regular(path: str) -> os.stat_result | None:
     return st if stat.S_ISREG(st.st_mode) else None
 
 
+def _expand_url(spec: str, fmt: str | None, ignored: list[str] | None) -> list[Source]:
+    """A URL names one object (read with ``fmt`` or by its suffix) or a prefix, listed like a
+    directory: supported objects, sorted, hidden names (a ``.name`` component) left out and other
+    types listed in ``ignored``. Saved datasets, Arrow files and globs are read from local paths only."""
+    if glob.has_magic(spec.split("://", 1)[1]):
+        raise InputError(f"{printable_name(spec)}: patterns are not expanded in URLs; name the object or its prefix")
+    what, _ = url_info(spec)
+    if what == "file":
+        kind = fmt or _kind_of(spec)
+        if kind is None:
+            raise InputError(f"{printable_name(spec)}: unsupported file type (supported: {SUPPORTED}; "
+                             "or name the reader with --format)")
+        if kind == "arrow":
+            raise InputError(f"{printable_name(spec)}: Arrow files are read memory-mapped, from local paths only; "
+                             "copy it to local storage")
+        return [Source(spec, kind)]
+    if what == "missing":
+        raise InputError(f"{printable_name(spec)}: {missing(spec)}")
+    files: list[str] = []
+    for url, _size in list_url(spec):
+        rel = url[len(spec.rstrip("/")) + 1:]
+        if any(part.startswith(".") for part in rel.split("/")):
+            continue
+        kind = _kind_of(url)
+        if kind is None or kind == "arrow":
+            if ignored is not None:
+                ignored.append(printable_name(url) + (" (Arrow: local paths only)" if kind else ""))
+            continue
+        files.append(url)
+    if not files:
+        raise InputError(f"{printable_name(spec)}: prefix has no supported objects ({SUPPORTED}; Arrow files and "
+                         "saved datasets are read from local paths only)")
+    return [Source(f, _kind_of(f) or "") for f in files]
+
+
 def expand_sources(specs: list[str] | tuple[str, ...], ignored: list[str] | None = None,
                    fmt: str | None = None) -> list[Source]:
     """Resolve files, directories, globs and ``hf:`` names into a list of sources.
@@ -131,6 +166,9 @@ def expand_sources(specs: list[str] | tuple[str, ...], ignored: list[str] | None
         spec = str(spec)
         if spec.startswith("hf:"):
             out.append(Source(spec, "hub"))
+            continue
+        if is_url(spec):
+            out.extend(_expand_url(spec, fmt, ignored))
             continue
         path = Path(spec)
         if not _utf8_name(spec):
@@ -166,7 +204,7 @@ def expand_sources(specs: list[str] | tuple[str, ...], ignored: list[str] | None
     unique = []
     for s in out:  # one file named twice (dir and dir//file, overlapping globs) is read once
         try:
-            st = listed.get(s.name) or os.stat(s.name) if s.kind != "hub" else None
+            st = listed.get(s.name) or os.stat(s.name) if s.kind != "hub" and not is_url(s.name) else None
             key: object = (st.st_dev, st.st_ino) if st is not None else s.name
         except OSError:
             key = s.name
@@ -230,11 +268,13 @@ def source_bytes(source: Source) -> int | None:
     try:
         if source.kind == "hub":
             return None
+        if is_url(source.name):
+            return url_info(source.name)[1]
         if source.kind == "saved":
             files = arrow_files.saved_files(source.name)
             return None if files is None else sum(os.path.getsize(f) for f in files)
         return os.path.getsize(source.name)
-    except (OSError, InputError):
+    except (OSError, ProvauditError):
         return None
 
 
@@ -250,9 +290,20 @@ def report_no_records(reader: Any, source: Source) -> None:
         reader.fatal(source.name, "no record has text (" + ", ".join(f"{r}: {n}" for r, n in no_text.items())
                      + "); check --text-field")
         return
-    empty = source.kind not in ("saved", "hub") and os.path.isfile(source.name) and os.path.getsize(source.name) == 0
+    empty = source.kind not in ("saved", "hub") and _size(source.name) == 0
     reader.fatal(source.name, "empty file" if empty else "no records",
                  "remove it from the inputs, or use --on-error skip to report it and go on")
+
+
+def _size(name: str) -> int | None:
+    """Bytes of a local file or object; None when it is not one (or cannot be asked)."""
+    try:
+        if is_url(name):
+            what, size = url_info(name)
+            return size if what == "file" else None
+        return os.path.getsize(name) if os.path.isfile(name) else None
+    except (OSError, ProvauditError):
+        return None
 
 
 def count_rows(source: Source, on_error: str = "fail") -> int:
@@ -312,6 +363,6 @@ def _parquet_rows(path: str) -> int:
     import pyarrow.parquet as pq
 
     try:
-        return int(pq.ParquetFile(path).metadata.num_rows)
+        return int(pq.ParquetFile(open_url(path) if is_url(path) else path).metadata.num_rows)
     except (pa.ArrowException, OSError) as e:
         raise InputError(f"{path}: not a readable Parquet file ({e})") from e

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 from provaudit.errors import InputError
+from provaudit.fs.urls import is_url, open_url, url_info
 from provaudit.read.records import Record
 from provaudit.read.rows import (
     RowReader, SKIP_HINT, SURROGATE, UTF8_HINT, decompress_problem, one_line, open_binary, wrong_format,
@@ -224,6 +225,11 @@ def footer_problem(meta: Any, schema: Any) -> str:
     return ""
 
 
+def _parquet_file(path: str) -> Any:
+    """What ``pq.ParquetFile`` opens: the local path, or the object's random-access pyarrow file."""
+    return open_url(path) if is_url(path) else path
+
+
 def parquet_groups(reader: RowReader) -> Iterator[tuple[int, ParquetGroup]]:
     """``(first_row, ParquetGroup)`` for every row group, after checking the file and its text column
     (a problem there ends the source through the on-error rules: nothing is yielded)."""
@@ -232,7 +238,7 @@ def parquet_groups(reader: RowReader) -> Iterator[tuple[int, ParquetGroup]]:
 
     path = reader.name
     try:
-        pf = pq.ParquetFile(path)
+        pf = pq.ParquetFile(_parquet_file(path))
         meta = pf.metadata
         names = pf.schema_arrow.names
     except (pa.ArrowException, OSError) as e:
@@ -249,7 +255,7 @@ def parquet_groups(reader: RowReader) -> Iterator[tuple[int, ParquetGroup]]:
         cols = text_columns(reader, pf.schema_arrow, path, total)
         if cols is None:
             return
-    first, size = 0, os.path.getsize(path)
+    first, size = 0, url_info(path)[1] if is_url(path) else os.path.getsize(path)
     for g in range(meta.num_row_groups):
         n = int(meta.row_group(g).num_rows)
         reader.consumed = size * (first + n) // total if total else size  # progress: by rows
@@ -268,7 +274,7 @@ def parquet_group_records(reader: RowReader, first: int, group: ParquetGroup, pf
     path, n, row = reader.name, group.rows, first
     try:
         if pf is None:
-            pf = pq.ParquetFile(path)
+            pf = pq.ParquetFile(_parquet_file(path))
         cols = list(group.columns) if group.columns is not None else None
         for batch in pf.iter_batches(batch_size=1024, row_groups=[group.group], columns=cols):
             for obj in py_rows(batch):
@@ -293,7 +299,7 @@ def read_parquet(reader: RowReader) -> Iterator[Record]:
     pf = None
     for first, group in parquet_groups(reader):
         if pf is None:
-            pf = pq.ParquetFile(reader.name)
+            pf = pq.ParquetFile(_parquet_file(reader.name))
         yield from parquet_group_records(reader, first, group, pf)
 
 
