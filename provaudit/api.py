@@ -31,6 +31,7 @@ from provaudit.fs.atomic import check_output
 from provaudit.fs.hashing import sha256_file
 from provaudit.index.build import IndexWriter, prepare_items, prepare_parsed
 from provaudit.index.format import Index, load_index
+from provaudit.index.remote import open_index
 from provaudit.match.engine import Engine, frequent_limit, parse_and_evaluate
 from provaudit.match.pairs import Spill, frequent_items
 from provaudit.read.records import Source
@@ -195,7 +196,7 @@ def _candidates(parts: list[SourceResult]) -> dict[str, int]:
 
 
 def audit(
-    index_dir: Path,
+    index_dir: Path | str,
     targets: list[str] | tuple[str, ...],
     config: AuditConfig | None = None,
     *,
@@ -215,7 +216,8 @@ def audit(
     """Stream target records against an index and verify every candidate exactly.
 
     Args:
-        index_dir: An index built by ``build_index``.
+        index_dir: An index built by ``build_index``: its directory, or its URL (``s3://...``: opened
+            from a verified local copy, ``index.remote``).
         targets: Files, directories, globs, saved datasets or ``hf:`` names.
         config: Thresholds (defaults: containment or Jaccard >= 0.5).
         on_error: ``"skip"`` (default: training shards are dirty) counts bad records by reason
@@ -241,7 +243,7 @@ def audit(
     """
     config, sample = config or AuditConfig(), sample or SampleConfig()
     read = ReadOptions(text_field, id_field, on_error, max_record_chars)  # type: ignore[arg-type]
-    index = load_index(index_dir)  # every chunk the audit reads is verified when first read
+    index = open_index(index_dir)  # every chunk the audit reads is verified when first read
     ignored: list[str] = []
     sources = expand_sources(targets, ignored, input_format)
     sampled_shards = None
@@ -291,7 +293,7 @@ def write_audit(result: AuditResult, out_dir: Path, *, force: bool = False, **re
 
 
 def audit_outputs(
-    index_dir: Path,
+    index_dir: Path | str,
     targets: list[str] | tuple[str, ...],
     config: AuditConfig | None = None,
     *,
@@ -323,7 +325,7 @@ def audit_outputs(
     """
     config, rules = config or AuditConfig(), rules or VerdictRules()
     read = ReadOptions(text_field, id_field, on_error, max_record_chars)  # type: ignore[arg-type]
-    index = load_index(index_dir)
+    index = open_index(index_dir)
     check_index(index.config, rules)
     need = plan_requirements(index, rules, config)
     engine = Engine(index, dataclasses.replace(config, min_containment=need.search_containment, min_jaccard=1.0))
@@ -378,7 +380,7 @@ __all__ += ["check"]
 
 
 def check(
-    index_dir: Path,
+    index_dir: Path | str,
     targets: list[str] | tuple[str, ...],
     config: AuditConfig | None = None,
     limits: Limits | None = None,

@@ -23,6 +23,9 @@ from provaudit.config import AuditConfig, IndexConfig, SampleConfig
 from provaudit.config import DEFAULT_MAX_RECORD_CHARS, FORCED_FORMATS, VerdictRules
 from provaudit.errors import ConfigError, ProvauditError
 from provaudit.fs.atomic import check_output
+from provaudit.fs.remote_out import staged_output
+from provaudit.fs.urls import is_url
+from provaudit.index.format import MARKER as INDEX_MARKER
 from provaudit.report.common import MARKER as REPORT_MARKER
 from provaudit.report.regurgitation import summary_line
 from provaudit.progress import fallback_notice, progress_line
@@ -32,7 +35,7 @@ from provaudit.cli_common import (
     CONTEXT_SETTINGS, RecordingGroup, cli_errors, force_option, html_pairs_option, quiet_option, reference_text_option,
     run_provenance,
 )
-from provaudit.cli_options import workers_option
+from provaudit.cli_options import LOCATION, workers_option
 from provaudit.run.engines import RunEngine
 
 _announced: list[str] = []
@@ -115,7 +118,7 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("sources", nargs=-1, required=True)
-@click.option("-o", "--out", "out", required=True, type=click.Path(path_type=Path), help="Index directory to write.")
+@click.option("-o", "--out", "out", required=True, type=LOCATION, help="Index directory (or URL) to write.")
 @click.option("--ngram", default=3, show_default=True, help="Shingle size (words, or characters with --char).")
 @click.option("--char", "char", is_flag=True, help="Character n-gram shingles instead of words.")
 @click.option("--num-perm", default=128, show_default=True, help="MinHash permutations.")
@@ -133,7 +136,7 @@ def cli() -> None:
 @input_options
 @force_option
 @quiet_option
-def index(sources: tuple[str, ...], out: Path, ngram: int, char: bool, num_perm: int, seed: int, hash_: str,
+def index(sources: tuple[str, ...], out: Path | str, ngram: int, char: bool, num_perm: int, seed: int, hash_: str,
           threshold: float, bands: int, rows: int, anchors: int, keep_text: bool, band_table: bool,
           workers: int | None, engine: str, ray_address: str | None, text_field: str, id_field: str,
           input_format: str | None, on_error: str, force: bool, quiet: bool) -> None:
@@ -149,9 +152,10 @@ def index(sources: tuple[str, ...], out: Path, ngram: int, char: bool, num_perm:
                           threshold=threshold, bands=bands, rows=rows, anchors=anchors, keep_text=keep_text,
                           band_table=band_table)
         t0 = time.monotonic()
-        manifest = api.build_index(sources, out, cfg, text_field=text_field, id_field=id_field,
-                                   on_error=on_error, force=force, run_engine=run_on,
-                                   progress=stderr_progress(quiet), input_format=input_format)
+        with staged_output(out, force, INDEX_MARKER) as local_out:  # a URL: written here, then uploaded
+            manifest = api.build_index(sources, local_out, cfg, text_field=text_field, id_field=id_field,
+                                       on_error=on_error, force=force, run_engine=run_on,
+                                       progress=stderr_progress(quiet), input_format=input_format)
         _done_progress(quiet)
         if not quiet:
             c = manifest["counts"]
@@ -162,9 +166,9 @@ def index(sources: tuple[str, ...], out: Path, ngram: int, char: bool, num_perm:
 
 
 @cli.command()
-@click.argument("index_dir", type=click.Path(path_type=Path))
+@click.argument("index_dir", type=LOCATION)
 @click.argument("targets", nargs=-1, required=True)
-@click.option("-o", "--out", "out", required=True, type=click.Path(path_type=Path), help="Output directory.")
+@click.option("-o", "--out", "out", required=True, type=LOCATION, help="Output directory (or URL).")
 @click.option("--min-containment", default=0.5, show_default=True,
               help="Report pairs whose exact containment (share of the reference item in the target) reaches this.")
 @click.option("--min-jaccard", default=0.5, show_default=True, help="Report pairs whose exact Jaccard reaches this.")
@@ -204,7 +208,7 @@ def index(sources: tuple[str, ...], out: Path, ngram: int, char: bool, num_perm:
 @audit_input_options
 @force_option
 @quiet_option
-def audit(index_dir: Path, targets: tuple[str, ...], out: Path, kind: str, force: bool, quiet: bool,
+def audit(index_dir: Path | str, targets: tuple[str, ...], out: Path | str, kind: str, force: bool, quiet: bool,
           **opts: Any) -> None:
     """Find the indexed reference items in TARGETS; write matches.parquet and report.json/md/html to OUT.
 
@@ -216,8 +220,11 @@ def audit(index_dir: Path, targets: tuple[str, ...], out: Path, kind: str, force
     read = {"text_field": o.text_field, "id_field": o.id_field, "on_error": o.on_error,
             "max_record_chars": o.max_record_chars, "input_format": o.input_format}
     readable = {"provenance": run_provenance(), "html_pairs": o.html_pairs, "reference_sources": o.reference_text}
-    with cli_errors("no output was written (finished sources are checkpointed: rerun with --resume)"):
-        check_output(out, force, REPORT_MARKER)  # refused before any work, not after the audit
+    if o.resume and is_url(out):
+        raise click.UsageError("--resume needs a local -o (a URL output is staged in a temporary directory)")
+    with cli_errors("no output was written (finished sources are checkpointed: rerun with --resume)"), \
+            staged_output(out, force, REPORT_MARKER) as local_out:  # a URL: written here, then uploaded
+        check_output(local_out, force, REPORT_MARKER)  # refused before any work, not after the audit
         run_on = RunEngine(o.engine, o.workers, o.ray_address)
         cfg = AuditConfig(min_containment=o.min_containment, min_jaccard=o.min_jaccard, miss_rate=o.miss_rate,
                           top_evidence=o.top, confidence=o.confidence, min_item_shingles=o.min_item_shingles,
@@ -230,23 +237,25 @@ def audit(index_dir: Path, targets: tuple[str, ...], out: Path, kind: str, force
             rules = VerdictRules(o.min_verbatim_tokens, o.min_span_tokens, o.min_span_share)
             o_result = api.audit_outputs(index_dir, list(targets), cfg, run_engine=run_on,
                                          progress=stderr_progress(quiet), rules=rules, **read)
-            o_report = api.write_outputs(o_result, out, force=force, **readable)
-            _done_progress(quiet)
-            if not quiet:
-                click.echo(f"{summary_line(o_report)} in {time.monotonic() - t0:.1f}s -> {out}")
-            _exit_if_unread(o_result.inputs, o.max_skipped, out)
-            return
-        result = api.audit(index_dir, targets, cfg, run_engine=run_on, sample=sample, control=list(o.control) or None,
-                           progress=stderr_progress(quiet), checkpoint=partial_dir(out), resume=o.resume, **read)
-        report = api.write_audit(result, out, force=force, **readable)
-        _done_progress(quiet)
-        if not quiet:
+            o_report = api.write_outputs(o_result, local_out, force=force, **readable)
+            inputs = o_result.inputs
+        else:
+            result = api.audit(index_dir, targets, cfg, run_engine=run_on, sample=sample,
+                               control=list(o.control) or None, progress=stderr_progress(quiet),
+                               checkpoint=partial_dir(local_out), resume=o.resume, **read)
+            report = api.write_audit(result, local_out, force=force, **readable)
+            inputs = result.inputs
+    _done_progress(quiet)
+    if not quiet:
+        if kind == "outputs":
+            click.echo(f"{summary_line(o_report)} in {time.monotonic() - t0:.1f}s -> {out}")
+        else:
             _audit_notes(result, report)
             _audit_summary(report, time.monotonic() - t0, out)
-        _exit_if_unread(result.inputs, o.max_skipped, out)
+    _exit_if_unread(inputs, o.max_skipped, out)
 
 
-def _exit_if_unread(inputs: list[Any], max_skipped: float, out: Path) -> None:
+def _exit_if_unread(inputs: list[Any], max_skipped: float, out: Path | str) -> None:
     """Exit 4 (the output is written) when not everything was read: read nothing never passes for found nothing."""
     problems = read_problems(inputs, max_skipped)
     if problems:
@@ -256,7 +265,7 @@ def _exit_if_unread(inputs: list[Any], max_skipped: float, out: Path) -> None:
         sys.exit(4)
 
 
-def _audit_summary(report: dict[str, Any], seconds: float, out: Path) -> None:
+def _audit_summary(report: dict[str, Any], seconds: float, out: Path | str) -> None:
     """The few lines a training audit prints on stdout."""
     c, est = report["counts"], report["estimates"]
     click.echo(
@@ -299,18 +308,18 @@ def _audit_notes(result: AuditResult, report: dict[str, Any]) -> None:
 
 
 @cli.command()
-@click.argument("index_dir", type=click.Path(path_type=Path))
-def info(index_dir: Path) -> None:
+@click.argument("index_dir", type=LOCATION)
+def info(index_dir: Path | str) -> None:
     """Print an index's manifest as JSON (the manifest and checksum list verified; ``verify`` checks every byte).
 
     \b
     Example:
         provaudit info posts.idx | jq .config
     """
-    from provaudit.index.format import load_index
+    from provaudit.index.remote import open_index
 
     with cli_errors():
-        idx = load_index(index_dir)
+        idx = open_index(index_dir)
         click.echo(json.dumps(idx.manifest, indent=2, sort_keys=True))
 
 
@@ -329,7 +338,7 @@ _fraction = click.FloatRange(0.0, 1.0)
 
 @cli.command()
 @click.argument("args", nargs=-1, metavar="[INDEX] [TARGET]...")
-@click.option("--index", type=click.Path(path_type=Path), help="The index (then every argument is a target).")
+@click.option("--index", type=LOCATION, help="The index (then every argument is a target).")
 @click.option("--config", type=click.Path(path_type=Path),
               help="Settings file (default: provaudit.toml, or [tool.provaudit] in pyproject.toml, here or above).")
 @click.option("--max-pairs", type=click.IntRange(0), help="Fail when more evidence pairs count [default: 0 when no "

@@ -3,11 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 
+from provaudit.fs.urls import is_url
 from provaudit.run.engines import ENGINES
+
+
+class Location(click.ParamType[Any]):
+    """A local path (a ``Path``) or a URL (``s3://``, ``gs://``, ``file://``: kept as the string,
+    which ``Path`` would mangle)."""
+
+    name = "path|url"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, Path) or not is_url(value):
+            return Path(value)
+        return str(value)
+
+
+LOCATION = Location()
 
 
 def workers_option(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -23,4 +40,4 @@ def workers_option(f: Callable[..., Any]) -> Callable[..., Any]:
                              "every CPU of the cluster). Results are identical for any value.")(f)
 
 
-__all__ = ["workers_option"]
+__all__ = ["LOCATION", "Location", "workers_option"]

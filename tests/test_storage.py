@@ -158,3 +158,144 @@ def test_missing_objects_buckets_and_unreachable_endpoints_are_errors_naming_the
     monkeypatch.setenv("PROVAUDIT_S3_TIMEOUT", "2")
     with pytest.raises(RemoteError, match=f"{url}: cannot reach it: cannot reach the storage endpoint"):
         expand_sources([url])
+
+
+# --- indexes ----------------------------------------------------------------------------------------------------
+@pytest.fixture()
+def cache(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("PROVAUDIT_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_audit_with_an_index_stored_in_s3_equals_the_local_audit(s3, shards, local_index, cache, tmp_path) -> None:
+    local, url = shards
+    index_url = upload(s3, local_index, "indexes/ref.idx").rstrip("/")
+    r = CliRunner().invoke(cli, ["audit", index_url, url, "-o", str(tmp_path / "out"), "-w", "2", "-q"])
+    assert r.exit_code == 0, r.output
+    expected = audit_facts(local_audit(local_index, str(local), tmp_path / "local"), str(local) + "/")
+    assert audit_facts(tmp_path / "out", url) == expected
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["index"]["path"] == index_url  # the index as the user named it, not the cache
+    (entry,) = cache.iterdir()  # one verified copy, named by the manifest checksum
+    manifest = json.loads((local_index / "manifest.json").read_text())
+    assert "sha256:" + entry.name == manifest["manifest_checksum"]
+    assert sorted(p.name for p in entry.iterdir()) == sorted(p.name for p in local_index.iterdir())
+    # a second run uses the cached copy: the objects are not read again (the bucket no longer has them)
+    for p in local_index.iterdir():
+        if p.name != "manifest.json":
+            s3.delete_object(Bucket=BUCKET, Key=f"indexes/ref.idx/{p.name}")
+    r = CliRunner().invoke(cli, ["audit", index_url, url, "-o", str(tmp_path / "again"), "-q"])
+    assert r.exit_code == 0, r.output
+    assert audit_facts(tmp_path / "again", url) == expected
+
+
+def test_an_index_url_that_is_missing_incomplete_or_tampered_with_is_refused(s3, shards, local_index, cache,
+                                                                               tmp_path) -> None:
+    _, url = shards
+    cases = {}
+    for name in ("none.idx", "half.idx", "bad.idx"):
+        cases[name] = f"s3://{BUCKET}/indexes/{name}"
+    s3.put_object(Bucket=BUCKET, Key="indexes/half.idx/items.parquet", Body=b"PAR1")  # no manifest: never complete
+    copy = tmp_path / "bad.idx"
+    copy.mkdir()
+    for p in local_index.iterdir():
+        data = bytearray(p.read_bytes())
+        if p.name == "anchor_keys.u64":
+            data[len(data) // 2] ^= 0xFF  # one flipped byte in the untrusted download
+        (copy / p.name).write_bytes(bytes(data))
+    upload(s3, copy, "indexes/bad.idx")
+    want = {"none.idx": "no such object or prefix", "half.idx": "not a provaudit index (no manifest.json)",
+            "bad.idx": f"{BUCKET}/indexes/bad.idx: the downloaded index fails verification, nothing cached "
+                       f"(s3://{BUCKET}/indexes/bad.idx/anchor_keys.u64: bytes 0-262144 do not match their checksum"}
+    for name, index_url in cases.items():
+        r = CliRunner().invoke(cli, ["audit", index_url, url, "-o", str(tmp_path / "out" / name), "-q"])
+        assert r.exit_code == 1, (name, r.output)
+        assert r.output.startswith("Error: ") and want[name] in r.output, (name, r.output)
+        assert "Traceback" not in r.output and not (tmp_path / "out" / name).exists()
+    assert list(cache.iterdir()) == []  # downloaded, refused, and not cached
+
+
+# --- outputs ----------------------------------------------------------------------------------------------------
+def keys(client: Any, prefix: str) -> dict[str, bytes]:
+    """The objects under ``prefix/`` by name (without the empty ``prefix/`` object by which pyarrow marks a
+    directory after a deletion: no object of the output)."""
+    listed = client.list_objects_v2(Bucket=BUCKET, Prefix=prefix + "/").get("Contents", [])
+    return {o["Key"][len(prefix) + 1:]: client.get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read() for o in listed
+            if o["Key"] != prefix + "/"}
+
+
+class Recording:
+    """A pyarrow filesystem that records the objects written, and fails the ``fail_at``-th write."""
+
+    def __init__(self, handle: Any, fail_at: int = 0):
+        self.handle, self.fail_at, self.written = handle, fail_at, []
+
+    def open_output_stream(self, path: str) -> Any:
+        self.written.append(path.rsplit("/", 1)[1])
+        if len(self.written) == self.fail_at:
+            raise OSError("When uploading part: AWS Error NETWORK_CONNECTION during PutObject operation: curl error")
+        return self.handle.open_output_stream(path)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.handle, name)
+
+
+def test_index_and_audit_outputs_written_to_s3_are_the_local_outputs(s3, shards, local_index, cache, tmp_path,
+                                                                     monkeypatch) -> None:
+    _, url = shards
+    idx_url = f"s3://{BUCKET}/written/ref.idx"
+    r = CliRunner().invoke(cli, ["index", str(FIXTURES / "reference"), "-o", idx_url, "-w", "1", "-q"])
+    assert r.exit_code == 0, r.output
+    assert keys(s3, "written/ref.idx") == {p.name: p.read_bytes() for p in local_index.iterdir()}
+
+    from provaudit.fs import remote_out
+    real = remote_out.filesystem
+    seen: list[Recording] = []
+
+    def recording(u: str, fail_at: int = 0) -> Any:
+        handle, path = real(u)
+        seen.append(Recording(handle, fail_at))
+        return seen[-1], path
+
+    monkeypatch.setattr(remote_out, "filesystem", recording)
+    out_url = f"s3://{BUCKET}/written/audit"
+    r = CliRunner().invoke(cli, ["audit", idx_url, url, "-o", out_url, "-q"])
+    assert r.exit_code == 0, r.output
+    assert seen[-1].written[-1] == "report.json" and len(seen[-1].written) == len(set(seen[-1].written)) > 3
+    r = CliRunner().invoke(cli, ["audit", idx_url, url, "-o", str(tmp_path / "local-out"), "-q"])
+    assert r.exit_code == 0, r.output
+    local_files = {p.name: p.read_bytes() for p in (tmp_path / "local-out").iterdir()}
+    got = keys(s3, "written/audit")
+    assert got.keys() == local_files.keys()
+    for name in ("matches.parquet", "report.json", "report.md"):  # the same output, byte for byte
+        assert got[name] == local_files[name], name
+
+    # an existing output is refused without --force; --force replaces it
+    r = CliRunner().invoke(cli, ["audit", idx_url, url, "-o", out_url, "-q"])
+    assert r.exit_code == 1 and f"Error: {out_url}: already exists (use --force to replace it)" in r.output
+    s3.put_object(Bucket=BUCKET, Key="written/audit/stale.txt", Body=b"from an older run")
+    r = CliRunner().invoke(cli, ["audit", idx_url, url, "-o", out_url, "-q", "--force"])
+    assert r.exit_code == 0, r.output
+    assert keys(s3, "written/audit") == got  # replaced whole: the stale object is gone
+
+    # an interrupted upload leaves no marker: never taken for a complete output, and not replaced by --force
+    monkeypatch.setattr(remote_out, "filesystem", lambda u: recording(u, fail_at=2))
+    half = f"s3://{BUCKET}/written/half"
+    r = CliRunner().invoke(cli, ["audit", idx_url, url, "-o", half, "-q"])
+    assert r.exit_code == 1 and f"Error: {half}: cannot write the output: cannot reach the storage endpoint" in r.output
+    assert "Traceback" not in r.output
+    assert keys(s3, "written/half") and "report.json" not in keys(s3, "written/half")
+    monkeypatch.setattr(remote_out, "filesystem", real)
+    r = CliRunner().invoke(cli, ["audit", idx_url, url, "-o", half, "-q", "--force"])
+    assert r.exit_code == 1 and "exists and is not a provaudit output of this kind" in r.output
+
+
+def test_force_never_replaces_objects_provaudit_did_not_write(s3, shards, cache) -> None:
+    _, url = shards
+    s3.put_object(Bucket=BUCKET, Key="theirs/data.csv", Body=b"a,b\n")
+    s3.put_object(Bucket=BUCKET, Key="theirs/report.json", Body=b'{"format": "something else"}')
+    r = CliRunner().invoke(cli, ["index", url, "-o", f"s3://{BUCKET}/theirs", "-q", "--force"])
+    assert r.exit_code == 1 and "exists and is not a provaudit output of this kind" in r.output, r.output
+    assert set(keys(s3, "theirs")) == {"data.csv", "report.json"}
+    r = CliRunner().invoke(cli, ["audit", f"s3://{BUCKET}/theirs", url, "-o", f"s3://{BUCKET}/theirs", "--resume"])
+    assert r.exit_code == 2 and "--resume needs a local -o" in r.output

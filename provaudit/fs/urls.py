@@ -149,7 +149,7 @@ def missing(url: str) -> str:
 
 
 def list_url(url: str) -> list[tuple[str, int]]:
-    """Every object under a URL prefix, recursively: ``(url, size)`` sorted by URL.
+    """Every object under a URL prefix, recursively: ``(url, size)`` sorted by URL (none: an empty list).
 
     Raises:
         RemoteError: when the prefix cannot be listed.
@@ -159,7 +159,7 @@ def list_url(url: str) -> list[tuple[str, int]]:
     handle, path = filesystem(url)
     base = url.rstrip("/")
     try:
-        infos = handle.get_file_info(fs.FileSelector(path, recursive=True))
+        infos = handle.get_file_info(fs.FileSelector(path, recursive=True, allow_not_found=True))
     except (OSError, ValueError) as e:
         raise RemoteError(f"{url}: cannot list it: {url_problem(e)}") from e
     out = []

@@ -24,6 +24,7 @@ from typing import Any
 
 from provaudit.config import FORCED_FORMATS
 from provaudit.errors import ConfigError
+from provaudit.fs.urls import is_url
 
 PROJECT_FILE, OWN_FILE = "pyproject.toml", "provaudit.toml"
 
@@ -149,7 +150,7 @@ def load_settings(config: Path | None, cwd: Path) -> tuple[Path | None, dict[str
 
 
 def resolve_inputs(args: tuple[str, ...], index: str | Path | None,
-                   targets: list[str] | None) -> tuple[Path, list[str]]:
+                   targets: list[str] | None) -> tuple[Path | str, list[str]]:
     """INDEX and TARGETs of ``provaudit check``: ARGS are ``INDEX TARGET...`` unless the index is
     already set (``--index`` or the settings), when they are all targets; else the settings' targets.
 
@@ -169,7 +170,7 @@ def resolve_inputs(args: tuple[str, ...], index: str | Path | None,
     if index is None or not targets:
         raise ConfigError("missing INDEX and TARGETs: give them as arguments, or set index and targets in "
                           "[tool.provaudit] of pyproject.toml or in provaudit.toml")
-    return Path(index), targets
+    return (str(index) if is_url(str(index)) else Path(index)), targets  # a URL stays one (``index.remote``)
 
 
 def merge(params: dict[str, Any], given: set[str], settings: dict[str, Any]) -> dict[str, Any]:

@@ -180,6 +180,8 @@ class Index:
 
     Attributes:
         path: Index directory.
+        location: Where the index was named: ``path``, or the URL of an index cached at ``path``
+            (``index.remote``).
         manifest: Parsed, validated manifest.json.
         config: Parameters the index was built with.
         max_postings: Anchor keys of more items than this were skipped when ``anchor_usable`` was computed.
@@ -189,6 +191,7 @@ class Index:
 
     def __init__(self, path: Path, manifest: dict[str, Any]):
         self.path, self.manifest = path, manifest
+        self.location = str(path)
         self.config = IndexConfig.from_dict(manifest["config"])
         self.n_items: int = manifest["counts"]["items"]
         self.max_postings: int = manifest["anchor_plan"]["max_postings"]

@@ -40,7 +40,7 @@ def report_header(kind: str, idx: Index) -> dict[str, Any]:
         "kind": kind,
         "versions": idx.manifest.get("versions", {}),
         "index": {
-            "path": str(idx.path),
+            "path": idx.location,
             "fingerprint": idx.manifest["fingerprint"],
             "manifest_sha256": sha256_file(idx.path / "manifest.json"),
             "config": idx.manifest["config"],

@@ -8,8 +8,9 @@ driver merges their results are those of a local run, the outputs are identical 
 How it runs:
 
 - ``workers`` Ray actors (one CPU each) receive ``state`` once, when they start. ``state`` is
-  pickled with every loaded index (``index.format.Index``) replaced by its path and manifest
-  checksum (``pack_state``): an actor reopens the index from that path, memory-mapped, and
+  pickled with every loaded index (``index.format.Index``) replaced by its location (path or
+  URL) and manifest checksum (``pack_state``): an actor reopens the index from that path (an
+  index named by URL: from its node's cached copy, ``index.remote``), memory-mapped, and
   checks that it is the same index, so the actors of a node share its pages through the page
   cache, and an index is never copied through the object store.
 - Each task goes to the actor with the fewest tasks in flight; at most ``2 * workers`` are in
@@ -39,7 +40,8 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from provaudit.errors import ConfigError, IndexFormatError, ProvauditError
-from provaudit.index.format import Index, load_index, manifest_checksum
+from provaudit.index.format import Index, manifest_checksum
+from provaudit.index.remote import open_index
 from provaudit.run.pool import Passthrough, WorkerDied, run_task
 
 S = TypeVar("S")
@@ -63,7 +65,7 @@ def import_ray() -> Any:
 class _Pickler(pickle.Pickler):
     def persistent_id(self, obj: Any) -> Any:
         if isinstance(obj, Index):
-            return ("provaudit-index", str(obj.path), obj.manifest["manifest_checksum"])
+            return ("provaudit-index", obj.location, obj.manifest["manifest_checksum"])
         return None
 
 
@@ -72,7 +74,7 @@ class _Unpickler(pickle.Unpickler):
         kind, path, checksum = pid
         if kind != "provaudit-index":
             raise pickle.UnpicklingError(f"unknown persistent id {kind!r}")
-        index = load_index(Path(path))
+        index = open_index(path)  # a URL: this node's cached copy
         if manifest_checksum(index.manifest) != checksum:
             raise IndexFormatError(f"{path}: on this node, not the index the run was started with "
                                    "(every node must see the same index at the same path)")
