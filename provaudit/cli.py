@@ -316,11 +316,12 @@ def info(index_dir: Path | str) -> None:
     Example:
         provaudit info posts.idx | jq .config
     """
+    from provaudit.index.format import manifest_text
     from provaudit.index.remote import open_index
 
     with cli_errors():
         idx = open_index(index_dir)
-        click.echo(json.dumps(idx.manifest, indent=2, sort_keys=True))
+        click.echo(manifest_text(idx.manifest), nl=False)  # as manifest.json: an input per line
 
 
 from os import environ  # noqa: E402  (the check command's block)

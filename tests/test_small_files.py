@@ -147,3 +147,135 @@ def test_an_index_of_thousands_of_files_can_be_replaced_with_force(tmp_path: Pat
         check_output(idx, True, MARKER)
     (idx / "manifest.json").write_text(json.dumps({"format": "something-else", "inputs": inputs}, indent=2) + "\n")
     assert not is_marked(idx, MARKER)
+
+
+def test_an_index_of_many_files_is_named_not_copied_by_reports_and_info_prints_its_manifest(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """report.json copied every input of the index (100,000 files: a 35 MB report for a 1-record
+    audit); above INDEX_INPUTS_LISTED it counts them, the manifest (pinned by its sha256) lists them."""
+    from click.testing import CliRunner
+
+    from provaudit.cli import cli
+    from provaudit.report import common
+
+    src = _files(tmp_path / "in", 5)
+    (src / "g.jsonl.gz").unlink()
+    api.build_index([str(src)], tmp_path / "idx")
+    target = tmp_path / "t.jsonl"
+    target.write_text((src / "f0002.jsonl").read_text())
+    r = CliRunner().invoke(cli, ["info", str(tmp_path / "idx")])
+    assert r.exit_code == 0 and r.output == (tmp_path / "idx" / "manifest.json").read_text()
+    assert len(json.loads(r.output)["inputs"]) == 5
+    from provaudit.report.training import build_report
+
+    r1 = build_report(api.audit(tmp_path / "idx", [str(target)]))["index"]
+    monkeypatch.setattr(common, "INDEX_INPUTS_LISTED", 4)
+    r2 = build_report(api.audit(tmp_path / "idx", [str(target)]))["index"]
+    assert [i["source"] for i in r1["inputs"]] == [str(src / f"f{i:04d}.jsonl") for i in range(5)]
+    assert "inputs" not in r2 and r2["inputs_count"] == 5 and r2["manifest_sha256"] == r1["manifest_sha256"]
+
+
+@pytest.mark.parametrize("n_workers", [1, 2])
+def test_small_target_files_evaluated_together_give_each_file_its_own_results(
+        tmp_path: Path, n_workers: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Records of many small target files are evaluated in joint batches and the results split per
+    file: pairs, counts, candidate counters (against the reference and a control index) and the
+    report equal those of evaluating file by file."""
+    from provaudit.report.training import build_report
+
+    ref = _files(tmp_path / "ref", 60)
+    (ref / "g.jsonl.gz").unlink()
+    api.build_index([str(ref)], tmp_path / "idx")
+    ctl = tmp_path / "ctl.jsonl"
+    ctl.write_text("".join((ref / f"f{i:04d}.jsonl").read_text() for i in range(0, 60, 7)))
+    api.build_index([str(ctl)], tmp_path / "ctl.idx")
+    tgt = tmp_path / "tgt"
+    tgt.mkdir()
+    for i in range(90):
+        lines = [json.loads((ref / f"f{(i * 5) % 60:04d}.jsonl").read_text())["text"] + " and then more"] * (i % 3)
+        lines.append(f"unrelated words number {i} " * (1 + i % 4))
+        if i % 11 == 0:
+            lines = [" ".join(json.loads((ref / f"f{j:04d}.jsonl").read_text())["text"] for j in range(i % 60, 60, 9))]
+        (tgt / f"t{i:03d}.jsonl").write_text("".join(json.dumps({"id": f"t{i}-{k}", "text": t}) + "\n"
+                                                     for k, t in enumerate(lines)))
+    runs = []
+    for limit in (small.FILE_BYTES, -1):
+        monkeypatch.setattr(small, "FILE_BYTES", limit)
+        runs.append(api.audit(tmp_path / "idx", [str(tgt)], workers=n_workers, control=[str(tmp_path / "ctl.idx")]))
+    joint, single = runs
+    assert len(joint.matches["reference_id"]) > 90 and joint.matches == single.matches
+    fields = ("records", "tokens", "covered_tokens", "records_with_matches", "candidates", "control_candidates",
+              "control_records_with_matches", "sha256")
+    for a, b in zip(joint.inputs, single.inputs, strict=True):
+        assert [getattr(a, f) for f in fields] == [getattr(b, f) for f in fields], a.source
+        assert a.stats.to_dict() == b.stats.to_dict()
+        assert (len(a.matches), len(a.control_matches or [])) == (len(b.matches), len(b.control_matches or []))
+    assert sum(bool(s.control_candidates.get("reported_pairs")) for s in joint.inputs) >= 5
+    assert json.dumps(build_report(joint), sort_keys=True) == json.dumps(build_report(single), sort_keys=True)
+
+
+def test_force_replaces_an_audit_whose_report_names_its_format_after_the_first_block(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An audit of 5,000 files wrote a 4.3 MB report.json whose ``format`` line came after 2.3 MB
+    of per-source estimates: --force refused to replace it ('not a provaudit output')."""
+    from provaudit.fs import atomic
+    from provaudit.fs.atomic import OutputExistsError, check_output, is_marked
+    from provaudit.report.common import MARKER as REPORT
+
+    src = _files(tmp_path / "in", 40)
+    (src / "g.jsonl.gz").unlink()
+    api.build_index([str(src)], tmp_path / "idx")
+    out = tmp_path / "out"
+    api.write_audit(api.audit(tmp_path / "idx", [str(src)]), out)
+    text = (out / "report.json").read_text()
+    at = text.index('\n  "format": ')
+    monkeypatch.setattr(atomic, "MARKER_BYTES", 1024)
+    assert at > 3 * 1024  # the line is blocks into the file
+    assert is_marked(out, REPORT)
+    check_output(out, True, REPORT)  # replaced with --force
+    for cut in range(at - 40, at + 40, 7):  # the line across a block boundary
+        monkeypatch.setattr(atomic, "MARKER_BYTES", cut)
+        assert is_marked(out, REPORT), cut
+    monkeypatch.setattr(atomic, "MARKER_BYTES", 1024)
+    (out / "report.json").write_text(text.replace('\n  "format": ', '\n   "format": '))  # not top-level
+    assert not is_marked(out, REPORT)
+    with pytest.raises(OutputExistsError):
+        check_output(out, True, REPORT)
+
+
+def test_an_audit_of_small_files_resumes_from_group_checkpoints(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each task of small files is checkpointed as one group file (not a file per source: 1 ms each);
+    a resumed run reuses every source of the intact groups, recomputes those of a damaged one, and
+    writes the uninterrupted output."""
+    from provaudit.run.checkpoint import partial_dir
+
+    ref = _files(tmp_path / "ref", 30)
+    (ref / "g.jsonl.gz").unlink()
+    api.build_index([str(ref)], tmp_path / "idx")
+    monkeypatch.setattr(small, "BUNDLE_SOURCES", 8)
+    from provaudit.run import loop
+
+    monkeypatch.setattr(loop, "BUNDLE_SOURCES", 8)
+    api.write_audit(api.audit(tmp_path / "idx", [str(ref)]), tmp_path / "expected")
+    out = tmp_path / "out"
+    seen: list[str] = []
+
+    def interrupt(source: str, *rest: object) -> None:
+        seen.append(source)
+        if len(seen) >= 3:  # after three tasks of 8 files
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        api.audit(tmp_path / "idx", [str(ref)], checkpoint=partial_dir(out), progress=interrupt)
+    groups = sorted(partial_dir(out).glob("src-*.group.json"))
+    assert len(groups) == 3 and not list(partial_dir(out).glob("src-*[0-9a-f].json"))
+    assert all(len(json.loads(g.read_text())["sources"]) == 8 for g in groups)
+    damaged = json.loads(groups[1].read_text())
+    damaged["sources"][0]["records"] += 1  # its checksum no longer matches: the group's 8 sources are redone
+    groups[1].write_text(json.dumps(damaged))
+    result = api.audit(tmp_path / "idx", [str(ref)], checkpoint=partial_dir(out), resume=True)
+    assert result.resumed_sources == 16
+    api.write_audit(result, out)
+    for name in ("matches.parquet", "report.md"):
+        assert (out / name).read_bytes() == (tmp_path / "expected" / name).read_bytes()

@@ -42,10 +42,11 @@ def is_marked(directory: Path, marker: Marker) -> bool:
     """Whether ``directory`` holds ``marker``: a regular file (not a symlink) whose JSON object has
     ``"format": <the kind>``, as provaudit writes it last into each output.
 
-    A marker over ``MARKER_BYTES`` (the manifest of an index of thousands of files: one
-    ``inputs`` entry per file) is not parsed: its first ``MARKER_BYTES`` must open a JSON
-    object holding the top-level line ``  "format": "<the kind>",`` as provaudit writes it
-    (sorted keys, indent 2: ``format`` comes before ``inputs``).
+    A marker over ``MARKER_BYTES`` (the manifest of an index of thousands of files, the report
+    of an audit of thousands of files: an entry per file) is not parsed: it must open a JSON
+    object and hold the top-level line ``  "format": "<the kind>",`` as provaudit writes it
+    (indent 2; a newline inside a JSON string is escaped, so only the object's own layout puts
+    one there); it is read a block at a time until that line.
     """
     name, fmt = marker
     try:
@@ -58,7 +59,15 @@ def is_marked(directory: Path, marker: Marker) -> bool:
             return False
         head = os.read(fd, MARKER_BYTES)
         if st.st_size > MARKER_BYTES:
-            return head.startswith(b"{\n") and f'\n  "format": {json.dumps(fmt)},\n'.encode() in head
+            line = f'\n  "format": {json.dumps(fmt)},\n'.encode()
+            if not head.startswith(b"{\n"):
+                return False
+            while line not in head:
+                more = os.read(fd, MARKER_BYTES)
+                if not more:
+                    return False
+                head = head[-len(line):] + more
+            return True
         doc = json.loads(head)
     except (OSError, ValueError):
         return False

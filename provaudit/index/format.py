@@ -74,6 +74,20 @@ def manifest_checksum(manifest: dict[str, Any]) -> str:
     return json_checksum(manifest, "manifest_checksum", prefix="sha256:")
 
 
+def manifest_text(manifest: dict[str, Any]) -> str:
+    """manifest.json's text: indented, each input on one line (json's indenting encoder is pure Python:
+    6 s for the 100,000 inputs of as many files, against 1 s for this)."""
+    inputs = manifest.get("inputs")
+    if not inputs:
+        return json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+    text = json.dumps({**manifest, "inputs": []}, indent=2, sort_keys=True)
+    rows = "\n  \"inputs\": [\n" + ",\n".join("    " + json.dumps(i, sort_keys=True) for i in inputs) + "\n  ]"
+    for end in (",", "\n"):  # followed by another key, or the last one
+        if '\n  "inputs": []' + end in text:
+            return text.replace('\n  "inputs": []' + end, rows + end, 1) + "\n"
+    return json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+
+
 def read_manifest(path: Path) -> dict[str, Any]:
     """Parse and check ``path/manifest.json`` (format, version, its own checksum, value types).
 

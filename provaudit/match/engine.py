@@ -52,6 +52,10 @@ class BatchResult:
     rec_tokens: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     rec_covered: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     rec_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    # with ``groups`` (records of several small files, ``match.grouped``): each pair batch's group,
+    # and per group the candidate counters and the records with matches
+    pair_groups: list[int] = field(default_factory=list)
+    by_group: dict[str, np.ndarray] | None = None
 
 
 PAIR_CHUNK = 1 << 12  # pair rows made columnar at a time
@@ -92,8 +96,10 @@ class Engine:
         """Find, verify and describe every reportable (reference item, record) pair in ``batch``."""
         return self.evaluate_shingled(batch, shingle_batch([r.text for r in batch], self.icfg))
 
-    def evaluate_shingled(self, batch: list[Record], sb: ShingleBatch) -> BatchResult:
-        """``evaluate`` for a batch already shingled with this index's parameters."""
+    def evaluate_shingled(self, batch: list[Record], sb: ShingleBatch, groups: np.ndarray | None = None) -> BatchResult:
+        """``evaluate`` for a batch already shingled with this index's parameters. ``groups``: the
+        group (file) of each record, non-decreasing: pair batches then never span two groups, and
+        ``by_group`` holds each group's counters (``match.grouped`` splits the result per file)."""
         icfg, idx, cfg = self.icfg, self.index, self.config
         out = BatchResult(records=len(batch), tokens=int(sb.n_tokens.sum()), rec_tokens=sb.n_tokens.copy(),
                           rec_covered=np.zeros(len(batch), np.int64),
@@ -115,6 +121,10 @@ class Engine:
         a_code, l_code = a_rec * n + a_item, l_rec * n + l_item
         codes = sets.union(a_code, l_code)
         out.candidates = {"anchor_pairs": len(a_rec), "lsh_pairs": len(l_rec), "verified_pairs": len(codes)}
+        count = _group_counter(groups)
+        if count is not None:
+            out.by_group = {"anchor_pairs": count(a_rec), "lsh_pairs": count(l_rec), "verified_pairs": count(codes // n),
+                            "reported_pairs": count(codes[:0]), "records_with_matches": count(codes[:0])}
         if len(codes) == 0:
             out.candidates["reported_pairs"] = 0
             return out
@@ -149,10 +159,9 @@ class Engine:
         last = -1
         for p in kept:
             rec, item = int(recs[p]), int(items[p])
-            if self.columnar and len(out.rows) >= PAIR_CHUNK and rec != last:  # bounded, whole records
-                chunk = rows_batch(out.rows)
-                out.pairs.append(self.spill.write(chunk) if self.spill is not None else chunk)
-                out.rows = []
+            if self.columnar and out.rows and (len(out.rows) >= PAIR_CHUNK and rec != last  # bounded, whole records
+                                               or groups is not None and groups[rec] != groups[last]):  # one group
+                self._flush(out, groups, last)
             last = rec
             record = batch[rec]
             ref_seq, tgt_seq = idx.sequence(item), sb.record(rec)
@@ -180,11 +189,21 @@ class Engine:
             out.rec_covered[rec] = cov
             out.covered_tokens += cov
         if self.columnar and out.rows:
-            out.pairs.append(rows_batch(out.rows))
-            out.rows = []
+            self._flush(out, groups, last)
         out.candidates["reported_pairs"] = int(keep.sum())
         out.records_with_matches = len(matched)
+        if count is not None and out.by_group is not None:
+            out.by_group["reported_pairs"] = count(recs[keep])
+            out.by_group["records_with_matches"] = count(np.fromiter(matched, np.int64, len(matched)))
         return out
+
+    def _flush(self, out: BatchResult, groups: np.ndarray | None, rec: int) -> None:
+        """The pairs gathered so far (of records up to ``rec``) as one batch, spilled when the run spills."""
+        chunk = rows_batch(out.rows)
+        out.pairs.append(self.spill.write(chunk) if self.spill is not None else chunk)
+        out.rows = []
+        if groups is not None:
+            out.pair_groups.append(int(groups[rec]))
 
 
     def detection_probability(self, n: int, k: int, t: int, overlap: int, jaccard: float, lsh_eligible: bool) -> float:
@@ -202,6 +221,14 @@ class Engine:
         return float(min(1.0, max(0.0, 1.0 - (1.0 - p_anchor) * (1.0 - p_lsh))))
 
 
+def _group_counter(groups: np.ndarray | None) -> Callable[[np.ndarray], np.ndarray] | None:
+    """Counts per group of the records an array names (None without groups)."""
+    if groups is None:
+        return None
+    n_groups = int(groups.max()) + 1 if len(groups) else 0
+    return lambda recs: np.bincount(groups[np.asarray(recs, np.int64)], minlength=n_groups)
+
+
 def evaluate_all(engines: list[Engine], batch: list[Record]) -> list[BatchResult]:
     """Evaluate one batch against several indexes built with the same parameters (shingled once)."""
     sb = shingle_batch([r.text for r in batch], engines[0].icfg)
@@ -212,6 +239,54 @@ def parse_and_evaluate(engines: list[Engine], parse: Parse[T], raw: T) -> tuple[
     """Parse raw input into records (``parse``), then ``evaluate_all`` them batch by batch (a worker task)."""
     records, stats = parse(raw)
     return stats, [evaluate_all(engines, b) for b in batches(records)]
+
+
+def _split(r: BatchResult, groups: np.ndarray) -> dict[int, BatchResult]:
+    """A result of records of several groups (files), as one result per group present."""
+    out: dict[int, BatchResult] = {}
+    bounds = np.flatnonzero(np.diff(groups)) + 1
+    pairs: dict[int, list[pa.RecordBatch | SpillRef]] = {}
+    for g, p in zip(r.pair_groups, r.pairs):
+        pairs.setdefault(g, []).append(p)
+    for lo, hi in zip([0, *bounds.tolist()], [*bounds.tolist(), len(groups)]):
+        g = int(groups[lo])
+        by = {k: int(v[g]) for k, v in r.by_group.items()} if r.by_group is not None else {}
+        found = by.pop("records_with_matches", 0)
+        out[g] = BatchResult(records=hi - lo, tokens=int(r.rec_tokens[lo:hi].sum()), records_with_matches=found,
+                             covered_tokens=int(r.rec_covered[lo:hi].sum()), pairs=pairs.get(g, []), candidates=by,
+                             rec_tokens=r.rec_tokens[lo:hi], rec_covered=r.rec_covered[lo:hi],
+                             rec_rows=r.rec_rows[lo:hi])
+    return out
+
+
+def evaluate_grouped(engines: list[Engine], tasks: list[tuple[Parse[Any], Any]],
+                     ) -> list[tuple[ReadStats, list[list[BatchResult]]]]:
+    """``parse_and_evaluate`` of each of many small files' blocks (``run.small.SmallFiles``), with their
+    records evaluated together, batch by batch, and the results split back per block: a one-line file
+    does not pay a batch's fixed cost (about 1.7 ms). Pairs, counts and candidate counters are each
+    file's own (records are evaluated one by one: the same as file by file)."""
+    counted: list[ReadStats] = []
+    records: list[Record] = []
+    owner: list[int] = []
+    for t, (parse, raw) in enumerate(tasks):
+        recs, stats = parse(raw)
+        before = len(records)
+        records.extend(recs)
+        owner.extend([t] * (len(records) - before))
+        counted.append(stats)
+    outputs: list[list[list[BatchResult]]] = [[] for _ in tasks]
+    at = 0
+    for batch in batches(records):
+        groups = np.asarray(owner[at : at + len(batch)], np.int64)
+        at += len(batch)
+        sb = shingle_batch([r.text for r in batch], engines[0].icfg)
+        split = [_split(e.evaluate_shingled(batch, sb, groups), groups) for e in engines]
+        for g in split[0]:
+            outputs[g].append([s[g] for s in split])
+    return list(zip(counted, outputs))
+
+
+parse_and_evaluate.bundled = evaluate_grouped  # type: ignore[attr-defined]  # run.small.SmallFiles runs files with it
 
 
 def frequent_limit(config: AuditConfig, target_records: int) -> int:

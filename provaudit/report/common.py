@@ -32,9 +32,15 @@ def round6(x: float) -> float:
     return float(f"{x:.6g}") if math.isfinite(x) else x
 
 
+INDEX_INPUTS_LISTED = 1000  # an index built from more files is named by its manifest's sha256, not copied
+
+
 def report_header(kind: str, idx: Index) -> dict[str, Any]:
-    """The fields every report shares: format, kind, versions, and the index audited against."""
-    return {
+    """The fields every report shares: format, kind, versions, and the index audited against (its inputs
+    listed up to ``INDEX_INPUTS_LISTED``; more are counted: the index's manifest.json, pinned by
+    ``manifest_sha256``, lists them; 100,000 of them made a 1-record audit's report.json 35 MB)."""
+    inputs = idx.manifest.get("inputs", [])
+    header = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "kind": kind,
@@ -45,9 +51,13 @@ def report_header(kind: str, idx: Index) -> dict[str, Any]:
             "manifest_sha256": sha256_file(idx.path / "manifest.json"),
             "config": idx.manifest["config"],
             "items": len(idx),
-            "inputs": idx.manifest.get("inputs", []),
+            "inputs": inputs,
         },
     }
+    if len(inputs) > INDEX_INPUTS_LISTED:
+        del header["index"]["inputs"]
+        header["index"]["inputs_count"] = len(inputs)
+    return header
 
 
 # Characters that change how text around them is displayed without being seen themselves.

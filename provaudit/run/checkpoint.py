@@ -12,6 +12,8 @@ An audit writing to ``OUT`` keeps its finished sources in the hidden sibling dir
     src-<key>.control.parquet  the control's pairs; with sampling, the per-record
     src-<key>.tally.parquet    arrays); tables of up to ``INLINE_ROWS`` rows are kept
                                in the ``.json`` instead (one small file per small source)
+    src-<key>.group.json       the finished sources of one task of many small files
+                               (``run.small``): each one's JSON as above, in one file
     .provaudit-checkpoint      marks the directory as one provaudit made
 
 The directory is made by provaudit (``mkdir``, never through a symbolic link) and marked; an
@@ -52,7 +54,8 @@ from provaudit.read.records import ReadStats
 from provaudit.results import SourceResult
 
 FORMAT = "provaudit-audit-checkpoint"
-FORMAT_VERSION = 3  # 2: small tables inline in the source's JSON, which carries a checksum; 3: one result per source
+FORMAT_VERSION = 4  # 2: small tables inline in the source's JSON, which carries a checksum; 3: one result per
+# source; 4: the sources of a task of small files in one group file
 _TALLY_SCHEMA = pa.schema([("row", pa.int64()), ("tokens", pa.int64()), ("covered", pa.int64())])
 MARK = ".provaudit-checkpoint"
 INLINE_ROWS = 256  # smaller tables go into the source's JSON (JSON numbers round-trip Python floats exactly)
@@ -123,6 +126,8 @@ class Checkpoint:
 
     def __init__(self, directory: Path, params: dict[str, Any], *, resume: bool):
         self.dir = directory
+        self._grouped: dict[str, Path] = {}  # source -> its group file (resume)
+        self._groups: dict[Path, dict[str, dict[str, Any]] | None] = {}  # parsed group files (None: damaged)
         self.reused = 0
         self.note = ""
         self.spill: Spill | None = None  # where resumed sources' pairs spill (set by the audit)
@@ -146,6 +151,22 @@ class Checkpoint:
         if not usable:
             self._clear()
             write_file_atomic(run, self._params.encode("utf-8"))
+        else:
+            self._list_groups()
+
+    def _list_groups(self) -> None:
+        """Which source each group file holds (a damaged group file holds none: its sources are redone)."""
+        for path in sorted(self.dir.glob("src-*.group.json")):
+            try:
+                group = json.loads(path.read_text(encoding="utf-8"))
+                metas = group["sources"]
+                if group.get("checksum") != json_checksum(group, "checksum") or not isinstance(metas, list):
+                    continue
+                self._groups[path] = {m["source"]: m for m in metas if isinstance(m, dict)}
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            for source in self._groups[path] or {}:
+                self._grouped[source] = path
 
     def _clear(self) -> None:
         """Remove what provaudit wrote here (files only: a directory or link it did not make stays)."""
@@ -160,7 +181,7 @@ class Checkpoint:
 
     def has(self, source: str) -> bool:
         """Whether an earlier run finished ``source`` (``load`` then checks that it is unchanged)."""
-        return (self.dir / f"{self._key(source)}.json").is_file()
+        return source in self._grouped or (self.dir / f"{self._key(source)}.json").is_file()
 
     def load(self, source: str, sha256: str | None) -> SourceResult | None:
         """The finished part of ``source`` if its file is unchanged and every checkpoint file verifies."""
@@ -168,7 +189,8 @@ class Checkpoint:
             return None
         key = self._key(source)
         try:
-            meta = json.loads((self.dir / f"{key}.json").read_text(encoding="utf-8"))
+            group = self._groups.get(self._grouped[source]) if source in self._grouped else None
+            meta = group[source] if group else json.loads((self.dir / f"{key}.json").read_text(encoding="utf-8"))
             if meta.get("source") != source or meta.get("sha256") != sha256 or meta.get("checksum") != _checksum(meta):
                 return None
             tables: dict[str, dict[str, list[Any]]] = {k: dict(v) for k, v in meta["inline"].items()}
@@ -185,6 +207,24 @@ class Checkpoint:
 
     def save(self, res: SourceResult) -> None:
         """Write a finished source (tables first, the ``.json`` naming their hashes last)."""
+        text = json.dumps(self._meta(res), sort_keys=True, ensure_ascii=False) + "\n"
+        write_file_atomic(self.dir / f"{self._key(res.source)}.json", text.encode("utf-8"),
+                          durable=False)  # parsed and checked on load
+
+    def save_many(self, results: list[SourceResult]) -> None:
+        """Write the finished sources of one task of small files: one group file (its tables, if large,
+        in files of their own), instead of a file per source (1 ms each: most of an audit of 5,000
+        one-line files)."""
+        if not results:
+            return
+        group: dict[str, Any] = {"sources": [self._meta(r) for r in results]}
+        group["checksum"] = json_checksum(group, "checksum")
+        text = json.dumps(group, sort_keys=True, ensure_ascii=False) + "\n"
+        write_file_atomic(self.dir / f"{self._key(results[0].source)}.group.json", text.encode("utf-8"),
+                          durable=False)  # parsed and checked on resume
+
+    def _meta(self, res: SourceResult) -> dict[str, Any]:
+        """A finished source's JSON (its large tables written first, named by their hashes)."""
         key = self._key(res.source)
         tables = {"matches": pa.Table.from_batches(list(res.matches.batches()), MATCH_SCHEMA)}
         if res.control_matches is not None:
@@ -211,8 +251,7 @@ class Checkpoint:
             "control_records_with_matches": res.control_records_with_matches, "files": files, "inline": inline,
         }
         meta["checksum"] = _checksum(meta)
-        text = json.dumps(meta, sort_keys=True, ensure_ascii=False) + "\n"
-        write_file_atomic(self.dir / f"{key}.json", text.encode("utf-8"), durable=False)  # parsed and checked on load
+        return meta
 
     def keep_or_discard(self) -> None:
         """After a failed or interrupted run: keep the checkpoint if it holds a finished source, else remove it."""

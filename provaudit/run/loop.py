@@ -39,6 +39,7 @@ class Saved(Protocol):
     def has(self, source: str) -> bool: ...
     def load(self, source: str, sha256: str | None) -> SourceResult | None: ...
     def save(self, result: SourceResult) -> None: ...
+    def save_many(self, results: list[SourceResult]) -> None: ...
 
 
 @dataclass
@@ -208,8 +209,8 @@ def run_sources(wmap: TaskMap, sources: list[Source], read: ReadOptions, job: Jo
                     for res in bundled.results:
                         results.append(res)
                         done += sizes.get(res.source) or 0
-                        if job.saved is not None:
-                            job.saved.save(res)
+                    if job.saved is not None:
+                        job.saved.save_many(bundled.results)
                     bundled = None
                     if progress:
                         progress(results[-1].source, sum(r.records for r in results), done, total)

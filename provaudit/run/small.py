@@ -5,8 +5,9 @@ parent's time to open and read each file (issue 15 item 10). ``run.loop`` sends 
 consecutive small files (uncompressed JSON lines or text, regular, at most ``FILE_BYTES``
 when listed) as one ``SmallFiles`` task. The worker reads each file once (its sha256 is of
 those bytes), cuts it into blocks with the same ``BlockReading`` as any other source, runs
-the run's task on all their blocks at once (a task with a ``bundled`` form, e.g. the index
-build's ``prepare_parsed``, prepares them as one batch) and checks each file as ``finish``
+the run's task on all their blocks at once (a task with a ``whole`` form, the index build's
+``prepare_parsed``, prepares them as one batch; one with a ``bundled`` form, the audit's
+``parse_and_evaluate``, evaluates their records together and splits the results per file) and checks each file as ``finish``
 does: records, skip counts, example locations and errors are those of reading the files one
 by one, and the first problem in input order is the one raised.
 """
@@ -109,10 +110,12 @@ class SmallFiles(Composite):
             hashes.append(sha)
             tasks += listed
             counts.append(len(listed))
-        whole = getattr(task, "whole", None)
+        whole, bundled = getattr(task, "whole", None), getattr(task, "bundled", None)
         if whole is not None:
             counted, per_task, output = whole(state, tasks)  # each task's ReadStats and records
             outs = list(zip(counted, per_task))
+        elif bundled is not None:  # each task's output, computed together
+            outs = bundled(state, tasks) if tasks else []
         else:
             outs = run_task(task, state, (Bundle(tasks),)) if tasks else []
         done = FilesRead([], outputs=[]) if whole is None else FilesRead([], records=[], whole=output)
