@@ -6,7 +6,6 @@ Exit codes: 0 success; 1 error (bad input, bad index, existing output, I/O); 2 u
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 import time
