@@ -151,6 +151,12 @@ def test_missing_objects_buckets_and_unreachable_endpoints_are_errors_naming_the
         expand_sources([f"s3://{BUCKET}/nothing-here/"])
     with pytest.raises(InputError, match=r"s3://no-such-bucket-x/a.jsonl: no such bucket \(s3://no-such-bucket-x\)"):
         expand_sources(["s3://no-such-bucket-x/a.jsonl"])
+    s3.put_object(Bucket=BUCKET, Key="saved/train/state.json", Body=b"{}")
+    s3.put_object(Bucket=BUCKET, Key="saved/train/data-00000-of-00001.arrow", Body=b"")
+    with pytest.raises(InputError, match="state.json: part of a saved dataset .* read from local paths only"):
+        expand_sources([f"s3://{BUCKET}/saved/"])  # never its metadata read as JSON records
+    with pytest.raises(InputError, match="patterns are not expanded in URLs"):
+        expand_sources([url + "*.jsonl"])
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         dead = s.getsockname()[1]

@@ -129,6 +129,9 @@ def _expand_url(spec: str, fmt: str | None, ignored: list[str] | None) -> list[S
         rel = url[len(spec.rstrip("/")) + 1:]
         if any(part.startswith(".") for part in rel.split("/")):
             continue
+        if rel.rsplit("/", 1)[-1] in ("dataset_info.json", "state.json", "dataset_dict.json"):
+            raise InputError(f"{printable_name(url)}: part of a saved dataset (datasets' save_to_disk), which is read "
+                             "from local paths only; copy it to local storage")
         kind = _kind_of(url)
         if kind is None or kind == "arrow":
             if ignored is not None:
