@@ -6,7 +6,6 @@ Exit codes: 0 success; 1 error (bad input, bad index, existing output, I/O); 2 u
 
 from __future__ import annotations
 
-import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from provaudit.fs.urls import is_url
 from provaudit.index.format import MARKER as INDEX_MARKER
 from provaudit.report.common import MARKER as REPORT_MARKER
 from provaudit.report.regurgitation import summary_line
-from provaudit.progress import fallback_notice, progress_line
+from provaudit.progress import StatusLine, fallback_notice
 from provaudit.results import AuditResult, Progress, read_problems
 from provaudit.run.checkpoint import partial_dir
 from provaudit.cli_common import (
@@ -53,17 +52,7 @@ def stderr_progress(quiet: bool) -> Progress | None:
     announce_fallback(quiet)
     if quiet or not sys.stderr.isatty():
         return None
-    start = time.monotonic()
-    last = [0.0]
-
-    def report(where: str, records: int, done: int = 0, total: int | None = None) -> None:
-        now = time.monotonic()
-        if now - last[0] >= 0.5:
-            last[0] = now
-            line = progress_line(where, records, done, total, now - start, shutil.get_terminal_size().columns)
-            click.echo(f"\r{line}\x1b[K", err=True, nl=False)
-
-    return report
+    return StatusLine(lambda text: click.echo(text, err=True, nl=False))
 
 
 def _done_progress(quiet: bool) -> None:

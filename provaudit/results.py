@@ -9,7 +9,7 @@ the estimates need. ``AuditResult`` and ``OutputsResult`` are what ``api.audit``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -23,9 +23,28 @@ from provaudit.match.pairs import PairList, Spill, ordered_batches
 from provaudit.match.schema import MATCH_COLUMNS
 from provaudit.read.records import NO_TEXT, ReadStats
 
-# (source being read, records done so far in the run, input bytes read so far (approximate within a source),
-#  input bytes in all or None when unknown, e.g. for hub datasets)
-Progress = Callable[[str, int, int, "int | None"], None]
+@dataclass
+class TaskCount:
+    """Tasks of a run on Ray (``run.ray_engine.RayMap.tasks``), updated as the driver goes.
+
+    Attributes:
+        done: Tasks whose results the driver has taken.
+        total: Tasks submitted so far.
+        complete: Every task is submitted (the inputs are cut to their end): ``total`` is final.
+    """
+
+    done: int = 0
+    total: int = 0
+    complete: bool = False
+
+
+class Progress(Protocol):
+    """A progress callback: the source being read, records done so far in the run, input bytes read
+    so far (approximate within a source), input bytes in all (None when unknown, e.g. for hub
+    datasets), and, on Ray, the run's ``TaskCount`` (passed only by engines that count tasks)."""
+
+    def __call__(self, where: str, records: int, done: int, total: int | None, tasks: TaskCount | None = None,
+                 /) -> None: ...
 
 VERDICT_ORDER = ("verbatim", "partial", "near_verbatim", "none")
 RANK = {"verbatim": 3, "partial": 2, "near_verbatim": 1, "none": 0}

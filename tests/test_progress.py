@@ -14,7 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from provaudit import api, cli
-from provaudit.progress import human_bytes, human_duration, progress_line
+from provaudit.progress import StatusLine, human_bytes, human_duration, progress_line, task_line
+from provaudit.results import TaskCount
 from provaudit.read import arrow_files, lines
 
 
@@ -113,3 +114,35 @@ def test_stderr_progress_only_on_a_terminal_and_never_quiet(monkeypatch: pytest.
     out = tty.getvalue()
     assert out.startswith("\r 50.0% 500 B of 1.0 kB") and out.endswith("in\\x1b]0;title\\x07put.jsonl\x1b[K")
     assert "\x07" not in out and out.count("\x1b") == 1  # only the erase-line sequence provaudit writes
+
+
+def test_task_line_of_ray_runs() -> None:
+    # while the driver is still cutting inputs into tasks: the total so far (+), ETA from the bytes
+    assert task_line("s3://b/a.jsonl", TaskCount(3, 8, False), 6000, 25, 100, 5.0) == (
+        "  3/8+ tasks, 6,000 records (1,200/s), ETA 15s s3://b/a.jsonl")
+    # every task submitted: ETA from the task rate; unknown before the first task is done
+    assert task_line("a", TaskCount(37, 52, True), 12000, 0, None, 10.0) == (
+        " 37/52 tasks, 12,000 records (1,200/s), ETA 4s a")
+    assert task_line("a", TaskCount(0, 4, True), 0, 0, None, 1.0) == "  0/4 tasks, 0 records (0/s), ETA ? a"
+    assert task_line("a", TaskCount(4, 4, True), 80, 0, None, 2.0) == "  4/4 tasks, 80 records (40/s), ETA 0s a"
+    narrow = task_line("x" * 100, TaskCount(1, 2, True), 123456789, 0, None, 1.0, width=50)
+    assert narrow.startswith("  1/2 tasks, ETA 1s ...") and len(narrow) == 49  # the records give way
+    assert task_line("\x1b[2Jevil", TaskCount(1, 2, True), 1, 0, None, 1.0).endswith(" \\x1b[2Jevil")
+
+
+def test_status_line_redraws_at_most_twice_a_second_on_a_fake_clock() -> None:
+    now = [100.0]
+    out: list[str] = []
+    line = StatusLine(out.append, clock=lambda: now[0], width=lambda: 80)
+    counts = TaskCount()
+    for step in range(10):  # a task done every 0.2 s
+        counts.done, counts.total, counts.complete = step + 1, 10, step >= 5
+        now[0] += 0.2
+        line("s3://b/a.jsonl", 100 * (step + 1), 0, None, counts)
+    assert len(out) == 4  # at 0.2, 0.8, 1.4 and 2.0 s: one redraw per 0.5 s at most
+    assert out[0] == "\r  1/10+ tasks, 100 records (500/s), ETA ? s3://b/a.jsonl\x1b[K"
+    assert out[-1] == "\r 10/10 tasks, 1,000 records (500/s), ETA 0s s3://b/a.jsonl\x1b[K"
+    local = StatusLine(out.append, clock=lambda: now[0], width=lambda: 80)  # no TaskCount: the bytes line
+    now[0] += 2.0
+    local("a.jsonl", 10, 500, 1000)
+    assert out[-1].startswith("\r 50.0% 500 B of 1.0 kB, 250 B/s, ETA 2s; 10 records (5/s) a.jsonl")

@@ -207,3 +207,35 @@ def test_killed_worker_and_interrupted_run_on_a_cluster_give_the_local_result(
     assert facts["interrupted"] and facts["resumed_sources"] == 1
     assert _audit_facts(tmp_path / "resumed") == expected
     assert (tmp_path / "resumed" / "matches.parquet").read_bytes() == (tmp_path / "killed" / "matches.parquet").read_bytes()
+
+
+# --- shared storage (S3 protocol, moto on 127.0.0.1) and the driver's progress ----------------------------------
+from test_storage import BUCKET, audit_facts, s3, shards, upload  # noqa: E402,F401  (fixtures: the moto server)
+
+
+def test_inputs_and_index_in_s3_on_ray_equal_the_local_engine_with_task_progress(s3, shards, local_index,  # noqa: F811
+                                                                                 tmp_path) -> None:
+    local, url = shards
+    index_url = upload(s3, local_index, "ray/ref.idx").rstrip("/")
+    reference_url = upload(s3, FIXTURES / "reference", "ray/reference")
+    root = tempfile.mkdtemp(prefix="pa-ray-", dir="/tmp")
+    try:
+        env = {**_env(root), "PROVAUDIT_CACHE_DIR": str(tmp_path / "cache")}
+        r = subprocess.run([sys.executable, str(HERE / "ray_storage.py"), reference_url, index_url, url, str(tmp_path)],
+                           env=env, capture_output=True, text=True, timeout=600, cwd=tempfile.gettempdir())
+        assert r.returncode == 0, r.stdout + r.stderr
+    finally:
+        end_ray(root)
+        shutil.rmtree(root, ignore_errors=True)
+    api.build_index([reference_url], tmp_path / "local-index", workers=1)
+    assert _files(tmp_path / "index") == _files(tmp_path / "local-index")  # from s3://, on Ray and here: same bytes
+    expected = audit_facts(_local_audit(local_index, str(local), tmp_path / "local"), str(local) + "/")
+    assert audit_facts(tmp_path / "audit", url) == expected
+    assert expected[1]["pairs"] > 20
+    calls = json.loads((tmp_path / "progress.json").read_text())
+    tasks = [c[3] for c in calls]
+    assert len(tasks) > 10 and all(t is not None for t in tasks)
+    done = [t[0] for t in tasks]
+    assert done == sorted(done) and done[0] >= 1 and all(t[0] <= t[1] for t in tasks)
+    assert tasks[-1][0] == tasks[-1][1] and tasks[-1][2]  # ends with every task done, the total final
+    assert [c[0] for c in calls] == sorted(c[0] for c in calls) and calls[-1][0] == 3 * ROWS

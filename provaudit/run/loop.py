@@ -200,6 +200,11 @@ def run_sources(wmap: TaskMap, sources: list[Source], read: ReadOptions, job: Jo
     sizes = {s.name: small[s.name] if s.name in small else source_bytes(s) for s in sources} if progress else {}
     total = None if None in sizes.values() else sum(n or 0 for n in sizes.values())
     done = 0  # bytes of the finished sources
+
+    def counted() -> list[Any]:  # the TaskCount of engines that count their tasks (Ray), for the progress line
+        tasks = getattr(wmap, "tasks", None)
+        return [tasks] if tasks is not None else []
+
     with ThreadPoolExecutor(1, "provaudit-sha256") as hasher:
         try:
             bundled: _Bundled | None = None
@@ -213,7 +218,8 @@ def run_sources(wmap: TaskMap, sources: list[Source], read: ReadOptions, job: Jo
                         job.saved.save_many(bundled.results)
                     bundled = None
                     if progress:
-                        progress(results[-1].source, sum(r.records for r in results), done, total)
+                        progress(results[-1].source, sum(r.records for r in results), done, total,
+                                 *counted())
                     continue
                 if isinstance(out, Passthrough):
                     if isinstance(out.value, _Bundled):
@@ -237,7 +243,7 @@ def run_sources(wmap: TaskMap, sources: list[Source], read: ReadOptions, job: Jo
                 if progress:
                     inside = cur.reading.reader.consumed if cur.reading is not None else 0
                     progress(cur.result.source, sum(r.records for r in results) + cur.result.records, done + inside,
-                             total)
+                             total, *counted())
         finally:
             stop.set()
     return results

@@ -42,6 +42,7 @@ from typing import Any, Generic, TypeVar
 from provaudit.errors import ConfigError, IndexFormatError, ProvauditError
 from provaudit.index.format import Index, manifest_checksum
 from provaudit.index.remote import open_index
+from provaudit.results import TaskCount
 from provaudit.run.pool import Passthrough, WorkerDied, run_task
 
 S = TypeVar("S")
@@ -141,6 +142,7 @@ class RayMap(Generic[S]):
         self.max_retries = max_retries
         self.actors: list[Any] = []
         self.owns_ray = False
+        self.tasks = TaskCount()  # of the current ``stream``: what the driver's progress line shows
 
     def __enter__(self) -> RayMap[S]:
         packed = pack_state(self.state)  # fails early, here, if the state cannot be shipped
@@ -194,6 +196,7 @@ class RayMap(Generic[S]):
 
     def stream(self, items: Iterable[tuple[Any, ...] | Passthrough]) -> Iterator[Any]:
         """``task(state, *args)`` for every ``args`` of ``items``, in order; a ``Passthrough`` comes out as it is.
+        ``self.tasks`` counts the tasks submitted and taken (``TaskCount``), for the progress line.
 
         An input error raised while producing the next task is raised after the results of
         the tasks before it were collected (one of them may hold an earlier error).
@@ -204,18 +207,23 @@ class RayMap(Generic[S]):
         pending: deque[tuple[int, Any]] = deque()  # (actor, ObjectRef), or (-1, Passthrough)
         limit = 2 * len(self.actors)
 
+        tasks = self.tasks = TaskCount()
+
         def take() -> Any:
             who, ref = pending.popleft()
             if who < 0:
                 return ref
             load[who] -= 1
-            return self._get(ray, ref)
+            out = self._get(ray, ref)
+            tasks.done += 1
+            return out
 
         it = iter(items)
         while True:
             try:
                 args = next(it)
             except StopIteration:
+                tasks.complete = True
                 break
             except ProvauditError:
                 while pending:  # input before the problem first
@@ -227,6 +235,7 @@ class RayMap(Generic[S]):
             who = min(range(len(load)), key=load.__getitem__)
             load[who] += 1
             pending.append((who, self.actors[who].run.remote(*args)))
+            tasks.total += 1
             while sum(load) >= limit:
                 yield take()
         while pending:
