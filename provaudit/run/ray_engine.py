@@ -25,7 +25,10 @@ How it runs:
   defaults to its CPUs) and disconnects after the run.
 
 Inputs given as local paths are read by the actors from the same path (a line span, a Parquet
-row group): on a cluster of several machines they must be on storage every node mounts.
+row group): on a cluster of several machines they must be on storage every node mounts. Inputs
+given as URLs (``s3://``, ``gs://``) are read by each actor from the object store (its byte
+range or row group, ``fs.urls``), with the S3 settings of the actor's own environment.
+``RayMap.tasks`` counts the tasks submitted and taken, for the driver's progress line.
 """
 
 from __future__ import annotations
