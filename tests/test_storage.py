@@ -166,6 +166,41 @@ def test_missing_objects_buckets_and_unreachable_endpoints_are_errors_naming_the
         expand_sources([url])
 
 
+def test_access_denied_is_an_error_naming_the_url(monkeypatch, tmp_path, local_index) -> None:
+    """A second moto server, in its own process, that enforces credentials: unknown keys are denied."""
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-c", "from moto.server import main; main()", "-H", "127.0.0.1",
+                               "-p", str(port)],
+                              env={**{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+                                   "INITIAL_NO_AUTH_ACTION_COUNT": "0"},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # until it listens
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        for k, v in {**S3_ENV, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "nobody-knows-me"}.items():
+            monkeypatch.setenv(k, v)
+        url = f"s3://{BUCKET}/shards/"
+        r = CliRunner().invoke(cli, ["audit", str(local_index), url, "-o", str(tmp_path / "out"), "-q"])
+        assert r.exit_code == 1, r.output
+        assert r.output.startswith(f"Error: {url}: cannot reach it: access denied: check the credentials "
+                                   "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) and the policy (")
+        assert "Traceback" not in r.output and not (tmp_path / "out").exists()
+    finally:
+        server.kill()
+        server.wait()
+
+
 # --- indexes ----------------------------------------------------------------------------------------------------
 @pytest.fixture()
 def cache(tmp_path, monkeypatch) -> Path:
