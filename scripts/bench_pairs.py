@@ -71,10 +71,13 @@ def run(cmd: list[str], ok: tuple[int, ...] = (0,)) -> tuple[float, float]:
     return time.perf_counter() - t0, peak
 
 
-def write(path: Path, n: int, prefix: str) -> None:
+def write(path: Path, n: int, prefix: str, groups: int = 1) -> None:
+    """``n`` records per group; group g's records all hold the same text (a group's items match its targets)."""
     with open(path, "w", encoding="utf-8") as f:
-        for i in range(n):
-            f.write(json.dumps({"id": f"{prefix}{i}", "text": TEXT}) + "\n")
+        for g in range(groups):
+            text = TEXT if g == 0 else " ".join(f"g{g}word{i}" for i in range(40))
+            for i in range(n):
+                f.write(json.dumps({"id": f"{prefix}{g}-{i}", "text": text}) + "\n")
 
 
 def main() -> None:
@@ -82,21 +85,24 @@ def main() -> None:
     ap.add_argument("--ref", type=int, default=2000, help="identical reference items")
     ap.add_argument("--targets", default="50,100,200", help="comma-separated target record counts")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--groups", type=int, default=1,
+                    help="groups of --ref items and --targets records with a text of their own (pairs: groups*R*T); "
+                         "with at most 50 targets per group no item is flagged frequent, so check counts every pair")
     ap.add_argument("--check", action="store_true", help="also time `provaudit check` (exit 3: it fails the gate)")
     args = ap.parse_args()
     exe = [sys.executable, "-m", "provaudit"]
     peaks: list[tuple[int, float]] = []
     with tempfile.TemporaryDirectory() as d:
         root = Path(d)
-        write(root / "ref.jsonl", args.ref, "r")
+        write(root / "ref.jsonl", args.ref, "r", args.groups)
         dt, rss = run([*exe, "index", str(root / "ref.jsonl"), "-o", str(root / "idx"), "-q",
                        "--workers", str(args.workers)])
         print(f"index {args.ref:,} items: {dt:.1f} s, peak RSS {rss:.0f} MB")
         for t in (int(x) for x in args.targets.split(",")):
-            write(root / f"t{t}.jsonl", t, "t")
+            write(root / f"t{t}.jsonl", t, "t", args.groups)
             dt, rss = run([*exe, "audit", str(root / "idx"), str(root / f"t{t}.jsonl"), "-o", str(root / f"out{t}"),
                            "-q", "--workers", str(args.workers)])
-            pairs = args.ref * t
+            pairs = args.groups * args.ref * t
             peaks.append((pairs, rss))
             print(f"audit {pairs:>9,} pairs: {dt:6.1f} s, peak RSS {rss:6.0f} MB")
             if args.check:
