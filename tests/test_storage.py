@@ -340,3 +340,14 @@ def test_force_never_replaces_objects_provaudit_did_not_write(s3, shards, cache)
     assert set(keys(s3, "theirs")) == {"data.csv", "report.json"}
     r = CliRunner().invoke(cli, ["audit", f"s3://{BUCKET}/theirs", url, "-o", f"s3://{BUCKET}/theirs", "--resume"])
     assert r.exit_code == 2 and "--resume needs a local -o" in r.output
+
+
+def test_file_urls_are_read_and_written_like_local_paths(shards, local_index, cache, tmp_path) -> None:
+    local, _ = shards
+    expected = audit_facts(local_audit(local_index, str(local), tmp_path / "local"), str(local) + "/")
+    got = audit_facts(local_audit(f"file://{local_index}", f"file://{local}/", tmp_path / "url", 2), f"file://{local}/")
+    assert got == expected
+    r = CliRunner().invoke(cli, ["index", str(FIXTURES / "reference"), "-o", f"file://{tmp_path}/written.idx", "-q"])
+    assert r.exit_code == 0, r.output
+    assert {p.name: p.read_bytes() for p in (tmp_path / "written.idx").iterdir()} == {
+        p.name: p.read_bytes() for p in local_index.iterdir()}

@@ -21,6 +21,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from provaudit.errors import OutputExistsError, RemoteError
 from provaudit.fs.atomic import MARKER_BYTES, Marker
@@ -60,6 +61,16 @@ def check_url_output(url: str, force: bool, marker: Marker) -> bool:
     return True
 
 
+def _output_stream(handle: Any, path: str) -> Any:
+    """A new object at ``path``; on a filesystem with real directories (``file://``) its parent is made
+    first when missing (object stores have none to make: S3 would get an empty ``dir/`` object)."""
+    try:
+        return handle.open_output_stream(path)
+    except FileNotFoundError:
+        handle.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        return handle.open_output_stream(path)
+
+
 def upload_output(local: Path, url: str, force: bool, marker: Marker) -> None:
     """Upload the directory ``local`` to ``url``: every file, then the marker (its absence means incomplete).
 
@@ -83,7 +94,7 @@ def upload_output(local: Path, url: str, force: bool, marker: Marker) -> None:
                 # prefix still holds objects (pyarrow leaves a "dir/" object behind an emptied prefix)
                 for old in sorted(set(stale) - {join_url(url, n) for n in names}):
                     handle.delete_file(filesystem(old)[1])
-            with open(p, "rb") as src, handle.open_output_stream(f"{path}/{name}") as out:
+            with open(p, "rb") as src, _output_stream(handle, f"{path}/{name}") as out:
                 while chunk := src.read(8 << 20):
                     out.write(chunk)
     except OSError as e:
