@@ -145,6 +145,30 @@ def test_audit_of_shards_read_from_s3_equals_the_local_audit(shards, local_index
     assert [i["source"] for i in s3_inputs] == [url + n for n in ("a.jsonl", "b.jsonl.gz", "c.parquet")]
 
 
+def test_every_line_and_table_format_reads_the_same_records_from_s3(s3, tmp_path) -> None:
+    import pyarrow as pa
+
+    from provaudit.read.sources import count_rows, read_source
+
+    rows = [{"id": f"r{i}", "text": f"hello world number {i}, some words"} for i in range(50)]
+    d = tmp_path / "formats"
+    d.mkdir()
+    (d / "a.json").write_text(json.dumps(rows))
+    (d / "b.csv").write_text("id,text\n" + "".join(f'{r["id"]},"{r["text"]}"\n' for r in rows))
+    sink = pa.BufferOutputStream()
+    with pa.CompressedOutputStream(sink, "zstd") as z:
+        z.write("".join(json.dumps(r) + "\n" for r in rows).encode())
+    (d / "c.jsonl.zst").write_bytes(sink.getvalue().to_pybytes())
+    (d / "e.txt").write_text("".join(r["text"] + "\n" for r in rows))
+    url = upload(s3, d, "formats")
+    local, remote = expand_sources([str(d)]), expand_sources([url])
+    assert [s.kind for s in remote] == [s.kind for s in local] == ["json", "csv", "jsonl", "txt"]
+    for a, b in zip(local, remote):
+        assert [(r.id.replace(str(d) + "/", ""), r.text, r.row) for r in read_source(a)] == [
+            (r.id.replace(url, ""), r.text, r.row) for r in read_source(b)]
+        assert count_rows(a) == count_rows(b) == 50 and a.sha256() == b.sha256()
+
+
 def test_missing_objects_buckets_and_unreachable_endpoints_are_errors_naming_the_url(s3, shards, monkeypatch) -> None:
     _, url = shards
     with pytest.raises(InputError, match="s3://provaudit-test/nothing-here/: no such object or prefix"):
