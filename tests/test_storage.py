@@ -375,3 +375,28 @@ def test_file_urls_are_read_and_written_like_local_paths(shards, local_index, ca
     assert r.exit_code == 0, r.output
     assert {p.name: p.read_bytes() for p in (tmp_path / "written.idx").iterdir()} == {
         p.name: p.read_bytes() for p in local_index.iterdir()}
+
+
+def test_verify_rechecks_inputs_and_index_named_by_url(s3, shards, local_index, cache, tmp_path) -> None:
+    """`provaudit verify OUT` re-reads inputs and the index manifest named by URL from their storage:
+    unchanged passes, a changed object is named (exit 1), a deleted one is a note (not checked)."""
+    local, _ = shards
+    url = upload(s3, local, "verify-shards")
+    index_url = upload(s3, local_index, "indexes/verify.idx").rstrip("/")
+    out = tmp_path / "out"
+    r = CliRunner().invoke(cli, ["audit", index_url, url, "-o", str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(cli, ["verify", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "not checked" not in r.output and "read from the storage" in r.output
+    s3.put_object(Bucket=BUCKET, Key="verify-shards/a.jsonl", Body=(local / "a.jsonl").read_bytes() + b"\n")
+    s3.delete_object(Bucket=BUCKET, Key="verify-shards/c.parquet")
+    r = CliRunner().invoke(cli, ["verify", str(out)])
+    assert r.exit_code == 1
+    assert f"CHANGED: input {url}a.jsonl: changed since the audit" in r.output
+    assert f"input {url}c.parquet: not checked (not found: no such object or prefix)" in r.output
+    assert f"{url}b.jsonl.gz" not in r.output  # unchanged: neither changed nor a note
+    s3.put_object(Bucket=BUCKET, Key="indexes/verify.idx/manifest.json",
+                  Body=(local_index / "manifest.json").read_bytes().replace(b'"format"', b'"format" ', 1))
+    r = CliRunner().invoke(cli, ["verify", str(out)])
+    assert f"CHANGED: index {index_url}: manifest.json changed since the audit" in r.output

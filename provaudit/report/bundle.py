@@ -161,11 +161,44 @@ def verify(out: Path) -> tuple[list[str], list[str]]:
     return problems, notes
 
 
-def _check_recorded(bundle: dict[str, Any], problems: list[str], notes: list[str]) -> None:
-    """The index and the inputs the audit read, where they are found: unchanged, or named."""
-    base = Path(".")  # paths are recorded as the user gave them: relative to where the audit ran
-    idx = bundle["index"]
-    ipath = base / idx["path"]
+def _url_sha256(url: str) -> tuple[str | None, str]:
+    """sha256 of an object's bytes, or None and why it could not be read."""
+    import hashlib
+
+    from provaudit.errors import RemoteError
+    from provaudit.fs.urls import iter_url_chunks, missing, url_info, url_problem
+
+    try:
+        kind, _ = url_info(url)
+        if kind != "file":
+            return None, "not found: " + missing(url)
+        h = hashlib.sha256()
+        for chunk in iter_url_chunks(url):
+            h.update(chunk)
+        return h.hexdigest(), ""
+    except RemoteError as e:
+        return None, str(e).removeprefix(f"{url}: ")
+    except OSError as e:
+        return None, "cannot read it: " + url_problem(e)
+
+
+def _check_index(idx: dict[str, Any], problems: list[str], notes: list[str]) -> None:
+    from provaudit.fs.urls import is_url, join_url
+
+    if is_url(idx["path"]):  # its manifest and checksum list, read from the storage
+        sha, why = _url_sha256(join_url(idx["path"], "manifest.json"))
+        if sha is None:
+            notes.append(f"index {idx['path']}: not checked (manifest.json {why})")
+            return
+        if sha != idx["manifest_sha256"]:
+            problems.append(f"index {idx['path']}: manifest.json changed since the audit")
+        if idx.get(INDEX_CHECKSUMS):
+            listed, why = _url_sha256(join_url(idx["path"], INDEX_CHECKSUMS))
+            if listed != idx[INDEX_CHECKSUMS]:
+                problems.append(f"index {idx['path']}: {INDEX_CHECKSUMS} " + ("changed since the audit" if listed else why))
+        notes.append(f"index {idx['path']}: manifest and chunk checksums as recorded (read from the storage)")
+        return
+    ipath = Path(idx["path"])  # paths are recorded as the user gave them: relative to where the audit ran
     if (ipath / "manifest.json").is_file():
         if sha256_file(ipath / "manifest.json") != idx["manifest_sha256"]:
             problems.append(f"index {idx['path']}: manifest.json changed since the audit")
@@ -176,11 +209,30 @@ def _check_recorded(bundle: dict[str, Any], problems: list[str], notes: list[str
                      f"{idx['path']}` checks every byte of its files against them")
     else:
         notes.append(f"index {idx['path']} not found: not checked")
+
+
+def _check_recorded(bundle: dict[str, Any], problems: list[str], notes: list[str]) -> None:
+    """The index and the inputs the audit read, where they are found: unchanged, or named. Inputs and
+    indexes named by URL are read from their storage (the same settings as the audit's)."""
+    from provaudit.fs.urls import is_url
+
+    _check_index(bundle["index"], problems, notes)
     for i in bundle["inputs"] + bundle.get("control_inputs", []):
-        path = base / i["source"]
-        if i["sha256"] is None or not path.is_file():
-            notes.append(f"input {i['source']}: not checked ({'no sha256 recorded' if i['sha256'] is None else 'not found'})")
-        elif sha256_file(path) != i["sha256"]:
+        if i["sha256"] is None:
+            notes.append(f"input {i['source']}: not checked (no sha256 recorded)")
+            continue
+        if is_url(i["source"]):
+            sha, why = _url_sha256(i["source"])
+            if sha is None:
+                notes.append(f"input {i['source']}: not checked ({why})")
+                continue
+        else:
+            path = Path(i["source"])
+            if not path.is_file():
+                notes.append(f"input {i['source']}: not checked (not found)")
+                continue
+            sha = sha256_file(path)
+        if sha != i["sha256"]:
             problems.append(f"input {i['source']}: changed since the audit (sha256 differs)")
 
 
