@@ -31,6 +31,9 @@ _LAZY = {
     "write_audit": "provaudit.api",
     "write_outputs": "provaudit.api",
     "check": "provaudit.api",
+    "add_to_index": "provaudit.api_segments",
+    "remove_from_index": "provaudit.api_segments",
+    "compact_index": "provaudit.api_segments",
     "Limits": "provaudit.gate.verdict",
     "Verdict": "provaudit.gate.verdict",
     "load_index": "provaudit.index.format",
@@ -44,8 +47,8 @@ _LAZY = {
 __all__ = [
     "AuditConfig", "AuditResult", "ConfigError", "Index", "IndexConfig", "IndexFormatError", "IndexMismatchError",
     "InputError", "Limits", "OutputExistsError", "OutputsResult", "ProvauditError", "ReadOptions", "Record",
-    "SampleConfig", "SourceResult", "Verdict", "VerdictRules", "__version__", "audit", "audit_outputs",
-    "build_index", "check", "load_index", "write_audit", "write_outputs",
+    "SampleConfig", "SourceResult", "Verdict", "VerdictRules", "__version__", "add_to_index", "audit", "audit_outputs",
+    "build_index", "check", "compact_index", "load_index", "remove_from_index", "write_audit", "write_outputs",
 ]
 
 

@@ -99,19 +99,21 @@ def build_index(
     srcs = expand_sources(sources, fmt=input_format)
     writer = IndexWriter(dest, config, force=force)
     try:
-        prepare_items(["warm up the compiled kernels before forking"], config)
-        with worker_map(prepare_parsed, config, _engine(run_engine, workers)) as wm:
-            inputs = run_sources(wm, srcs, read, index_job(writer, config), progress)
-        manifest = {
-            "versions": _versions(),
-            "fields": {"text": text_field, "id": id_field},
-            "inputs": [{k: v for k, v in s.to_dict().items() if k not in ("records_with_matches", "covered_tokens")}
-                       for s in inputs],
-        }
-        return writer.finish(manifest)
+        inputs = read_into(writer, srcs, read, _engine(run_engine, workers), progress)
+        return writer.finish({"versions": _versions(), "fields": {"text": text_field, "id": id_field}, "inputs": inputs})
     except BaseException:
         writer.abort()
         raise
+
+
+def read_into(writer: IndexWriter, sources: list[Source], read: ReadOptions, run_engine: RunEngine,
+              progress: Progress | None) -> list[dict[str, Any]]:
+    """Read reference sources into an index (or segment) writer; returns their manifest ``inputs`` entries."""
+    prepare_items(["warm up the compiled kernels before forking"], writer.config)
+    with worker_map(prepare_parsed, writer.config, run_engine) as wm:
+        inputs = run_sources(wm, sources, read, index_job(writer, writer.config), progress)
+    return [{k: v for k, v in s.to_dict().items() if k not in ("records_with_matches", "covered_tokens")}
+            for s in inputs]
 
 
 def _row_filters(sources: list[Source], sample: SampleConfig, on_error: str = "fail",
@@ -163,7 +165,7 @@ def _control_result(cidx: Index, config: AuditConfig, parts: list[SourceResult])
             cols = b.select(["reference_id", "item_flag"]).to_pydict()
             found.update(r for r, f in zip(cols["reference_id"], cols["item_flag"]) if not f)
     return ControlResult(
-        items=len(cidx),
+        items=cidx.live_items,
         eligible_items=cidx.items_with_shingles(config.min_item_shingles),
         found_items=found,
         pairs=sum(len(p.control_matches) for p in parts if p.control_matches is not None),

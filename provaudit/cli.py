@@ -415,9 +415,12 @@ def _emit_check(v: Verdict, o: dict[str, Any], more_hint: str) -> None:
 
 
 from provaudit.cli_report import report, verify  # noqa: E402  (report and verify live beside)
+from provaudit.cli_segments import add, compact, remove  # noqa: E402  (so do the segment operations)
 
 cli.add_command(report)
 cli.add_command(verify)
+for _command in (add, remove, compact):
+    cli.add_command(_command)
 
 
 def main() -> None:  # pragma: no cover

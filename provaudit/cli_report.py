@@ -75,7 +75,7 @@ def verify(path: Path, rerun: bool) -> None:
 
             idx = verify_index(path)
             size = sum(f.size for f in idx.files.values())
-            click.echo(f"OK: {terminal_safe(path)}: {len(idx):,} items, {size:,} bytes in {len(idx.files)} files verified")
+            click.echo(f"OK: {terminal_safe(path)}: {idx.live_items:,} items, {size:,} bytes in {len(idx.files)} files verified")
             return
         problems, notes = bundle.verify(path)
         for n in notes:

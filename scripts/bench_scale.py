@@ -100,7 +100,7 @@ def make_targets(d: Path, posts: list[str], docs: int = 20_000, seed: int = 2) -
 
 
 def _dir_bytes(p: Path) -> int:
-    return sum(f.stat().st_size for f in p.iterdir() if f.is_file())
+    return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())  # an index's segments included
 
 
 def measure(data: Path, sizes: list[int], workers: int, banded: int | None = None) -> dict[str, Any]:

@@ -51,12 +51,14 @@ MASKED_KEYS = ("versions", "manifest_sha256", "manifest_checksum", "date")
 
 def _mask(obj: Any, key: str = "") -> Any:
     """``obj`` with the values of ``MASKED_KEYS``, and the checksums/size of Parquet files (and of the
-    index's checksum list, which covers them), masked."""
+    index's checksum lists, which cover them, and of its segments' names, which start with them), masked."""
     if isinstance(obj, dict):
         if key.endswith(".parquet"):
             return {k: (MASK if k in ("sha256", "bytes", "chunks_sha256") else _mask(v, k)) for k, v in obj.items()}
         if key == "checksums":
             return {k: (MASK if k == "sha256" else _mask(v, k)) for k, v in obj.items()}
+        if str(obj.get("name", "")).startswith("seg-"):  # an index segment: its name
+            obj = {**obj, "name": str(obj["name"])[:11] + MASK}  # ends with its checksum root's start
         return {k: (MASK if k in MASKED_KEYS else _mask(v, k)) for k, v in obj.items()}
     if isinstance(obj, list):
         return [_mask(v) for v in obj]

@@ -110,3 +110,10 @@ def _fallback_announced() -> None:
     from provaudit import cli
 
     cli._announced.append("announced by the test session")
+
+
+def seg(index: Path, j: int = 0) -> Path:
+    """The directory of segment ``j`` of an index (its files; format 7 keeps them in segments)."""
+    import json as _json
+
+    return index / _json.loads((index / "manifest.json").read_text())["segments"][j]["name"]

@@ -101,11 +101,13 @@ def test_every_index_file_and_the_directory_are_fsynced_before_the_rename(tmp_pa
     monkeypatch.setattr(os, "fsync", fsync)
     dest = tmp_path / "ref.idx"
     api.build_index([_posts(tmp_path / "a.jsonl", "alpha")], dest)
-    files = {str(dest / p.name) for p in dest.iterdir()}
-    # the files were fsynced under the temporary name they had before the rename
+    segment = next(p.name for p in dest.iterdir() if p.is_dir())
+    files = {str(p) for p in dest.rglob("*") if p.is_file()} | {str(dest / segment)}
+    # the files were fsynced under the temporary names they had before the renames
     tmp_names = {os.path.basename(os.path.dirname(p)) for p in synced if os.path.basename(p) == "manifest.json"}
     assert len(tmp_names) == 1
     tmp_dir = str(tmp_path / tmp_names.pop())
-    assert {p.replace(tmp_dir, str(dest)) for p in synced if p.startswith(tmp_dir + "/")} == files
+    assert {p.replace(tmp_dir, str(dest)).replace("seg-000000-partial", segment)
+            for p in synced if p.startswith(tmp_dir + "/")} == files
     assert tmp_dir in synced and str(tmp_path) in synced  # the directory's entries, then the rename
     assert synced.index(str(tmp_path)) > synced.index(tmp_dir)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import seg
 from provaudit import api
 from provaudit.errors import IndexFormatError
 from provaudit.index.chunks import CHUNK, digest_root, file_digests
@@ -29,15 +30,18 @@ ROOT = Path(__file__).resolve().parent.parent
 def reseal(dest: Path, manifest: dict | None = None) -> None:
     """Recompute every checksum of ``dest`` as an attacker can (after changing files or the manifest)."""
     m = manifest if manifest is not None else json.loads((dest / "manifest.json").read_text())
-    blob = bytearray()
-    for name in FILES:
-        d = file_digests(dest / name)
-        blob += d
-        if isinstance(m.get("files"), dict) and isinstance(m["files"].get(name), dict):
-            m["files"][name]["chunks_sha256"] = digest_root(d)
-    (dest / CHECKSUMS).write_bytes(bytes(blob))
-    if isinstance(m.get("checksums"), dict):
-        m["checksums"]["sha256"] = digest_root(bytes(blob))
+    for s in m.get("segments") if isinstance(m.get("segments"), list) else []:
+        if not isinstance(s, dict) or not isinstance(s.get("name"), str) or not (dest / s["name"]).is_dir():
+            continue
+        blob = bytearray()
+        for name in FILES:
+            d = file_digests(dest / s["name"] / name)
+            blob += d
+            if isinstance(s.get("files"), dict) and isinstance(s["files"].get(name), dict):
+                s["files"][name]["chunks_sha256"] = digest_root(d)
+        (dest / s["name"] / CHECKSUMS).write_bytes(bytes(blob))
+        if isinstance(s.get("checksums"), dict):
+            s["checksums"]["sha256"] = digest_root(bytes(blob))
     m["manifest_checksum"] = manifest_checksum(m)
     (dest / "manifest.json").write_text(json.dumps(m))
 
@@ -66,7 +70,8 @@ def test_an_audit_refuses_a_flipped_byte_in_every_chunk_it_reads(fixture_index, 
     intact = api.audit(corpus_index, [str(corpus[3])])
     assert len(intact.matches["reference_id"]) >= 1
     read = {name: np.flatnonzero(f.verified).tolist() for name, f in intact.index.files.items()}
-    assert read["anchor_keys.u64"] and read["sequences.u64"] and read["items.parquet"]
+    s = seg(corpus_index).name
+    assert read[f"{s}/anchor_keys.u64"] and read[f"{s}/sequences.u64"] and read[f"{s}/items.parquet"]
     assert not all(f.verified.all() for f in intact.index.files.values())  # it did not read everything
     n = 0
     for name, chunks in read.items():
@@ -81,7 +86,7 @@ def test_an_audit_refuses_a_flipped_byte_in_every_chunk_it_reads(fixture_index, 
                 api.audit(dest, [str(corpus[3])])
             n += 1
     # at least one chunk of every file but the band table's (the default index has none; nothing reads it)
-    assert n >= len([name for name in read if not name.startswith("band_")])
+    assert n >= len([name for name in read if not Path(name).name.startswith("band_")])
     unread = [(name, c) for name, f in intact.index.files.items() for c in np.flatnonzero(~f.verified).tolist()]
     assert unread
     name, c = unread[0]
@@ -116,8 +121,15 @@ MANIFEST_MUTATIONS = [
     ("counts", "items", -1), ("counts", "items", 10_000_000), ("counts", "items", 1.5), ("counts", "items", None),
     ("config", "num_perm", 128.0), ("config", "seed", 1.5), ("config", "anchors", 0), ("config", "keep_text", "yes"),
     ("config", "ngram", 2), ("anchor_plan", "max_postings", 0), ("anchor_plan", "max_postings", 1.0),
-    (None, "counts", []), (None, "files", []), (None, "inputs", "x"), (None, "chunk_bytes", 4096),
-    ("checksums", "bytes", 0), (None, "format_version", 6.0),
+    (None, "counts", []), ("segment", "files", []), (None, "inputs", "x"), (None, "chunk_bytes", 4096),
+    ("segment.checksums", "bytes", 0), (None, "format_version", 6.0),
+    # format 7: segments, removed items, operation numbers
+    (None, "segments", []), (None, "segments", "x"), (None, "segments", [None]), ("segment", "base", 1),
+    ("segment", "base", -1), ("segment", "name", "../ref.idx"), ("segment", "name", "seg-000000-ZZZZZZZZ"),
+    ("segment", "name", "seg-000001-0000000a"), ("segment", "name", None), ("segment.counts", "items", 2999),
+    ("segment.counts", "items", 1 << 40), ("segment", "counts", None), (None, "next_operation", 0),
+    (None, "next_operation", "1"), (None, "removed", "x"), (None, "removed", {"name": "del-000001-00000000.u64"}),
+    (None, "removed", {"name": "../x", "rows": 1, "bytes": 8, "sha256": "0", "counts": {}}),
 ]
 
 
@@ -125,7 +137,10 @@ MANIFEST_MUTATIONS = [
 def test_resealed_manifest_with_a_wrong_value_is_refused(corpus_index, tmp_path, where, key, value) -> None:
     dest = _copy(corpus_index, tmp_path / "idx")
     m = json.loads((dest / "manifest.json").read_text())
-    (m if where is None else m[where])[key] = value
+    target = m
+    for part in (where or "").split(".") if where else []:
+        target = m["segments"][0] if part == "segment" else target[part]
+    target[key] = value
     reseal(dest, m)
     with pytest.raises(IndexFormatError):
         load_index(dest)
@@ -134,8 +149,8 @@ def test_resealed_manifest_with_a_wrong_value_is_refused(corpus_index, tmp_path,
 def test_resealed_files_row_counts_that_disagree_are_refused(corpus_index, tmp_path) -> None:
     dest = _copy(corpus_index, tmp_path / "idx")
     m = json.loads((dest / "manifest.json").read_text())
-    m["files"]["seq_offsets.i64"]["rows"] += 1
-    m["files"]["seq_offsets.i64"]["bytes"] += 8
+    m["segments"][0]["files"]["seq_offsets.i64"]["rows"] += 1
+    m["segments"][0]["files"]["seq_offsets.i64"]["bytes"] += 8
     reseal(dest, m)
     with pytest.raises(IndexFormatError, match="corrupt or hostile index"):
         load_index(dest)
@@ -145,9 +160,9 @@ def test_shifted_sequence_offsets_are_refused_by_the_audit_not_a_crash(corpus, c
     """Issue #15's repro: offsets shifted by 10M and re-sealed made pa_overlap read out of bounds."""
     for shift in (10_000_000, -10_000_000):
         dest = _copy(corpus_index, tmp_path / f"idx{shift}")
-        off = np.fromfile(dest / "seq_offsets.i64", dtype="<i8")
+        off = np.fromfile(seg(dest) / "seq_offsets.i64", dtype="<i8")
         off[1:-1] += shift
-        off.tofile(dest / "seq_offsets.i64")
+        off.tofile(seg(dest) / "seq_offsets.i64")
         reseal(dest)
         with pytest.raises(IndexFormatError, match="corrupt or hostile index: sequence offsets"):
             api.audit(dest, [str(corpus[3])])
@@ -160,6 +175,7 @@ import json, random, shutil, sys, traceback
 from pathlib import Path
 sys.path.insert(0, sys.argv[3])
 from test_hostile_index import reseal, _mutate_array
+from conftest import seg
 from provaudit import api
 from provaudit.errors import ProvauditError
 from provaudit.index.check import verify_index
@@ -172,7 +188,7 @@ for case in range(int(sys.argv[4]), int(sys.argv[4]) + 40):
     shutil.copytree(src, dest)
     name = names[case % len(names)]
     how = ["shift", "max", "zero-tail", "bit"][(case // len(names)) % 4]
-    _mutate_array(dest / name, RAW[name], rng, how)
+    _mutate_array(seg(dest) / name, RAW[name], rng, how)
     reseal(dest)
     for step, run in (("audit", lambda: api.audit(dest, targets)), ("verify", lambda: verify_index(dest))):
         try:
@@ -208,9 +224,9 @@ def test_fuzzed_resealed_tables_never_crash_and_verify_refuses_them(corpus, corp
 
 def test_cli_reports_a_hostile_index_with_exit_1_and_no_traceback(corpus, corpus_index, tmp_path) -> None:
     dest = _copy(corpus_index, tmp_path / "idx")
-    items = np.fromfile(dest / "anchor_items.u32", dtype="<u4")
+    items = np.fromfile(seg(dest) / "anchor_items.u32", dtype="<u4")
     items[:] = 4_000_000_000
-    items.tofile(dest / "anchor_items.u32")
+    items.tofile(seg(dest) / "anchor_items.u32")
     reseal(dest)
     for args in (["audit", str(dest), str(corpus[3]), "-o", str(tmp_path / "out"), "-w", "1"], ["verify", str(dest)]):
         r = subprocess.run([sys.executable, "-m", "provaudit", *args], capture_output=True, text=True, timeout=300)
@@ -237,13 +253,14 @@ def test_a_small_items_file_that_would_decompress_to_a_huge_one_is_refused_befor
     n = load_index(dest).n_items
     bomb = pa.table({"id": pa.array(["x" * (1 << 20)] * n), "source": pa.array(["s"] * n),
                      "row": pa.array(np.arange(n, dtype=np.int64))})
-    pq.write_table(bomb, dest / "items.parquet", compression="zstd", row_group_size=n, use_dictionary=False)
-    assert (dest / "items.parquet").stat().st_size < 1 << 20
+    pq.write_table(bomb, seg(dest) / "items.parquet", compression="zstd", row_group_size=n, use_dictionary=False)
+    assert (seg(dest) / "items.parquet").stat().st_size < 1 << 20
     m = json.loads((dest / "manifest.json").read_text())
-    m["files"]["items.parquet"]["bytes"] = (dest / "items.parquet").stat().st_size
+    s = m["segments"][0]
+    s["files"]["items.parquet"]["bytes"] = (seg(dest) / "items.parquet").stat().st_size
     with pytest.raises(IndexFormatError):
         load_index(dest).ids_of(np.array([0]))  # manifest not re-sealed: checksums refuse
-    m["checksums"]["bytes"] = sum(-(-m["files"][f]["bytes"] // CHUNK) * 32 for f in FILES)
+    s["checksums"]["bytes"] = sum(-(-s["files"][f]["bytes"] // CHUNK) * 32 for f in FILES)
     reseal(dest, m)
     with pytest.raises(IndexFormatError, match="corrupt or hostile index: row group 0 declares"):
         load_index(dest).ids_of(np.array([0]))

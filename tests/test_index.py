@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import write_jsonl
+from conftest import seg, write_jsonl
 from provaudit import api
 from provaudit.config import IndexConfig
 from provaudit.errors import IndexFormatError, InputError, OutputExistsError
@@ -21,22 +21,23 @@ def _build(src: Path, dest: Path, **kw) -> dict:
 def test_same_inputs_give_identical_files(corpus, tmp_path) -> None:
     _build(corpus[2], tmp_path / "a")
     _build(corpus[2], tmp_path / "b")
-    for name in (*FILES, "manifest.json"):
-        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    assert (tmp_path / "a" / "manifest.json").read_bytes() == (tmp_path / "b" / "manifest.json").read_bytes()
+    for name in FILES:
+        assert (seg(tmp_path / "a") / name).read_bytes() == (seg(tmp_path / "b") / name).read_bytes(), name
 
 
 def test_manifest_records_parameters_inputs_and_hashes(corpus, tmp_path) -> None:
     m = _build(corpus[2], tmp_path / "idx", ngram=4, num_perm=64, seed=9)
     on_disk = json.loads((tmp_path / "idx" / "manifest.json").read_text())
     assert on_disk == m
-    assert m["format_version"] == 6
+    assert m["format_version"] == 7 and len(m["segments"]) == 1 and m["removed"] is None
     assert m["config"]["ngram"] == 4 and m["config"]["num_perm"] == 64 and m["config"]["seed"] == 9
     assert m["config"]["scheme"] == "affine32" and m["config"]["hash"] == "xxh3"
     assert m["config"]["bands"] * m["config"]["rows"] <= 64
     assert m["versions"]["datasketch"]
     assert m["inputs"][0]["rows_read"] == len(corpus[0])
     assert len(m["inputs"][0]["sha256"]) == 64
-    assert set(m["files"]) == set(FILES)
+    assert set(m["segments"][0]["files"]) == set(FILES) and m["segments"][0]["counts"] == m["counts"]
     assert m["counts"]["items"] == len(corpus[0])
 
 
@@ -47,7 +48,7 @@ def test_loaded_index_round_trips(corpus, corpus_index) -> None:
     assert len(idx) == len(corpus[0])
     assert idx.ids.to_pylist() == list(corpus[0])
     assert idx.ids_of(np.array([len(idx) - 1, 0])) == [list(corpus[0])[-1], list(corpus[0])[0]]
-    for table in (idx.anchor_table, idx.band_table):
+    for table in (idx.segments[0].anchor_table, idx.segments[0].band_table):
         assert (table.keys[1:] >= table.keys[:-1]).all()
 
 
@@ -56,7 +57,7 @@ def test_flipped_byte_is_refused_by_verify(corpus, tmp_path, name) -> None:
     dest = tmp_path / "idx"
     _build(corpus[2], dest, band_table=True)  # every file holds data
     verify_index(dest)
-    p = dest / name
+    p = dest / name if name == "manifest.json" else seg(dest) / name
     data = bytearray(p.read_bytes())
     data[len(data) // 2] ^= 0x01
     p.write_bytes(bytes(data))
@@ -67,7 +68,7 @@ def test_flipped_byte_is_refused_by_verify(corpus, tmp_path, name) -> None:
 def test_missing_file_is_refused(corpus, tmp_path) -> None:
     dest = tmp_path / "idx"
     _build(corpus[2], dest)
-    (dest / "anchor_items.u32").unlink()
+    (seg(dest) / "anchor_items.u32").unlink()
     with pytest.raises(IndexFormatError, match="missing anchor_items.u32"):
         load_index(dest)
 
@@ -135,7 +136,7 @@ def test_an_older_index_is_refused_with_a_rebuild_message(corpus, tmp_path) -> N
     dest = tmp_path / "idx"
     _build(corpus[2], dest)
     m = json.loads((dest / "manifest.json").read_text())
-    for old in (4, 5):  # 5: the band table was always there, and the fingerprint did not say so
+    for old in (4, 5, 6):  # 5: the band table was always there, and the fingerprint did not say so
         m["format_version"] = old
         m["manifest_checksum"] = manifest_checksum(m)
         (dest / "manifest.json").write_text(json.dumps(m))
@@ -150,6 +151,7 @@ def test_an_index_without_band_table_finds_the_same_pairs_by_anchors(tmp_path) -
     fixtures = Path(__file__).resolve().parent.parent / "fixtures"
     full = api.build_index([str(fixtures / "reference")], tmp_path / "full", IndexConfig(band_table=True))
     lean = api.build_index([str(fixtures / "reference")], tmp_path / "lean")
+    full, lean = ({**m, "files": m["segments"][0]["files"]} for m in (full, lean))
     assert lean["files"]["band_keys.u64"]["rows"] == 0 and full["fingerprint"].endswith("-lsh")
     assert full["files"]["band_keys.u64"]["rows"] > 0 and not lean["fingerprint"].endswith("-lsh")
     verify_index(tmp_path / "lean")

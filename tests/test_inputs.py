@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
+from conftest import seg
 from provaudit import api
 from provaudit.cli import cli
 from provaudit.config import SampleConfig
@@ -151,8 +152,8 @@ def test_an_index_of_nested_records_equals_the_index_of_the_flat_ones(corpus, tm
                         **({} if "zst" in name else NESTED))  # type: ignore[arg-type]
         for f in FILES:
             if f != "items.parquet":
-                assert (flat / f).read_bytes() == (nested / f).read_bytes(), (name, f)
-        items = [pq.read_table(d / "items.parquet").drop_columns(["source"]) for d in (flat, nested)]
+                assert (seg(flat) / f).read_bytes() == (seg(nested) / f).read_bytes(), (name, f)
+        items = [pq.read_table(seg(d) / "items.parquet").drop_columns(["source"]) for d in (flat, nested)]
         assert items[0].equals(items[1]), name
 
 

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 
-from provaudit.index.format import FILES
 from provaudit.text import kernels
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,7 +42,7 @@ def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Complete
 
 
 def _index_files(out: Path) -> dict[str, bytes]:
-    return {name: (out / name).read_bytes() for name in (*FILES, "manifest.json")}
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
 
 
 def _source_copy(dest: Path) -> None:

@@ -134,7 +134,8 @@ def local_index(tmp_path_factory) -> Path:
 
 
 def _files(d: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(d.iterdir())}
+    """Every file under ``d`` (an index's segments included), by its path relative to ``d``."""
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
 
 
 def _audit_facts(out: Path) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:

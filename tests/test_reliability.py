@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from conftest import seg
 from provaudit import api
 from provaudit.fs.atomic import remove_stale_siblings, try_lock, unlock
 from provaudit.run.checkpoint import Checkpoint, partial_dir
@@ -53,7 +54,8 @@ def _cmd(*args: object) -> list[str]:
 
 
 def _files(d: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(d.iterdir())}
+    """Every file under ``d`` (an index's segments included), by its path relative to ``d``."""
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")
@@ -329,16 +331,16 @@ def test_index_with_a_flipped_byte_anywhere_in_a_data_file_is_refused(corpus, tm
 
     src = tmp_path / "idx"
     api.build_index([str(corpus[2])], src, IndexConfig(band_table=True))  # every file holds data
-    size = (src / name).stat().st_size
+    size = (seg(src) / name).stat().st_size
     for at in sorted({0, 1, size // 3, size // 2, size - 9, size - 1}):
         dest = tmp_path / f"flip{at}"
         shutil.copytree(src, dest)
-        _flip(dest / name, at)
+        _flip(seg(dest) / name, at)
         with pytest.raises(IndexFormatError, match=f"{name}: .*(do not match|does not match)"):
             verify_index(dest)
     dest = tmp_path / "truncated"
     shutil.copytree(src, dest)
-    with open(dest / name, "r+b") as f:
+    with open(seg(dest) / name, "r+b") as f:
         f.truncate(size - 1)
     with pytest.raises(IndexFormatError, match=f"{name}: .*(size|does not match)"):
         verify_index(dest)

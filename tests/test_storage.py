@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import shutil
 import logging
 import os
 import socket
@@ -246,12 +247,40 @@ def test_audit_with_an_index_stored_in_s3_equals_the_local_audit(s3, shards, loc
     assert "sha256:" + entry.name == manifest["manifest_checksum"]
     assert sorted(p.name for p in entry.iterdir()) == sorted(p.name for p in local_index.iterdir())
     # a second run uses the cached copy: the objects are not read again (the bucket no longer has them)
-    for p in local_index.iterdir():
-        if p.name != "manifest.json":
-            s3.delete_object(Bucket=BUCKET, Key=f"indexes/ref.idx/{p.name}")
+    for p in local_index.rglob("*"):
+        if p.is_file() and p.name != "manifest.json":
+            s3.delete_object(Bucket=BUCKET, Key=f"indexes/ref.idx/{p.relative_to(local_index).as_posix()}")
     r = CliRunner().invoke(cli, ["audit", index_url, url, "-o", str(tmp_path / "again"), "-q"])
     assert r.exit_code == 0, r.output
     assert audit_facts(tmp_path / "again", url) == expected
+
+
+def test_a_segmented_index_with_removed_items_stored_in_s3_equals_the_local_audit(s3, shards, cache,
+                                                                                  tmp_path) -> None:
+    """Format 7 (issue #11 item 3): the segments' files sit under seg-NNNNNN-XXXXXXXX/ and an operated-on
+    index holds a .lock: downloaded and audited as the local copy; names outside a segment are refused."""
+    from provaudit.api_segments import add_to_index, remove_from_index
+
+    _, url = shards
+    posts = (FIXTURES / "reference" / "posts.jsonl").read_text().splitlines(keepends=True)
+    (tmp_path / "a.jsonl").write_text("".join(posts[:2000]))
+    (tmp_path / "b.jsonl").write_text("".join(posts[2000:]))
+    local = tmp_path / "grown.idx"
+    api.build_index([str(tmp_path / "a.jsonl")], local)
+    add_to_index(local, [str(tmp_path / "b.jsonl")])
+    (tmp_path / "ids").write_text("".join(json.loads(p)["id"] + "\n" for p in posts[1990:2010]))
+    remove_from_index(local, tmp_path / "ids")
+    assert (local / ".lock").exists() and len([p for p in local.iterdir() if p.is_dir()]) == 2
+    index_url = upload(s3, local, "indexes/grown.idx").rstrip("/")
+    r = CliRunner().invoke(cli, ["audit", index_url, url, "-o", str(tmp_path / "out"), "-q"])
+    assert r.exit_code == 0, r.output
+    assert audit_facts(tmp_path / "out", url) == audit_facts(local_audit(local, url, tmp_path / "local"), url)
+    for bad in ("seg-000001-zzzzzzzz/x.u64", "notaseg/items.parquet", "seg-000000-0000000a/.hidden"):
+        s3.put_object(Bucket=BUCKET, Key=f"indexes/grown.idx/{bad}", Body=b"x")
+        shutil.rmtree(cache, ignore_errors=True)
+        r = CliRunner().invoke(cli, ["audit", index_url, url, "-o", str(tmp_path / "refused"), "-q"])
+        assert r.exit_code == 1 and f"holds {bad!r}, not a file of a provaudit index" in r.output, r.output
+        s3.delete_object(Bucket=BUCKET, Key=f"indexes/grown.idx/{bad}")
 
 
 def test_an_index_url_that_is_missing_incomplete_or_tampered_with_is_refused(s3, shards, local_index, cache,
@@ -263,15 +292,18 @@ def test_an_index_url_that_is_missing_incomplete_or_tampered_with_is_refused(s3,
     s3.put_object(Bucket=BUCKET, Key="indexes/half.idx/items.parquet", Body=b"PAR1")  # no manifest: never complete
     copy = tmp_path / "bad.idx"
     copy.mkdir()
-    for p in local_index.iterdir():
+    for p in (p for p in local_index.rglob("*") if p.is_file()):
         data = bytearray(p.read_bytes())
         if p.name == "anchor_keys.u64":
             data[len(data) // 2] ^= 0xFF  # one flipped byte in the untrusted download
-        (copy / p.name).write_bytes(bytes(data))
+        (copy / p.relative_to(local_index)).parent.mkdir(exist_ok=True)
+        (copy / p.relative_to(local_index)).write_bytes(bytes(data))
+    segment = next(p.name for p in local_index.iterdir() if p.is_dir())
     upload(s3, copy, "indexes/bad.idx")
     want = {"none.idx": "no such object or prefix", "half.idx": "not a provaudit index (no manifest.json)",
             "bad.idx": f"{BUCKET}/indexes/bad.idx: the downloaded index fails verification, nothing cached "
-                       f"(s3://{BUCKET}/indexes/bad.idx/anchor_keys.u64: bytes 0-262144 do not match their checksum"}
+                       f"(s3://{BUCKET}/indexes/bad.idx/{segment}/anchor_keys.u64: bytes 0-262144 do not match their "
+                       "checksum"}
     for name, index_url in cases.items():
         r = CliRunner().invoke(cli, ["audit", index_url, url, "-o", str(tmp_path / "out" / name), "-q"])
         assert r.exit_code == 1, (name, r.output)
@@ -311,7 +343,8 @@ def test_index_and_audit_outputs_written_to_s3_are_the_local_outputs(s3, shards,
     idx_url = f"s3://{BUCKET}/written/ref.idx"
     r = CliRunner().invoke(cli, ["index", str(FIXTURES / "reference"), "-o", idx_url, "-w", "1", "-q"])
     assert r.exit_code == 0, r.output
-    assert keys(s3, "written/ref.idx") == {p.name: p.read_bytes() for p in local_index.iterdir()}
+    assert keys(s3, "written/ref.idx") == {p.relative_to(local_index).as_posix(): p.read_bytes()
+                                           for p in local_index.rglob("*") if p.is_file()}
 
     from provaudit.fs import remote_out
     real = remote_out.filesystem
@@ -373,8 +406,9 @@ def test_file_urls_are_read_and_written_like_local_paths(shards, local_index, ca
     assert got == expected
     r = CliRunner().invoke(cli, ["index", str(FIXTURES / "reference"), "-o", f"file://{tmp_path}/written.idx", "-q"])
     assert r.exit_code == 0, r.output
-    assert {p.name: p.read_bytes() for p in (tmp_path / "written.idx").iterdir()} == {
-        p.name: p.read_bytes() for p in local_index.iterdir()}
+    assert {str(p.relative_to(tmp_path / "written.idx")): p.read_bytes()
+            for p in (tmp_path / "written.idx").rglob("*") if p.is_file()} == {
+        str(p.relative_to(local_index)): p.read_bytes() for p in local_index.rglob("*") if p.is_file()}
 
 
 def test_verify_rechecks_inputs_and_index_named_by_url(s3, shards, local_index, cache, tmp_path) -> None:

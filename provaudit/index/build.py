@@ -11,6 +11,7 @@ format is described in ``index``.
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -28,8 +29,10 @@ from provaudit.read.blocks import batches
 from provaudit.config import AuditConfig, IndexConfig
 from provaudit.errors import InputError
 from provaudit.index.check import low_items, shape_table, usable_anchors
-from provaudit.index.chunks import CHUNK, DIGEST, digest_root, file_digests
-from provaudit.index.format import CHECKSUMS, FILES, FORMAT, FORMAT_VERSION, MARKER, RAW, manifest_checksum, manifest_text
+from provaudit.index.chunks import DIGEST, digest_root, file_digests
+from provaudit.index.manifest import (
+    CHECKSUMS, FILES, MARKER, PARTIAL_SEGMENT, RAW, index_manifest, manifest_text, segment_name,
+)
 from provaudit.index.items import ROW_GROUP
 from provaudit.index.keytable import SpilledPairs, build_directory
 from provaudit.read.records import ReadStats, Record
@@ -177,20 +180,26 @@ class IndexWriter:
         >>> w.finish(manifest_extra)                                     # doctest: +SKIP
     """
 
-    def __init__(self, dest: Path, config: IndexConfig, *, force: bool = False):
+    def __init__(self, dest: Path, config: IndexConfig, *, force: bool = False, segment: Path | None = None):
         self.dest, self.config, self.force = dest, config.resolved(), force
-        self.tmp = prepare_output_dir(dest, force, MARKER)
-        self._lock = try_lock(self.tmp)  # marks the build as live for remove_stale_siblings
+        self.tmp: Path | None = None
+        self._lock: int | None = None
+        if segment is None:  # a new index: its only segment, in a temporary directory moved into place
+            self.tmp = prepare_output_dir(dest, force, MARKER)
+            self._lock = try_lock(self.tmp)  # marks the build as live for remove_stale_siblings
+            segment = self.tmp / PARTIAL_SEGMENT.format(0)
+        self.seg: Path = segment  # where the files are written (``add``: a partial segment of the index)
+        self.seg.mkdir()
         self.schema = _items_schema(self.config.keep_text)
-        self._items = pq.ParquetWriter(self.tmp / "items.parquet", self.schema, compression=_COMPRESS, **_PARQUET)
+        self._items = pq.ParquetWriter(self.seg / "items.parquet", self.schema, compression=_COMPRESS, **_PARQUET)
         self._pending: list[pa.Table] = []
         self._pending_rows = self._pending_bytes = 0
-        self._raw = {name: open(self.tmp / name, "wb")  # noqa: SIM115 - closed in finish/abort
+        self._raw = {name: open(self.seg / name, "wb")  # noqa: SIM115 - closed in finish/abort
                      for name in ("seq_offsets.i64", "sequences.u64", "n_tokens.u32", "n_shingles.u32")}
         self._raw["seq_offsets.i64"].write(np.zeros(1, "<i8").tobytes())
         self._seq_end = 0
-        self._bands = SpilledPairs(self.tmp / "bands.spill")
-        self._anchors = SpilledPairs(self.tmp / "anchors.spill")
+        self._bands = SpilledPairs(self.seg / "bands.spill")
+        self._anchors = SpilledPairs(self.seg / "anchors.spill")
         self._id_hashes: list[np.ndarray] = []
         self._held: list[tuple[list[str], list[str], list[int], PreparedItems, list[str] | None]] = []
         self._held_items = 0
@@ -283,15 +292,15 @@ class IndexWriter:
 
     def _write_table(self, name: str, pairs: SpilledPairs) -> None:
         """``{name}_keys.u64``, ``{name}_items.u32`` (sorted by (key, item)) and ``{name}_dir.i64``."""
-        with open(self.tmp / f"{name}_keys.u64", "wb") as keys, open(self.tmp / f"{name}_items.u32", "wb") as items:
+        with open(self.seg / f"{name}_keys.u64", "wb") as keys, open(self.seg / f"{name}_items.u32", "wb") as items:
             for k, it in pairs.sorted_chunks():
                 keys.write(np.ascontiguousarray(k, "<u8").tobytes())
                 items.write(np.ascontiguousarray(it, "<u4").tobytes())
         pairs.close()
-        (self.tmp / f"{name}_dir.i64").write_bytes(build_directory(self._map(f"{name}_keys.u64")).astype("<i8").tobytes())
+        (self.seg / f"{name}_dir.i64").write_bytes(build_directory(self._map(f"{name}_keys.u64")).astype("<i8").tobytes())
 
     def _map(self, name: str) -> np.ndarray:
-        p = self.tmp / name
+        p = self.seg / name
         out: np.ndarray = np.memmap(p, dtype=RAW[name], mode="r") if p.stat().st_size else np.zeros(0, RAW[name])
         return out
 
@@ -300,22 +309,22 @@ class IndexWriter:
         computed once."""
         usable = usable_anchors(self._map("anchor_keys.u64"), self._map("anchor_items.u32"), self.n_items,
                                 self.max_postings)
-        (self.tmp / "anchor_usable.u8").write_bytes(usable.astype("u1").tobytes())
+        (self.seg / "anchor_usable.u8").write_bytes(usable.astype("u1").tobytes())
         n_shingles = self._map("n_shingles.u32").astype(np.int64)
-        (self.tmp / "shapes.i64").write_bytes(shape_table(n_shingles, usable).astype("<i8").tobytes())
-        (self.tmp / "low_items.u32").write_bytes(low_items(n_shingles, usable).astype("<u4").tobytes())
+        (self.seg / "shapes.i64").write_bytes(shape_table(n_shingles, usable).astype("<i8").tobytes())
+        (self.seg / "low_items.u32").write_bytes(low_items(n_shingles, usable).astype("<u4").tobytes())
 
     def _write_checksums(self) -> tuple[dict[str, Any], dict[str, Any]]:
         files: dict[str, Any] = {}
         blob = bytearray()
         for name in FILES:
-            p = self.tmp / name
+            p = self.seg / name
             size = p.stat().st_size
             digests = file_digests(p)
             blob += digests
             rows = size // np.dtype(RAW[name]).itemsize if name in RAW else self.n_items
             files[name] = {"bytes": size, "rows": rows, "chunks_sha256": digest_root(digests)}
-        (self.tmp / CHECKSUMS).write_bytes(bytes(blob))
+        (self.seg / CHECKSUMS).write_bytes(bytes(blob))
         assert len(blob) % DIGEST == 0
         return files, {"bytes": len(blob), "sha256": digest_root(bytes(blob))}
 
@@ -331,7 +340,7 @@ class IndexWriter:
         # candidates: each later member of a group of equal hashes, with the group's first member
         group_first = np.maximum.accumulate(np.where(np.r_[True, hs[1:] != hs[:-1]], np.arange(len(hs)), 0))
         later, first = order[rep], order[group_first[rep]]
-        meta = arrow.read_table(self.tmp / "items.parquet", columns=["id", "source", "row"])
+        meta = arrow.read_table(self.seg / "items.parquet", columns=["id", "source", "row"])
         ids = meta.column("id")
         for j in np.argsort(later, kind="stable"):
             b, a = int(later[j]), int(first[j])
@@ -346,8 +355,9 @@ class IndexWriter:
                 "ids must be unique (or use --id-field)"
             )
 
-    def finish(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        """Write the lookup tables and manifest, then atomically move the index into place.
+    def finish_segment(self) -> dict[str, Any]:
+        """Write the lookup tables and checksums, fsync the files; returns the segment's manifest entry
+        (``counts``, ``files``, ``checksums``; the caller names it and sets its ``base``).
 
         Raises:
             InputError: if two reference items have the same id (nothing is written).
@@ -358,19 +368,21 @@ class IndexWriter:
         self._write_table("anchor", self._anchors)
         self._write_plan()
         files, checksums = self._write_checksums()
-        full = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "config": self.config.to_dict(),
-            "fingerprint": self.config.fingerprint(),
-            "counts": {"items": self.n_items, "tokens": self.n_tokens, "distinct_shingles": self.n_shingles},
-            "anchor_plan": {"max_postings": self.max_postings},
-            "chunk_bytes": CHUNK,
-            "files": files,
-            "checksums": checksums,
-            **manifest,
-        }
-        full["manifest_checksum"] = manifest_checksum(full)
+        fsync_files(self.seg)
+        return {"counts": {"items": self.n_items, "tokens": self.n_tokens, "distinct_shingles": self.n_shingles},
+                "files": files, "checksums": checksums}
+
+    def finish(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Write the segment and the manifest, then atomically move the index into place.
+
+        Raises:
+            InputError: if two reference items have the same id (nothing is written).
+        """
+        assert self.tmp is not None
+        entry = self.finish_segment()
+        name = segment_name(0, entry)
+        os.rename(self.seg, self.tmp / name)
+        full = index_manifest(self.config, self.max_postings, [{"name": name, "base": 0, **entry}], None, 1, manifest)
         (self.tmp / "manifest.json").write_text(manifest_text(full))
         fsync_files(self.tmp)  # on disk before it appears under its name
         commit_output_dir(self.tmp, self.dest, self.force, MARKER)
@@ -386,5 +398,5 @@ class IndexWriter:
             self._anchors.close()
         except Exception:  # noqa: BLE001 - best effort cleanup
             pass
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        shutil.rmtree(self.tmp if self.tmp is not None else self.seg, ignore_errors=True)
         unlock(self._lock)

@@ -11,6 +11,7 @@ import numpy as np
 
 from provaudit.index.chunks import hostile
 from provaudit.index.format import Index, load_index
+from provaudit.index.segment import Segment
 from provaudit.index.keytable import build_directory
 from provaudit.text.shingle import ShingleBatch, unique_per_record
 from provaudit.text.sketch import band_keys, signatures
@@ -81,7 +82,7 @@ def _table_sum(keys: np.ndarray, items: np.ndarray, seed: np.uint64) -> int:
     return total % (1 << 64)
 
 
-def _derived_sums(index: Index, seed: np.uint64) -> tuple[int, int]:
+def _derived_sums(index: Segment, seed: np.uint64) -> tuple[int, int]:
     """Digests of the anchor and band tables re-derived from the stored sequences, block by block."""
     a, cfg = index.arrays, index.config
     off, seq, n_tok = a["seq_offsets.i64"], a["sequences.u64"], a["n_tokens.u32"]
@@ -101,8 +102,8 @@ def _derived_sums(index: Index, seed: np.uint64) -> tuple[int, int]:
     return anchors % (1 << 64), bands % (1 << 64)
 
 
-def check_structure(index: Index) -> None:
-    """Raise ``hostile`` naming the first rule a fully verified index breaks."""
+def check_structure(index: Segment) -> None:
+    """Raise ``hostile`` naming the first rule a fully verified segment breaks."""
     a, n = index.arrays, index.n_items
     off = a["seq_offsets.i64"]
     if len(off) and (off[0] != 0 or bool((np.diff(off) < 0).any()) or off[-1] != len(a["sequences.u64"])):
@@ -142,13 +143,14 @@ def check_structure(index: Index) -> None:
 
 def verify_index(path: Path) -> Index:
     """``provaudit verify``: every byte of every file against its checksum, then every structural
-    rule (sorted keys, offsets, directories, derived tables, counts) an audit relies on.
+    rule of every segment (sorted keys, offsets, directories, derived tables, counts) an audit relies on.
 
     Raises:
         IndexFormatError: naming the first file and the rule that fails.
     """
-    index = load_index(path)
-    for f in index.files.values():
-        f.ensure_all()
-    check_structure(index)
+    index = load_index(path)  # the manifest, the segments' checksum lists and the removed items verified
+    for seg in index.segments:
+        for f in seg.files.values():
+            f.ensure_all()
+        check_structure(seg)
     return index

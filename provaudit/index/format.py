@@ -1,29 +1,12 @@
-"""The index on disk: its format, manifest validation and verified, lazy loading (built by ``build``).
+"""The index on disk: a directory of immutable segments and a manifest listing them (``index.manifest``
+describes the layout), loaded lazily and verified as it is read.
 
-Layout of an index directory (format 6)::
-
-    manifest.json       format version, parameters, inputs, counts, per-file sizes and checksum roots
-    checksums.sha256    sha256 of every 256 KiB chunk of every file below, file after file (``chunks``)
-    items.parquet       one row per reference item: id, source, row, [text] (only with keep_text);
-                        read only for the items an audit reports
-    seq_offsets.i64     item i's shingle hashes are sequences[seq_offsets[i]:seq_offsets[i + 1]]
-    sequences.u64       every item's shingle hashes in text order, items concatenated
-    n_tokens.u32        per item: tokens
-    n_shingles.u32      per item: distinct shingles
-    anchor_usable.u8    per item: anchors left once keys of more than ``max_postings`` items are skipped
-    anchor_keys.u64     containment anchors, sorted by (key, item): keys ...
-    anchor_items.u32    ... and items
-    anchor_dir.i64      directory on the keys' top bits: rows of keys starting with each prefix
-    band_keys.u64, band_items.u32, band_dir.i64   the LSH band table, likewise
-    shapes.i64          (distinct shingles, usable anchors, items) for every such pair present
-    low_items.u32       items with fewer than 8 distinct shingles or usable anchors, sorted (the
-                        only items an anchor hit count below ``AnchorPlan.t_cut`` can make candidates)
-
-Everything but ``items.parquet`` is raw little-endian fixed-width data, memory-mapped on load:
-an audit reads only the pages its target touches, verifies each 256 KiB chunk the first time
-it reads it, and validates every value it takes from the index (ranges, sizes) before the
-compiled kernels use it. Whatever depends only on the index (lookup directories, usable
-anchors, the histogram behind the report's miss figures) is computed at build time.
+``load_index`` returns an ``Index``: the segments in force (``index.segment.Segment``, each
+memory-mapped, each 256 KiB chunk verified the first time an audit reads it, every value
+validated before the compiled kernels use it) and the removed items. Item numbers are the
+index's: segment ``i`` holds items ``base_i`` to ``base_i + items_i - 1``. The item-wise
+accessors take and return such numbers and dispatch to the segments; the candidate search
+(``match.candidates``) walks the segments' lookup tables one by one.
 
 Note:
     Format 5 (issue #11) replaced the whole-file sha256 checked on every load by chunk
@@ -31,166 +14,60 @@ Note:
     from the sequences), moved per-item counts out of ``items.parquet`` and stored the
     directories and usable anchors. Format 6 made the LSH band table optional and off by
     default (the fingerprint marks an index that has one with ``-lsh``) and added
-    ``low_items.u32``. Older indexes must
-    be rebuilt.
+    ``low_items.u32``. Format 7 put the files in segments (``add``, ``remove``, ``compact``).
+    Older indexes must be rebuilt.
 """
 
 from __future__ import annotations
 
-import json
-import math
+import bisect
+import hashlib
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from provaudit.config import IndexConfig
-from provaudit.errors import ConfigError, IndexFormatError
-from provaudit.fs.hashing import json_checksum
-from provaudit.index.chunks import CHUNK, DIGEST, Chunked, digest_root, hostile
-from provaudit.index.keytable import KeyTable, directory_bits
+from provaudit.errors import IndexFormatError
+from provaudit.index.chunks import Chunked, hostile
+from provaudit.index.manifest import (
+    CHECKSUMS, FILES, FORMAT, FORMAT_VERSION, MARKER, MAX_MANIFEST_BYTES, RAW, manifest_checksum, manifest_text,
+    read_manifest, validate_manifest,
+)
+from provaudit.index.segment import Segment
 
-FORMAT = "provaudit-index"
-MARKER = ("manifest.json", FORMAT)  # what marks an index directory (fs.atomic.check_output)
-FORMAT_VERSION = 6
-RAW: dict[str, str] = {
-    "seq_offsets.i64": "<i8", "sequences.u64": "<u8", "n_tokens.u32": "<u4", "n_shingles.u32": "<u4",
-    "anchor_usable.u8": "u1", "anchor_keys.u64": "<u8", "anchor_items.u32": "<u4", "anchor_dir.i64": "<i8",
-    "band_keys.u64": "<u8", "band_items.u32": "<u4", "band_dir.i64": "<i8", "shapes.i64": "<i8",
-    "low_items.u32": "<u4",
-}
-FILES = ("items.parquet", *RAW)
-CHECKSUMS = "checksums.sha256"
-MAX_MANIFEST_BYTES = 256 << 20
-_CONFIG_TYPES = {"ngram": int, "unit": str, "num_perm": int, "seed": int, "hash": str, "threshold": float,
-                 "bands": int, "rows": int, "anchors": int, "keep_text": bool, "scheme": str, "band_table": bool}
+__all__ = ["CHECKSUMS", "FILES", "FORMAT", "FORMAT_VERSION", "MARKER", "MAX_MANIFEST_BYTES", "RAW", "Index",
+           "Segment", "load_index", "manifest_checksum", "manifest_text", "read_manifest", "validate_manifest"]
 
 
-def manifest_checksum(manifest: dict[str, Any]) -> str:
-    """sha256 of the manifest's content without this field: it names every file's checksum root."""
-    return json_checksum(manifest, "manifest_checksum", prefix="sha256:")
-
-
-def manifest_text(manifest: dict[str, Any]) -> str:
-    """manifest.json's text: indented, each input on one line (json's indenting encoder is pure Python:
-    6 s for the 100,000 inputs of as many files, against 1 s for this)."""
-    inputs = manifest.get("inputs")
-    if not inputs:
-        return json.dumps(manifest, indent=2, sort_keys=True) + "\n"
-    text = json.dumps({**manifest, "inputs": []}, indent=2, sort_keys=True)
-    rows = "\n  \"inputs\": [\n" + ",\n".join("    " + json.dumps(i, sort_keys=True) for i in inputs) + "\n  ]"
-    for end in (",", "\n"):  # followed by another key, or the last one
-        if '\n  "inputs": []' + end in text:
-            return text.replace('\n  "inputs": []' + end, rows + end, 1) + "\n"
-    return json.dumps(manifest, indent=2, sort_keys=True) + "\n"
-
-
-def read_manifest(path: Path) -> dict[str, Any]:
-    """Parse and check ``path/manifest.json`` (format, version, its own checksum, value types).
-
-    Raises:
-        IndexFormatError: if it is missing, unparsable, of another format or version, changed or
-            holds values of the wrong type or range.
-    """
-    mpath = path / "manifest.json"
-    if not path.is_dir():
-        raise IndexFormatError(f"{path}: not an index directory")
-    if not mpath.is_file():
-        raise IndexFormatError(f"{path}: no manifest.json (not a provaudit index, or an incomplete build)")
-    if mpath.stat().st_size > MAX_MANIFEST_BYTES:
-        raise hostile(mpath, f"manifest larger than {MAX_MANIFEST_BYTES} bytes")
-    try:
-        manifest = json.loads(mpath.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
-        raise IndexFormatError(f"{mpath}: corrupt manifest ({type(e).__name__})") from e
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise IndexFormatError(f"{mpath}: not a provaudit index manifest")
-    version = manifest.get("format_version")
-    if version != FORMAT_VERSION or not isinstance(version, int):
-        raise IndexFormatError(
-            f"{path}: index format version {version!r} is not supported by this provaudit "
-            f"(reads version {FORMAT_VERSION}); rebuild the index with 'provaudit index'"
-        )
-    if manifest.get("manifest_checksum") != manifest_checksum(manifest):
-        raise IndexFormatError(f"{mpath}: manifest checksum does not match its content (file changed or corrupt)")
-    validate_manifest(mpath, manifest)
-    return manifest
-
-
-def _int(mpath: Path, value: Any, what: str, lo: int = 0, hi: int = 1 << 62) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-        raise hostile(mpath, f"{what} must be an integer in [{lo}, {hi}], got {str(value)[:40]!r}")
-    return value
-
-
-def validate_manifest(mpath: Path, m: dict[str, Any]) -> None:
-    """Check the type and range of every manifest value a load relies on."""
-    cfg = m.get("config")
-    if not isinstance(cfg, dict) or set(cfg) != set(_CONFIG_TYPES):
-        raise hostile(mpath, "config must hold exactly the index parameters")
-    for name, typ in _CONFIG_TYPES.items():
-        v = cfg[name]
-        if type(v) is not typ and not (typ is float and type(v) is int):
-            raise hostile(mpath, f"config.{name} must be of type {typ.__name__}, got {type(v).__name__}")
-    try:
-        config = IndexConfig.from_dict(cfg)
-    except ConfigError as e:
-        raise hostile(mpath, f"config: {e}") from e
-    if config.bands == 0 or config.resolved() != config or m.get("fingerprint") != config.fingerprint():
-        raise hostile(mpath, "config is not resolved or does not match the fingerprint")
-    counts = m.get("counts")
-    if not isinstance(counts, dict):
-        raise hostile(mpath, "counts must be an object")
-    for name in ("items", "tokens", "distinct_shingles"):
-        _int(mpath, counts.get(name), f"counts.{name}", 0, (1 << 32) - 1 if name == "items" else 1 << 62)
-    plan = m.get("anchor_plan")
-    if not isinstance(plan, dict):
-        raise hostile(mpath, "anchor_plan must be an object")
-    _int(mpath, plan.get("max_postings"), "anchor_plan.max_postings", 1)
-    if m.get("chunk_bytes") != CHUNK:
-        raise hostile(mpath, f"chunk_bytes must be {CHUNK}")
-    files = m.get("files")
-    if not isinstance(files, dict) or set(files) != set(FILES):
-        raise hostile(mpath, f"files must list exactly {', '.join(FILES)}")
-    for name in FILES:
-        f = files[name]
-        if not isinstance(f, dict) or not isinstance(f.get("chunks_sha256"), str):
-            raise hostile(mpath, f"files.{name} must hold bytes, rows and chunks_sha256")
-        size, rows = _int(mpath, f.get("bytes"), f"files.{name}.bytes"), _int(mpath, f.get("rows"), f"files.{name}.rows")
-        if name in RAW and size != rows * np.dtype(RAW[name]).itemsize:
-            raise hostile(mpath, f"files.{name}: {rows} rows do not fill {size} bytes")
-    n = counts["items"]
-    rows_of = {name: files[name]["rows"] for name in FILES}
-    expected = {"items.parquet": n, "seq_offsets.i64": n + 1, "n_tokens.u32": n, "n_shingles.u32": n,
-                "anchor_usable.u8": n, "anchor_items.u32": rows_of["anchor_keys.u64"],
-                "band_items.u32": rows_of["band_keys.u64"],
-                "anchor_dir.i64": (1 << directory_bits(rows_of["anchor_keys.u64"])) + 1,
-                "band_dir.i64": (1 << directory_bits(rows_of["band_keys.u64"])) + 1}
-    for name, want in expected.items():
-        if rows_of[name] != want:
-            raise hostile(mpath, f"files.{name} has {rows_of[name]} rows, expected {want}")
-    if rows_of["low_items.u32"] > n:
-        raise hostile(mpath, f"files.low_items.u32 has {rows_of['low_items.u32']} rows, more than the items")
-    if rows_of["shapes.i64"] % 3:
-        raise hostile(mpath, "shapes.i64 must hold (shingles, usable, items) triples")
-    chk = m.get("checksums")
-    total = sum(math.ceil(files[name]["bytes"] / CHUNK) for name in FILES)
-    if not isinstance(chk, dict) or chk.get("bytes") != total * DIGEST or not isinstance(chk.get("sha256"), str):
-        raise hostile(mpath, f"checksums must cover {total} chunks")
-    for key in ("inputs",):
-        if not isinstance(m.get(key, []), list) or not all(isinstance(i, dict) for i in m.get(key, [])):
-            raise hostile(mpath, f"{key} must be a list of objects")
+def read_removed(path: Path, entry: dict[str, Any] | None, numbered: int) -> np.ndarray:
+    """The removed items' numbers (``del-*.u64``), read whole, checked against their sha256, sorted,
+    distinct and below ``numbered``."""
+    if entry is None:
+        return np.zeros(0, np.int64)
+    p = path / entry["name"]
+    if not p.is_file() or p.is_symlink():
+        raise IndexFormatError(f"{p}: missing (or not a regular file)")
+    with open(p, "rb") as f:
+        data = f.read(entry["bytes"] + 1)
+    if len(data) != entry["bytes"] or hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        raise IndexFormatError(f"{p}: does not match its checksum in the manifest (file changed or corrupt)")
+    out = np.frombuffer(data, "<u8").astype(np.int64)
+    if len(out) and (int(out[0]) < 0 or int(out[-1]) >= numbered or bool((out[1:] <= out[:-1]).any())):
+        raise hostile(p, "removed item numbers not sorted, repeated or out of range")
+    return out
 
 
 class Index:
-    """A loaded index: memory-mapped files, each chunk verified and each value validated when used.
+    """A loaded index: its segments in force and its removed items.
 
-    Item-wise accessors (``tokens_of``, ``shingles_of``, ``usable_of``, ``sequence``, ``ids_of``)
-    cost what they touch; the whole-index properties (``n_tokens``, ``n_shingles``, ``ids``,
-    ``items``) read and verify every row (outputs audits and reports that need them).
+    ``len(index)`` is the number of items numbered (removed ones included: item numbers stay
+    below it); ``live_items`` counts the items not removed. Item-wise accessors (``tokens_of``,
+    ``shingles_of``, ``usable_of``, ``sequence``, ``ids_of``) cost what they touch; the
+    whole-index properties (``n_tokens``, ``n_shingles``, ``ids``, ``items``) read every row.
 
     Attributes:
         path: Index directory.
@@ -198,169 +75,157 @@ class Index:
             (``index.remote``).
         manifest: Parsed, validated manifest.json.
         config: Parameters the index was built with.
-        max_postings: Anchor keys of more items than this were skipped when ``anchor_usable`` was computed.
-        anchor_table, band_table: Lookup tables (``KeyTable``).
-        shapes: ``(k, 3)`` int64 (distinct shingles, usable anchors, items), validated.
+        max_postings: Anchor keys of more items than this (in a segment) were skipped when
+            ``anchor_usable`` was computed.
+        segments: The segments, in item order; ``bases`` their first item numbers.
+        removed: Sorted numbers of the removed items.
+        files: Every segment file, by its path relative to ``path``.
     """
 
     def __init__(self, path: Path, manifest: dict[str, Any]):
         self.path, self.manifest = path, manifest
         self.location = str(path)
         self.config = IndexConfig.from_dict(manifest["config"])
-        self.n_items: int = manifest["counts"]["items"]
         self.max_postings: int = manifest["anchor_plan"]["max_postings"]
-        chk_path = path / CHECKSUMS
-        blob = Chunked(chk_path, manifest["checksums"]["bytes"], np.zeros((0, DIGEST), np.uint8))
-        digests = blob.view("u1").reshape(-1, DIGEST)
-        if digest_root(digests.tobytes()) != manifest["checksums"]["sha256"]:
-            raise IndexFormatError(f"{chk_path}: does not match the manifest (file changed or corrupt)")
-        self.files: dict[str, Chunked] = {}
-        at = 0
-        for name in FILES:
-            info = manifest["files"][name]
-            k = math.ceil(info["bytes"] / CHUNK)
-            mine = digests[at : at + k]
-            at += k
-            if digest_root(mine.tobytes()) != info["chunks_sha256"]:
-                raise IndexFormatError(f"{path / name}: checksums do not match the manifest (file changed or corrupt)")
-            if not (path / name).is_file() or (path / name).is_symlink():
-                raise IndexFormatError(f"{path}: missing {name} (or not a regular file)")
-            self.files[name] = Chunked(path / name, info["bytes"], mine)
-        self.arrays = {name: self.files[name].view(dtype) for name, dtype in RAW.items()}
-        self.anchor_table = self._table("anchor")
-        self.band_table = self._table("band")
-        ends = self._take("seq_offsets.i64", np.array([0, self.n_items]))
-        if int(ends[0]) != 0 or int(ends[1]) != len(self.arrays["sequences.u64"]):
-            raise hostile(path / "seq_offsets.i64", "first and last offsets do not frame sequences.u64")
+        self.segments = [Segment(path, s, self.config, self.max_postings) for s in manifest["segments"]]
+        self.bases = np.array([s.base for s in self.segments] + [self._end()], dtype=np.int64)
+        self._starts = self.bases[:-1].tolist()
+        self.n_items = int(self.bases[-1])
+        self.removed = read_removed(path, manifest.get("removed"), self.n_items)
+        self.live_items = self.n_items - len(self.removed)
+        self.files: dict[str, Chunked] = {f"{s.name}/{n}": f for s in self.segments for n, f in s.files.items()}
         self.shapes = self._shapes()
-        self._groups: dict[int, pa.Table] = {}
 
-    def _table(self, name: str) -> KeyTable:
-        f = self.files
-        return KeyTable(f[f"{name}_keys.u64"], f[f"{name}_dir.i64"], f[f"{name}_items.u32"], self.n_items)
-
-    def _take(self, name: str, idx: np.ndarray) -> np.ndarray:
-        arr = self.arrays[name]
-        idx = np.asarray(idx, dtype=np.int64)
-        if len(idx) and (int(idx.min()) < 0 or int(idx.max()) >= len(arr)):
-            raise hostile(self.path / name, "item number out of range")
-        out: np.ndarray = self.files[name].take(idx, arr.dtype)
-        return out
+    def _end(self) -> int:
+        last = self.manifest["segments"][-1]
+        return int(last["base"]) + int(last["counts"]["items"])
 
     def _shapes(self) -> np.ndarray:
-        self.files["shapes.i64"].ensure_all()
-        s = self.arrays["shapes.i64"].reshape(-1, 3)
-        if len(s) and (int(s.min()) < 0 or int(s[:, 1].max()) > self.config.anchors
-                       or bool((s[:, 1] > s[:, 0]).any())) or int(s[:, 2].sum()) != self.n_items:
-            raise hostile(self.path / "shapes.i64", "counts out of range or not summing to the items")
-        return s
+        """(distinct shingles, usable anchors, items) of the live items, summed over the segments."""
+        if len(self.segments) == 1 and not len(self.removed):
+            return self.segments[0].shapes
+        parts = [s.shapes for s in self.segments]
+        if len(self.removed):
+            n, k = self.shingles_of(self.removed), self.usable_of(self.removed)
+            parts.append(np.stack([n, k, -np.ones(len(n), np.int64)], axis=1))
+        rows = np.concatenate(parts).reshape(-1, 3)
+        code, inverse = np.unique(rows[:, :2], axis=0, return_inverse=True)
+        counts = np.bincount(inverse.reshape(-1), weights=rows[:, 2], minlength=len(code)).astype(np.int64)
+        if bool((counts < 0).any()):
+            raise hostile(self.path, "removed items do not match the segments' shapes")
+        out: np.ndarray = np.concatenate([code, counts[:, None]], axis=1)[counts > 0].astype(np.int64)
+        return out.reshape(-1, 3)
 
     def __len__(self) -> int:
         return self.n_items
 
+    # --- dispatch of item numbers to segments ---------------------------------------------------------
+    def split(self, items: np.ndarray) -> Iterator[tuple[Segment, np.ndarray, np.ndarray]]:
+        """For each segment holding some of ``items``: (segment, positions in ``items``, its own numbers).
+
+        Raises:
+            IndexFormatError: for an item number out of range.
+        """
+        items = np.asarray(items, dtype=np.int64)
+        if len(items) and (int(items.min()) < 0 or int(items.max()) >= self.n_items):
+            raise hostile(self.path, "item number out of range")
+        if len(self.segments) == 1:
+            yield self.segments[0], np.arange(len(items)), items
+            return
+        seg = np.searchsorted(self.bases, items, side="right") - 1
+        for s in np.unique(seg).tolist():
+            where = np.flatnonzero(seg == s)
+            yield self.segments[s], where, items[where] - self.segments[s].base
+
+    def segment_of(self, item: int) -> Segment:
+        if not 0 <= item < self.n_items:
+            raise hostile(self.path, "item number out of range")
+        return self.segments[bisect.bisect_right(self._starts, item) - 1]
+
+    def _gather(self, items: np.ndarray, name: str, dtype: Any = np.int64) -> np.ndarray:
+        items = np.asarray(items, dtype=np.int64)
+        out = np.zeros(len(items), dtype=dtype)
+        for seg, where, local in self.split(items):
+            out[where] = getattr(seg, name)(local)
+        return out
+
     def tokens_of(self, items: np.ndarray) -> np.ndarray:
-        return self._take("n_tokens.u32", items).astype(np.int64)
+        return self._gather(items, "tokens_of")
 
     def shingles_of(self, items: np.ndarray) -> np.ndarray:
         """Distinct shingles per item (a count: no kernel indexes memory with it)."""
-        return self._take("n_shingles.u32", items).astype(np.int64)
+        return self._gather(items, "shingles_of")
 
     def usable_of(self, items: np.ndarray) -> np.ndarray:
-        u = self._take("anchor_usable.u8", items).astype(np.int64)
-        if bool((u > self.config.anchors).any()):
-            raise hostile(self.path / "anchor_usable.u8", "more usable anchors than anchors")
-        return u
-
-    def seq_bounds(self, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(lo, hi)`` of each item's sequence, validated, with those sequence bytes verified."""
-        items = np.asarray(items, dtype=np.int64)
-        lo, hi = self._take("seq_offsets.i64", items), self._take("seq_offsets.i64", items + 1)
-        if len(items) and (int(lo.min()) < 0 or bool((hi < lo).any()) or int(hi.max()) > len(self.arrays["sequences.u64"])):
-            raise hostile(self.path / "seq_offsets.i64", "sequence offsets out of order or out of range")
-        self.files["sequences.u64"].ensure_rows(lo, hi, 8)
-        return lo, hi
-
-    @property
-    def seq_hashes(self) -> np.ndarray:
-        """The raw sequences (read only ranges checked by ``seq_bounds``)."""
-        return self.arrays["sequences.u64"]
-
-    @property
-    def seq_offsets(self) -> np.ndarray:
-        """The raw offsets (read only entries checked by ``seq_bounds``)."""
-        return self.arrays["seq_offsets.i64"]
+        return self._gather(items, "usable_of")
 
     def sequence(self, item: int) -> np.ndarray:
         """One item's shingle hashes (offsets validated, bytes verified)."""
-        if not 0 <= item < self.n_items:
-            raise hostile(self.path / "seq_offsets.i64", "item number out of range")
-        self.files["seq_offsets.i64"].ensure_range(item * 8, item * 8 + 16)
-        lo, hi = int(self.seq_offsets[item]), int(self.seq_offsets[item + 1])
-        if not 0 <= lo <= hi <= len(self.seq_hashes):
-            raise hostile(self.path / "seq_offsets.i64", "sequence offsets out of order or out of range")
-        self.files["sequences.u64"].ensure_range(lo * 8, hi * 8)
-        return self.seq_hashes[lo:hi]
+        seg = self.segment_of(item)
+        return seg.sequence(item - seg.base)
 
-    @cached_property
-    def n_tokens(self) -> np.ndarray:
-        return self.tokens_of(np.arange(self.n_items))
-
-    @cached_property
-    def n_shingles(self) -> np.ndarray:
-        return self.shingles_of(np.arange(self.n_items))
-
-    @cached_property
-    def usable(self) -> np.ndarray:
-        return self.usable_of(np.arange(self.n_items))
-
-    @cached_property
-    def low_items(self) -> np.ndarray:
-        """``low_items.u32`` (every chunk verified), checked sorted and in range."""
-        self.files["low_items.u32"].ensure_all()
-        low = self.arrays["low_items.u32"].astype(np.int64)
-        if len(low) and (int(low[-1]) >= self.n_items or bool((low[1:] <= low[:-1]).any())):
-            raise hostile(self.path / "low_items.u32", "item numbers not sorted or out of range")
-        return low
-
-    def items_with_shingles(self, at_least: int) -> int:
-        """Items with at least this many distinct shingles (from ``shapes``: no per-item read)."""
-        return int(self.shapes[self.shapes[:, 0] >= at_least, 2].sum())
-
-    # --- items.parquet, read row group by row group ---------------------------------------------------
-    @cached_property
-    def _parquet(self) -> tuple[pq.ParquetFile, np.ndarray]:
-        from provaudit.index.items import open_items
-
-        return open_items(self.files["items.parquet"], self.n_items, self.config.keep_text)
-
-    def _group(self, g: int) -> pa.Table:
-        if g not in self._groups:
-            from provaudit.index.items import read_group
-
-            if len(self._groups) >= 64:
-                self._groups.pop(next(iter(self._groups)))
-            pf, _ = self._parquet
-            self._groups[g] = read_group(self.files["items.parquet"], pf, g)
-        return self._groups[g]
+    def sequences_of(self, items: np.ndarray) -> list[np.ndarray]:
+        """The items' shingle hashes, in order (offsets validated, bytes verified)."""
+        out: list[np.ndarray] = [np.zeros(0, np.uint64)] * len(items)
+        for seg, where, local in self.split(items):
+            lo, hi = seg.seq_bounds(local)
+            for w, a, b in zip(where.tolist(), lo.tolist(), hi.tolist()):
+                out[w] = seg.seq_hashes[a:b]
+        return out
 
     def column_of(self, name: str, items: np.ndarray) -> list[Any]:
         """Values of an ``items.parquet`` column for these items (``id``, ``source``, ``row``, ``text``)."""
-        _, starts = self._parquet
-        items = np.asarray(items, dtype=np.int64)
-        if len(items) and (int(items.min()) < 0 or int(items.max()) >= self.n_items):
-            raise hostile(self.path / "items.parquet", "item number out of range")
-        groups = np.searchsorted(starts, items, side="right") - 1
-        return [self._group(int(g)).column(name)[int(i - starts[g])].as_py() for g, i in zip(groups, items)]
+        out: list[Any] = [None] * len(items)
+        for seg, where, local in self.split(items):
+            for w, v in zip(where.tolist(), seg.column_of(name, local)):
+                out[w] = v
+        return out
 
     def ids_of(self, items: np.ndarray) -> list[str]:
         return [str(v) for v in self.column_of("id", items)]
 
+    def is_removed(self, items: np.ndarray) -> np.ndarray:
+        """Per item number: True when the item was removed."""
+        items = np.asarray(items, dtype=np.int64)
+        if not len(self.removed):
+            return np.zeros(len(items), dtype=bool)
+        at = np.minimum(np.searchsorted(self.removed, items), len(self.removed) - 1)
+        out: np.ndarray = self.removed[at] == items
+        return out
+
+    # --- whole-index views ----------------------------------------------------------------------------
+    def _concat(self, name: str) -> np.ndarray:
+        if len(self.segments) == 1:
+            one: np.ndarray = getattr(self.segments[0], name)
+            return one
+        return np.concatenate([getattr(s, name) for s in self.segments])
+
+    @cached_property
+    def n_tokens(self) -> np.ndarray:
+        return self._concat("n_tokens")
+
+    @cached_property
+    def n_shingles(self) -> np.ndarray:
+        return self._concat("n_shingles")
+
+    @cached_property
+    def usable(self) -> np.ndarray:
+        return self._concat("usable")
+
+    @cached_property
+    def low_items(self) -> np.ndarray:
+        """Every segment's ``low_items.u32`` (verified, checked), as the index's item numbers."""
+        return np.concatenate([s.low_items + s.base for s in self.segments]).astype(np.int64)
+
+    def items_with_shingles(self, at_least: int) -> int:
+        """Live items with at least this many distinct shingles (from ``shapes``: no per-item read)."""
+        return int(self.shapes[self.shapes[:, 0] >= at_least, 2].sum())
+
     @cached_property
     def items(self) -> pa.Table:
-        """The whole items table (every row group read and verified)."""
-        pf, _ = self._parquet
-        parts = [self._group(g) for g in range(pf.metadata.num_row_groups)]
-        return pa.concat_tables(parts) if parts else pf.schema_arrow.empty_table()
+        """The whole items table of every segment (removed items included: rows are item numbers)."""
+        parts = [s.items for s in self.segments]
+        return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
 
     @cached_property
     def ids(self) -> Any:
@@ -369,10 +234,10 @@ class Index:
 
 
 def load_index(path: Path) -> Index:
-    """Open an index directory: manifest and checksum list verified, files mapped, nothing else read.
+    """Open an index directory: manifest, checksum lists and removed items verified, files mapped,
+    nothing else read.
 
     Raises:
         IndexFormatError: on a missing, changed, truncated or unreadable file, or a value out of range.
     """
     return Index(path, read_manifest(path))
-

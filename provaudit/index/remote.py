@@ -29,11 +29,19 @@ from pathlib import Path
 from provaudit.errors import IndexFormatError, RemoteError
 from provaudit.fs.urls import is_url, join_url, list_url, missing, open_url, url_info, url_problem
 from provaudit.index.format import MAX_MANIFEST_BYTES, Index, load_index
+from provaudit.index.manifest import SEGMENT_NAME
 
 __all__ = ["cache_root", "fetch_index", "open_index"]
 
 _CHECKSUM = re.compile(r"^sha256:([0-9a-f]{64})$")
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}$")  # a file of an index: no path, not hidden
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}$")  # a file of an index: no path, not hidden ...
+LOCK = ".lock"  # ... but for the lock of its segment operations (not downloaded)
+
+
+def _index_file(name: str) -> bool:
+    """A file of an index: a plain name, or a plain name in a segment directory (``seg-NNNNNN-XXXXXXXX/``)."""
+    head, _, tail = name.rpartition("/")
+    return bool(_NAME.match(tail)) and (not head or bool(SEGMENT_NAME.fullmatch(head)))
 
 
 def cache_root() -> Path:
@@ -103,8 +111,8 @@ def fetch_index(url: str) -> Path:
     dest = root / m.group(1)
     if (dest / "manifest.json").is_file() and (dest / "manifest.json").read_bytes() == manifest:
         return dest
-    names = [u[len(base) + 1:] for u, _ in list_url(base)]
-    bad = [n for n in names if not _NAME.match(n)]
+    names = [n for n in (u[len(base) + 1:] for u, _ in list_url(base)) if n != LOCK]
+    bad = [n for n in names if not _index_file(n)]
     if bad:
         raise IndexFormatError(f"{url}: holds {bad[0]!r}, not a file of a provaudit index")
     root.mkdir(parents=True, exist_ok=True)
@@ -112,6 +120,7 @@ def fetch_index(url: str) -> Path:
     try:
         for name in names:
             if name != "manifest.json":
+                (tmp / name).parent.mkdir(exist_ok=True)  # a segment's directory (a checked name)
                 _download(join_url(base, name), tmp / name)
         (tmp / "manifest.json").write_bytes(manifest)  # the bytes whose checksum names the entry
         _verify(url, tmp)

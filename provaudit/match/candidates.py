@@ -30,6 +30,7 @@ from provaudit.config import AuditConfig
 from provaudit.index.check import LOW_SHAPE, shape_table, usable_anchors
 from provaudit.match.probability import hypergeom_cdf
 from provaudit.index.format import Index
+from provaudit.index.segment import Segment
 from provaudit.index.chunks import expand
 from provaudit.text import sets
 from provaudit.text.shingle import ShingleBatch
@@ -56,11 +57,14 @@ class AnchorPlan:
         self.index, self.c_min, self.miss_rate = index, config.min_overlap, config.miss_rate
         self.max_postings = config.max_postings
         self._usable: np.ndarray | None = None
-        if config.max_postings != index.max_postings:
-            t = index.anchor_table
-            t.keys_file.ensure_all()
-            t.items_file.ensure_all()
-            self._usable = usable_anchors(t.keys, t.items, len(index), config.max_postings)
+        if config.max_postings != index.max_postings:  # recounted segment by segment, as they were built
+            parts = []
+            for seg in index.segments:
+                t = seg.anchor_table
+                t.keys_file.ensure_all()
+                t.items_file.ensure_all()
+                parts.append(usable_anchors(t.keys, t.items, len(seg), config.max_postings))
+            self._usable = np.concatenate(parts)
         self._solved: dict[tuple[int, int], tuple[int, float]] = {}
         # thresholds by code n * width + k, filled as codes are met (when the table is small enough)
         self._width = index.config.anchors + 1
@@ -172,15 +176,28 @@ POSTINGS_STEP = 1 << 21  # anchor postings expanded at a time: bounds a batch's 
 
 def anchor_candidates(index: Index, plan: AnchorPlan, batch: ShingleBatch,
                       step: int = POSTINGS_STEP) -> tuple[np.ndarray, np.ndarray]:
-    """Candidate (record, item) pairs from anchor hits, by record, then item.
+    """Candidate (record, item) pairs from anchor hits, by record, then item, segment by segment.
 
-    Every shingle of every record is looked up (repeats included); keys shared by more than
-    ``max_postings`` items are skipped; hits are then reduced to distinct (record, anchor)
-    pairs, so each anchor counts once. Postings are expanded for runs of whole records of
-    about ``step`` postings at a time: a larger index means longer postings per key, not
-    larger arrays.
+    Every shingle of every record is looked up (repeats included) in each segment's anchor
+    table; keys shared by more than ``max_postings`` items of a segment are skipped there;
+    hits are then reduced to distinct (record, anchor) pairs, so each anchor counts once.
+    Postings are expanded for runs of whole records of about ``step`` postings at a time: a
+    larger index means longer postings per key, not larger arrays.
     """
-    table = index.anchor_table
+    found = [_segment_anchor_candidates(seg, plan, batch, step) for seg in index.segments if len(seg)]
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    recs, items = np.concatenate([r for r, _ in found]), np.concatenate([i for _, i in found])
+    order = np.lexsort((items, recs))
+    return recs[order], items[order]
+
+
+def _segment_anchor_candidates(seg: Segment, plan: AnchorPlan, batch: ShingleBatch,
+                               step: int) -> tuple[np.ndarray, np.ndarray]:
+    """``anchor_candidates`` in one segment (items numbered as the index numbers them)."""
+    table = seg.anchor_table
     hit, lo, hi = table.hits(batch.hashes)
     live = (hi - lo) <= plan.max_postings
     hit, lo, hi = hit[live], lo[live], hi[live]
@@ -195,60 +212,68 @@ def anchor_candidates(index: Index, plan: AnchorPlan, batch: ShingleBatch,
         # at least one record, then whole records while they fit in the step
         stop = int(np.searchsorted(ends, (ends[start - 1] if start else 0) + step, side="right"))
         stop = int(np.searchsorted(rec, rec[min(max(stop, start + 1), len(hit)) - 1], side="right"))
-        r, i = _anchor_pairs(index, plan, rec[start:stop], lo[start:stop], hi[start:stop])
+        r, i = _anchor_pairs(seg, plan, rec[start:stop], lo[start:stop], hi[start:stop])
         recs.append(r)
         items.append(i)
         start = stop
     return np.concatenate(recs), np.concatenate(items)
 
 
-def _anchor_pairs(index: Index, plan: AnchorPlan, rec: np.ndarray, lo: np.ndarray,
+def _anchor_pairs(seg: Segment, plan: AnchorPlan, rec: np.ndarray, lo: np.ndarray,
                   hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``anchor_candidates`` for the hits of whole records (their records and posting ranges)."""
-    table = index.anchor_table
+    table, n = seg.anchor_table, len(seg)
     owner, pos = expand(lo, hi)
     distinct = sets.unique(rec[owner].astype(np.int64) * len(table) + pos)
-    code = (distinct // len(table)) * len(index) + table.item_numbers(distinct % len(table)).astype(np.int64)
+    code = (distinct // len(table)) * n + table.item_numbers(distinct % len(table)).astype(np.int64)
     uniq, counts = np.unique(code, return_counts=True)
-    it = uniq % len(index)
+    it = uniq % n + seg.base
     if plan.t_cut > 1:  # most pairs share one anchor: drop those no item can accept, before any per-item read
         keep = (counts >= plan.t_cut) | plan.low_filter[it & LOW_FILTER_MASK]
         uniq, counts, it = uniq[keep], counts[keep], it[keep]
     t = plan.threshold_of(it)
     keep = (t > 0) & (counts >= t)
-    return uniq[keep] // len(index), it[keep]
+    return uniq[keep] // n, it[keep]
 
 
 def lsh_candidates(index: Index, band_keys: np.ndarray, records: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Candidate (record, item) pairs sharing at least one LSH band key.
+    """Candidate (record, item) pairs sharing at least one LSH band key (in any segment).
 
     Args:
         band_keys: ``(len(records), bands)`` keys of the target records.
         records: The batch positions of those records.
     """
-    hit, lo, hi = index.band_table.hits(band_keys.reshape(-1))
-    owner, pos = expand(lo, hi)
-    items = index.band_table.item_numbers(pos).astype(np.int64)
-    recs = records[hit[owner] // band_keys.shape[1]].astype(np.int64)
-    code = sets.unique(recs * len(index) + items)
-    return code // len(index), code % len(index)
+    n = len(index)
+    codes = []
+    for seg in index.segments:
+        hit, lo, hi = seg.band_table.hits(band_keys.reshape(-1))
+        owner, pos = expand(lo, hi)
+        items = seg.band_table.item_numbers(pos).astype(np.int64) + seg.base
+        recs = records[hit[owner] // band_keys.shape[1]].astype(np.int64)
+        codes.append(recs * n + items)
+    code = sets.unique(np.concatenate(codes))
+    return code // n, code % n
 
 
 def verify(index: Index, unique: ShingleBatch, recs: np.ndarray, items: np.ndarray) -> np.ndarray:
     """Exact ``|S(item) & S(record)|`` for each candidate pair.
 
     ``unique`` holds each candidate record's sorted distinct shingles (``unique_per_record``).
-    The items' sequence offsets are validated and their bytes verified before the kernel reads them.
+    The items' sequence offsets are validated and their bytes verified before the kernel reads them
+    (segment by segment, with the segment's own item numbers).
     """
-    if len(recs) == 0:
-        return np.zeros(0, dtype=np.int64)
-    index.seq_bounds(sets.unique(items))
-    if kernels.ENABLED:
-        return kernels.overlap(unique.hashes, unique.offsets, recs, index.seq_hashes, index.seq_offsets, items)
-    return _verify_py(index, unique, recs, items)
+    out = np.zeros(len(recs), dtype=np.int64)
+    for seg, where, local in index.split(items):
+        seg.seq_bounds(sets.unique(local))
+        if kernels.ENABLED:
+            out[where] = kernels.overlap(unique.hashes, unique.offsets, recs[where], seg.seq_hashes, seg.seq_offsets,
+                                         local)
+        else:
+            out[where] = _verify_py(seg, unique, recs[where], local)
+    return out
 
 
-def _verify_py(index: Index, unique: ShingleBatch, recs: np.ndarray, items: np.ndarray) -> np.ndarray:
+def _verify_py(index: Segment, unique: ShingleBatch, recs: np.ndarray, items: np.ndarray) -> np.ndarray:
     vocab = sets.unique(unique.hashes)
     t_rec = np.repeat(np.arange(len(unique), dtype=np.int64), np.diff(unique.offsets))
     t_code = np.sort(t_rec * len(vocab) + np.searchsorted(vocab, unique.hashes))

@@ -64,10 +64,9 @@ PAIR_CHUNK = 1 << 12  # pair rows made columnar at a time
 def item_signatures(index: Index, items: np.ndarray) -> np.ndarray:
     """MinHash signatures of reference items, computed from their stored shingle sequences: the
     values the index build stored in ``signatures.u32``, which audits do not read."""
-    lo, hi = index.seq_bounds(items)
+    parts = index.sequences_of(items)
     offsets = np.zeros(len(items) + 1, dtype=np.int64)
-    np.cumsum(hi - lo, out=offsets[1:])
-    parts = [index.seq_hashes[a:b] for a, b in zip(lo.tolist(), hi.tolist())]
+    np.cumsum([len(p) for p in parts], out=offsets[1:])
     hashes = np.concatenate(parts) if parts else np.zeros(0, np.uint64)
     return signatures(ShingleBatch(hashes, offsets, index.tokens_of(items)), index.config.num_perm, index.config.seed)
 
@@ -117,6 +116,9 @@ class Engine:
             sigs = signatures(subbatch(sb, eligible), icfg.num_perm, icfg.seed)
             sig_of = dict(zip(eligible.tolist(), sigs))
             l_rec, l_item = lsh_candidates(idx, band_keys(sigs, icfg.bands, icfg.rows), eligible)
+        if len(idx.removed):  # removed items are never verified nor reported
+            a_keep, l_keep = ~idx.is_removed(a_item), ~idx.is_removed(l_item)
+            a_rec, a_item, l_rec, l_item = a_rec[a_keep], a_item[a_keep], l_rec[l_keep], l_item[l_keep]
         n = len(idx)
         a_code, l_code = a_rec * n + a_item, l_rec * n + l_item
         codes = sets.union(a_code, l_code)

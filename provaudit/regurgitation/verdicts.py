@@ -37,6 +37,7 @@ def requirements(index: Index, rules: VerdictRules, config: AuditConfig) -> np.n
     near = np.maximum(f - ng + 1, np.ceil(config.min_containment * d - 1e-9).astype(np.int64))
     out = np.minimum(lower(span), near)
     evidence = (n >= f) & (d >= max(1, config.min_item_shingles))
+    evidence[index.removed] = False  # removed items are no longer part of the corpus
     return np.where(evidence, out, 0).astype(np.int64)
 
 

@@ -50,7 +50,7 @@ def report_header(kind: str, idx: Index) -> dict[str, Any]:
             "fingerprint": idx.manifest["fingerprint"],
             "manifest_sha256": sha256_file(idx.path / "manifest.json"),
             "config": idx.manifest["config"],
-            "items": len(idx),
+            "items": idx.live_items,
             "inputs": inputs,
         },
     }

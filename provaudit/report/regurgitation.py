@@ -149,7 +149,7 @@ def build_report(result: OutputsResult, pairs: pa.Table) -> dict[str, Any]:
         "verdict_rules": _verdict_rules(result),
         "inputs": inputs,
         "counts": {
-            "reference_items": len(idx),
+            "reference_items": idx.live_items,
             "reference_items_evidence": int(ok.sum()),
             "reference_items_reproduced": len(items),
             "samples": n,

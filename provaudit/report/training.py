@@ -120,7 +120,7 @@ def _flags(result: AuditResult, summary: _Summary, eligible_items: int) -> dict[
     return {
         "short_item": {
             "min_item_shingles": result.config.min_item_shingles,
-            "items_in_index": len(result.index) - eligible_items,
+            "items_in_index": result.index.live_items - eligible_items,
             "pairs": summary.short_pairs,
         },
         "frequent_item": {
@@ -188,7 +188,7 @@ def build_report(result: AuditResult) -> dict[str, Any]:
         },
         "inputs": inputs,
         "counts": {
-            "reference_items": len(idx),
+            "reference_items": idx.live_items,
             "reference_items_evidence": eligible_items,
             "reference_items_found": len(found),
             "target_records": result.target_records,
