@@ -4,6 +4,7 @@ when an audit first uses it (the layout is described in ``index.manifest``)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -169,6 +170,14 @@ class Segment:
         from provaudit.index.items import open_items
 
         return open_items(self.files["items.parquet"], self.n_items, self.config.keep_text)
+
+    def row_groups(self) -> Iterator[tuple[int, pa.Table]]:
+        """Every row group of ``items.parquet`` (verified; not kept) with the number of its first item."""
+        from provaudit.index.items import read_group
+
+        pf, starts = self._parquet
+        for g in range(pf.metadata.num_row_groups):
+            yield int(starts[g]), read_group(self.files["items.parquet"], pf, g)
 
     def _group(self, g: int) -> pa.Table:
         if g not in self._groups:

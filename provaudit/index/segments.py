@@ -39,7 +39,6 @@ from provaudit.text.shingle import ShingleBatch, unique_per_record
 LOCK = ".lock"
 # what operations write in an index directory (deleted when the manifest in force does not name them)
 _OWN = re.compile(r"(seg-[0-9]{6}-([0-9a-f]{8}|partial)|del-[0-9]{6}-[0-9a-f]{8}\.u64|\.manifest\.json\.tmp-.*)")
-COMPACT_BLOCK = 1 << 14  # items re-prepared at a time by compact (bounded memory)
 
 
 @contextmanager
@@ -228,11 +227,11 @@ def compact_segments(index: Index) -> dict[str, Any]:
     writer = segment_writer(index)
     try:
         for seg in index.segments:
-            for lo in range(0, len(seg), COMPACT_BLOCK):
-                local = np.arange(lo, min(len(seg), lo + COMPACT_BLOCK), dtype=np.int64)
-                local = local[~index.is_removed(local + seg.base)]
-                if len(local):
-                    _copy_items(seg, local, writer)
+            for first, table in seg.row_groups():
+                local = np.arange(first, first + table.num_rows, dtype=np.int64)
+                live = ~index.is_removed(local + seg.base)
+                if live.any():
+                    _copy_items(seg, local, live, table, writer)
         entry = writer.finish_segment()
     except BaseException:
         writer.abort()
@@ -248,21 +247,27 @@ def compact_segments(index: Index) -> dict[str, Any]:
     return full
 
 
-def _copy_items(seg: Segment, local: np.ndarray, writer: IndexWriter) -> None:
-    """Items of a segment, prepared again from their stored sequences, added to ``writer``."""
+def _copy_items(seg: Segment, local: np.ndarray, live: np.ndarray, table: pa.Table, writer: IndexWriter) -> None:
+    """The ``live`` ones of consecutive items of a segment (``table``: their rows of items.parquet),
+    prepared again from their stored sequences and added to ``writer``."""
     lo, hi = seg.seq_bounds(local)
-    offsets = np.zeros(len(local) + 1, dtype=np.int64)
+    if np.array_equal(lo[1:], hi[:-1]):  # as built: one run of the sequences, read at once
+        hashes = np.asarray(seg.seq_hashes[int(lo[0]) : int(hi[-1])])[np.repeat(live, hi - lo)]
+    else:
+        hashes = np.concatenate([seg.seq_hashes[a:b] for a, b in zip(lo[live].tolist(), hi[live].tolist())])
+    lo, hi = lo[live], hi[live]
+    offsets = np.zeros(len(lo) + 1, dtype=np.int64)
     np.cumsum(hi - lo, out=offsets[1:])
-    hashes = np.concatenate([seg.seq_hashes[a:b] for a, b in zip(lo.tolist(), hi.tolist())])
-    sb = ShingleBatch(hashes.astype(np.uint64), offsets, seg.tokens_of(local))
+    sb = ShingleBatch(hashes.astype(np.uint64), offsets, seg.tokens_of(local[live]))
     ub = unique_per_record(sb)
     n_unique = np.diff(ub.offsets)
-    if not np.array_equal(n_unique, seg.shingles_of(local)):
+    if not np.array_equal(n_unique, seg.shingles_of(local[live])):
         raise IndexFormatError(f"{seg.path}: corrupt or hostile index: distinct shingles do not match the sequences")
-    rec = np.repeat(np.arange(len(local)), n_unique)
+    rec = np.repeat(np.arange(len(lo)), n_unique)
     take = (np.arange(len(ub.hashes)) - ub.offsets[rec]) < seg.config.anchors
     items = PreparedItems(sb.hashes, sb.offsets, sb.n_tokens, n_unique, ub.hashes[take],
                           np.minimum(n_unique, seg.config.anchors))
-    texts = [str(t) for t in seg.column_of("text", local)] if seg.config.keep_text else None
-    writer.add(seg.ids_of(local), [str(s) for s in seg.column_of("source", local)],
-               [int(r) for r in seg.column_of("row", local)], items, texts)
+    rows = table.filter(pa.array(live))
+    texts = [str(t) for t in rows.column("text").to_pylist()] if seg.config.keep_text else None
+    writer.add([str(i) for i in rows.column("id").to_pylist()], [str(s) for s in rows.column("source").to_pylist()],
+               [int(r) for r in rows.column("row").to_pylist()], items, texts)
