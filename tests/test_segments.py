@@ -303,3 +303,22 @@ def test_stale_entries_are_removed_without_following_links(halves, tmp_path) -> 
     assert names == sorted([".lock", "manifest.json", "notes.txt", m["removed"]["name"],
                             *(s["name"] for s in m["segments"])])
     assert (outside / "keep.txt").read_text() == "mine"
+
+
+def test_an_audit_bundle_records_every_segments_checksum_list(halves, tmp_path) -> None:
+    """bundle.json recorded INDEX/checksums.sha256, which a segmented index no longer has: a changed
+    checksum list of any segment must still make ``verify OUT`` fail, naming it."""
+    refs, targets, tgt, a, b, d = halves
+    idx = shutil.copytree(d / "grown.idx", tmp_path / "idx")
+    out = tmp_path / "out"
+    api.write_audit(api.audit(idx, [str(tgt)]), out)
+    bundle = json.loads((out / "bundle.json").read_text())
+    assert bundle["index"]["checksums.sha256"]
+    cmd = [sys.executable, "-m", "provaudit", "verify", str(out)]
+    assert subprocess.run(cmd, capture_output=True, text=True, timeout=300).returncode == 0
+    lists = seg(idx, 1) / "checksums.sha256"
+    data = bytearray(lists.read_bytes())
+    data[5] ^= 1
+    lists.write_bytes(bytes(data))
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and "checksums.sha256 changed since the audit" in r.stdout, r.stdout + r.stderr

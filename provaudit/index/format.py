@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import json
 from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
@@ -34,13 +35,14 @@ from provaudit.config import IndexConfig
 from provaudit.errors import IndexFormatError
 from provaudit.index.chunks import Chunked, hostile
 from provaudit.index.manifest import (
-    CHECKSUMS, FILES, FORMAT, FORMAT_VERSION, MARKER, MAX_MANIFEST_BYTES, RAW, manifest_checksum, manifest_text,
-    read_manifest, validate_manifest,
+    CHECKSUMS, FILES, FORMAT, FORMAT_VERSION, MARKER, MAX_MANIFEST_BYTES, RAW, SEGMENT_NAME, manifest_checksum,
+    manifest_text, read_manifest, validate_manifest,
 )
 from provaudit.index.segment import Segment
 
 __all__ = ["CHECKSUMS", "FILES", "FORMAT", "FORMAT_VERSION", "MARKER", "MAX_MANIFEST_BYTES", "RAW", "Index",
-           "Segment", "load_index", "manifest_checksum", "manifest_text", "read_manifest", "validate_manifest"]
+           "Segment", "checksum_lists_sha256", "load_index", "manifest_checksum", "manifest_text", "read_manifest",
+           "validate_manifest"]
 
 
 def read_removed(path: Path, entry: dict[str, Any] | None, numbered: int) -> np.ndarray:
@@ -231,6 +233,22 @@ class Index:
     def ids(self) -> Any:
         ids = self.items.column("id").combine_chunks()
         return ids.dictionary_decode() if pa.types.is_dictionary(ids.type) else ids
+
+
+def checksum_lists_sha256(path: Path) -> str | None:
+    """sha256 of the index's segments' checksum lists (``checksums.sha256``) in manifest order, read as
+    they are (an audit's bundle records it); None when the manifest or a list cannot be read."""
+    try:
+        m = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+        names = [s["name"] for s in m["segments"]]
+        h = hashlib.sha256()
+        for name in names:
+            if not isinstance(name, str) or not SEGMENT_NAME.fullmatch(name):
+                return None
+            h.update(hashlib.sha256((path / name / CHECKSUMS).read_bytes()).digest())
+        return h.hexdigest()
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def load_index(path: Path) -> Index:

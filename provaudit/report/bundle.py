@@ -1,6 +1,6 @@
 """A verifiable audit output: ``bundle.json`` lists the sha256 of every file, of the index and of the inputs.
 
-The index is recorded by the sha256 of its manifest and of its chunk-checksum list, which
+The index is recorded by the sha256 of its manifest and of its segments' chunk-checksum lists, which
 cover every byte of its data files (``provaudit verify INDEX`` checks those bytes).
 
 ``bundle.json`` is written last of the report files, inside the atomic output directory
@@ -29,9 +29,10 @@ from typing import Any
 from provaudit.fs import arrow
 from provaudit.fs.hashing import json_checksum, sha256_file
 from provaudit.fs.integrity import CHECKSUMS
+from provaudit.index.format import checksum_lists_sha256
 
 BUNDLE = "bundle.json"
-INDEX_CHECKSUMS = "checksums.sha256"  # an index's chunk checksums (index.format.CHECKSUMS), covering its data files
+INDEX_CHECKSUMS = "checksums.sha256"  # sha256 of an index's segments' chunk checksum lists (index.format), in order
 FORMAT = "provaudit-bundle"
 FORMAT_VERSION = 1
 # report.json blocks that a rerun must reproduce exactly (dates, paths and versions may differ)
@@ -84,8 +85,7 @@ def provenance(argv: list[str]) -> dict[str, Any]:
 def write_bundle(out: Path, report: dict[str, Any]) -> dict[str, Any]:
     """Write ``bundle.json`` into ``out``: sha256 and size of every file there, the index and the inputs used."""
     idx = report["index"]
-    checksums = Path(idx["path"]) / INDEX_CHECKSUMS
-    index_checksums = sha256_file(checksums) if checksums.is_file() else None
+    index_checksums = checksum_lists_sha256(Path(idx["path"]))
     files = {p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size}
              for p in sorted(out.iterdir()) if p.is_file() and p.name not in (BUNDLE, CHECKSUMS)}
     reproduce = report.get("reproduce") or {}
@@ -202,8 +202,7 @@ def _check_index(idx: dict[str, Any], problems: list[str], notes: list[str]) -> 
     if (ipath / "manifest.json").is_file():
         if sha256_file(ipath / "manifest.json") != idx["manifest_sha256"]:
             problems.append(f"index {idx['path']}: manifest.json changed since the audit")
-        sums = ipath / INDEX_CHECKSUMS
-        if idx.get(INDEX_CHECKSUMS) and (not sums.is_file() or sha256_file(sums) != idx[INDEX_CHECKSUMS]):
+        if idx.get(INDEX_CHECKSUMS) and checksum_lists_sha256(ipath) != idx[INDEX_CHECKSUMS]:
             problems.append(f"index {idx['path']}: {INDEX_CHECKSUMS} changed since the audit")
         notes.append(f"index {idx['path']}: manifest and chunk checksums as recorded; `provaudit verify "
                      f"{idx['path']}` checks every byte of its files against them")
