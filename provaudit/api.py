@@ -19,6 +19,7 @@ import functools
 import logging
 import tempfile
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 from provaudit.version import __version__
@@ -376,7 +377,8 @@ def resolve_kind(kind: str, targets: list[str] | tuple[str, ...], text_field: st
 
 
 from provaudit.gate.acceptance import load_allow, load_baseline  # noqa: E402  (kept beside check())
-from provaudit.gate.verdict import EvidencePair, Limits, SourceCount, Verdict, evaluate  # noqa: E402
+from provaudit.gate.verdict import (  # noqa: E402
+    DEFAULT_SHOW, EvidencePair, Limits, SourceCount, Verdict, evaluate, evidence_from_batches)
 
 __all__ += ["check"]
 
@@ -398,6 +400,7 @@ def check(
     progress: Progress | None = None,
     input_format: str | None = None,
     run_engine: RunEngine | None = None,
+    show: int = DEFAULT_SHOW,
 ) -> Verdict:
     """The CI gate: audit ``targets``, leave out accepted pairs, and check the rest against ``limits``.
 
@@ -408,9 +411,12 @@ def check(
         allow: A file of accepted reference ids or ``reference_id,target_id`` pairs.
         on_error: ``"fail"`` by default: a gate must account for every record.
         out: Also write the full audit output (matches.parquet, report.json, ...) here.
+        show: Strongest counted pairs the verdict keeps (overall and per source) for its renderers.
 
     Returns:
-        The verdict; ``verdict.audit`` carries the index, parameters and counts of the audit.
+        The verdict; ``verdict.audit`` carries the index, parameters and counts of the audit;
+        ``verdict.pairs()`` reads every evidence pair again from the audit's spill (kept until the
+        verdict is released).
 
     Raises:
         InputError: unreadable targets (named), baseline or allow-list (both read before the audit).
@@ -431,11 +437,12 @@ def check(
         raise InputError("not everything was read: " + "; ".join(unread[:5])
                          + (f"; and {len(unread) - 5} more" if len(unread) > 5 else ""))
     report = write_audit(result, out, force=force) if out is not None else training_report.build_report(result)
-    pairs = [EvidencePair(r["reference_id"], r["target_id"], r["target_source"], r["target_row"], r["containment"],
-                          r["jaccard"], r["verbatim_tokens"])
-             for b in result.pair_batches() for r in b.to_pylist() if not r["item_flag"]]
     sources = [SourceCount(s.source, s.records, s.stats.error) for s in result.inputs]
-    verdict = evaluate(pairs, sources, report["counts"]["reference_items_evidence"], limits or Limits(),
-                       known, accepted_ids)
+
+    def pairs() -> Iterator[EvidencePair]:  # read again for --json
+        return evidence_from_batches(result.pair_batches())
+
+    verdict = evaluate(pairs(), sources, report["counts"]["reference_items_evidence"], limits or Limits(), known,
+                       accepted_ids, show=show, reread=pairs)
     verdict.audit = {k: report[k] for k in ("index", "parameters", "counts", "input_problems")}
     return verdict

@@ -317,7 +317,7 @@ from os import environ  # noqa: E402  (the check command's block)
 from provaudit.gate import settings as check_settings  # noqa: E402
 from provaudit.gate.escape import terminal_safe  # noqa: E402
 from provaudit.gate.github import DEFAULT_MAX_ANNOTATIONS, command, render_github  # noqa: E402
-from provaudit.gate.jsonout import render_json  # noqa: E402
+from provaudit.gate.jsonout import write_json  # noqa: E402
 from provaudit.gate.outputs import exit_code, write_error_reports, write_reports  # noqa: E402
 from provaudit.gate.terminal import render_text, verdict_line  # noqa: E402
 from provaudit.gate.verdict import Limits, Verdict  # noqa: E402
@@ -384,7 +384,7 @@ def check(ctx: click.Context, /, args: tuple[str, ...], **params: Any) -> None:
             verdict = api.check(index, targets, cfg, limits, baseline=_path(o["baseline"]),
                                 allow=_path(o["allow"]), text_field=o["text_field"], id_field=o["id_field"],
                                 on_error=o["on_error"], input_format=o["input_format"], run_engine=run_on, out=out,
-                                force=o["force"])
+                                force=o["force"], show=o["show"])
         except (ProvauditError, OSError) as e:  # exit 1: CI still gets a report saying why
             message = f"{e.filename}: {e.strerror or e}" if isinstance(e, OSError) and e.filename else str(e)
             write_error_reports(message, junit=_path(o["junit"]),
@@ -403,15 +403,15 @@ def _path(value: str | Path | None) -> Path | None:
 def _emit_check(v: Verdict, o: dict[str, Any], more_hint: str) -> None:
     """Write --junit/--json files, print annotations and the verdict (on stderr when JSON goes to stdout)."""
     to_stdout = o["json_file"] == "-"
-    write_reports(v, junit=_path(o["junit"]), json_file=None if to_stdout else _path(o["json_file"]), show=o["show"])
+    write_reports(v, junit=_path(o["junit"]), json_file=None if to_stdout else _path(o["json_file"]))
     if o["github"]:
         for line in render_github(v, verdict_line(v), max_annotations=o["max_annotations"],
                                   workspace=environ.get("GITHUB_WORKSPACE")):
             click.echo(line)
-    for line in render_text(v, show=o["show"], quiet=o["quiet"], more_hint=more_hint):
+    for line in render_text(v, quiet=o["quiet"], more_hint=more_hint):
         click.echo(line, err=to_stdout)
     if to_stdout:
-        click.echo(render_json(v, exit_code(v)), nl=False)
+        write_json(v, exit_code(v), sys.stdout)  # streamed: the pairs are read again
 
 
 from provaudit.cli_report import report, verify  # noqa: E402  (report and verify live beside)

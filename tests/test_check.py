@@ -167,7 +167,7 @@ def test_input_error_in_json_and_github(corpus_index, tmp_path) -> None:
     problem = (f"{bad} line 2: malformed JSON (Expecting property name enclosed in double quotes at column 2); "
                "use --on-error skip to skip and count such records")
     assert json.loads((tmp_path / "c.json").read_text()) == {
-        "format": "provaudit-check", "format_version": 1, "verdict": "error", "exit_code": 1, "error": problem}
+        "format": "provaudit-check", "format_version": 2, "verdict": "error", "exit_code": 1, "error": problem}
     assert r.output == f"::error title=provaudit check::Error: {problem}\nError: {problem}\n"
 
 
@@ -269,7 +269,7 @@ def test_json_schema(split, corpus_index, full_audit, tmp_path) -> None:
     doc = json.loads((tmp_path / "c.json").read_text())
     assert sorted(doc) == ["allow", "baseline", "counts", "exit_code", "failed_limits", "format", "format_version",
                            "index", "limits", "pairs", "parameters", "sources", "verdict"]
-    assert (doc["format"], doc["format_version"], doc["verdict"], doc["exit_code"]) == ("provaudit-check", 1, "fail", 3)
+    assert (doc["format"], doc["format_version"], doc["verdict"], doc["exit_code"]) == ("provaudit-check", 2, "fail", 3)
     records = len({(p["target_source"], p["target_row"]) for p in evidence.values()})
     assert doc["failed_limits"] == ["max-contamination"]
     assert doc["limits"] == [{"name": "max-contamination", "limit": 0.01, "value": records / 220, "count": records,
@@ -288,6 +288,8 @@ def test_json_schema(split, corpus_index, full_audit, tmp_path) -> None:
         row = evidence[(p["reference_id"], p["target_id"])]
         assert {k: row[k] for k in p if k != "status"} == {k: v for k, v in p.items() if k != "status"}
     assert len(doc["pairs"]) == len(evidence)
+    # format 2: the audit's order (matches.parquet's, flagged pairs left out), written as a stream
+    assert [(p["reference_id"], p["target_id"]) for p in doc["pairs"]] == list(evidence)
     # --json - writes only JSON to stdout; the verdict lines go to stderr
     r2 = _run("check", corpus_index, *split[1], "--json", "-", "--max-contamination", "0.01")
     assert json.loads(r2.stdout) == doc and r2.stderr.splitlines()[-1].startswith("FAIL: ")

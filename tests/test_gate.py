@@ -42,7 +42,7 @@ def test_limits_figures_and_boundaries() -> None:
     assert v.passed and v.failed_limits == []  # a figure equal to its limit passes
     v = evaluate(_pairs(), SOURCES, 20, Limits(max_pairs=4, max_contamination=0.039, max_reference_coverage=0.149))
     assert [r.name for r in v.failed_limits] == ["max-pairs", "max-contamination", "max-reference-coverage"]
-    assert [(sv.source, sv.failed, len(sv.pairs)) for sv in v.sources] == [
+    assert [(sv.source, sv.failed, sv.counted) for sv in v.sources] == [
         ("a.jsonl", True, 3), ("b.parquet", True, 2), ("c.csv", False, 0)]
     # only the limits that are set are checked; with none set, max-pairs 0 applies
     v = evaluate(_pairs(), SOURCES, 20, Limits(max_contamination=0.5))
@@ -62,7 +62,7 @@ def test_limits_are_written_as_given() -> None:
 
 def test_pairs_are_ordered_strongest_first() -> None:
     v = evaluate(_pairs(), SOURCES, 20, Limits())
-    assert [(p.reference_id, p.target_id) for p in v.counted] == [
+    assert [(p.reference_id, p.target_id) for p in v.top] == [
         ("r1", "a0"), ("r3", "b2"), ("r1", "a5"), ("r2", "a0"), ("r3", "b7")]
 
 
@@ -81,7 +81,7 @@ def test_allow_list_and_baseline_accept_exactly_their_pairs() -> None:
     assert allow.reference_ids == {"r2"} and allow.pairs == {("r3", "b7"), ("r9,with comma", "x")}
     base = Baseline("base", "base/matches.parquet", frozenset({("r1", "a5"), ("r3", "b7"), ("zz", "zz")}))
     v = evaluate(_pairs(), SOURCES, 20, Limits(), base, allow)
-    status = {(p.reference_id, p.target_id): s for p, s in v.pairs}
+    status = {(p.reference_id, p.target_id): s for p, s in v.pairs()}
     # the allow-list is consulted first: (r3, b7) is in both and counts as allowed
     assert status == {("r1", "a0"): COUNTED, ("r2", "a0"): ALLOWED, ("r1", "a5"): BASELINE,
                       ("r3", "b2"): COUNTED, ("r3", "b7"): ALLOWED}

@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from provaudit.errors import OutputExistsError
 
@@ -165,10 +166,19 @@ def write_file_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
     that are verified when read back, and recomputed when they fail (checkpoints), skip that:
     four fsyncs per audited source cost more than many small sources take to audit.
     """
+    with atomic_file(path, durable=durable) as f:
+        f.write(data)
+
+
+@contextmanager
+def atomic_file(path: Path, *, durable: bool = True) -> Iterator[BinaryIO]:
+    """A file to write ``path`` as a stream, renamed into place when the block ends without an
+    exception (removed otherwise): a reader sees the old file or the whole new one. ``durable``
+    as in ``write_file_atomic``."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             if durable:
                 f.flush()
                 os.fsync(f.fileno())

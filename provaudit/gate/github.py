@@ -13,11 +13,11 @@ from __future__ import annotations
 import os
 
 from provaudit.gate.escape import terminal_safe, workflow_data, workflow_property
-from provaudit.gate.verdict import EvidencePair, Verdict
+from provaudit.gate.verdict import ANNOTATION_PAIRS as ITEMS_PER_ANNOTATION
+from provaudit.gate.verdict import RecordEvidence, Verdict
 
 DEFAULT_MAX_ANNOTATIONS = 9
 LINE_SUFFIXES = (".jsonl", ".ndjson", ".txt")
-ITEMS_PER_ANNOTATION = 3
 
 
 def command(kind: str, message: str, **props: str) -> str:
@@ -36,7 +36,8 @@ def workspace_path(source: str, workspace: str | None) -> str:
     return source if rel.startswith("..") else rel
 
 
-def _record_annotation(kind: str, pairs: list[EvidencePair], workspace: str | None) -> str:
+def _record_annotation(kind: str, record: RecordEvidence, workspace: str | None) -> str:
+    pairs = record.pairs
     first = pairs[0]
     props = {"file": workspace_path(first.target_source, workspace)}
     row = f"row {first.target_row}"
@@ -46,7 +47,8 @@ def _record_annotation(kind: str, pairs: list[EvidencePair], workspace: str | No
     props["title"] = "provaudit: reference material"
     items = ", ".join(f"{terminal_safe(p.reference_id)} (containment {p.containment:.3f}, Jaccard {p.jaccard:.3f}, "
                       f"{p.verbatim_tokens} verbatim tokens)" for p in pairs[:ITEMS_PER_ANNOTATION])
-    more = f" and {len(pairs) - ITEMS_PER_ANNOTATION} more items" if len(pairs) > ITEMS_PER_ANNOTATION else ""
+    extra = record.count - ITEMS_PER_ANNOTATION
+    more = f" and {extra} more items" if extra > 0 else ""
     return command(kind, f"Record {terminal_safe(first.target_id)} ({row}) contains {items}{more}", **props)
 
 
@@ -59,12 +61,10 @@ def render_github(v: Verdict, verdict_line: str, *, max_annotations: int = DEFAU
         max_annotations: Most record annotations; the summary says how many were left out.
         workspace: The repository root (``$GITHUB_WORKSPACE``): file paths are made relative to it.
     """
-    records: dict[tuple[str, int], list[EvidencePair]] = {}
-    for p in v.counted:  # strongest first, so records come in order of their strongest pair
-        records.setdefault((p.target_source, p.target_row), []).append(p)
+    records = v.evidence_records  # in order of their strongest pair
     kind = "notice" if v.passed else "error"
-    lines = [_record_annotation("warning" if v.passed else "error", pairs, workspace)
-             for pairs in list(records.values())[:max_annotations]]
+    lines = [_record_annotation("warning" if v.passed else "error", record, workspace)
+             for record in records[:max_annotations]]
     summary = verdict_line
     if len(records) > max_annotations:
         summary += f" ({len(records) - max_annotations} more records not annotated)"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from provaudit.gate.escape import xml_text
-from provaudit.gate.terminal import accepted_summary, source_summary, verdict_line
+from provaudit.gate.terminal import accepted_summary, shown, source_summary, verdict_line
 from provaudit.gate.verdict import SourceVerdict, Verdict
 
 SUITE = "provaudit check"
@@ -25,9 +25,9 @@ ERROR_TYPE = "provaudit.error"
 def _failure_text(sv: SourceVerdict, show: int) -> str:
     lines = [f"row {p.target_row} (id {xml_text(p.target_id)}) contains {xml_text(p.reference_id)}: containment "
              f"{p.containment:.3f}, Jaccard {p.jaccard:.3f}, {p.verbatim_tokens} verbatim tokens"
-             for p in sv.pairs[:show]]
-    if len(sv.pairs) > show:
-        lines.append(f"... and {len(sv.pairs) - show} more pairs")
+             for p in sv.top[:show]]
+    if sv.counted > show:
+        lines.append(f"... and {sv.counted - show} more pairs")
     return "\n".join(lines) + "\n"
 
 
@@ -63,12 +63,13 @@ def render_junit_error(message: str) -> bytes:
     return _serialize(root)
 
 
-def render_junit(v: Verdict, *, show: int = 10) -> bytes:
+def render_junit(v: Verdict, *, show: int | None = None) -> bytes:
     """JUnit XML (UTF-8, with declaration) for a verdict.
 
     Args:
-        show: Strongest pairs listed in each failing test case.
+        show: Strongest pairs listed in each failing test case (at most, and by default, ``v.show``).
     """
+    show = shown(v, show)
     failures = sum(1 for sv in v.sources if sv.failed)
     counts = {"tests": str(len(v.sources)), "failures": str(failures), "errors": "0", "skipped": "0"}
     root = ET.Element("testsuites", {"name": SUITE, **counts})

@@ -17,8 +17,8 @@ def pair_line(p: EvidencePair) -> str:
 
 def source_summary(sv: SourceVerdict) -> str:
     """E.g. ``3 pairs in 2 of 500 records, 3 reference items (1 accepted)``."""
-    text = (f"{len(sv.pairs)} pairs in {sv.records_with_evidence} of {sv.records:,} records, "
-            f"{sv.reference_items} reference items" if sv.pairs else f"no evidence in {sv.records:,} records")
+    text = (f"{sv.counted} pairs in {sv.records_with_evidence} of {sv.records:,} records, "
+            f"{sv.reference_items} reference items" if sv.counted else f"no evidence in {sv.records:,} records")
     if sv.accepted:
         text += f" ({sv.accepted} accepted)"
     if sv.error:
@@ -38,11 +38,8 @@ def accepted_summary(v: Verdict) -> str:
 
 def verdict_line(v: Verdict) -> str:
     """The final line: PASS or FAIL, the counted figures, what was accepted and each limit."""
-    counted = v.counted
-    records = len({(p.target_source, p.target_row) for p in counted})
-    items = len({p.reference_id for p in counted})
-    parts = [f"{len(counted)} evidence pairs in {records} of {v.target_records:,} target records, "
-             f"{items} of {v.reference_items:,} reference items"]
+    parts = [f"{v.counted_pairs} evidence pairs in {v.records_with_evidence} of {v.target_records:,} target records, "
+             f"{v.items_with_evidence} of {v.reference_items:,} reference items"]
     accepted = accepted_summary(v)
     if accepted:
         parts.append(accepted)
@@ -53,11 +50,24 @@ def verdict_line(v: Verdict) -> str:
     return f"{'PASS' if v.passed else 'FAIL'}: " + "; ".join(parts)
 
 
-def render_text(v: Verdict, *, show: int = 10, quiet: bool = False, more_hint: str = "") -> list[str]:
+def shown(v: Verdict, show: int | None) -> int:
+    """``show``, or the verdict's when None; a verdict keeps only ``v.show`` pairs to list.
+
+    Raises:
+        ValueError: ``show`` is over ``v.show`` (give ``evaluate``/``api.check`` that ``show``).
+    """
+    if show is None:
+        return v.show
+    if show > v.show:
+        raise ValueError(f"the verdict kept the {v.show} strongest pairs, not {show}: evaluate with show={show}")
+    return show
+
+
+def render_text(v: Verdict, *, show: int | None = None, quiet: bool = False, more_hint: str = "") -> list[str]:
     """The lines ``provaudit check`` prints.
 
     Args:
-        show: Strongest counted pairs listed when the gate fails.
+        show: Strongest counted pairs listed when the gate fails (at most, and by default, ``v.show``).
         quiet: Only the verdict line.
         more_hint: Appended to the "... and N more" line (where the full list is).
     """
@@ -65,8 +75,8 @@ def render_text(v: Verdict, *, show: int = 10, quiet: bool = False, more_hint: s
         return [verdict_line(v)]
     lines = [f"{'FAIL' if sv.failed else 'ok  '} {terminal_safe(sv.source)}: {source_summary(sv)}" for sv in v.sources]
     if not v.passed:
-        counted = v.counted
-        lines += [f"  {pair_line(p)}" for p in counted[:show]]
-        if len(counted) > show:
-            lines.append(f"  ... and {len(counted) - show} more{more_hint}")
+        show = shown(v, show)
+        lines += [f"  {pair_line(p)}" for p in v.top[:show]]
+        if v.counted_pairs > show:
+            lines.append(f"  ... and {v.counted_pairs - show} more{more_hint}")
     return lines + [verdict_line(v)]
