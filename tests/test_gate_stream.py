@@ -148,3 +148,23 @@ def test_streamed_json_equals_the_whole_document(n: int) -> None:
     assert out.getvalue() == json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=True) + "\n"
     assert json.loads(out.getvalue())["pairs"] == doc["pairs"]
 
+
+def test_a_parquet_baseline_is_read_a_batch_at_a_time(tmp_path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from provaudit.gate.acceptance import load_baseline
+
+    n = 200_000
+    pq.write_table(pa.table({"reference_id": [f"reference-item-{i % 5000:08d}" for i in range(n)],
+                             "target_id": [f"target-record-{i:08d}" for i in range(n)]}),
+                   tmp_path / "matches.parquet", row_group_size=16_384)
+    tracemalloc.start()
+    try:
+        base = load_baseline(tmp_path / "matches.parquet")
+        kept, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(base.pairs) == n and ("reference-item-00000007", "target-record-00005007") in base.pairs
+    # beyond the set it returns, one batch of ids (whole columns as lists took 10% more)
+    assert peak - kept < kept // 50, f"peak {peak:,} bytes, kept {kept:,}"

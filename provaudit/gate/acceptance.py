@@ -15,13 +15,15 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from provaudit.errors import InputError
-from provaudit.fs.arrow import read_table
+from provaudit.fs.arrow import iter_batches
 from provaudit.fs.integrity import CHECKSUMS, verify_checksums
 
 PairKey = tuple[str, str]  # (reference_id, target_id)
@@ -35,12 +37,12 @@ class Baseline:
     Attributes:
         path: What the user named (directory, report.json, matches.parquet or a check JSON).
         source: The file the pairs were read from.
-        pairs: Every pair of that output, flagged or not.
+        pairs: Every pair of that output, flagged or not (a set: memory is the earlier output's size).
     """
 
     path: str
     source: str
-    pairs: frozenset[PairKey]
+    pairs: AbstractSet[PairKey]
 
 
 @dataclass(frozen=True)
@@ -100,15 +102,23 @@ def load_allow(path: Path) -> AllowList:
     return AllowList.parse(text.splitlines(), str(path))
 
 
-def _pairs_from_parquet(path: Path) -> frozenset[PairKey]:
+def _pairs_from_parquet(path: Path) -> set[PairKey]:
+    """The (reference_id, target_id) of every row, read a batch at a time: memory is the set's."""
+    names = ["reference_id", "target_id"]
+    keys: set[PairKey] = set()
     try:
-        table = read_table(path, columns=["reference_id", "target_id"])
+        source = pq.ParquetFile(path)
+        for name in names:
+            if not pa.types.is_string(source.schema_arrow.field(name).type):
+                raise InputError(f"{path}: column {name} must hold strings without nulls")
+        for b in iter_batches(source, names):
+            for name in names:
+                if b.column(name).null_count:
+                    raise InputError(f"{path}: column {name} must hold strings without nulls")
+            keys.update(zip(b.column("reference_id").to_pylist(), b.column("target_id").to_pylist()))
     except (pa.ArrowException, OSError, KeyError) as e:
         raise InputError(f"{path}: not a provaudit matches.parquet ({e})") from None
-    for name in ("reference_id", "target_id"):
-        if not pa.types.is_string(table.schema.field(name).type) or table.column(name).null_count:
-            raise InputError(f"{path}: column {name} must hold strings without nulls")
-    return frozenset(zip(table.column("reference_id").to_pylist(), table.column("target_id").to_pylist()))
+    return keys
 
 
 def _pairs_from_check_json(path: Path, data: dict[str, object]) -> frozenset[PairKey]:
