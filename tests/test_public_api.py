@@ -49,6 +49,7 @@ def test_the_readme_python_api_example_runs(tmp_path: Path, monkeypatch, capsys)
     exec(compile(code.group(1), "README.md", "exec"), {})
     printed = capsys.readouterr().out
     assert "fixtures/shards/train-00.jsonl" in printed and "'method': 'wilson (finite population)'" in printed
+    assert printed.endswith("\n2\n2998 1\n")  # the segment operations: 2 removed, then one segment of 2,998
     assert (tmp_path / "audit-out" / "report.json").is_file() and (tmp_path / "outputs-out" / "samples.parquet").is_file()
 
 

@@ -322,3 +322,38 @@ def test_an_audit_bundle_records_every_segments_checksum_list(halves, tmp_path) 
     lists.write_bytes(bytes(data))
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 1 and "checksums.sha256 changed since the audit" in r.stdout, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("op", ["add", "compact"])
+def test_sigkill_at_random_times_leaves_the_index_before_or_after(halves, tmp_path, op) -> None:
+    """Not only at the named steps: SIGKILL after delays spread over the run of the command."""
+    import signal
+    import time
+
+    refs, targets, tgt, a, b, d = halves
+    base = tmp_path / "base"
+    if op == "add":
+        api.build_index([str(a)], base, CFG)
+    else:
+        shutil.copytree(d / "grown.idx", base)
+        (tmp_path / "ids").write_text("\n".join(sorted(refs)[::4]) + "\n")
+        remove_from_index(base, tmp_path / "ids")
+    ref = shutil.copytree(base, tmp_path / "ref")
+    args = {"add": ["add", "{idx}", str(b), "-w", "1"], "compact": ["compact", "{idx}"]}[op]
+    subprocess.run([sys.executable, "-m", "provaudit", *[x.format(idx=ref) for x in args]], check=True, timeout=300)
+    before, after = _rows(base, tgt), _rows(ref, tgt)
+    timed = shutil.copytree(base, tmp_path / "timed")
+    t0 = time.monotonic()
+    subprocess.run([sys.executable, "-m", "provaudit", *[x.format(idx=timed) for x in args]], check=True, timeout=300)
+    whole = time.monotonic() - t0  # how long the command takes here, now
+    killed = 0
+    for j, share in enumerate((0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)):
+        idx = shutil.copytree(base, tmp_path / f"k{j}")
+        p = subprocess.Popen([sys.executable, "-m", "provaudit", *[x.format(idx=idx) for x in args]],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(whole * share)
+        p.send_signal(signal.SIGKILL)
+        killed += p.wait() == -9
+        assert _rows(idx, tgt) in (before, after), (share, p.returncode)
+        verify_index(idx)
+    assert killed
