@@ -48,6 +48,7 @@ from provaudit.run.checkpoint import Checkpoint
 from provaudit.run.jobs import audit_job, index_job, outputs_job
 from provaudit.run.loop import Keep, run_sources
 from provaudit.run.engines import RunEngine, worker_map
+from provaudit.run.ray_parts import build_parts
 
 log = logging.getLogger(__name__)
 
@@ -109,10 +110,14 @@ def build_index(
 
 def read_into(writer: IndexWriter, sources: list[Source], read: ReadOptions, run_engine: RunEngine,
               progress: Progress | None) -> list[dict[str, Any]]:
-    """Read reference sources into an index (or segment) writer; returns their manifest ``inputs`` entries."""
-    prepare_items(["warm up the compiled kernels before forking"], writer.config)
-    with worker_map(prepare_parsed, writer.config, run_engine) as wm:
-        inputs = run_sources(wm, sources, read, index_job(writer, writer.config), progress)
+    """Read reference sources into an index (or segment) writer; returns their manifest ``inputs`` entries.
+    On Ray, tasks write parts of the index that the driver merges (``run.ray_parts``)."""
+    if run_engine.kind == "ray":
+        inputs = build_parts(writer, sources, read, run_engine, progress)
+    else:
+        prepare_items(["warm up the compiled kernels before forking"], writer.config)
+        with worker_map(prepare_parsed, writer.config, run_engine) as wm:
+            inputs = run_sources(wm, sources, read, index_job(writer, writer.config), progress)
     return [{k: v for k, v in s.to_dict().items() if k not in ("records_with_matches", "covered_tokens")}
             for s in inputs]
 

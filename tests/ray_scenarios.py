@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 from provaudit import api
@@ -39,6 +40,9 @@ def main(address: str, reference: str, targets: str, out: Path) -> None:
     ray = RunEngine("ray", 2, address)
     facts: dict[str, object] = {}
     api.build_index([reference], out / "index", run_engine=ray)
+    deadline = time.monotonic() + 30  # the build's actors, killed as it ended, gone: only the audit's are counted
+    while actor_pids() and time.monotonic() < deadline:
+        time.sleep(0.1)
 
     seen: list[int] = []  # records done at each merged task
 

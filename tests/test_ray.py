@@ -6,6 +6,7 @@ worker killed mid-run and an interrupted run resumed. Skipped without Ray (``pip
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
 import shutil
@@ -19,12 +20,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from provaudit import api
+from provaudit import api, api_segments
 from provaudit.cli import cli
+from provaudit.config import IndexConfig
 from provaudit.read import lines
 from provaudit.run import engines
 
@@ -208,6 +211,44 @@ def test_killed_worker_and_interrupted_run_on_a_cluster_give_the_local_result(
     assert facts["interrupted"] and facts["resumed_sources"] == 1
     assert _audit_facts(tmp_path / "resumed") == expected
     assert (tmp_path / "resumed" / "matches.parquet").read_bytes() == (tmp_path / "killed" / "matches.parquet").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def reference_kinds(tmp_path_factory) -> list[str]:
+    """The fixture reference cut into a JSON lines file (line spans), small files (read whole, prepared
+    as one batch) and a Parquet file (row groups)."""
+    d = tmp_path_factory.mktemp("reference")
+    rows = (FIXTURES / "reference" / "posts.jsonl").read_bytes().splitlines(keepends=True)
+    (d / "a.jsonl").write_bytes(b"".join(rows[:1800]))
+    (d / "b").mkdir()
+    for i in range(6):
+        (d / "b" / f"{i}.jsonl").write_bytes(b"".join(rows[1800 + 25 * i : 1825 + 25 * i]))
+    pq.write_table(pa_json.read_json(io.BytesIO(b"".join(rows[1950:]))), d / "c.parquet", row_group_size=150)
+    return [str(d / "a.jsonl"), str(d / "b"), str(d / "c.parquet")]
+
+
+def test_ray_index_tasks_write_parts_that_merge_into_the_local_index_byte_for_byte(ray_head, reference_kinds,
+                                                                                    tmp_path) -> None:
+    address, root = ray_head
+    r = subprocess.run([sys.executable, str(HERE / "ray_parts.py"), address, str(tmp_path), *reference_kinds],
+                       env=_env(root), capture_output=True, text=True, timeout=900, cwd=HERE)
+    assert r.returncode == 0, r.stdout + r.stderr
+    facts = json.loads((tmp_path / "facts.json").read_text())
+    local = tmp_path / "local"
+    api.build_index(reference_kinds, local / "index", workers=1)
+    api.build_index(reference_kinds, local / "keep-text", IndexConfig(keep_text=True), workers=1)
+    # every item signed by a task (the driver could not), one actor killed mid-build: the local index, byte for byte
+    assert _files(tmp_path / "index") == _files(local / "index")
+    assert _files(tmp_path / "keep-text") == _files(local / "keep-text")
+    api.build_index(reference_kinds[:1], local / "added", workers=1)
+    api_segments.add_to_index(local / "added", reference_kinds[1:], workers=1)
+    assert _files(tmp_path / "added") == _files(local / "added")  # add --engine ray: the same two segments
+    assert len(json.loads((local / "added" / "manifest.json").read_text())["segments"]) == 2
+    assert len(facts["actors_before"]) == 2 and facts["killed"] in facts["actors_before"]
+    assert len(facts["progress"]) >= 5 and facts["progress"][-1] == 3000
+    # bad input in the last source: an error naming it, no index, and no part left behind (nor after the others)
+    assert "bad.jsonl" in facts["error"] and "line 2" in facts["error"]
+    assert facts["left"] == ["added", "bad.jsonl", "index", "keep-text"]
 
 
 # --- shared storage (S3 protocol, moto on 127.0.0.1) and the driver's progress ----------------------------------

@@ -75,6 +75,9 @@ class PreparedItems:
         signatures: uint32 ``(items, num_perm)``.
         bands: uint64 ``(items, bands)`` LSH band keys.
         anchor_keys, anchor_counts: The anchors (k smallest distinct hashes) of every item, concatenated.
+        tabled: Their band and anchor keys are already in the writer's tables
+            (``IndexWriter.add_tables``: items read back from a part built by a Ray task); they are
+            neither signed nor anchored again, and ``anchor_keys``/``anchor_counts`` are left empty.
     """
 
     hashes: np.ndarray
@@ -85,10 +88,11 @@ class PreparedItems:
     anchor_counts: np.ndarray
     signatures: np.ndarray | None = None
     bands: np.ndarray | None = None
+    tabled: bool = False
 
     def signed(self, config: IndexConfig) -> PreparedItems:
         """These items with their signatures and band keys (computed here if missing)."""
-        if self.signatures is not None and self.bands is not None:
+        if self.tabled or (self.signatures is not None and self.bands is not None):
             return self
         sb = ShingleBatch(self.hashes, self.offsets, self.n_tokens)
         sigs = signatures(sb, config.num_perm, config.seed)
@@ -102,11 +106,14 @@ def _concat(parts: list[PreparedItems]) -> PreparedItems:
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     signed = all(p.signatures is not None and p.bands is not None for p in parts)
+    tabled = all(p.tabled for p in parts)
+    assert tabled or not any(p.tabled for p in parts), "items of parts and items to sign in one writer"
     return PreparedItems(
         hashes, offsets, np.concatenate([p.n_tokens for p in parts]), np.concatenate([p.n_unique for p in parts]),
         np.concatenate([p.anchor_keys for p in parts]), np.concatenate([p.anchor_counts for p in parts]),
         np.concatenate([p.signatures for p in parts]) if signed else None,
         np.concatenate([p.bands for p in parts]) if signed else None,
+        tabled,
     )
 
 
@@ -180,8 +187,9 @@ class IndexWriter:
         >>> w.finish(manifest_extra)                                     # doctest: +SKIP
     """
 
-    def __init__(self, dest: Path, config: IndexConfig, *, force: bool = False, segment: Path | None = None):
-        self.dest, self.config, self.force = dest, config.resolved(), force
+    def __init__(self, dest: Path, config: IndexConfig, *, force: bool = False, segment: Path | None = None,
+                 check_ids: bool = True):
+        self.dest, self.config, self.force, self.check_ids = dest, config.resolved(), force, check_ids
         self.tmp: Path | None = None
         self._lock: int | None = None
         if segment is None:  # a new index: its only segment, in a temporary directory moved into place
@@ -220,6 +228,18 @@ class IndexWriter:
         if self._held_items >= GATHER_ITEMS:
             self._write_held()
 
+    @property
+    def next_item(self) -> int:
+        """The number the next item added will get."""
+        return self.n_items + self._held_items
+
+    def add_tables(self, base: int, bands: tuple[np.ndarray, np.ndarray], anchors: tuple[np.ndarray, np.ndarray]) -> None:
+        """Add the band and anchor (key, item) pairs of items added as ``tabled`` (a part's tables, sorted by
+        (key, item), items numbered from 0 within the part, ``base`` the number of its first item here).
+        Parts must come in item order: the tables then sort as if their items had been added one by one."""
+        self._bands.add(bands[0], bands[1].astype(np.uint32) + np.uint32(base))
+        self._anchors.add(anchors[0], anchors[1].astype(np.uint32) + np.uint32(base))
+
     def _write_held(self) -> None:
         held, self._held, self._held_items = self._held, [], 0
         if not held:
@@ -236,7 +256,7 @@ class IndexWriter:
 
     def _append(self, ids: list[str], sources: list[str], rows: list[int], items: PreparedItems,
                 texts: list[str] | None) -> None:
-        assert items.signatures is not None and items.bands is not None
+        assert items.tabled or (items.signatures is not None and items.bands is not None)
         n = len(ids)
         item_no = np.arange(self.n_items, self.n_items + n, dtype=np.uint32)
         cols: list[Any] = [arrow.array(ids, pa.string()), arrow.array(sources, pa.string()),
@@ -253,10 +273,11 @@ class IndexWriter:
             np.ascontiguousarray(items.hashes[items.offsets[0] : items.offsets[-1]], "<u8").tobytes())
         self._raw["n_tokens.u32"].write(np.ascontiguousarray(items.n_tokens, "<u4").tobytes())
         self._raw["n_shingles.u32"].write(np.ascontiguousarray(items.n_unique, "<u4").tobytes())
-        # bands: every band key of every non-empty item
-        nonempty = (items.n_unique > 0) & self.config.band_table
-        self._bands.add(items.bands[nonempty].reshape(-1), np.repeat(item_no[nonempty], items.bands.shape[1]))
-        self._anchors.add(items.anchor_keys, np.repeat(item_no, items.anchor_counts))
+        if not items.tabled:  # bands: every band key of every non-empty item
+            assert items.bands is not None
+            nonempty = (items.n_unique > 0) & self.config.band_table
+            self._bands.add(items.bands[nonempty].reshape(-1), np.repeat(item_no[nonempty], items.bands.shape[1]))
+            self._anchors.add(items.anchor_keys, np.repeat(item_no, items.anchor_counts))
         self._id_hashes.append(np.fromiter(map(_id_hash, ids), dtype=np.uint64, count=n))
         self.n_items += n
         self.n_tokens += int(items.n_tokens.sum())
@@ -360,10 +381,13 @@ class IndexWriter:
         (``counts``, ``files``, ``checksums``; the caller names it and sets its ``base``).
 
         Raises:
-            InputError: if two reference items have the same id (nothing is written).
+            InputError: if two reference items have the same id (nothing is written; not checked with
+                ``check_ids=False``: the parts of a Ray build, whose ids the final index checks).
         """
         self._close_items()
-        self._check_unique_ids()
+        if self.check_ids:
+            self._check_unique_ids()
+        self._id_hashes.clear()
         self._write_table("band", self._bands)
         self._write_table("anchor", self._anchors)
         self._write_plan()
