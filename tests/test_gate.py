@@ -204,7 +204,7 @@ def test_annotation_paths_are_relative_to_the_workspace(tmp_path, monkeypatch) -
     assert workspace_path("data/a.jsonl", None) == "data/a.jsonl"
 
 
-@pytest.mark.parametrize("module", ["acceptance", "escape", "settings", "verdict"])
+@pytest.mark.parametrize("module", ["acceptance", "escape", "jsonread", "settings", "verdict"])
 def test_docstring_examples_run(module) -> None:
     import doctest
     import importlib

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import random
+import re
 import tracemalloc
 from collections.abc import Iterator
 
@@ -168,3 +169,48 @@ def test_a_parquet_baseline_is_read_a_batch_at_a_time(tmp_path) -> None:
     assert len(base.pairs) == n and ("reference-item-00000007", "target-record-00005007") in base.pairs
     # beyond the set it returns, one batch of ids (whole columns as lists took 10% more)
     assert peak - kept < kept // 50, f"peak {peak:,} bytes, kept {kept:,}"
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 1 << 16])
+def test_a_json_object_read_with_its_list_streamed_equals_json_loads(monkeypatch, chunk: int) -> None:
+    from provaudit.gate import jsonread
+
+    monkeypatch.setattr(jsonread, "CHUNK", chunk)  # every value split across refills
+    rng = random.Random(chunk)
+    pairs = [{"reference_id": f"r{rng.randrange(10 ** 6)}\u00e9\"\\", "target_id": "t\n", "containment": rng.random(),
+              "target_row": rng.randrange(10 ** 9), "x": [None, True, {"y": -1.5e-7}]} for _ in range(40)]
+    doc = {"format": "provaudit-check", "counts": {"pairs": 123456789}, "pairs": pairs, "sources": [], "z": 10 ** 20}
+    for text in (json.dumps(doc, indent=2, sort_keys=True), json.dumps(doc, separators=(",", ":")),
+                 json.dumps(doc, ensure_ascii=False, indent="\t")):
+        seen: list[tuple[int, object]] = []
+        got, listed = jsonread.read_object(io.StringIO(text), "pairs", lambda i, v: seen.append((i, v)))
+        assert listed and got == {k: v for k, v in doc.items() if k != "pairs"} and seen == list(enumerate(pairs))
+    assert jsonread.read_object(io.StringIO('{"pairs": 5}'), "pairs", lambda i, v: None) == ({"pairs": 5}, False)
+    assert jsonread.read_object(io.StringIO(' {} '), "pairs", lambda i, v: None) == ({}, False)
+    for bad, message in [("[1]", "top level is not an object"), ('{"a": 1', "expected ',' or '}' at character 7"),
+                         ('{"pairs": [1 2]}', "expected ',' or ']' at character 13"), ('{"a": tru}', "Expecting value"),
+                         ('{"a": 1} x', "extra data at character 9"), ('{1: 2}', "expected a member name at character 1"),
+                         ('{"a": "\\q"}', "Invalid \\escape")]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            jsonread.read_object(io.StringIO(bad), "pairs", lambda i, v: None)
+
+
+def test_a_check_json_baseline_is_read_a_pair_at_a_time(tmp_path) -> None:
+    from provaudit.gate.acceptance import load_baseline
+
+    n = 100_000
+    pairs = [EvidencePair(f"reference-item-{i % 5000:08d}", f"target-record-{i:08d}", "a.jsonl", i, 1.0, 0.5, 30)
+             for i in range(n)]
+    v = evaluate(pairs, SOURCES, 5000, Limits())
+    with open(tmp_path / "check.json", "w", encoding="ascii") as f:
+        write_json(v, 3, f)
+    del pairs, v
+    tracemalloc.start()
+    try:
+        base = load_baseline(tmp_path / "check.json")
+        kept, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(base.pairs) == n and ("reference-item-00000007", "target-record-00005007") in base.pairs
+    # beyond the set it returns, a buffer of the file (json.loads of the whole file took 3x the set)
+    assert peak - kept < kept // 10, f"peak {peak:,} bytes, kept {kept:,}"

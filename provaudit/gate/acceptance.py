@@ -13,11 +13,11 @@ Example:
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Iterable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from provaudit.errors import InputError
 from provaudit.fs.arrow import iter_batches
 from provaudit.fs.integrity import CHECKSUMS, verify_checksums
+from provaudit.gate.jsonread import read_object
 
 PairKey = tuple[str, str]  # (reference_id, target_id)
 CHECK_FORMAT = "provaudit-check"
@@ -121,26 +122,32 @@ def _pairs_from_parquet(path: Path) -> set[PairKey]:
     return keys
 
 
-def _pairs_from_check_json(path: Path, data: dict[str, object]) -> frozenset[PairKey]:
-    pairs = data.get("pairs")
-    if not isinstance(pairs, list):
-        raise InputError(f"{path}: no 'pairs' list (not a provaudit check JSON)")
-    keys: set[PairKey] = set()
-    for i, p in enumerate(pairs):
+class _CheckPairs:
+    """The ``pairs`` of a check JSON as ``jsonread.read_object`` decodes them: their keys, and the
+    first element that is not a pair (an error only if the file is a check JSON)."""
+
+    def __init__(self) -> None:
+        self.keys: set[PairKey] = set()
+        self.bad: int | None = None
+
+    def add(self, i: int, p: Any) -> None:
         if not (isinstance(p, dict) and isinstance(p.get("reference_id"), str) and isinstance(p.get("target_id"), str)):
-            raise InputError(f"{path}: pairs[{i}] needs string 'reference_id' and 'target_id'")
-        keys.add((p["reference_id"], p["target_id"]))
-    return frozenset(keys)
+            self.bad = i if self.bad is None else self.bad
+        elif self.bad is None:
+            self.keys.add((p["reference_id"], p["target_id"]))
 
 
-def _read_json(path: Path) -> dict[str, object]:
+def _read_json(path: Path, pairs: _CheckPairs) -> tuple[dict[str, object], bool]:
+    """The top-level object without ``pairs``, which is read an element at a time into ``pairs``."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        with open(path, encoding="utf-8") as f:
+            return read_object(f, "pairs", pairs.add)
+    except UnicodeDecodeError as e:
         raise InputError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: not a provaudit report or check JSON (top level is not an object)")
-    return data
+    except ValueError as e:
+        if str(e) == "top level is not an object":
+            raise InputError(f"{path}: not a provaudit report or check JSON (top level is not an object)") from None
+        raise InputError(f"{path}: not valid JSON ({e})") from None
 
 
 def load_baseline(path: Path) -> Baseline:
@@ -161,9 +168,14 @@ def load_baseline(path: Path) -> Baseline:
     if path.is_dir():
         source = path / "matches.parquet"
     elif path.suffix == ".json":
-        data = _read_json(path)
+        pairs = _CheckPairs()  # a check JSON's pairs are read as a stream, not as a list of dicts
+        data, listed = _read_json(path, pairs)
         if data.get("format") == CHECK_FORMAT:
-            return Baseline(str(path), str(path), _pairs_from_check_json(path, data))
+            if not listed:
+                raise InputError(f"{path}: no 'pairs' list (not a provaudit check JSON)")
+            if pairs.bad is not None:
+                raise InputError(f"{path}: pairs[{pairs.bad}] needs string 'reference_id' and 'target_id'")
+            return Baseline(str(path), str(path), pairs.keys)
         if data.get("format") != "provaudit-report" or data.get("kind") != "training":
             raise InputError(f"{path}: not a training audit's report.json or a 'provaudit check --json' file")
         source = path.parent / "matches.parquet"
