@@ -189,8 +189,8 @@ def test_a_json_object_read_with_its_list_streamed_equals_json_loads(monkeypatch
     assert jsonread.read_object(io.StringIO(' {} '), "pairs", lambda i, v: None) == ({}, False)
     for bad, message in [("[1]", "top level is not an object"), ('{"a": 1', "expected ',' or '}' at character 7"),
                          ('{"pairs": [1 2]}', "expected ',' or ']' at character 13"), ('{"a": tru}', "Expecting value"),
-                         ('{"a": 1} x', "extra data at character 9"), ('{1: 2}', "expected a member name at character 1"),
-                         ('{"a": "\\q"}', "Invalid \\escape")]:
+                         ('{"a": 1} x', "extra data at character 9"),
+                         ('{1: 2}', "expected a member name at character 1"), ('{"a": "\\q"}', "Invalid \\escape")]:
         with pytest.raises(ValueError, match=re.escape(message)):
             jsonread.read_object(io.StringIO(bad), "pairs", lambda i, v: None)
 

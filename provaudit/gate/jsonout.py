@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
 from json.encoder import encode_basestring_ascii as _string
 from typing import Any, TextIO
 
@@ -24,8 +23,9 @@ from provaudit.gate.verdict import ALLOWED, BASELINE, EvidencePair, LimitResult,
 
 FORMAT_VERSION = 2
 _PAIRS_SLOT = '\n  "pairs": [],\n'  # where the pairs go in the document dumped without them (keys sorted)
-_PAIR = ('    {{\n      "containment": {},\n      "jaccard": {},\n      "reference_id": {},\n      "status": {},\n'
-         '      "target_id": {},\n      "target_row": {},\n      "target_source": {},\n      "verbatim_tokens": {}\n    }}')
+_PAIR = ('    {{\n      "containment": {},\n      "jaccard": {},\n      "reference_id": {},\n'
+         '      "status": {},\n      "target_id": {},\n      "target_row": {},\n      "target_source": {},\n'
+         '      "verbatim_tokens": {}\n    }}')
 
 
 def _limit(r: LimitResult) -> dict[str, Any]:
@@ -78,17 +78,14 @@ def pair_json(p: EvidencePair, status: str) -> str:
                         _string(p.target_id), int(p.target_row), _string(p.target_source), int(p.verbatim_tokens))
 
 
-def write_json(v: Verdict, exit_code: int, out: TextIO, pairs: Iterable[tuple[EvidencePair, str]] | None = None) -> None:
-    """Write the document to ``out``: sorted keys, two-space indent, a final newline; non-ASCII escaped.
-
-    Args:
-        pairs: The pairs with their status (default ``v.pairs()``: read again, one at a time).
-    """
+def write_json(v: Verdict, exit_code: int, out: TextIO) -> None:
+    """Write the document to ``out``: sorted keys, two-space indent, a final newline; non-ASCII
+    escaped. The pairs come from ``v.pairs()``: read again and written one at a time."""
     head = json.dumps(verdict_head(v, exit_code), indent=2, sort_keys=True, ensure_ascii=True)
     before, after = head.split(_PAIRS_SLOT)  # top-level keys are unique: the slot occurs once
     out.write(before + '\n  "pairs": [')
     sep = "\n"
-    for p, status in v.pairs() if pairs is None else pairs:
+    for p, status in v.pairs():
         out.write(sep + pair_json(p, status))
         sep = ",\n"
     out.write(("]" if sep == "\n" else "\n  ]") + ",\n" + after + "\n")
