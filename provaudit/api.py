@@ -19,7 +19,6 @@ import functools
 import logging
 import tempfile
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Any
 
 from provaudit.version import __version__
@@ -383,7 +382,7 @@ def resolve_kind(kind: str, targets: list[str] | tuple[str, ...], text_field: st
 
 from provaudit.gate.acceptance import load_allow, load_baseline  # noqa: E402  (kept beside check())
 from provaudit.gate.verdict import (  # noqa: E402
-    DEFAULT_SHOW, EvidencePair, Limits, SourceCount, Verdict, evaluate, evidence_from_batches)
+    DEFAULT_SHOW, Limits, SourceCount, Verdict, evaluate, evidence_from_batches)
 
 __all__ += ["check"]
 
@@ -419,9 +418,8 @@ def check(
         show: Strongest counted pairs the verdict keeps (overall and per source) for its renderers.
 
     Returns:
-        The verdict; ``verdict.audit`` carries the index, parameters and counts of the audit;
-        ``verdict.pairs()`` reads every evidence pair again from the audit's spill (kept until the
-        verdict is released).
+        The verdict; ``verdict.audit`` carries the audit's index, parameters and counts;
+        ``verdict.pairs()`` reads every pair again from the audit's spill (kept while the verdict is).
 
     Raises:
         InputError: unreadable targets (named), baseline or allow-list (both read before the audit).
@@ -443,11 +441,9 @@ def check(
                          + (f"; and {len(unread) - 5} more" if len(unread) > 5 else ""))
     report = write_audit(result, out, force=force) if out is not None else training_report.build_report(result)
     sources = [SourceCount(s.source, s.records, s.stats.error) for s in result.inputs]
-
-    def pairs() -> Iterator[EvidencePair]:  # read again for --json
-        return evidence_from_batches(result.pair_batches())
-
-    verdict = evaluate(pairs(), sources, report["counts"]["reference_items_evidence"], limits or Limits(), known,
-                       accepted_ids, show=show, reread=pairs)
+    items = report["counts"]["reference_items_evidence"]
+    verdict = evaluate(evidence_from_batches(result.pair_batches()), sources, items, limits or Limits(), known,
+                       accepted_ids, show=show,
+                       reread=lambda: evidence_from_batches(result.pair_batches()))  # read again for --json
     verdict.audit = {k: report[k] for k in ("index", "parameters", "counts", "input_problems")}
     return verdict
