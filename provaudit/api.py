@@ -77,6 +77,7 @@ def build_index(
     progress: Progress | None = None,
     input_format: str | None = None,
     run_engine: RunEngine | None = None,
+    keep_segments: bool = False,
 ) -> dict[str, Any]:
     """Read a reference corpus and write an index directory atomically.
 
@@ -87,6 +88,7 @@ def build_index(
             (``jsonl|json|parquet|csv|txt|arrow``) whatever their names.
         run_engine: Where the tasks run (``run.engines.RunEngine``: local or a Ray cluster; its
             ``workers`` replaces ``workers``); default: locally with ``workers`` processes.
+        keep_segments: Ray only: the parts its tasks wrote are the index's segments (not merged into one).
 
     Returns:
         The manifest written to ``dest/manifest.json``.
@@ -98,7 +100,9 @@ def build_index(
     config = (config or IndexConfig()).resolved()
     read = ReadOptions(text_field, id_field, on_error)  # type: ignore[arg-type]  # validated there
     srcs = expand_sources(sources, fmt=input_format)
-    writer = IndexWriter(dest, config, force=force)
+    if keep_segments and _engine(run_engine, workers).kind != "ray":
+        raise ConfigError("--keep-segments needs --engine ray (the segments are the parts its tasks write)")
+    writer = IndexWriter(dest, config, force=force, keep=keep_segments)
     try:
         inputs = read_into(writer, srcs, read, _engine(run_engine, workers), progress)
         return writer.finish({"versions": _versions(), "fields": {"text": text_field, "id": id_field}, "inputs": inputs})
@@ -109,8 +113,7 @@ def build_index(
 
 def read_into(writer: IndexWriter, sources: list[Source], read: ReadOptions, run_engine: RunEngine,
               progress: Progress | None) -> list[dict[str, Any]]:
-    """Read reference sources into an index (or segment) writer; returns their manifest ``inputs`` entries.
-    On Ray, tasks write parts of the index that the driver merges (``run.ray_parts``)."""
+    """Read reference sources into an index (or segment) writer (Ray: ``run.ray_parts``); returns its ``inputs``."""
     if run_engine.kind == "ray":
         inputs = build_parts(writer, sources, read, run_engine, progress)
     else:

@@ -120,12 +120,14 @@ def cli() -> None:
 @click.option("--keep-text", is_flag=True, help="Store reference text in the index (readable evidence).")
 @click.option("--band-table/--no-band-table", default=False, show_default=True,
               help="Also store the LSH band table (+70% on disk; anchors alone already search every pair).")
+@click.option("--keep-segments", is_flag=True,
+              help="With --engine ray: keep the parts the tasks wrote as the index's segments (no merge).")
 @workers_option
 @input_options
 @force_option
 @quiet_option
 def index(sources: tuple[str, ...], out: Path | str, ngram: int, char: bool, num_perm: int, seed: int, hash_: str,
-          threshold: float, bands: int, rows: int, anchors: int, keep_text: bool, band_table: bool,
+          threshold: float, bands: int, rows: int, anchors: int, keep_text: bool, band_table: bool, keep_segments: bool,
           workers: int | None, engine: str, ray_address: str | None, text_field: str, id_field: str,
           input_format: str | None, on_error: str, force: bool, quiet: bool) -> None:
     """Index a reference corpus (SOURCES: files, directories, globs, saved datasets, hf:NAME).
@@ -143,7 +145,8 @@ def index(sources: tuple[str, ...], out: Path | str, ngram: int, char: bool, num
         with staged_output(out, force, INDEX_MARKER) as local_out:  # a URL: written here, then uploaded
             manifest = api.build_index(sources, local_out, cfg, text_field=text_field, id_field=id_field,
                                        on_error=on_error, force=force, run_engine=run_on,
-                                       progress=stderr_progress(quiet), input_format=input_format)
+                                       progress=stderr_progress(quiet), input_format=input_format,
+                                       keep_segments=keep_segments)
         _done_progress(quiet)
         if not quiet:
             c = manifest["counts"]

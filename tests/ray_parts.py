@@ -2,7 +2,8 @@
 on the Ray cluster at ADDRESS whose tasks write parts (``run.ray_parts``), with the driver unable to
 sign (so that every item is signed by a task), one actor killed mid-build, ``provaudit add --engine ray``,
 and a build that fails on bad input. Writes OUT/index, OUT/keep-text (built with keep_text), OUT/added
-(the first input built, the others added as a segment) and OUT/facts.json.
+(the first input built, the others added as a segment), OUT/segments (``--keep-segments``) and
+OUT/facts.json.
 
     python tests/ray_parts.py ADDRESS OUT INPUT...
 """
@@ -54,6 +55,14 @@ def main(address: str, out: Path, inputs: list[str]) -> None:
     api.build_index(inputs[:1], out / "added", run_engine=ray)  # then a segment of the others, by the CLI
     cli.main(["add", str(out / "added"), *inputs[1:], "--engine", "ray", "--ray-address", address, "-q"],
              standalone_mode=False)
+    cli.main(["index", *inputs, "-o", str(out / "segments"), "--keep-segments", "--engine", "ray", "--ray-address",
+              address, "-q"], standalone_mode=False)  # the parts kept as segments
+    dup = out / "dup.jsonl"  # an id of the first input, in another part
+    dup.write_bytes(Path(inputs[0]).read_bytes().splitlines(keepends=True)[0])
+    try:
+        api.build_index([*inputs, str(dup)], out / "dup-index", run_engine=ray, keep_segments=True)
+    except InputError as e:
+        facts["dup_error"] = str(e)
     bad = out / "bad.jsonl"
     bad.write_text('{"id": "bad-1", "text": "a line"}\n{"id": "bad-2", "text": \n')
     try:

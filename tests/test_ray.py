@@ -46,6 +46,8 @@ def test_engine_ray_without_ray_is_a_usage_error_with_the_install_hint(monkeypat
     r = CliRunner().invoke(cli, ["index", str(FIXTURES / "reference"), "-o", str(tmp_path / "i"),
                                  "--ray-address", "auto"])
     assert r.exit_code == 2 and "--ray-address needs --engine ray" in r.output
+    r = CliRunner().invoke(cli, ["index", str(FIXTURES / "reference"), "-o", str(tmp_path / "i"), "--keep-segments"])
+    assert r.exit_code == 2 and "--keep-segments needs --engine ray" in r.output and not (tmp_path / "i").exists()
 
 
 ray = pytest.importorskip("ray")
@@ -228,7 +230,7 @@ def reference_kinds(tmp_path_factory) -> list[str]:
 
 
 def test_ray_index_tasks_write_parts_that_merge_into_the_local_index_byte_for_byte(ray_head, reference_kinds,
-                                                                                    tmp_path) -> None:
+                                                                                    targets, tmp_path) -> None:
     address, root = ray_head
     r = subprocess.run([sys.executable, str(HERE / "ray_parts.py"), address, str(tmp_path), *reference_kinds],
                        env=_env(root), capture_output=True, text=True, timeout=900, cwd=HERE)
@@ -248,7 +250,15 @@ def test_ray_index_tasks_write_parts_that_merge_into_the_local_index_byte_for_by
     assert len(facts["progress"]) >= 5 and facts["progress"][-1] == 3000
     # bad input in the last source: an error naming it, no index, and no part left behind (nor after the others)
     assert "bad.jsonl" in facts["error"] and "line 2" in facts["error"]
-    assert facts["left"] == ["added", "bad.jsonl", "index", "keep-text"]
+    assert facts["left"] == ["added", "bad.jsonl", "dup.jsonl", "index", "keep-text", "segments"]
+    # --keep-segments: the parts as they are, several segments, and audits give the local index's answers
+    kept = json.loads((tmp_path / "segments" / "manifest.json").read_text())
+    assert len(kept["segments"]) >= 3 and kept["counts"]["items"] == 3000
+    assert kept["inputs"] == json.loads((local / "index" / "manifest.json").read_text())["inputs"]
+    expected = _audit_facts(_local_audit(local / "index", targets, tmp_path / "local-audit"))
+    assert _audit_facts(_local_audit(tmp_path / "segments", targets, tmp_path / "kept-audit")) == expected
+    assert expected[1]["pairs"] > 20
+    assert "dup.jsonl row 1: duplicate reference id" in facts["dup_error"] and "a.jsonl row 1" in facts["dup_error"]
 
 
 # --- shared storage (S3 protocol, moto on 127.0.0.1) and the driver's progress ----------------------------------

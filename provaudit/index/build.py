@@ -188,7 +188,7 @@ class IndexWriter:
     """
 
     def __init__(self, dest: Path, config: IndexConfig, *, force: bool = False, segment: Path | None = None,
-                 check_ids: bool = True):
+                 check_ids: bool = True, keep: bool = False):
         self.dest, self.config, self.force, self.check_ids = dest, config.resolved(), force, check_ids
         self.tmp: Path | None = None
         self._lock: int | None = None
@@ -215,6 +215,8 @@ class IndexWriter:
         self.n_items = 0
         self.n_tokens = 0
         self.n_shingles = 0
+        # keep: the index is made of these segments, moved into ``tmp`` (index.parts.keep_segments)
+        self.kept: list[tuple[str, dict[str, Any]]] | None = [] if keep else None
 
     def add(self, ids: list[str], sources: list[str], rows: list[int], items: PreparedItems,
             texts: list[str] | None) -> None:
@@ -229,8 +231,7 @@ class IndexWriter:
             self._write_held()
 
     @property
-    def next_item(self) -> int:
-        """The number the next item added will get."""
+    def next_item(self) -> int:  # the number of the next item added
         return self.n_items + self._held_items
 
     def add_tables(self, base: int, bands: tuple[np.ndarray, np.ndarray], anchors: tuple[np.ndarray, np.ndarray]) -> None:
@@ -403,10 +404,26 @@ class IndexWriter:
             InputError: if two reference items have the same id (nothing is written).
         """
         assert self.tmp is not None
+        if self.kept:
+            return self._finish_kept(manifest)
         entry = self.finish_segment()
         name = segment_name(0, entry)
         os.rename(self.seg, self.tmp / name)
         full = index_manifest(self.config, self.max_postings, [{"name": name, "base": 0, **entry}], None, 1, manifest)
+        return self._commit(full)
+
+    def _finish_kept(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        assert self.kept and self.n_items == 0 and not self._held
+        self._close_items()
+        self._bands.close()
+        self._anchors.close()
+        shutil.rmtree(self.seg)
+        bases = np.cumsum([0] + [int(e["counts"]["items"]) for _, e in self.kept]).tolist()
+        segments = [{"name": name, "base": base, **e} for (name, e), base in zip(self.kept, bases)]
+        return self._commit(index_manifest(self.config, self.max_postings, segments, None, 1, manifest))
+
+    def _commit(self, full: dict[str, Any]) -> dict[str, Any]:
+        assert self.tmp is not None
         (self.tmp / "manifest.json").write_text(manifest_text(full))
         fsync_files(self.tmp)  # on disk before it appears under its name
         commit_output_dir(self.tmp, self.dest, self.force, MARKER)

@@ -2,28 +2,34 @@
 
 A Ray task of ``provaudit index --engine ray`` (``run.ray_parts``) prepares, signs and writes the
 items of a run of consecutive blocks as a *part*: an index directory of its own (the files of
-``IndexWriter``, items numbered from 0, sources left empty, ids not checked) in a temporary
-directory next to the output. It returns ``PartSlice``s, one per block, that say which of the
+``IndexWriter``, items numbered from 0, ids not checked) in a temporary directory next to the
+output. It returns ``PartSlice``s, one per block, that say which of the
 part's items the block's batches are. The driver's ``PartMerger`` adds them to the final
 ``IndexWriter`` in input order: each part's files verified against its checksums, its band and
 anchor tables added as they are (offset by the number of the part's first item: no item is
 signed or anchored again), its rows and sequences in the same batches as a local build adds
 them. So the final index is byte for byte the one a local build writes.
+
+With ``--keep-segments`` (``PartList``) nothing is merged: each part's segment becomes a segment
+of the index as it is (moved, in input order), once every id was checked unique across the parts;
+the driver reads only the ids.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from provaudit.errors import IndexFormatError
+from provaudit.errors import IndexFormatError, InputError
 from provaudit.fs import arrow
-from provaudit.index.build import IndexWriter, PreparedItems
+from provaudit.index.build import IndexWriter, PreparedItems, _id_hash
 from provaudit.index.format import Index, load_index
-from provaudit.index.manifest import FILES
+from provaudit.index.manifest import FILES, segment_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +47,7 @@ class PartSlice:
     start: int
     sizes: tuple[int, ...]
     tokens: int
+    file_tokens: tuple[int, ...] = ()  # small files prepared as one batch: each file's tokens
 
     @property
     def items(self) -> int:
@@ -127,4 +134,66 @@ class PartMerger:
         self._done()
 
 
-__all__ = ["PartMerger", "PartSlice"]
+
+
+class PartList:
+    """``--keep-segments``: the parts, in input order, kept as the index's segments (nothing merged)."""
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[str, int]] = []  # (part, items seen)
+
+    def add(self, sl: PartSlice) -> None:
+        if not self.parts or self.parts[-1][0] != sl.part:
+            self.parts.append((sl.part, 0))
+        part, at = self.parts[-1]
+        if sl.start != at:
+            raise IndexFormatError(f"{part}: the build's parts came out of order (items {sl.start}.., expected {at})")
+        self.parts[-1] = (part, at + sl.items)
+
+    def segments(self) -> list[tuple[Path, dict[str, Any]]]:
+        """Each part's segment directory and manifest entry (checked whole; ids checked unique across all)."""
+        out = []
+        for part, items in self.parts:
+            index = load_index(Path(part))
+            if len(index.segments) != 1 or index.segments[0].n_items != items:
+                raise IndexFormatError(f"{part}: a part of the build does not hold the items its tasks returned")
+            seg = index.segments[0]
+            for name in FILES:
+                seg.files[name].ensure_all()
+            entry = {k: v for k, v in index.manifest["segments"][0].items() if k not in ("name", "base")}
+            out.append((seg.path, entry))
+        _check_unique_ids([seg for seg, _ in out])
+        return out
+
+
+def _check_unique_ids(segments: list[Path]) -> None:
+    """Raise InputError naming the first id (in item order) that an earlier item of these segments has."""
+    hashes = [np.fromiter(map(_id_hash, arrow.read_table(s / "items.parquet", columns=["id"]).column("id").to_pylist()),
+                          dtype=np.uint64) for s in segments]
+    h = np.concatenate(hashes) if hashes else np.zeros(0, np.uint64)
+    hs = np.sort(h)
+    suspect = set(hs[1:][hs[1:] == hs[:-1]].tolist())
+    if not suspect:
+        return
+    first: dict[str, tuple[str, int]] = {}
+    for s, hs_part in zip(segments, hashes):
+        meta = arrow.read_table(s / "items.parquet", columns=["id", "source", "row"])
+        for j in np.flatnonzero(np.isin(hs_part, np.fromiter(suspect, np.uint64))).tolist():
+            i, src, row = meta.column("id")[j].as_py(), meta.column("source")[j].as_py(), meta.column("row")[j].as_py()
+            if i in first:
+                raise InputError(f"{src} row {row + 1}: duplicate reference id {i!r} (first at {first[i][0]} row "
+                                 f"{first[i][1] + 1}); ids must be unique (or use --id-field)")
+            first[i] = (src, row)
+
+
+def keep_segments(writer: IndexWriter, segments: list[tuple[Path, dict[str, Any]]]) -> None:
+    """Make ``writer``'s index (a new one, made with ``keep=True``, no item added) of these segments: each
+    directory moved into it now, in item order, with its manifest entry (without name and base)."""
+    assert writer.tmp is not None and writer.kept == [] and writer.next_item == 0
+    for path, entry in segments:
+        name = segment_name(0, entry)
+        os.rename(path, writer.tmp / name)  # on the same file system: the parts are next to the output
+        writer.kept.append((name, entry))
+
+
+__all__ = ["PartList", "PartMerger", "PartSlice", "keep_segments"]

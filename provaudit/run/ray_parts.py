@@ -19,6 +19,8 @@ a new part under a new name, and only the part whose slices came back is merged;
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import shutil
 import tempfile
 import uuid
@@ -33,7 +35,7 @@ import numpy as np
 from provaudit.config import IndexConfig, ReadOptions
 from provaudit.errors import ProvauditError
 from provaudit.index.build import IndexWriter, Prepared, prepare_parsed
-from provaudit.index.parts import PartMerger, PartSlice
+from provaudit.index.parts import PartList, PartMerger, PartSlice, keep_segments
 from provaudit.results import Progress, SourceResult, TaskCount
 from provaudit.read.records import Source
 from provaudit.run.engines import RunEngine
@@ -68,11 +70,17 @@ def build_part(state: PartState, tasks: list[tuple[Any, ...]]) -> list[Any]:
         for args in tasks:
             out = run_task(prepare_parsed, config, args)
             if isinstance(out, FilesRead):
-                out.whole = None if out.whole is None else _write(writer, str(dest), [out.whole])
+                names = [s.name for s in args[0].sources]  # a SmallFiles task: its files' records, in order
+                sources = [n for n, k in zip(names, out.records or []) for _ in range(k)]
+                if out.whole is not None:
+                    ends = np.cumsum(np.asarray(out.records or [], np.int64))
+                    tokens = np.concatenate([[0], np.cumsum(out.whole[3].n_tokens, dtype=np.int64)])
+                    sl = _write(writer, str(dest), [out.whole], sources)
+                    out.whole = dataclasses.replace(sl, file_tokens=tuple(np.diff(tokens[np.r_[0, ends]]).tolist()))
                 outs.append(out)
             else:
                 stats, prepared = out
-                outs.append((stats, [_write(writer, str(dest), prepared)] if prepared else []))
+                outs.append((stats, [_write(writer, str(dest), prepared, _source(args))] if prepared else []))
         writer.finish({})
     except BaseException:
         writer.abort()
@@ -80,10 +88,19 @@ def build_part(state: PartState, tasks: list[tuple[Any, ...]]) -> list[Any]:
     return outs
 
 
-def _write(writer: IndexWriter, part: str, prepared: list[Prepared]) -> PartSlice:
+def _source(args: tuple[Any, ...]) -> str:
+    """The source of a block task ``(BlockReading.parse, block)``: ``parse`` is ``parse_block`` bound to it."""
+    parse = args[0]
+    source = parse.args[0] if isinstance(parse, functools.partial) and parse.args else None
+    return str(getattr(source, "name", ""))
+
+
+def _write(writer: IndexWriter, part: str, prepared: list[Prepared], sources: str | list[str]) -> PartSlice:
     start, tokens, sizes = writer.next_item, 0, []
     for ids, rows, texts, items in prepared:
-        writer.add(ids, [""] * len(ids), rows, items, texts)  # signed here; the driver names the sources
+        at = writer.next_item - start
+        srcs = [sources] * len(ids) if isinstance(sources, str) else sources[at : at + len(ids)]
+        writer.add(ids, srcs, rows, items, texts)  # signed here
         sizes.append(len(ids))
         tokens += int(items.n_tokens.sum())
     return PartSlice(part, start, tuple(sizes), tokens)
@@ -166,41 +183,53 @@ class PartMap:
             yield Passthrough(slots)
 
 
-def part_index_job(merger: PartMerger) -> Job:
-    """``run.jobs.index_job`` for ``PartMap``'s outputs: each block's slice added to the index by ``merger``."""
+def part_index_job(merger: PartMerger | PartList) -> Job:
+    """``run.jobs.index_job`` for ``PartMap``'s outputs: each block's slice added to the index by ``merger``
+    (or listed, to keep the parts as segments)."""
 
     def merge(res: SourceResult, slices: list[PartSlice]) -> None:
         for sl in slices:
-            merger.add(sl, res.source)
+            if isinstance(merger, PartList):
+                merger.add(sl)
+            else:
+                merger.add(sl, res.source)
             res.tokens += sl.tokens
             res.records += sl.items
 
     def merge_whole(results: list[SourceResult], records: list[int], sl: PartSlice | None) -> None:
         if sl is None:
             return
-        sources = [r.source for r, n in zip(results, records) for _ in range(n)]
-        tokens = np.concatenate([[0], np.cumsum(merger.add(sl, sources), dtype=np.int64)])
-        ends = np.cumsum(np.asarray(records, np.int64))
-        for res, n, lo, hi in zip(results, records, (ends - records).tolist(), ends.tolist()):
+        if isinstance(merger, PartList):
+            merger.add(sl)
+        else:
+            merger.add(sl, [r.source for r, n in zip(results, records) for _ in range(n)])
+        if len(sl.file_tokens) != len(results) or sum(records) != sl.items:
+            raise ProvauditError(f"{sl.part}: a task's counts do not match its files")
+        for res, n, tokens in zip(results, records, sl.file_tokens):
             res.records += n
-            res.tokens += int(tokens[hi] - tokens[lo])
+            res.tokens += tokens
 
     return Job(merge, spans=True, merge_whole=merge_whole)
-
-
-__all__ = ["PartMap", "PartState", "build_part", "build_parts", "part_index_job"]
 
 
 def build_parts(writer: IndexWriter, sources: list[Source], read: ReadOptions, engine: RunEngine,
                 progress: Progress | None = None) -> list[SourceResult]:
     """Run an index build's sources on Ray (``engine``): parts written by the tasks in a temporary
-    directory next to ``writer``'s output, merged into ``writer`` in input order, then deleted."""
+    directory next to ``writer``'s output, merged into ``writer`` in input order, then deleted.
+    When ``writer.kept`` is a list (``keep_segments``) they are not merged: their segments are moved into
+    the index as they are (``index.parts.keep_segments``)."""
     parts_dir = Path(tempfile.mkdtemp(prefix=f".{writer.dest.name}.parts-", dir=writer.dest.parent))
     try:
-        merger = PartMerger(writer)
+        merger: PartMerger | PartList = PartList() if writer.kept is not None else PartMerger(writer)
         with PartMap(writer.config, parts_dir, engine.workers, engine.address) as wm:
             inputs = run_sources(wm, sources, read, part_index_job(merger), progress)
-        merger.close()
+        if isinstance(merger, PartList):
+            keep_segments(writer, merger.segments())
+        else:
+            merger.close()
         return inputs
     finally:
         shutil.rmtree(parts_dir, ignore_errors=True)
+
+
+__all__ = ["PartMap", "PartState", "build_part", "build_parts", "part_index_job"]
