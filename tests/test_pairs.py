@@ -110,3 +110,47 @@ def test_spill_directories_of_dead_runs_are_removed_and_nothing_else(tmp_path: P
     assert Path(spill.dir).parent == tmp_path and (Path(spill.dir) / pairs.SPILL_MARK).is_file()
     spill.close()
     assert not Path(spill.dir).exists()
+
+
+def test_a_resumed_source_is_saved_and_read_back_a_batch_at_a_time(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A finished source's pairs go to its checkpoint batch by batch, and a resumed run reads them back
+    batch by batch into its spill (both held every pair of the source in memory: an unbounded step);
+    batches that split a record keep the source in order, and the output is unchanged."""
+    from provaudit.fs import arrow
+    from provaudit.run.checkpoint import partial_dir
+
+    idx, tgt = _corpus(tmp_path, items=300, records=60)
+    expected = api.audit(idx, [str(tgt)])
+    api.write_audit(expected, tmp_path / "expected", force=True)
+    monkeypatch.setattr(pairs, "MEMORY_ROWS", 1_000)
+    monkeypatch.setattr(pairs, "BATCH_ROWS", 256)
+    monkeypatch.setattr(engine, "PAIR_CHUNK", 128)
+    saved_batches: list[int] = []
+    real_batches = pairs.PairList.batches
+
+    def counting(self: pairs.PairList) -> Any:
+        for b in real_batches(self):
+            saved_batches.append(b.num_rows)
+            yield b
+
+    monkeypatch.setattr(pairs.PairList, "batches", counting)
+    out = tmp_path / "out"
+    api.audit(idx, [str(tgt)], checkpoint=partial_dir(out)).close()  # finished, checkpoint kept
+    assert max(saved_batches) <= 1_000 and sum(saved_batches) >= 18_000
+    monkeypatch.setattr(pairs.PairList, "batches", real_batches)
+    real_iter = arrow.iter_batches
+    read: list[int] = []
+
+    def small_reads(source: Any, columns: Any = None, rows: int = 1 << 14) -> Any:
+        for b in real_iter(source, columns, rows=77):  # 77 rows: batches split records (300 pairs each)
+            read.append(b.num_rows)
+            yield b
+
+    monkeypatch.setattr(arrow, "iter_batches", small_reads)
+    resumed = api.audit(idx, [str(tgt)], checkpoint=partial_dir(out), resume=True)
+    assert resumed.resumed_sources == 1 and sum(read) == 18_000 and max(read) == 77
+    (src,) = resumed.inputs
+    assert src.matches.ordered and _in_memory_rows(resumed) <= 1_000 + 256
+    api.write_audit(resumed, out)
+    assert (out / "matches.parquet").read_bytes() == (tmp_path / "expected" / "matches.parquet").read_bytes()

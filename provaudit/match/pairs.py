@@ -177,12 +177,14 @@ class PairList:
         if rows:
             self.add_batch(rows_batch(sorted(rows, key=lambda r: (r[_ROW], r[_RID]))))
 
-    def add_batch(self, batch: pa.RecordBatch) -> None:
-        """Add the pairs of whole records, sorted by target row, then reference id."""
+    def add_batch(self, batch: pa.RecordBatch, *, continued: bool = False) -> None:
+        """Add the pairs of whole records, sorted by target row, then reference id (``continued``: the
+        batch may go on with the last record of the one before, as a saved table's batches do)."""
         if not batch.num_rows:
             return
         rows = batch.column(_ROW)
-        if rows[0].as_py() <= self._last_row:
+        first = rows[0].as_py()
+        if first < self._last_row or first == self._last_row and not continued:
             self.ordered = False
         self._last_row = max(self._last_row, rows[batch.num_rows - 1].as_py())
         self._pending.append(batch)

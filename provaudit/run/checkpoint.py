@@ -46,7 +46,7 @@ import pyarrow.parquet as pq
 
 from provaudit.errors import OutputExistsError
 from provaudit.fs import arrow
-from provaudit.fs.atomic import try_lock, unlock, write_file_atomic
+from provaudit.fs.atomic import atomic_file, try_lock, unlock, write_file_atomic
 from provaudit.fs.hashing import json_checksum, sha256_file
 from provaudit.match.pairs import PairList, Spill
 from provaudit.match.schema import MATCH_COLUMNS, MATCH_SCHEMA
@@ -193,12 +193,13 @@ class Checkpoint:
             meta = group[source] if group else json.loads((self.dir / f"{key}.json").read_text(encoding="utf-8"))
             if meta.get("source") != source or meta.get("sha256") != sha256 or meta.get("checksum") != _checksum(meta):
                 return None
-            tables: dict[str, dict[str, list[Any]]] = {k: dict(v) for k, v in meta["inline"].items()}
+            tables: dict[str, Any] = {k: dict(v) for k, v in meta["inline"].items()}
             for name, info in meta["files"].items():
                 path = self.dir / info["file"]
                 if sha256_file(path) != info["sha256"]:
                     return None
-                tables[name] = arrow.read_table(path).to_pydict()
+                # pairs are read a batch at a time into the run's spill, the tally whole (a value per record)
+                tables[name] = pq.ParquetFile(path) if name != "tally" else arrow.read_table(path).to_pydict()
             part = _from_saved(meta, tables, self.spill)
         except (OSError, ValueError, KeyError, TypeError, pa.ArrowException):
             return None
@@ -226,23 +227,27 @@ class Checkpoint:
     def _meta(self, res: SourceResult) -> dict[str, Any]:
         """A finished source's JSON (its large tables written first, named by their hashes)."""
         key = self._key(res.source)
-        tables = {"matches": pa.Table.from_batches(list(res.matches.batches()), MATCH_SCHEMA)}
-        if res.control_matches is not None:
-            tables["control"] = pa.Table.from_batches(list(res.control_matches.batches()), MATCH_SCHEMA)
+        files: dict[str, Any] = {}
+        inline: dict[str, Any] = {}
+        pairs = {"matches": res.matches, "control": res.control_matches}
+        for name, pl in pairs.items():
+            if pl is None:
+                continue
+            if len(pl) <= INLINE_ROWS:
+                inline[name] = pa.Table.from_batches(list(pl.batches()), MATCH_SCHEMA).to_pydict()
+            else:  # streamed from the pair list's batches (spilled ones are read back one at a time)
+                files[name] = self._write_pairs(f"{key}.{name}.parquet", pl)
         if res.rows:
-            tables["tally"] = pa.Table.from_arrays(
+            tally = pa.Table.from_arrays(
                 [arrow.array(np.concatenate(a).astype(np.int64), pa.int64()) for a in (res.rows, res.rec_tokens,
                                                                                       res.rec_covered)],
                 schema=_TALLY_SCHEMA)
-        files: dict[str, Any] = {}
-        inline: dict[str, Any] = {}
-        for name, table in tables.items():
-            if table.num_rows <= INLINE_ROWS:
-                inline[name] = table.to_pydict()
-                continue
-            data = _table_bytes(table)
-            write_file_atomic(self.dir / f"{key}.{name}.parquet", data, durable=False)  # verified on load
-            files[name] = {"file": f"{key}.{name}.parquet", "sha256": hashlib.sha256(data).hexdigest()}
+            if tally.num_rows <= INLINE_ROWS:
+                inline["tally"] = tally.to_pydict()
+            else:
+                data = _table_bytes(tally)
+                write_file_atomic(self.dir / f"{key}.tally.parquet", data, durable=False)  # verified on load
+                files["tally"] = {"file": f"{key}.tally.parquet", "sha256": hashlib.sha256(data).hexdigest()}
         meta = {
             "source": res.source, "kind": res.kind, "sha256": res.sha256, "stats": res.stats.to_dict(),
             "records": res.records, "tokens": res.tokens, "covered_tokens": res.covered_tokens,
@@ -252,6 +257,14 @@ class Checkpoint:
         }
         meta["checksum"] = _checksum(meta)
         return meta
+
+    def _write_pairs(self, name: str, pairs: PairList) -> dict[str, str]:
+        """A source's pairs as a Parquet file written batch by batch (never all in memory); its entry in ``files``."""
+        with atomic_file(self.dir / name, durable=False) as f:  # verified on load
+            with pq.ParquetWriter(f, MATCH_SCHEMA, compression="zstd", write_statistics=False) as writer:
+                for batch in pairs.batches():
+                    writer.write_batch(batch)
+        return {"file": name, "sha256": sha256_file(self.dir / name)}
 
     def keep_or_discard(self) -> None:
         """After a failed or interrupted run: keep the checkpoint if it holds a finished source, else remove it."""
@@ -286,15 +299,22 @@ class Checkpoint:
         unlock(getattr(self, "_fd", None))
 
 
-def _pairs(columns: dict[str, list[Any]], spill: Spill | None) -> PairList:
-    if set(columns) != set(MATCH_COLUMNS):
-        raise KeyError("matches columns")
+def _pairs(saved: dict[str, list[Any]] | pq.ParquetFile, spill: Spill | None) -> PairList:
+    """A source's saved pairs: inline columns, or a Parquet file read a batch at a time."""
     out = PairList(spill)
-    out.add_columns(columns)
+    if isinstance(saved, pq.ParquetFile):
+        if saved.schema_arrow != MATCH_SCHEMA:
+            raise KeyError("matches columns")
+        for batch in arrow.iter_batches(saved):
+            out.add_batch(batch, continued=True)
+        return out
+    if set(saved) != set(MATCH_COLUMNS):
+        raise KeyError("matches columns")
+    out.add_columns(saved)
     return out
 
 
-def _from_saved(meta: dict[str, Any], tables: dict[str, dict[str, list[Any]]], spill: Spill | None) -> SourceResult:
+def _from_saved(meta: dict[str, Any], tables: dict[str, Any], spill: Spill | None) -> SourceResult:
     res = SourceResult(
         meta["source"], meta["kind"], meta["sha256"], ReadStats.from_dict(meta["stats"]), records=int(meta["records"]),
         tokens=int(meta["tokens"]), covered_tokens=int(meta["covered_tokens"]),
