@@ -88,7 +88,7 @@ def build_index(
             (``jsonl|json|parquet|csv|txt|arrow``) whatever their names.
         run_engine: Where the tasks run (``run.engines.RunEngine``: local or a Ray cluster; its
             ``workers`` replaces ``workers``); default: locally with ``workers`` processes.
-        keep_segments: Ray only: the parts its tasks wrote are the index's segments (not merged into one).
+        keep_segments: On Ray, its tasks' parts are the index's segments (not merged); a local build writes one.
 
     Returns:
         The manifest written to ``dest/manifest.json``.
@@ -100,8 +100,6 @@ def build_index(
     config = (config or IndexConfig()).resolved()
     read = ReadOptions(text_field, id_field, on_error)  # type: ignore[arg-type]  # validated there
     srcs = expand_sources(sources, fmt=input_format)
-    if keep_segments and _engine(run_engine, workers).kind != "ray":
-        raise ConfigError("--keep-segments needs --engine ray (the segments are the parts its tasks write)")
     writer = IndexWriter(dest, config, force=force, keep=keep_segments)
     try:
         inputs = read_into(writer, srcs, read, _engine(run_engine, workers), progress)

@@ -138,6 +138,8 @@ def index(sources: tuple[str, ...], out: Path | str, ngram: int, char: bool, num
     """
     with cli_errors():
         run_on = RunEngine(engine, workers, ray_address)
+        if keep_segments and engine != "ray":
+            raise ConfigError("--keep-segments needs --engine ray (the segments are the parts its tasks write)")
         cfg = IndexConfig(ngram=ngram, unit="char" if char else "word", num_perm=num_perm, seed=seed, hash=hash_,
                           threshold=threshold, bands=bands, rows=rows, anchors=anchors, keep_text=keep_text,
                           band_table=band_table)

@@ -28,6 +28,8 @@ from click.testing import CliRunner
 from provaudit import api, api_segments
 from provaudit.cli import cli
 from provaudit.config import IndexConfig
+from provaudit.errors import ConfigError
+from provaudit.index import parts
 from provaudit.read import lines
 from provaudit.run import engines
 
@@ -48,6 +50,15 @@ def test_engine_ray_without_ray_is_a_usage_error_with_the_install_hint(monkeypat
     assert r.exit_code == 2 and "--ray-address needs --engine ray" in r.output
     r = CliRunner().invoke(cli, ["index", str(FIXTURES / "reference"), "-o", str(tmp_path / "i"), "--keep-segments"])
     assert r.exit_code == 2 and "--keep-segments needs --engine ray" in r.output and not (tmp_path / "i").exists()
+
+
+def test_keep_segments_refuses_more_parts_than_an_index_may_have_segments(monkeypatch) -> None:
+    monkeypatch.setattr(parts, "MAX_SEGMENTS", 2)
+    kept = parts.PartList()
+    for i in range(3):
+        kept.add(parts.PartSlice(f"/nonexistent/part-{i}", 0, (5,), 50))
+    with pytest.raises(ConfigError, match="3 parts, more than the 2 segments"):
+        kept.segments()  # before any part is read
 
 
 ray = pytest.importorskip("ray")

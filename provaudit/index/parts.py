@@ -25,11 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from provaudit.errors import IndexFormatError, InputError
+from provaudit.errors import ConfigError, IndexFormatError, InputError
 from provaudit.fs import arrow
 from provaudit.index.build import IndexWriter, PreparedItems, _id_hash
 from provaudit.index.format import Index, load_index
-from provaudit.index.manifest import FILES, segment_name
+from provaudit.index.manifest import FILES, MAX_SEGMENTS, segment_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +151,14 @@ class PartList:
         self.parts[-1] = (part, at + sl.items)
 
     def segments(self) -> list[tuple[Path, dict[str, Any]]]:
-        """Each part's segment directory and manifest entry (checked whole; ids checked unique across all)."""
+        """Each part's segment directory and manifest entry (checked whole; ids checked unique across all).
+
+        Raises:
+            ConfigError: more parts than an index may have segments (``MAX_SEGMENTS``).
+        """
+        if len(self.parts) > MAX_SEGMENTS:
+            raise ConfigError(f"--keep-segments: the build has {len(self.parts):,} parts, more than the {MAX_SEGMENTS:,} "
+                              "segments an index may have; build without --keep-segments")
         out = []
         for part, items in self.parts:
             index = load_index(Path(part))
