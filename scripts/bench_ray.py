@@ -4,6 +4,7 @@ Usage (from the repository root; needs Ray: pip install '.[ray]'):
 
     python scripts/bench_ray.py                 # the fixture shards copied 4 times, the fixture reference index
     python scripts/bench_ray.py --copies 1 --tasks 300
+    python scripts/bench_ray.py --build-items 400000   # only the index build: local vs Ray tasks writing parts
 
 What it prints:
 
@@ -15,7 +16,11 @@ What it prints:
 - the cost per task of the map itself: ``--tasks`` tasks that do nothing, through the local
   worker map and through Ray actors;
 - the audit throughput per worker (records/s and MB/s of target text), the figure
-  docs/scale.md projects from.
+  docs/scale.md projects from;
+- with ``--build-items N``: an index build of N synthetic posts, local (1 and 2 workers) against
+  Ray (2 actors: tasks write parts, the driver merges them, ``run.ray_parts``): wall time, peak
+  memory, each Ray task's throughput (timed inside the actor), the driver's merge and index
+  writing time and its share of the wall time, and the projection to 10^9 items.
 
 Local runs come first, then Ray is started (forking worker processes after Ray started its
 threads would be unsafe). Memory is the peak, sampled every 50 ms, of the sum of the
@@ -27,6 +32,8 @@ Timings on a shared machine vary: compare the figures of one run with each other
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import os
 import shutil
 import sys
@@ -102,11 +109,129 @@ def per_task(engine: RunEngine, n: int) -> float:
         return (time.perf_counter() - t0) / n
 
 
+TIMING_DIR = ""  # where timed_part writes each Ray task's (items, seconds); set by build_figures
+
+
+def timed_part(state: Any, tasks: list[tuple[Any, ...]]) -> list[Any]:
+    """``run.ray_parts.build_part``, timed inside the actor (pickled by value: it is defined in __main__)."""
+    import uuid as _uuid
+
+    from provaudit.run import ray_parts as _rp
+
+    t0 = time.perf_counter()
+    outs = _rp.build_part(state, tasks)
+    seconds = time.perf_counter() - t0
+    items = 0
+    for o in outs:
+        whole = getattr(o, "whole", None)
+        items += whole.items if whole is not None else sum(sl.items for sl in (o[1] if isinstance(o, tuple) else []))
+    Path(TIMING_DIR, _uuid.uuid4().hex).write_text(f"{items} {seconds}")
+    return outs
+
+
+def reference_corpus(path: Path, items: int) -> None:
+    """``items`` synthetic reference posts of 60 words (a fixed seed: the same corpus every run)."""
+    import random
+
+    rng = random.Random(7)
+    words = [f"w{i}" for i in range(20000)]
+    with open(path, "w") as f:
+        for i in range(items):
+            f.write('{"id": "r%d", "text": "%s"}\n' % (i, " ".join(rng.choices(words, k=60))))
+
+
+def build_figures(tmp: Path, items: int) -> None:
+    """Index build of ``items`` synthetic posts: local (1 and 2 workers) against Ray (2 actors, tasks
+    writing parts): wall time, peak memory, each Ray task's throughput, the driver's merge cost."""
+    global TIMING_DIR
+    import ray
+
+    from provaudit.index import build, parts
+    from provaudit.run import ray_parts
+
+    ref = tmp / "reference.jsonl"
+    reference_corpus(ref, items)
+    mb = ref.stat().st_size / 1e6
+    rows = []
+    for w in (1, 2):
+        _, s, peak = measured(lambda: api.build_index([str(ref)], tmp / f"b-local-{w}", run_engine=RunEngine("local", w)))
+        rows.append((f"local-{w}", s, peak))
+    timing = tmp / "timing"
+    timing.mkdir()
+    TIMING_DIR = str(timing)
+    spent = {"merge": 0.0, "finish": 0.0, "kept": 0.0}
+
+    def timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*a: Any, **k: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                spent[name] += time.perf_counter() - t0
+        return run
+
+    add, finish, task, listed = parts.PartMerger.add, build.IndexWriter.finish, ray_parts.build_part, parts.PartList.segments
+    parts.PartMerger.add = timed("merge", add)  # type: ignore[method-assign]
+    parts.PartList.segments = timed("kept", listed)  # type: ignore[method-assign]
+    build.IndexWriter.finish = timed("finish", finish)  # type: ignore[method-assign]
+    ray_parts.build_part = timed_part
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    try:
+        _, s, peak = measured(lambda: api.build_index([str(ref)], tmp / "b-ray-2", run_engine=RunEngine("ray", 2)))
+        rows.append(("ray-2", s, peak))
+        merged = dict(spent)
+        tasks = [tuple(map(float, p.read_text().split())) for p in timing.iterdir()]  # of the merged build
+        for k in spent:
+            spent[k] = 0.0
+        _, s, peak = measured(lambda: api.build_index([str(ref)], tmp / "b-ray-keep", run_engine=RunEngine("ray", 2),
+                                                      keep_segments=True))
+        rows.append(("ray-2 keep", s, peak))
+        kept = spent["kept"] + spent["finish"]
+        spent.update(merged)
+    finally:
+        ray.shutdown()
+        parts.PartMerger.add, build.IndexWriter.finish, ray_parts.build_part = add, finish, task  # type: ignore[method-assign]
+        parts.PartList.segments = listed  # type: ignore[method-assign]
+    same = _tree_bytes(tmp / "b-ray-2") == _tree_bytes(tmp / "b-local-1") == _tree_bytes(tmp / "b-local-2")
+    t_items, t_sec = sum(t[0] for t in tasks), sum(t[1] for t in tasks)
+    print(f"\nindex build: {items:,} synthetic posts of 60 words, {mb:.0f} MB of JSON lines")
+    print(f"{'run':<10}{'seconds':>9}{'items/s':>11}{'peak MB':>9}")
+    for name, s, peak in rows:
+        print(f"{name:<10}{s:>9.2f}{items / s:>11,.0f}{peak:>9.0f}")
+    print(f"index equal (every file, byte for byte): {same}")
+    segments = len(json.loads((tmp / "b-ray-keep" / "manifest.json").read_text())["segments"])
+    ray_s = rows[-2][1]
+    driver = spent["merge"] + spent["finish"]
+    print(f"ray tasks (parts): {len(tasks)}, {int(t_items):,} items (a rerun counts twice), {t_sec:.2f} task-seconds: "
+          f"{t_items / t_sec:,.0f} items/s per task (read, parse, shingle, sign, write a part)")
+    print(f"driver: merging parts {spent['merge']:.2f} s ({items / spent['merge']:,.0f} items/s), writing the index "
+          f"(tables sorted, plan, checksums) {spent['finish']:.2f} s; together {driver:.2f} s = "
+          f"{100 * driver / ray_s:.0f}% of the Ray build's {ray_s:.2f} s wall time ({items / driver:,.0f} items/s)")
+    print(f"--keep-segments: {segments} segments, no merge; the driver's checks (every part verified, ids unique) "
+          f"and the manifest took {kept:.2f} s = {100 * kept / rows[-1][1]:.0f}% of its {rows[-1][1]:.2f} s "
+          f"({items / kept:,.0f} items/s)")
+    print(f"projection to 10^9 items (driver-bound, merged into one segment): {1e9 / (items / driver) / 3600:.1f} h "
+          f"on one driver at this machine's speed; per task {1e9 / (t_items / t_sec) / 3600:.0f} task-hours")
+
+
+def _tree_bytes(d: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--copies", type=int, default=4, help="Copies of fixtures/shards audited.")
     ap.add_argument("--tasks", type=int, default=1000, help="No-op tasks for the per-task cost.")
+    ap.add_argument("--build-items", type=int, default=0,
+                    help="Only the index build figures: this many synthetic posts, local against Ray (tasks writing parts).")
     args = ap.parse_args()
+    if args.build_items:
+        tmp = Path(tempfile.mkdtemp(prefix="bench-ray-"))
+        try:
+            build_figures(tmp, args.build_items)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return
     import ray
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-ray-"))
@@ -141,7 +266,7 @@ def main() -> None:
 
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         _, start_s, _ = measured(lambda: ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-                                                  logging_level="ERROR"))
+                                                  logging_level=logging.ERROR))
         try:
             rayed = RunEngine("ray", 2)
             run("ray-2", "index", rayed)
