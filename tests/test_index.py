@@ -30,7 +30,7 @@ def test_manifest_records_parameters_inputs_and_hashes(corpus, tmp_path) -> None
     m = _build(corpus[2], tmp_path / "idx", ngram=4, num_perm=64, seed=9)
     on_disk = json.loads((tmp_path / "idx" / "manifest.json").read_text())
     assert on_disk == m
-    assert m["format_version"] == 7 and len(m["segments"]) == 1 and m["removed"] is None
+    assert m["format_version"] == 8 and len(m["segments"]) == 1 and m["removed"] is None
     assert m["config"]["ngram"] == 4 and m["config"]["num_perm"] == 64 and m["config"]["seed"] == 9
     assert m["config"]["scheme"] == "affine32" and m["config"]["hash"] == "xxh3"
     assert m["config"]["bands"] * m["config"]["rows"] <= 64
@@ -136,7 +136,7 @@ def test_an_older_index_is_refused_with_a_rebuild_message(corpus, tmp_path) -> N
     dest = tmp_path / "idx"
     _build(corpus[2], dest)
     m = json.loads((dest / "manifest.json").read_text())
-    for old in (4, 5, 6):  # 5: the band table was always there, and the fingerprint did not say so
+    for old in (4, 5, 6, 7):  # 7: no id tables; 5: the band table was always there, and the fingerprint did not say so
         m["format_version"] = old
         m["manifest_checksum"] = manifest_checksum(m)
         (dest / "manifest.json").write_text(json.dumps(m))

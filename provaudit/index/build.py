@@ -21,7 +21,6 @@ from typing import Any, TypeVar
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import xxhash
 
 from provaudit.fs import arrow
 from provaudit.fs.atomic import commit_output_dir, fsync_dir, fsync_files, prepare_output_dir, try_lock, unlock
@@ -34,16 +33,12 @@ from provaudit.index.manifest import (
     CHECKSUMS, FILES, MARKER, PARTIAL_SEGMENT, RAW, index_manifest, manifest_text, segment_name,
 )
 from provaudit.index.items import ROW_GROUP
-from provaudit.index.keytable import SpilledPairs, build_directory
+from provaudit.index.keytable import SpilledPairs, build_directory, id_hashes, sort_pairs, write_pairs
 from provaudit.read.records import ReadStats, Record
 from provaudit.text.shingle import ShingleBatch, shingle_batch, unique_per_record
 from provaudit.text.sketch import band_keys, signatures
 
 T = TypeVar("T")
-
-
-def _id_hash(item_id: str) -> int:
-    return int(xxhash.xxh3_64_intdigest(item_id.encode("utf-8", "surrogatepass")))
 
 
 def _items_schema(keep_text: bool) -> pa.Schema:
@@ -279,7 +274,7 @@ class IndexWriter:
             nonempty = (items.n_unique > 0) & self.config.band_table
             self._bands.add(items.bands[nonempty].reshape(-1), np.repeat(item_no[nonempty], items.bands.shape[1]))
             self._anchors.add(items.anchor_keys, np.repeat(item_no, items.anchor_counts))
-        self._id_hashes.append(np.fromiter(map(_id_hash, ids), dtype=np.uint64, count=n))
+        self._id_hashes.append(id_hashes(ids))
         self.n_items += n
         self.n_tokens += int(items.n_tokens.sum())
         self.n_shingles += int(items.n_unique.sum())
@@ -321,6 +316,11 @@ class IndexWriter:
         pairs.close()
         (self.seg / f"{name}_dir.i64").write_bytes(build_directory(self._map(f"{name}_keys.u64")).astype("<i8").tobytes())
 
+    def _write_ids(self) -> None:  # id_keys.u64, id_items.u32, id_dir.i64: the id hashes by (hash, item)
+        h = np.concatenate(self._id_hashes) if self._id_hashes else np.zeros(0, np.uint64)
+        self._id_hashes.clear()
+        write_pairs(self.seg, "id", *sort_pairs(h, np.arange(len(h), dtype=np.uint32)))
+
     def _map(self, name: str) -> np.ndarray:
         p = self.seg / name
         out: np.ndarray = np.memmap(p, dtype=RAW[name], mode="r") if p.stat().st_size else np.zeros(0, RAW[name])
@@ -353,7 +353,6 @@ class IndexWriter:
     def _check_unique_ids(self) -> None:
         """Raise InputError naming the first repeated id (in input order), as a reader would meet it."""
         h = np.concatenate(self._id_hashes) if self._id_hashes else np.zeros(0, np.uint64)
-        self._id_hashes.clear()
         order = np.argsort(h, kind="stable")
         hs = h[order]
         rep = np.flatnonzero(hs[1:] == hs[:-1]) + 1
@@ -388,7 +387,7 @@ class IndexWriter:
         self._close_items()
         if self.check_ids:
             self._check_unique_ids()
-        self._id_hashes.clear()
+        self._write_ids()
         self._write_table("band", self._bands)
         self._write_table("anchor", self._anchors)
         self._write_plan()

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import xxhash
 
 from provaudit.index.chunks import SPARSE_MAX, SPARSE_RUNS, expand, hostile
 from provaudit.text import kernels
@@ -31,6 +32,22 @@ def build_directory(keys: np.ndarray) -> np.ndarray:
         return kernels.directory(np.ascontiguousarray(keys, np.uint64), shift)
     starts = np.arange(1 << bits, dtype=np.uint64) << np.uint64(shift)
     return np.append(np.searchsorted(keys, starts, side="left"), len(keys)).astype(np.int64)
+
+
+def _id_hash(item_id: str) -> int:
+    return int(xxhash.xxh3_64_intdigest(item_id.encode("utf-8", "surrogatepass")))
+
+
+def id_hashes(ids: list[str]) -> np.ndarray:
+    """The ids' hashes as stored in a segment's ``id_keys.u64`` (uint64)."""
+    return np.fromiter(map(_id_hash, ids), dtype=np.uint64, count=len(ids))
+
+
+def write_pairs(directory: Path, name: str, keys: np.ndarray, items: np.ndarray) -> None:
+    """``{name}_keys.u64``, ``{name}_items.u32`` (pairs sorted by (key, item)) and ``{name}_dir.i64``."""
+    (directory / f"{name}_keys.u64").write_bytes(np.ascontiguousarray(keys, "<u8").tobytes())
+    (directory / f"{name}_items.u32").write_bytes(np.ascontiguousarray(items, "<u4").tobytes())
+    (directory / f"{name}_dir.i64").write_bytes(build_directory(keys).astype("<i8").tobytes())
 
 
 def sort_pairs(keys: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -20,6 +20,8 @@ Layout of an index directory (format 7)::
       band_keys.u64, band_items.u32, band_dir.i64   the LSH band table, likewise
       shapes.i64            (distinct shingles, usable anchors, items) for every such pair present
       low_items.u32         items with fewer than 8 distinct shingles or usable anchors, sorted
+      id_keys.u64, id_items.u32, id_dir.i64   the items' id hashes (xxh3-64 of the UTF-8 id), sorted by
+                            (hash, item), and their directory: ``add`` and ``remove`` find ids by them
     del-NNNNNN-XXXXXXXX.u64 the removed items' numbers, sorted (``provaudit remove``; none when nothing
                             was removed)
     .lock                   taken (flock) by add, remove and compact
@@ -30,7 +32,8 @@ in their order, as one build over them would.
 
 Note:
     Format 7 (issue #11 item 3) moved a format-6 index's files into one segment directory and added
-    ``segments``, ``removed`` and ``next_operation`` to the manifest. Older indexes must be rebuilt.
+    ``segments``, ``removed`` and ``next_operation`` to the manifest; format 8 added the id tables
+    (``id_*``). Older indexes must be rebuilt.
 """
 
 from __future__ import annotations
@@ -51,12 +54,12 @@ from provaudit.index.keytable import directory_bits
 
 FORMAT = "provaudit-index"
 MARKER = ("manifest.json", FORMAT)  # what marks an index directory (fs.atomic.check_output)
-FORMAT_VERSION = 7
+FORMAT_VERSION = 8
 RAW: dict[str, str] = {
     "seq_offsets.i64": "<i8", "sequences.u64": "<u8", "n_tokens.u32": "<u4", "n_shingles.u32": "<u4",
     "anchor_usable.u8": "u1", "anchor_keys.u64": "<u8", "anchor_items.u32": "<u4", "anchor_dir.i64": "<i8",
     "band_keys.u64": "<u8", "band_items.u32": "<u4", "band_dir.i64": "<i8", "shapes.i64": "<i8",
-    "low_items.u32": "<u4",
+    "low_items.u32": "<u4", "id_keys.u64": "<u8", "id_items.u32": "<u4", "id_dir.i64": "<i8",
 }
 FILES = ("items.parquet", *RAW)
 CHECKSUMS = "checksums.sha256"
@@ -242,7 +245,8 @@ def validate_segment(mpath: Path, seg: Any, what: str) -> None:
     rows_of = {name: files[name]["rows"] for name in FILES}
     expected = {"items.parquet": n, "seq_offsets.i64": n + 1, "n_tokens.u32": n, "n_shingles.u32": n,
                 "anchor_usable.u8": n, "anchor_items.u32": rows_of["anchor_keys.u64"],
-                "band_items.u32": rows_of["band_keys.u64"],
+                "band_items.u32": rows_of["band_keys.u64"], "id_keys.u64": n, "id_items.u32": n,
+                "id_dir.i64": (1 << directory_bits(n)) + 1,
                 "anchor_dir.i64": (1 << directory_bits(rows_of["anchor_keys.u64"])) + 1,
                 "band_dir.i64": (1 << directory_bits(rows_of["band_keys.u64"])) + 1}
     for name, want in expected.items():

@@ -27,7 +27,8 @@ import numpy as np
 
 from provaudit.errors import ConfigError, IndexFormatError, InputError
 from provaudit.fs import arrow
-from provaudit.index.build import IndexWriter, PreparedItems, _id_hash
+from provaudit.index.build import IndexWriter, PreparedItems
+from provaudit.index.keytable import _id_hash
 from provaudit.index.format import Index, load_index
 from provaudit.index.manifest import FILES, MAX_SEGMENTS, segment_name
 

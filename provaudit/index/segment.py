@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from provaudit.config import IndexConfig
 from provaudit.errors import IndexFormatError
-from provaudit.index.chunks import CHUNK, DIGEST, Chunked, digest_root, hostile
+from provaudit.index.chunks import CHUNK, DIGEST, Chunked, digest_root, expand, hostile
 from provaudit.index.keytable import KeyTable
 from provaudit.index.manifest import CHECKSUMS, FILES, RAW
 
@@ -67,6 +67,7 @@ class Segment:
         self.arrays = {name: self.files[name].view(dtype) for name, dtype in RAW.items()}
         self.anchor_table = self._table("anchor")
         self.band_table = self._table("band")
+        self.id_table = self._table("id")
         ends = self._take("seq_offsets.i64", np.array([0, self.n_items]))
         if int(ends[0]) != 0 or int(ends[1]) != len(self.arrays["sequences.u64"]):
             raise hostile(path / "seq_offsets.i64", "first and last offsets do not frame sequences.u64")
@@ -197,6 +198,25 @@ class Segment:
             raise hostile(self.path / "items.parquet", "item number out of range")
         groups = np.searchsorted(starts, items, side="right") - 1
         return [self._group(int(g)).column(name)[int(i - starts[g])].as_py() for g, i in zip(groups, items)]
+
+    def items_with_id_hashes(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(query position, item within the segment) for every item whose id hash is a query's.
+
+        Only the queries' directory buckets of ``id_keys.u64`` are read (verified); each bucket's keys
+        are checked to be sorted and to start with the bucket's bits, and the items to be in range:
+        a hostile id table is refused, never trusted.
+        """
+        t = self.id_table
+        q = np.ascontiguousarray(queries, dtype=np.uint64)
+        lo, hi = t._buckets(q)
+        owner, pos = expand(lo, hi)
+        keys = t.keys_file.take_ranges(lo, hi, "<u8")
+        same = owner[1:] == owner[:-1]
+        if bool((same & (keys[1:] < keys[:-1])).any()) or bool(
+                ((keys >> np.uint64(t.shift)) != (q[owner] >> np.uint64(t.shift))).any()):
+            raise hostile(t.keys_file.path, "keys not sorted or not in their directory bucket")
+        eq = keys == q[owner]
+        return owner[eq].astype(np.int64), t.item_numbers(pos[eq]).astype(np.int64)
 
     def ids_of(self, items: np.ndarray) -> list[str]:
         return [str(v) for v in self.column_of("id", items)]

@@ -25,12 +25,12 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from provaudit.config import IndexConfig
 from provaudit.errors import IndexFormatError, IndexMismatchError, InputError
 from provaudit.fs.atomic import fsync_dir
 from provaudit.index.build import IndexWriter, PreparedItems
+from provaudit.index.keytable import id_hashes
 from provaudit.index.format import Index, load_index
 from provaudit.index.manifest import PARTIAL_SEGMENT, index_manifest, manifest_text, segment_name
 from provaudit.index.segment import Segment
@@ -143,14 +143,30 @@ def segment_writer(index: Index) -> IndexWriter:
     return writer
 
 
-def live_ids(index: Index) -> pa.Array:
-    """The ids of the items not removed (every segment's ids read and verified)."""
-    ids = index.ids
-    if len(index.removed):
-        keep = np.ones(len(index), dtype=bool)
-        keep[index.removed] = False
-        ids = ids.filter(pa.array(keep))
-    return ids
+def live_items_with_ids(index: Index, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(position in ``ids``, item number) for every live item whose id is one of ``ids``.
+
+    Each segment's id table is probed with the ids' hashes (only the buckets they fall in are read);
+    only the items whose hash is a query's have their ids read and compared (a hash collision is not
+    a match). Removed items are not matches.
+    """
+    q = id_hashes(ids)
+    found: list[tuple[np.ndarray, np.ndarray]] = []
+    for seg in index.segments:
+        pos, local = seg.items_with_id_hashes(q)
+        if not len(pos):
+            continue
+        items = local + seg.base
+        live = ~index.is_removed(items)
+        pos, local, items = pos[live], local[live], items[live]
+        order = np.argsort(local, kind="stable")  # the ids read in item order (row group by row group)
+        got = np.empty(len(local), dtype=object)
+        got[order] = seg.ids_of(local[order])
+        eq = np.array([g == ids[p] for g, p in zip(got.tolist(), pos.tolist())], dtype=bool)
+        found.append((pos[eq], items[eq]))
+    if not found:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found])
 
 
 def add_segment(index: Index, writer: IndexWriter, inputs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -162,9 +178,9 @@ def add_segment(index: Index, writer: IndexWriter, inputs: list[dict[str, Any]])
     entry = writer.finish_segment()
     new = Segment(index.path, {"name": writer.seg.name, "base": 0, **entry}, index.config, index.max_postings)
     ids = new.ids
-    dup = np.flatnonzero(pc.is_in(ids, value_set=live_ids(index)).to_numpy(zero_copy_only=False))
+    dup, _ = live_items_with_ids(index, [str(i) for i in ids.to_pylist()])
     if len(dup):
-        j = int(dup[0])
+        j = int(dup.min())
         source, row = new.column_of("source", np.array([j]))[0], new.column_of("row", np.array([j]))[0]
         raise InputError(f"{source} row {row + 1}: reference id {ids[j].as_py()!r} is already an item of the index "
                          f"{index.path} (ids must be unique; remove it first with 'provaudit remove')")
@@ -180,13 +196,10 @@ def add_segment(index: Index, writer: IndexWriter, inputs: list[dict[str, Any]])
 
 def items_of_ids(index: Index, wanted: list[str]) -> tuple[np.ndarray, list[str]]:
     """The live items holding these ids (sorted item numbers), and the ids that are none."""
-    value_set = pa.array(sorted(set(wanted)), pa.string())
-    ids = index.ids
-    hit = pc.is_in(ids, value_set=value_set).to_numpy(zero_copy_only=False)
-    items = np.flatnonzero(hit)
-    items = items[~index.is_removed(items)]
-    found = set(ids.take(pa.array(items)).to_pylist()) if len(items) else set()
-    return items.astype(np.int64), [i for i in dict.fromkeys(wanted) if i not in found]
+    unique = list(dict.fromkeys(wanted))
+    pos, items = live_items_with_ids(index, unique)
+    hit = set(pos.tolist())
+    return np.unique(items).astype(np.int64), [i for j, i in enumerate(unique) if j not in hit]
 
 
 def remove_items(index: Index, items: np.ndarray) -> dict[str, Any]:
