@@ -12,7 +12,7 @@ import numpy as np
 from provaudit.index.chunks import hostile
 from provaudit.index.format import Index, load_index
 from provaudit.index.segment import Segment
-from provaudit.index.keytable import build_directory
+from provaudit.index.keytable import build_directory, id_hashes
 from provaudit.text.shingle import ShingleBatch, unique_per_record
 from provaudit.text.sketch import band_keys, signatures
 
@@ -117,7 +117,9 @@ def check_structure(index: Segment) -> None:
         raise hostile(index.path / "n_tokens.u32", "token counts do not match the sequence lengths")
     seed = np.uint64(int.from_bytes(np.random.default_rng().bytes(8), "little"))
     derived = dict(zip(("anchor", "band"), _derived_sums(index, seed)))
-    for name in ("anchor", "band"):
+    ids = [str(i) for i in index.ids.to_pylist()]
+    derived["id"] = _pair_sum(id_hashes(ids), np.arange(n, dtype=np.int64), seed) % (1 << 64)
+    for name in ("anchor", "band", "id"):
         keys, items = a[f"{name}_keys.u64"], a[f"{name}_items.u32"]
         if len(items) and int(items.max()) >= n:
             raise hostile(index.path / f"{name}_items.u32", "item number out of range")
