@@ -126,8 +126,7 @@ class Checkpoint:
 
     def __init__(self, directory: Path, params: dict[str, Any], *, resume: bool):
         self.dir = directory
-        self._grouped: dict[str, Path] = {}  # source -> its group file (resume)
-        self._groups: dict[Path, dict[str, dict[str, Any]] | None] = {}  # parsed group files (None: damaged)
+        self._grouped: dict[str, dict[str, Any]] = {}  # source -> its JSON, from an intact group file (resume)
         self.reused = 0
         self.note = ""
         self.spill: Spill | None = None  # where resumed sources' pairs spill (set by the audit)
@@ -162,11 +161,9 @@ class Checkpoint:
                 metas = group["sources"]
                 if group.get("checksum") != json_checksum(group, "checksum") or not isinstance(metas, list):
                     continue
-                self._groups[path] = {m["source"]: m for m in metas if isinstance(m, dict)}
+                self._grouped.update({m["source"]: m for m in metas if isinstance(m, dict)})
             except (OSError, ValueError, KeyError, TypeError):
                 continue
-            for source in self._groups[path] or {}:
-                self._grouped[source] = path
 
     def _clear(self) -> None:
         """Remove what provaudit wrote here (files only: a directory or link it did not make stays)."""
@@ -189,8 +186,7 @@ class Checkpoint:
             return None
         key = self._key(source)
         try:
-            group = self._groups.get(self._grouped[source]) if source in self._grouped else None
-            meta = group[source] if group else json.loads((self.dir / f"{key}.json").read_text(encoding="utf-8"))
+            meta = self._grouped.get(source) or json.loads((self.dir / f"{key}.json").read_text(encoding="utf-8"))
             if meta.get("source") != source or meta.get("sha256") != sha256 or meta.get("checksum") != _checksum(meta):
                 return None
             tables: dict[str, Any] = {k: dict(v) for k, v in meta["inline"].items()}
