@@ -222,18 +222,35 @@ def _segment_anchor_candidates(seg: Segment, plan: AnchorPlan, batch: ShingleBat
 def _anchor_pairs(seg: Segment, plan: AnchorPlan, rec: np.ndarray, lo: np.ndarray,
                   hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``anchor_candidates`` for the hits of whole records (their records and posting ranges)."""
+    code, counts = anchor_counts(seg, rec, lo, hi)
+    return accept_counts(seg, plan, code, counts)
+
+
+def anchor_counts(seg: Segment, rec: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct anchors each (record, item) pair shares, from anchor hits (their records and posting ranges).
+
+    Returns ``(code, count)`` sorted by code = ``record * len(seg) + item - seg.base``. Counts over
+    disjoint sets of keys add up: lookups split by key range give, summed, the counts of one lookup.
+    """
     table, n = seg.anchor_table, len(seg)
     owner, pos = expand(lo, hi)
     distinct = sets.unique(rec[owner].astype(np.int64) * len(table) + pos)
     code = (distinct // len(table)) * n + table.item_numbers(distinct % len(table)).astype(np.int64)
     uniq, counts = np.unique(code, return_counts=True)
-    it = uniq % n + seg.base
+    return uniq, counts
+
+
+def accept_counts(seg: Segment, plan: AnchorPlan, code: np.ndarray,
+                  counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The (record, item) pairs of ``anchor_counts`` whose count reaches the item's threshold."""
+    n = len(seg)
+    it = code % n + seg.base
     if plan.t_cut > 1:  # most pairs share one anchor: drop those no item can accept, before any per-item read
         keep = (counts >= plan.t_cut) | plan.low_filter[it & LOW_FILTER_MASK]
-        uniq, counts, it = uniq[keep], counts[keep], it[keep]
+        code, counts, it = code[keep], counts[keep], it[keep]
     t = plan.threshold_of(it)
     keep = (t > 0) & (counts >= t)
-    return uniq[keep] // n, it[keep]
+    return code[keep] // n, it[keep]
 
 
 def lsh_candidates(index: Index, band_keys: np.ndarray, records: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
