@@ -33,7 +33,7 @@ from provaudit.cli_common import (
     CONTEXT_SETTINGS, RecordingGroup, cli_errors, force_option, html_pairs_option, quiet_option, reference_text_option,
     run_provenance,
 )
-from provaudit.cli_options import LOCATION, workers_option
+from provaudit.cli_options import LOCATION, partitions_option, workers_option
 from provaudit.run.engines import RunEngine
 
 _announced: list[str] = []
@@ -198,6 +198,7 @@ def index(sources: tuple[str, ...], out: Path | str, ngram: int, char: bool, num
               help="Continue an interrupted audit to the same OUT: finished sources whose files and parameters are "
                    "unchanged are taken from its checkpoint (.OUT.partial); the output is identical.")
 @workers_option
+@partitions_option
 @audit_input_options
 @force_option
 @quiet_option
@@ -218,7 +219,7 @@ def audit(index_dir: Path | str, targets: tuple[str, ...], out: Path | str, kind
     with cli_errors("no output was written (finished sources are checkpointed: rerun with --resume)"), \
             staged_output(out, force, REPORT_MARKER) as local_out:  # a URL: written here, then uploaded
         check_output(local_out, force, REPORT_MARKER)  # refused before any work, not after the audit
-        run_on = RunEngine(o.engine, o.workers, o.ray_address)
+        run_on = RunEngine(o.engine, o.workers, o.ray_address, o.partitions)
         cfg = AuditConfig(min_containment=o.min_containment, min_jaccard=o.min_jaccard, miss_rate=o.miss_rate,
                           top_evidence=o.top, confidence=o.confidence, min_item_shingles=o.min_item_shingles,
                           frequent_item_records=o.frequent_item_records)

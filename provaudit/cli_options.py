@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from provaudit.fs.urls import is_url
+from provaudit.index.partition import MAX_PARTITIONS
 from provaudit.run.engines import ENGINES
 
 
@@ -40,4 +41,12 @@ def workers_option(f: Callable[..., Any]) -> Callable[..., Any]:
                              "every CPU of the cluster). Results are identical for any value.")(f)
 
 
-__all__ = ["LOCATION", "Location", "workers_option"]
+def partitions_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--partitions (``RunEngine.partitions``): key-range partitioned anchor lookups on Ray."""
+    return click.option("--partitions", type=click.IntRange(1, MAX_PARTITIONS), default=None, metavar="P",
+                        help="With --engine ray: P range actors each hold one key range of the index and answer "
+                             "the anchor lookups of its keys (each target shingle looked up once, in one range), "
+                             "so the index's anchor tables spread over the cluster's nodes. Results are identical.")(f)
+
+
+__all__ = ["LOCATION", "Location", "partitions_option", "workers_option"]

@@ -302,3 +302,65 @@ def test_inputs_and_index_in_s3_on_ray_equal_the_local_engine_with_task_progress
     assert done == sorted(done) and done[0] >= 1 and all(t[0] <= t[1] for t in tasks)
     assert tasks[-1][0] == tasks[-1][1] and tasks[-1][2]  # ends with every task done, the total final
     assert [c[0] for c in calls] == sorted(c[0] for c in calls) and calls[-1][0] == 3 * ROWS
+
+
+# --- key-range partitioned lookups (--partitions, issue #11 item 4) ---------------------------------------------
+@pytest.fixture(scope="module")
+def two_segment_index(tmp_path_factory) -> Path:
+    """The fixture reference as an index of two segments (two thirds built, the rest added)."""
+    d = tmp_path_factory.mktemp("two-segments")
+    rows = (FIXTURES / "reference" / "posts.jsonl").read_bytes().splitlines(keepends=True)
+    (d / "a.jsonl").write_bytes(b"".join(rows[:2000]))
+    (d / "b.jsonl").write_bytes(b"".join(rows[2000:]))
+    api.build_index([str(d / "a.jsonl")], d / "index", workers=1)
+    api_segments.add_to_index(d / "index", [str(d / "b.jsonl")], workers=1)
+    return d / "index"
+
+
+def _target_shingles(targets: Path) -> int:
+    """M: the slice's target shingles, repeats included (what one lookup per shingle per segment looks up)."""
+    from provaudit.text.shingle import shingle_batch
+
+    texts = [json.loads(x)["text"] for x in (targets / "a.jsonl").read_text().splitlines()]
+    texts += [json.loads(x)["text"] for x in gzip.decompress((targets / "b.jsonl.gz").read_bytes()).splitlines()]
+    texts += pq.read_table(targets / "c.parquet").column("text").to_pylist()
+    return len(shingle_batch(texts, IndexConfig()).hashes)
+
+
+def test_partitioned_lookups_on_a_cluster_give_the_local_output_byte_for_byte(
+        ray_head, targets, local_index, two_segment_index, tmp_path) -> None:
+    address, root = ray_head
+    r = subprocess.run([sys.executable, str(HERE / "ray_partitions.py"), address, str(local_index),
+                        str(two_segment_index), str(targets), str(tmp_path)], env=_env(root), capture_output=True,
+                       text=True, timeout=900, cwd=tempfile.gettempdir())
+    assert r.returncode == 0, r.stdout + r.stderr
+    facts = json.loads((tmp_path / "facts.json").read_text())
+    m = _target_shingles(targets)
+    for name, index, segments in (("one", local_index, 1), ("two", two_segment_index, 2)):
+        local = _files(_local_audit(index, targets, tmp_path / f"local-{name}"))
+        assert json.loads(local["report.json"])["counts"]["pairs"] > 20
+        for p in (0, 1, 2, 3):  # without partitions and with P = 1, 2, 3: the local engine's files, byte for byte
+            assert _files(tmp_path / f"{name}-{p}") == local, (name, p)
+            assert facts["left"][f"{name}-{p}"] == []  # no range actor outlives its run
+        for p in (1, 2, 3):
+            stats = facts["runs"][f"{name}-{p}"][0]
+            assert sorted(s["partition"] for s in stats) == list(range(p))
+            # each target shingle looked up once per segment, in one range: M * S in all, not P * M * S
+            assert sum(s["lookups"] for s in stats) == m * segments
+            assert all(s["lookups"] > 0 for s in stats)
+            for s in stats:  # the partitions' row ranges tile each segment's anchor table
+                assert len(s["rows"]) == segments
+            for j in range(segments):
+                rows = sorted(tuple(s["rows"][j]) for s in stats)
+                assert rows[0][0] == 0 and rows[-1][1] == stats[0]["table_rows"][j]
+                assert all(a[1] == b[0] for a, b in zip(rows, rows[1:]))
+        assert facts["runs"][f"{name}-0"] == []  # no range actors without --partitions
+    # a range actor killed mid-run: Ray restarted it and reran its lookups; the same output
+    assert facts["killed"] in facts["ranges_before"] and len(facts["ranges_before"]) == 2
+    assert facts["tasks_after_kill"] >= 5
+    assert _files(tmp_path / "killed") == _files(tmp_path / "local-two") and facts["left"]["killed"] == []
+    # the CLI: --partitions with --engine ray writes the files of a local run (the recorded command leaves it out)
+    _cli("audit", local_index, targets, "-o", tmp_path / "cli-ray", "--engine", "ray", "--ray-address", address,
+         "--partitions", "3", "-q", root=root)
+    _cli("audit", local_index, targets, "-o", tmp_path / "cli-local", "-w", "1", "-q", root=root)
+    assert _files(tmp_path / "cli-ray") == _files(tmp_path / "cli-local")

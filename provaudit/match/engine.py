@@ -24,6 +24,7 @@ from provaudit.index.format import Index
 from provaudit.match.candidates import (
     AnchorPlan, anchor_candidates, covered_tokens, longest_common_run, lsh_candidates, verify,
 )
+from provaudit.match.partitioned import AnchorSearch
 from provaudit.match.probability import hypergeom_cdf, lsh_candidate_probability
 from provaudit.match.pairs import Spill, SpillRef, rows_batch
 from provaudit.match.schema import MATCH_COLUMNS
@@ -89,6 +90,7 @@ class Engine:
         self.columnar = True  # pairs as record batches (training audits); rows for model-output audits
         self.spill: Spill | None = None  # where workers write their pairs' batches (local runs)
         self.plan = AnchorPlan(index, config)
+        self.anchors: AnchorSearch | None = None  # None: ``anchor_candidates``; else by key range (``match.partitioned``)
         self.max_ref = int(index.shapes[:, 0].max()) if len(index.shapes) else 0
 
     def evaluate(self, batch: list[Record]) -> BatchResult:
@@ -106,7 +108,7 @@ class Engine:
         if len(idx) == 0:
             return out
         seq_len = np.diff(sb.offsets)
-        a_rec, a_item = anchor_candidates(idx, self.plan, sb)
+        a_rec, a_item = (self.anchors or anchor_candidates)(idx, self.plan, sb)
         # Jaccard >= j needs |T| <= |R| / j. Anchors already cover every such pair
         # (J >= j implies containment >= j); LSH runs only where it is cheap.
         eligible = np.flatnonzero((seq_len > 0) & (seq_len <= self.max_ref / cfg.min_jaccard) & icfg.band_table)

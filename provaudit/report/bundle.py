@@ -48,11 +48,12 @@ def now_utc() -> str:
 
 OUT = "OUT"  # stands for the output directory in a recorded command
 _NO_EFFECT = ("-q", "--quiet", "--force", "--resume")  # flags that cannot change an output
-_NO_EFFECT_VALUE = ("-w", "--workers", "--engine", "--ray-address")  # their value cannot change an output
+_NO_EFFECT_VALUE = ("-w", "--workers", "--engine", "--ray-address", "--partitions")  # their value cannot change an output
 
 
 def recorded_argv(argv: list[str]) -> list[str]:
-    """``argv`` as recorded: the output directory written ``OUT``; workers, engine, quiet, force, resume left out.
+    """``argv`` as recorded: the output directory written ``OUT``; workers, engine (and its partitions), quiet,
+    force, resume left out.
 
     Runs that differ only in those write byte-identical outputs, so they record the same command.
 
@@ -70,7 +71,7 @@ def recorded_argv(argv: list[str]) -> list[str]:
             out.append("--out=" + OUT)
         elif a in _NO_EFFECT_VALUE:
             next(it, None)
-        elif not (a in _NO_EFFECT or a.startswith(("--workers=", "--engine=", "--ray-address="))
+        elif not (a in _NO_EFFECT or a.startswith(("--workers=", "--engine=", "--ray-address=", "--partitions="))
                   or (a.startswith("-w") and a[2:].isdigit())):
             out.append(a)
     return out

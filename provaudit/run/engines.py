@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from provaudit.errors import ConfigError
+from provaudit.index.partition import check_partitions
 from provaudit.run.pool import Passthrough
+from provaudit.run.ray_ranges import PartitionedRayMap
 from provaudit.run.ray_engine import RAY_HINT, RayMap
 from provaudit.run.workers import WorkerMap, default_workers
 
@@ -45,11 +47,15 @@ class RunEngine:
             the cluster (ray).
         address: Ray only: ``auto``, ``HOST:PORT`` or ``ray://HOST:PORT`` of a running cluster;
             None starts a local Ray instance for the run.
+        partitions: Ray audits only: P range actors each own one key range of the index and answer
+            the anchor lookups of their keys (``run.ray_ranges``); None: every task looks up its
+            own keys (index builds ignore it: they look nothing up).
     """
 
     kind: str = "local"
     workers: int | None = None
     address: str | None = None
+    partitions: int | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ENGINES:
@@ -58,6 +64,10 @@ class RunEngine:
             raise ConfigError(f"workers must be >= 1, got {self.workers}")
         if self.address is not None and self.kind != "ray":
             raise ConfigError("--ray-address needs --engine ray")
+        if self.partitions is not None:
+            if self.kind != "ray":
+                raise ConfigError("--partitions needs --engine ray (the range actors are Ray actors)")
+            check_partitions(self.partitions)
         if self.kind == "ray" and importlib.util.find_spec("ray") is None:
             raise ConfigError(RAY_HINT)
 
@@ -65,6 +75,8 @@ class RunEngine:
 def worker_map(task: Callable[..., Any], state: Any, engine: RunEngine | None = None) -> TaskMap:
     """A worker map running ``task(state, *args)`` on ``engine`` (default: local, every core)."""
     engine = engine or RunEngine()
+    if engine.kind == "ray" and engine.partitions is not None:
+        return PartitionedRayMap(task, state, engine.workers, engine.address, partitions=engine.partitions)
     if engine.kind == "ray":
         return RayMap(task, state, engine.workers, engine.address)
     return WorkerMap(task, state, engine.workers or default_workers())

@@ -152,6 +152,7 @@ class RayMap(Generic[S]):
         self.owns_ray = start_ray(self.address, self.workers)
         try:
             ray = import_ray()
+            packed = self._actor_state(ray, packed)
             n = self.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
             actor = ray.remote(num_cpus=1, max_restarts=self.max_retries,
                                max_task_retries=self.max_retries)(TaskActor)
@@ -161,6 +162,11 @@ class RayMap(Generic[S]):
             self.__exit__(type(e), e, None)
             raise
         return self
+
+    def _actor_state(self, ray: Any, packed: bytes) -> bytes:
+        """The packed state the actors start with, once Ray is up (``ray_ranges.PartitionedRayMap``
+        starts its range actors here and ships their handles with the state)."""
+        return packed
 
     def __exit__(self, exc_type: object, *exc: object) -> None:
         ray = import_ray()
