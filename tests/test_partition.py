@@ -23,35 +23,51 @@ from provaudit.run.engines import RunEngine
 from provaudit.text.shingle import shingle_batch
 
 
-def _edge_keys(rng: np.random.Generator, parts: int) -> list[int]:
+def _bounds(kind: str, parts: int, rng: np.random.Generator) -> list[int]:
+    """Even key ranges, or random ordered boundaries (repeats included: empty partitions)."""
+    if kind == "even":
+        return partition.even_boundaries(parts)
+    inner = sorted(int(k) for k in rng.integers(0, 1 << 64, parts - 1, dtype=np.uint64))
+    if parts > 2:
+        inner[1] = inner[0]
+    return [0, *inner, 1 << 64]
+
+
+def _edge_keys(rng: np.random.Generator, bounds: list[int]) -> list[int]:
     """Random keys plus each boundary, its neighbours and the ends of the key space."""
     keys = [int(k) for k in rng.integers(0, 1 << 64, 500, dtype=np.uint64)]
-    for b in partition.boundaries(parts)[:-1]:
+    for b in bounds[:-1]:
         keys += [b, b + 1, max(b - 1, 0)]
     return keys + [0, (1 << 64) - 1]
 
 
+@pytest.mark.parametrize("kind", ["even", "random"])
 @pytest.mark.parametrize("parts", [1, 2, 3, 5, 7, 64, 1000])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_every_key_goes_to_exactly_the_partition_owning_it(parts, seed) -> None:
-    keys = _edge_keys(np.random.default_rng(seed), parts)
-    hashes = np.array(keys, np.uint64)
-    lists = partition.split(hashes, parts)
+def test_every_key_goes_to_exactly_the_partition_owning_it(kind, parts, seed) -> None:
+    rng = np.random.default_rng(seed)
+    b = _bounds(kind, parts, rng)
+    partition.check_boundaries(b)
+    keys = _edge_keys(rng, b)
+    lists = partition.split(np.array(keys, np.uint64), b)
     assert len(lists) == parts
     seen = np.concatenate(lists)
     assert sorted(seen.tolist()) == list(range(len(keys)))  # each position exactly once
     for p, pos in enumerate(lists):
         assert pos.tolist() == sorted(pos.tolist())  # the batch's order kept
         for k in (keys[i] for i in pos.tolist()):  # brute force, in Python integers
-            assert (p << 64) // parts <= k < ((p + 1) << 64) // parts
-    b = partition.boundaries(parts)
-    assert b[0] == 0 and b[-1] == 1 << 64 and b == sorted(b)
+            assert b[p] <= k < b[p + 1]
+            if kind == "even":
+                assert (p << 64) // parts <= k < ((p + 1) << 64) // parts
 
 
-def test_partitions_out_of_range_are_refused() -> None:
+def test_partitions_and_boundaries_out_of_range_are_refused() -> None:
     for bad in (0, -1, partition.MAX_PARTITIONS + 1):
         with pytest.raises(ConfigError, match="--partitions must be between 1 and"):
-            partition.boundaries(bad)
+            partition.even_boundaries(bad)
+    for bounds in ([0], [1, 1 << 64], [0, 1 << 63], [0, 5, 4, 1 << 64]):
+        with pytest.raises(ConfigError, match="partition boundaries"):
+            partition.check_boundaries(bounds)
     with pytest.raises(ConfigError, match="--partitions needs --engine ray"):
         RunEngine("local", partitions=2)
 
@@ -72,15 +88,31 @@ def two_segments(corpus, tmp_path_factory):
 @pytest.mark.parametrize("parts", [1, 2, 3, 8])
 def test_a_partition_is_one_row_range_of_each_anchor_table(corpus_index, two_segments, parts) -> None:
     for path in (corpus_index, two_segments):
-        for seg in load_index(path).segments:
-            t = seg.anchor_table
-            keys = [int(k) for k in t.keys]
-            ranges = [partition.row_range(t, p, parts) for p in range(parts)]
-            assert ranges[0][0] == 0 and ranges[-1][1] == len(t)
-            assert all(ranges[p][1] == ranges[p + 1][0] for p in range(parts - 1))  # they tile the table
-            b = partition.boundaries(parts)
-            for p, (lo, hi) in enumerate(ranges):
-                assert [k for k in keys if b[p] <= k < b[p + 1]] == keys[lo:hi]
+        segs = load_index(path).segments
+        tables = [seg.anchor_table for seg in segs]
+        for b in (partition.even_boundaries(parts), partition.balanced_boundaries(tables, parts),
+                  partition.balanced_boundaries(tables, parts, samples=16)):
+            for t in tables:
+                keys = [int(k) for k in t.keys]
+                ranges = [partition.row_range(t, b[p], b[p + 1]) for p in range(parts)]
+                assert ranges[0][0] == 0 and ranges[-1][1] == len(t)
+                assert all(ranges[p][1] == ranges[p + 1][0] for p in range(parts - 1))  # they tile the table
+                for p, (lo, hi) in enumerate(ranges):
+                    assert [k for k in keys if b[p] <= k < b[p + 1]] == keys[lo:hi]
+
+
+@pytest.mark.parametrize("parts", [2, 3, 8])
+def test_balanced_boundaries_give_each_partition_its_share_of_the_rows(corpus_index, parts) -> None:
+    t = load_index(corpus_index).segments[0].anchor_table
+    keys = t.keys.astype(np.uint64)
+    assert len(keys) <= partition.SAMPLES  # every row sampled: exact quantiles, up to runs of one key
+    run = int(np.unique(keys, return_counts=True)[1].max())
+    b = partition.balanced_boundaries([t], parts)
+    sizes = [hi - lo for lo, hi in (partition.row_range(t, b[p], b[p + 1]) for p in range(parts))]
+    assert all(abs(n - len(keys) / parts) <= run + 1 for n in sizes), sizes
+    even = partition.even_boundaries(parts)  # anchors are the smallest hashes of their items: crowded at 0
+    first = partition.row_range(t, even[0], even[1])
+    assert first[1] - first[0] > 1.5 * len(keys) / parts
 
 
 def _random_hits(seg, rng: np.random.Generator, records: int) -> tuple[np.ndarray, np.ndarray]:
@@ -107,7 +139,9 @@ def test_partial_counts_summed_over_the_partitions_equal_the_counts_of_one_looku
     assert len(whole_code) > 20
     for parts in (1, 2, 3, 5):
         codes, counts, lookups = [], [], 0
-        for pos in partition.split(q, parts):
+        bounds = partition.even_boundaries(parts) if seed % 2 else partition.balanced_boundaries(
+            [seg.anchor_table], parts)
+        for pos in partition.split(q, bounds):
             partial, n = range_counts(index, max_postings, q[pos], recs[pos], step=int(rng.integers(1, 50)))
             codes.append(partial[0][0])
             counts.append(partial[0][1])
@@ -130,7 +164,9 @@ def test_partitioned_anchor_candidates_equal_the_unpartitioned_ones(corpus, corp
             for start in range(0, len(texts), 70):
                 sb = shingle_batch(texts[start : start + 70], index.config)
                 want = anchor_candidates(index, plan, sb)
-                got = PartitionedAnchors(parts, LocalRanges(index, plan.max_postings, step=64))(index, plan, sb)
-                assert got[0].tolist() == want[0].tolist() and got[1].tolist() == want[1].tolist()
+                tables = [seg.anchor_table for seg in index.segments]
+                for b in (partition.even_boundaries(parts), partition.balanced_boundaries(tables, parts)):
+                    got = PartitionedAnchors(b, LocalRanges(index, plan.max_postings, step=64))(index, plan, sb)
+                    assert got[0].tolist() == want[0].tolist() and got[1].tolist() == want[1].tolist()
                 assert len(want[0]) > 0
     assert len(load_index(two_segments).segments) == 2

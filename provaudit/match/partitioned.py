@@ -9,7 +9,8 @@ the counts of one lookup over all keys; ``combine`` sums them and applies
 ``candidates.accept_counts``: the candidates of ``candidates.anchor_candidates``, by construction.
 
 Example:
-    >>> search = PartitionedAnchors(3, LocalRanges(index, plan.max_postings))   # doctest: +SKIP
+    >>> bounds = partition.even_boundaries(3)                                    # doctest: +SKIP
+    >>> search = PartitionedAnchors(bounds, LocalRanges(index, plan.max_postings))  # doctest: +SKIP
     >>> recs, items = search(index, plan, shingled_batch)                        # = anchor_candidates(...)
 """
 
@@ -131,17 +132,20 @@ class PartitionedAnchors:
     """``AnchorSearch`` by key range: each target shingle looked up once, by the partition owning it.
 
     Attributes:
-        partitions: P, the key ranges (``index.partition.boundaries``).
+        bounds: The P + 1 key boundaries (``index.partition``: partition p owns ``[bounds[p], bounds[p + 1])``).
         lookup: Answers a batch's partitions (``RangeLookup``); partitions without a shingle are not asked.
     """
 
-    partitions: int
+    bounds: list[int]
     lookup: RangeLookup
+
+    def __post_init__(self) -> None:
+        partition.check_boundaries(self.bounds)
 
     def __call__(self, index: Index, plan: AnchorPlan, batch: ShingleBatch) -> tuple[np.ndarray, np.ndarray]:
         parts, hashes, recs = [], [], []
         rec_dtype = np.int32 if len(batch.offsets) < 1 << 31 else np.int64
-        for p, pos in enumerate(partition.split(batch.hashes, self.partitions)):
+        for p, pos in enumerate(partition.split(batch.hashes, self.bounds)):
             if len(pos):
                 parts.append(p)
                 hashes.append(batch.hashes[pos])

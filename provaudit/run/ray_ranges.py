@@ -3,8 +3,9 @@
 ``PartitionedRayMap`` is a ``RayMap`` that, once Ray is up, starts P long-lived *range actors*
 per index of the run (``RangeActor``): range actor p opens the index as the task actors do (by
 location and manifest checksum, memory-mapped) and only ever looks up keys of partition p
-(``index.partition``: ``[(p << 64) // P, ((p + 1) << 64) // P)``, one row range of each sorted
-anchor table), so on a cluster its node holds only those rows' pages of the anchor tables. The
+(``index.partition``: keys ``[b[p], b[p + 1])``, one row range of each sorted anchor table; the
+boundaries are placed at quantiles of the anchor tables' rows, ``balanced_boundaries``, so that
+each range holds about 1/P of them), so on a cluster its node holds only those rows' pages. The
 task actors get engines whose anchor search is ``match.partitioned.PartitionedAnchors`` over a
 ``RangeClient``: a task shingles its block, sends each range actor only the batch's shingles of
 its range (with their record numbers), gets back per segment the partial ``(code, count)`` of
@@ -16,7 +17,7 @@ them) and are spread over the nodes (``SPREAD``). A killed range actor is restar
 pending lookups rerun (``MAX_RETRIES``), as for the task actors; past that the run fails with
 ``WorkerDied`` and writes nothing. They are killed when the map closes (and, as actors the driver
 owns, die with the driver). When a run succeeds, each range actor's counters (lookups, calls,
-bytes received and returned, its row range of each segment's anchor table) are logged on this
+bytes received and returned, seconds spent answering, its row range of each segment's anchor table) are logged on this
 module's logger, with ``extra={"range_stats": [...]}`` (``scripts/bench_ray.py`` reads them).
 """
 
@@ -26,13 +27,14 @@ import copy
 import dataclasses
 import logging
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from provaudit.errors import ConfigError, ProvauditError
-from provaudit.index.partition import boundaries, row_range
+from provaudit.index.partition import balanced_boundaries, row_range
 from provaudit.match.engine import Engine
 from provaudit.match.partitioned import Partial, PartitionedAnchors, range_counts
 from provaudit.run.ray_engine import MAX_RETRIES, RayMap, S, import_ray, pack_state, unpack_state
@@ -44,16 +46,16 @@ class RangeActor:
     """One key range of one index: answers ``range_counts`` for keys of that range only (made a Ray
     actor by ``PartitionedRayMap``)."""
 
-    def __init__(self, packed_index: bytes, partition: int, partitions: int, max_postings: int):
+    def __init__(self, packed_index: bytes, partition: int, lo: int, hi: int, max_postings: int):
         self.index = unpack_state(packed_index)  # reopened by location, checked against its checksum
-        self.partition, self.max_postings = partition, max_postings
-        b = boundaries(partitions)
-        self.lo, self.hi = b[partition], b[partition + 1]
-        self.rows = [row_range(seg.anchor_table, partition, partitions) for seg in self.index.segments]
+        self.partition, self.lo, self.hi, self.max_postings = partition, lo, hi, max_postings
+        self.rows = [row_range(seg.anchor_table, lo, hi) for seg in self.index.segments]
         self.lookups = self.calls = self.bytes_in = self.bytes_out = 0
+        self.seconds = 0.0
 
     def counts(self, hashes: np.ndarray, recs: np.ndarray) -> Partial:
         """Per segment, the partial ``(code, count)`` of the hits of ``hashes`` (of records ``recs``)."""
+        t0 = time.perf_counter()
         h = np.asarray(hashes, np.uint64)
         if len(h) and (int(h.min()) < self.lo or int(h.max()) >= self.hi):
             raise ProvauditError(f"range actor {self.partition} was sent keys outside its range")
@@ -62,12 +64,13 @@ class RangeActor:
         self.lookups += n
         self.bytes_in += h.nbytes + recs.nbytes
         self.bytes_out += sum(c.nbytes + k.nbytes for c, k in out)
+        self.seconds += time.perf_counter() - t0
         return out
 
     def stats(self) -> dict[str, Any]:
         """Counters since the actor (last) started, and its row range of each segment's anchor table."""
-        return {"partition": self.partition, "lookups": self.lookups, "calls": self.calls,
-                "bytes_in": self.bytes_in, "bytes_out": self.bytes_out, "rows": self.rows,
+        return {"partition": self.partition, "keys": [self.lo, self.hi], "lookups": self.lookups, "calls": self.calls,
+                "bytes_in": self.bytes_in, "bytes_out": self.bytes_out, "seconds": self.seconds, "rows": self.rows,
                 "table_rows": [len(seg.anchor_table) for seg in self.index.segments]}
 
     def pid(self) -> int:
@@ -112,11 +115,12 @@ class PartitionedRayMap(RayMap[S]):
 
         def attach(engine: Engine) -> Engine:
             index = pack_state(engine.index)
-            handles = [actor.remote(index, p, self.partitions, engine.plan.max_postings)
+            b = balanced_boundaries([seg.anchor_table for seg in engine.index.segments], self.partitions)
+            handles = [actor.remote(index, p, b[p], b[p + 1], engine.plan.max_postings)
                        for p in range(self.partitions)]
             self.ranges.extend(handles)
             out = copy.copy(engine)
-            out.anchors = PartitionedAnchors(self.partitions, RangeClient(handles))
+            out.anchors = PartitionedAnchors(b, RangeClient(handles))
             return out
 
         state = with_engines(self.state, attach)
