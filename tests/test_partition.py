@@ -17,7 +17,7 @@ from provaudit.index import partition
 from provaudit.index.format import load_index
 from provaudit.match.candidates import AnchorPlan, anchor_candidates, anchor_counts
 from provaudit.match.partitioned import (
-    LocalRanges, PartitionedAnchors, range_counts, segment_counts, sum_counts,
+    LocalRanges, PartitionedAnchors, pack, range_counts, segment_counts, sum_counts, unpack,
 )
 from provaudit.run.engines import RunEngine
 from provaudit.text.shingle import shingle_batch
@@ -170,3 +170,21 @@ def test_partitioned_anchor_candidates_equal_the_unpartitioned_ones(corpus, corp
                     assert got[0].tolist() == want[0].tolist() and got[1].tolist() == want[1].tolist()
                 assert len(want[0]) > 0
     assert len(load_index(two_segments).segments) == 2
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_partial_counts_are_shipped_in_5_bytes_a_pair_and_unpacked_exactly(seed) -> None:
+    rng = np.random.default_rng(seed)
+    n_items = [0, 7, 1 << 20, 3]
+    partial = []
+    for n in n_items:
+        codes = np.unique(rng.integers(0, max(n, 1) * 3000, 0 if n == 0 else 5000)).astype(np.int64)
+        partial.append((codes, rng.integers(1, 257, len(codes)).astype(np.uint16)))
+    packed = pack(partial, n_items)
+    assert [(len(p[1]), len(p[2])) for p in packed] == [(len(c), len(c)) for c, _ in partial]
+    assert all(p[1].dtype == np.uint32 and p[2].dtype == np.uint8 for p in packed)
+    back = unpack(packed, n_items)
+    assert [(c.tolist(), k.tolist()) for c, k in back] == [(c.tolist(), k.tolist()) for c, k in partial]
+    # a corrupt index can give a pair more anchors than an item may have: counts are never wrapped
+    big = [(np.array([5, 9], np.int64), np.array([300, 70000], np.int64))]
+    assert [k.tolist() for _, k in unpack(pack(big, [4]), [4])] == [[300, 70000]]
