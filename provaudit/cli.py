@@ -358,6 +358,7 @@ _fraction = click.FloatRange(0.0, 1.0)
 @click.option("--show", type=click.IntRange(0), default=10, show_default=True,
               help="Strongest pairs listed on failure.")
 @workers_option
+@partitions_option
 @input_options
 @force_option
 @click.option("-q", "--quiet", is_flag=True, help="Print only the verdict line.")
@@ -385,7 +386,7 @@ def check(ctx: click.Context, /, args: tuple[str, ...], **params: Any) -> None:
         cfg = AuditConfig(min_containment=o["min_containment"], min_jaccard=o["min_jaccard"],
                           min_item_shingles=o["min_item_shingles"])
         out = Path(o["out"]) if o["out"] else None
-        run_on = RunEngine(o["engine"], o["workers"], o["ray_address"])
+        run_on = RunEngine(o["engine"], o["workers"], o["ray_address"], o["partitions"])
         try:
             verdict = api.check(index, targets, cfg, limits, baseline=_path(o["baseline"]),
                                 allow=_path(o["allow"]), text_field=o["text_field"], id_field=o["id_field"],

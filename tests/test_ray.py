@@ -364,3 +364,16 @@ def test_partitioned_lookups_on_a_cluster_give_the_local_output_byte_for_byte(
          "--partitions", "3", "-q", root=root)
     _cli("audit", local_index, targets, "-o", tmp_path / "cli-local", "-w", "1", "-q", root=root)
     assert _files(tmp_path / "cli-ray") == _files(tmp_path / "cli-local")
+    # a model-output audit takes the same path (the engine inside its SampleCheck)
+    outputs = [FIXTURES / "outputs" / f for f in ("plain.jsonl", "prompt_completion.jsonl", "chat.jsonl")]
+    _cli("audit", local_index, *outputs, "--kind", "outputs", "-o", tmp_path / "out-ray", "--engine", "ray",
+         "--ray-address", address, "--partitions", "2", "-q", root=root)
+    _cli("audit", local_index, *outputs, "--kind", "outputs", "-o", tmp_path / "out-local", "-w", "1", "-q", root=root)
+    assert _files(tmp_path / "out-ray") == _files(tmp_path / "out-local")
+    assert json.loads((tmp_path / "out-local" / "report.json").read_text())["counts"]["pairs"] > 20
+    # check --partitions: the same verdict as without (exit 3 one pair under the count)
+    pairs = json.loads((tmp_path / "cli-local" / "report.json").read_text())["counts"]["pairs"]
+    r = subprocess.run([sys.executable, "-m", "provaudit", "check", str(local_index), str(targets), "--engine", "ray",
+                        "--ray-address", address, "--partitions", "2", "--max-pairs", str(pairs - 1), "-q"],
+                       env=_env(root), capture_output=True, text=True, timeout=600, cwd=tempfile.gettempdir())
+    assert r.returncode == 3 and f"{pairs:,} evidence pairs" in r.stdout + r.stderr, r.stdout + r.stderr

@@ -39,7 +39,7 @@ KEYS: dict[str, tuple[Any, bool]] = {
     "text-field": (str, False), "id-field": (str, False), "on-error": (("fail", "skip"), False),
     "format": (FORCED_FORMATS, False),
     "workers": (int, False), "force": (bool, False), "quiet": (bool, False),
-    "engine": (("local", "ray"), False), "ray-address": (str, False),
+    "engine": (("local", "ray"), False), "ray-address": (str, False), "partitions": (int, False),
 }
 PARAM_NAMES = {"json": "json_file", "format": "input_format"}  # keys whose command-line parameter is named otherwise
 

@@ -8,17 +8,19 @@ boundaries are placed at quantiles of the anchor tables' rows, ``balanced_bounda
 each range holds about 1/P of them), so on a cluster its node holds only those rows' pages. The
 task actors get engines whose anchor search is ``match.partitioned.PartitionedAnchors`` over a
 ``RangeClient``: a task shingles its block, sends each range actor only the batch's shingles of
-its range (with their record numbers), gets back per segment the partial ``(code, count)`` of
-``candidates.anchor_counts``, sums them and goes on (acceptance, LSH bands, verification) as
-without partitions. Every target shingle is looked up once, in one range.
+its range (with a count of them per record), gets back per segment the partial ``(code, count)``
+of ``candidates.anchor_counts`` (packed, ``match.partitioned.pack``: 5 bytes a pair), sums them
+and goes on (acceptance, LSH bands, verification) as without partitions. Every target shingle is
+looked up once, in one range.
 
 Range actors take no CPU of their own (``num_cpus=0``: they serve the task actors, which wait for
 them) and are spread over the nodes (``SPREAD``). A killed range actor is restarted by Ray and its
 pending lookups rerun (``MAX_RETRIES``), as for the task actors; past that the run fails with
 ``WorkerDied`` and writes nothing. They are killed when the map closes (and, as actors the driver
 owns, die with the driver). When a run succeeds, each range actor's counters (lookups, calls,
-bytes received and returned, seconds spent answering, its row range of each segment's anchor table) are logged on this
-module's logger, with ``extra={"range_stats": [...]}`` (``scripts/bench_ray.py`` reads them).
+bytes received and returned, seconds spent answering, its key range and its row range of each
+segment's anchor table) are logged on this module's logger, with ``extra={"range_stats": [...]}``
+(``scripts/bench_partitions.py`` and ``tests/ray_partitions.py`` read them).
 """
 
 from __future__ import annotations
