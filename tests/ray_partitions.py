@@ -1,7 +1,7 @@
 """Run by tests/test_ray.py in a subprocess (the test process never becomes a Ray driver): audits with
 key-range partitioned lookups (``--partitions``, ``run.ray_ranges``) on the Ray cluster at ADDRESS, of
 a one-segment and a two-segment index, without partitions and with P = 1, 2, 3, and one with a range
-actor killed mid-run. Writes OUT/NAME-P (audit directories; P = 0: no partitions), OUT/killed and
+actor killed mid-run (restarted by Ray; then, with no restart left, failing the run). Writes OUT/NAME-P (audit directories; P = 0: no partitions), OUT/killed and
 OUT/facts.json (the range actors' counters of each run, the range actor processes left after each run,
 the killed pid and the tasks after the kill).
 
@@ -10,6 +10,7 @@ the killed pid and the tasks after the kill).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -21,7 +22,9 @@ from typing import Any
 
 from provaudit import api
 from provaudit.read import lines
+from provaudit.run import engines, ray_ranges
 from provaudit.run.engines import RunEngine
+from provaudit.run.pool import WorkerDied
 
 lines.BLOCK_BYTES = 32 << 10  # many small tasks: a kill lands mid-run
 
@@ -87,6 +90,16 @@ def main(address: str, one: str, two: str, targets: str, out: Path) -> None:
     facts["tasks_after_kill"] = len(seen) - 1
     api.write_audit(result, out / "killed")
     facts["left"]["killed"] = left_after_run()
+
+    # no restart left (max_retries 0): a killed range actor fails the run with WorkerDied (CLI: exit 1), nothing written
+    engines.PartitionedRayMap = functools.partial(ray_ranges.PartitionedRayMap, max_retries=0)  # type: ignore
+    seen.clear()
+    try:
+        api.audit(Path(two), [targets], run_engine=RunEngine("ray", 2, address, 2), progress=kill_one)
+    except WorkerDied as e:
+        facts["died"] = str(e)
+    facts["tasks_before_failure"] = len(seen) - 1
+    facts["left"]["died"] = left_after_run()
     (out / "facts.json").write_text(json.dumps(facts))
 
 

@@ -359,6 +359,8 @@ def test_partitioned_lookups_on_a_cluster_give_the_local_output_byte_for_byte(
     assert facts["killed"] in facts["ranges_before"] and len(facts["ranges_before"]) == 2
     assert facts["tasks_after_kill"] >= 5
     assert _files(tmp_path / "killed") == _files(tmp_path / "local-two") and facts["left"]["killed"] == []
+    # with no restart left, the run fails (WorkerDied: exit 1 on the CLI, nothing written), no actor left behind
+    assert "a Ray worker was lost" in facts["died"] and facts["left"]["died"] == []
     # the CLI: --partitions with --engine ray writes the files of a local run (the recorded command leaves it out)
     _cli("audit", local_index, targets, "-o", tmp_path / "cli-ray", "--engine", "ray", "--ray-address", address,
          "--partitions", "3", "-q", root=root)
