@@ -188,3 +188,22 @@ def test_partial_counts_are_shipped_in_5_bytes_a_pair_and_unpacked_exactly(seed)
     # a corrupt index can give a pair more anchors than an item may have: counts are never wrapped
     big = [(np.array([5, 9], np.int64), np.array([300, 70000], np.int64))]
     assert [k.tolist() for _, k in unpack(pack(big, [4]), [4])] == [[300, 70000]]
+
+
+def test_cli_partitions_needs_the_ray_engine_and_is_left_out_of_the_recorded_command(corpus_index, corpus,
+                                                                                        tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from provaudit.cli import cli
+    from provaudit.report.bundle import recorded_argv
+
+    tgt = str(corpus[3])
+    for cmd in (["audit", str(corpus_index), tgt, "-o", str(tmp_path / "out")], ["check", str(corpus_index), tgt]):
+        r = CliRunner().invoke(cli, [*cmd, "--partitions", "2"])
+        assert r.exit_code == 2 and "--partitions needs --engine ray" in r.output, r.output
+        r = CliRunner().invoke(cli, [*cmd, "--engine", "ray", "--partitions", "0"])
+        assert r.exit_code == 2 and "'--partitions'" in r.output and "0 is not in the range" in r.output, r.output
+    assert not (tmp_path / "out").exists()
+    base = ["audit", "i.idx", "d/", "-o", "out"]
+    for extra in (["--partitions", "3"], ["--partitions=3"]):
+        assert recorded_argv([*base, "--engine", "ray", *extra]) == ["audit", "i.idx", "d/", "-o", "OUT"]
