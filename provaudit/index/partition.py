@@ -9,7 +9,7 @@ partition that owns it, so the total lookup work stays that of one lookup per sh
 partial counts of disjoint key sets add up); they only decide the balance.
 
 Anchor keys are not uniform: an item's anchors are its smallest shingle hashes, so the tables
-crowd at small keys (100,000 posts of 60 words: 98% of the rows below ``2**64 / 3``). Equal key
+crowd at small keys (100,000 posts of 60 words: 86.2% of the rows below ``2**64 / 4``). Equal key
 ranges (``even_boundaries``) balance the lookups (target shingles are uniform) but not the rows a
 partition holds; ``balanced_boundaries`` cuts the keys at quantiles of the tables' rows, so each
 partition holds about ``1/P`` of every table's rows (its node's memory) and of the postings the
