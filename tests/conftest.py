@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -98,9 +100,37 @@ def corpus_index(corpus, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from provaudit.config import IndexConfig
 
     out = tmp_path_factory.mktemp("idx") / "ref.idx"
-    # with the LSH band table (not the default), so that the brute-force tests also cover that route
-    api.build_index([str(corpus[2])], out, IndexConfig(band_table=True))
+    # with the LSH band table (not the default), so that the brute-force tests also cover that route, and
+    # keys of more than 2 items long (``LONG_POSTINGS``), so that they also cover searching long postings
+    with long_postings(2):
+        api.build_index([str(corpus[2])], out, IndexConfig(band_table=True))
     return out
+
+
+def near_duplicates(rows: dict[str, str], copies: int = 6, every: int = 10) -> dict[str, str]:
+    """``rows`` plus, for every ``every``-th row, ``copies`` copies with one word changed each: their
+    anchors are shared by ``copies + 1`` items (long keys), so these items are dependent ones."""
+    out = dict(rows)
+    for k, (key, text) in enumerate(rows.items()):
+        if k % every:
+            continue
+        words = text.split()
+        for j in range(copies):
+            w = list(words)
+            w[(j * 7) % len(w)] = f"edit{j}"
+            out[f"{key}~{j}"] = " ".join(w)
+    return out
+
+
+@contextlib.contextmanager
+def long_postings(n: int) -> Iterator[None]:
+    """Indexes built inside treat keys of more than ``n`` items as long (the default, 128, leaves the
+    small test corpora without any): their ``anchor_need`` and ``dep_*`` files then hold data."""
+    from provaudit.index import manifest
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(manifest, "LONG_POSTINGS", n)
+        yield
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -17,9 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import seg
+from conftest import long_postings, near_duplicates, seg, write_jsonl
 from provaudit import api
+from provaudit.config import IndexConfig
 from provaudit.errors import IndexFormatError
+from provaudit.match import candidates
 from provaudit.index.chunks import CHUNK, digest_root, file_digests
 from provaudit.index.check import verify_index
 from provaudit.index.format import CHECKSUMS, FILES, load_index, manifest_checksum
@@ -55,16 +57,23 @@ def _copy(src: Path, dest: Path) -> Path:
 def fixture_index(tmp_path_factory) -> tuple[Path, Path]:
     """The fixtures' reference index (several chunks per large file) and a 1-record target."""
     d = tmp_path_factory.mktemp("fx")
-    api.build_index([str(ROOT / "fixtures" / "reference")], d / "ref.idx")
     first = json.loads((ROOT / "fixtures" / "reference" / "posts.jsonl").read_text().splitlines()[5])
+    # 6 near copies of the target's post: keys of 7 items, long here, so the audit reads the dep_* table
+    write_jsonl(d / "copies.jsonl", {k: v for k, v in near_duplicates({"c": first["text"]}).items() if k != "c"})
+    with long_postings(4):
+        api.build_index([str(ROOT / "fixtures" / "reference"), str(d / "copies.jsonl")], d / "ref.idx")
     target = d / "one.jsonl"
     target.write_text(json.dumps({"id": "t", "text": "prefix words " + first["text"]}) + "\n")
     return d / "ref.idx", target
 
 
-def test_an_audit_refuses_a_flipped_byte_in_every_chunk_it_reads(fixture_index, tmp_path) -> None:
+@pytest.mark.parametrize("mapped", [False, True])
+def test_an_audit_refuses_a_flipped_byte_in_every_chunk_it_reads(fixture_index, tmp_path, monkeypatch, mapped) -> None:
     """For each chunk the audit verified, a copy with one byte flipped there is refused; a flip in
-    a chunk it never reads leaves the result unchanged (and ``verify`` still finds it)."""
+    a chunk it never reads leaves the result unchanged (and ``verify`` still finds it). ``mapped``: the
+    postings read through the map, as a large audit reads them (which also reads ``anchor_need``)."""
+    if mapped:
+        monkeypatch.setattr(candidates, "SPARSE_MAX", 0)
     corpus_index, target = fixture_index
     corpus = (None, None, None, target)
     intact = api.audit(corpus_index, [str(corpus[3])])
@@ -85,9 +94,12 @@ def test_an_audit_refuses_a_flipped_byte_in_every_chunk_it_reads(fixture_index, 
             with pytest.raises(IndexFormatError, match=f"{name}: bytes .* do not match their checksum"):
                 api.audit(dest, [str(corpus[3])])
             n += 1
-    # at least one chunk of every file but the band table's (the default index has none; nothing reads it)
-    # and the id table's (only add and remove read it)
-    assert n >= len([name for name in read if not Path(name).name.startswith(("band_", "id_"))])
+    # a chunk of every non-empty file but the band table's (the default index has none; nothing reads it),
+    # the id table's (only add and remove read it) and, for few postings read with pread, anchor_need
+    skip = ("band_", "id_") if mapped else ("band_", "id_", "anchor_need")
+    wanted = {name for name in read if not Path(name).name.startswith(skip) and (corpus_index / name).stat().st_size}
+    assert {name for name, c in read.items() if c} == wanted
+    assert any("dep_" in name for name in wanted)
     unread = [(name, c) for name, f in intact.index.files.items() for c in np.flatnonzero(~f.verified).tolist()]
     assert unread
     name, c = unread[0]
@@ -122,6 +134,10 @@ MANIFEST_MUTATIONS = [
     ("counts", "items", -1), ("counts", "items", 10_000_000), ("counts", "items", 1.5), ("counts", "items", None),
     ("config", "num_perm", 128.0), ("config", "seed", 1.5), ("config", "anchors", 0), ("config", "keep_text", "yes"),
     ("config", "ngram", 2), ("anchor_plan", "max_postings", 0), ("anchor_plan", "max_postings", 1.0),
+    # format 9: the settings of the stored plan (anchor_need, dep_*)
+    ("anchor_plan", "long_postings", 0), ("anchor_plan", "long_postings", "128"), ("anchor_plan", "min_overlap", 0),
+    ("anchor_plan", "min_overlap", 1.5), ("anchor_plan", "miss_rate", 0.9), ("anchor_plan", "miss_rate", None),
+    ("anchor_plan", "extra", 1),
     (None, "counts", []), ("segment", "files", []), (None, "inputs", "x"), (None, "chunk_bytes", 4096),
     ("segment.checksums", "bytes", 0), (None, "format_version", 6.0),
     # format 7: segments, removed items, operation numbers
@@ -203,14 +219,17 @@ for case in range(int(sys.argv[4]), int(sys.argv[4]) + 40):
 '''
 
 
-def test_fuzzed_resealed_tables_never_crash_and_verify_refuses_them(corpus, corpus_index, tmp_path) -> None:
+def test_fuzzed_resealed_tables_never_crash_and_verify_refuses_them(corpus, tmp_path) -> None:
     """Random mutations of every raw table, re-sealed: the audit refuses or answers (exit 1 or 0, never
     a traceback or a signal, in a child process so that a crash is seen), and ``verify`` refuses
     every mutation that changed a value it can check."""
     work = tmp_path / "work"
     work.mkdir()
-    r = subprocess.run([sys.executable, "-c", _FUZZ, str(corpus_index), str(work), str(ROOT / "tests"), "0",
-                        str(corpus[3])], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    src = write_jsonl(tmp_path / "ref.jsonl", near_duplicates(corpus[0]))  # every table holds data
+    with long_postings(2):
+        api.build_index([str(src)], tmp_path / "idx", IndexConfig(band_table=True))
+    r = subprocess.run([sys.executable, "-c", _FUZZ, str(tmp_path / "idx"), str(work), str(ROOT / "tests"), "0",
+                        str(corpus[3]), str(src)], capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert r.returncode == 0, (r.returncode, r.stderr[-2000:])  # a signal would be negative
     lines = r.stdout.splitlines()
     assert len(lines) == 80, r.stdout[-2000:]

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import seg, write_jsonl
+from conftest import long_postings, near_duplicates, seg, write_jsonl
 from provaudit import api
 from provaudit.config import IndexConfig
 from provaudit.errors import IndexFormatError, InputError, OutputExistsError
@@ -30,7 +30,7 @@ def test_manifest_records_parameters_inputs_and_hashes(corpus, tmp_path) -> None
     m = _build(corpus[2], tmp_path / "idx", ngram=4, num_perm=64, seed=9)
     on_disk = json.loads((tmp_path / "idx" / "manifest.json").read_text())
     assert on_disk == m
-    assert m["format_version"] == 8 and len(m["segments"]) == 1 and m["removed"] is None
+    assert m["format_version"] == 9 and len(m["segments"]) == 1 and m["removed"] is None
     assert m["config"]["ngram"] == 4 and m["config"]["num_perm"] == 64 and m["config"]["seed"] == 9
     assert m["config"]["scheme"] == "affine32" and m["config"]["hash"] == "xxh3"
     assert m["config"]["bands"] * m["config"]["rows"] <= 64
@@ -55,7 +55,9 @@ def test_loaded_index_round_trips(corpus, corpus_index) -> None:
 @pytest.mark.parametrize("name", [*FILES, "manifest.json", "checksums.sha256"])
 def test_flipped_byte_is_refused_by_verify(corpus, tmp_path, name) -> None:
     dest = tmp_path / "idx"
-    _build(corpus[2], dest, band_table=True)  # every file holds data
+    src = write_jsonl(tmp_path / "ref.jsonl", near_duplicates(corpus[0]))
+    with long_postings(2):
+        _build(src, dest, band_table=True)  # every file holds data
     verify_index(dest)
     p = dest / name if name == "manifest.json" else seg(dest) / name
     data = bytearray(p.read_bytes())
@@ -222,3 +224,25 @@ def test_a_small_audit_reads_the_lookup_tables_without_mapping_them(tmp_path) ->
     mapped = _mapped_kb(tmp_path / "idx")
     lookups = ("anchor_keys.u64", "anchor_items.u32", "anchor_dir.i64", "n_shingles.u32", "anchor_usable.u8")
     assert {n: mapped.get(n, 0) for n in lookups} == dict.fromkeys(lookups, 0)  # the verified pair's sequence may be
+
+
+def test_chunks_verified_by_a_forked_worker_are_not_hashed_again_by_its_parent(corpus_index, monkeypatch) -> None:
+    """The segment's verified-chunk flags live in memory shared with forked workers: a large audit hashes
+    each chunk once per run, not once per worker (only flags of chunks that matched are shared)."""
+    import os
+
+    from provaudit.index import chunks
+
+    index = load_index(corpus_index)
+    f = index.segments[0].files["sequences.u64"]
+    assert not f.verified.any()
+    pid = os.fork()
+    if pid == 0:  # the worker: verify every chunk, then leave without running the parent's cleanup
+        f.ensure_all()
+        os._exit(0)
+    assert os.waitpid(pid, 0)[1] == 0
+    assert f.verified.all()
+    hashed: list[int] = []
+    monkeypatch.setattr(chunks.Chunked, "_check", lambda self, c: hashed.append(c))
+    f.ensure_bytes(np.array([0]), np.array([f.size]))
+    assert hashed == []

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import seg
+from conftest import long_postings, near_duplicates, seg, write_jsonl
 from provaudit import api
 from provaudit.fs.atomic import remove_stale_siblings, try_lock, unlock
 from provaudit.run.checkpoint import Checkpoint, partial_dir
@@ -330,7 +330,9 @@ def test_index_with_a_flipped_byte_anywhere_in_a_data_file_is_refused(corpus, tm
     from provaudit.config import IndexConfig
 
     src = tmp_path / "idx"
-    api.build_index([str(corpus[2])], src, IndexConfig(band_table=True))  # every file holds data
+    refs = write_jsonl(tmp_path / "ref.jsonl", near_duplicates(corpus[0]))
+    with long_postings(2):
+        api.build_index([str(refs)], src, IndexConfig(band_table=True))  # every file holds data
     size = (seg(src) / name).stat().st_size
     for at in sorted({0, 1, size // 3, size // 2, size - 9, size - 1}):
         dest = tmp_path / f"flip{at}"

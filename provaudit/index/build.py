@@ -25,12 +25,12 @@ import pyarrow.parquet as pq
 from provaudit.fs import arrow
 from provaudit.fs.atomic import commit_output_dir, fsync_dir, fsync_files, prepare_output_dir, try_lock, unlock
 from provaudit.read.blocks import batches
-from provaudit.config import AuditConfig, IndexConfig
+from provaudit.config import IndexConfig
 from provaudit.errors import InputError
-from provaudit.index.check import low_items, shape_table, usable_anchors
+from provaudit.index.check import anchor_classes, dependent_rows, low_items, shape_table, short_needs
 from provaudit.index.chunks import DIGEST, digest_root, file_digests
 from provaudit.index.manifest import (
-    CHECKSUMS, FILES, MARKER, PARTIAL_SEGMENT, RAW, index_manifest, manifest_text, segment_name,
+    CHECKSUMS, FILES, MARKER, PARTIAL_SEGMENT, RAW, anchor_plan, index_manifest, manifest_text, segment_name,
 )
 from provaudit.index.items import ROW_GROUP
 from provaudit.index.keytable import SpilledPairs, build_directory, id_hashes, sort_pairs, write_pairs
@@ -206,7 +206,7 @@ class IndexWriter:
         self._id_hashes: list[np.ndarray] = []
         self._held: list[tuple[list[str], list[str], list[int], PreparedItems, list[str] | None]] = []
         self._held_items = 0
-        self.max_postings = AuditConfig().max_postings
+        self.plan = anchor_plan()  # settings of the stored anchor plan (``add``, ``compact``: the index's)
         self.n_items = 0
         self.n_tokens = 0
         self.n_shingles = 0
@@ -327,14 +327,22 @@ class IndexWriter:
         return out
 
     def _write_plan(self) -> None:
-        """``anchor_usable.u8``, ``shapes.i64`` and ``low_items.u32``: what audits need of the anchor table,
-        computed once."""
-        usable = usable_anchors(self._map("anchor_keys.u64"), self._map("anchor_items.u32"), self.n_items,
-                                self.max_postings)
+        """``anchor_usable.u8``, ``anchor_need.u8``, ``shapes.i64``, ``low_items.u32`` and the ``dep_*`` table:
+        what audits need of the anchor table, computed once."""
+        keys, items, p = self._map("anchor_keys.u64"), self._map("anchor_items.u32"), self.plan
+        usable, long = anchor_classes(keys, items, self.n_items, p["max_postings"], p["long_postings"])
         (self.seg / "anchor_usable.u8").write_bytes(usable.astype("u1").tobytes())
         n_shingles = self._map("n_shingles.u32").astype(np.int64)
         (self.seg / "shapes.i64").write_bytes(shape_table(n_shingles, usable).astype("<i8").tobytes())
         (self.seg / "low_items.u32").write_bytes(low_items(n_shingles, usable).astype("<u4").tobytes())
+        need = short_needs(n_shingles, usable, long, p["min_overlap"], p["miss_rate"])
+        (self.seg / "anchor_need.u8").write_bytes(need.tobytes())
+        dependent = need == 0
+        with open(self.seg / "dep_keys.u64", "wb") as kf, open(self.seg / "dep_items.u32", "wb") as itf:
+            for k, it in dependent_rows(keys, items, dependent, p["max_postings"], p["long_postings"]):
+                kf.write(np.ascontiguousarray(k, "<u8").tobytes())
+                itf.write(np.ascontiguousarray(it, "<u4").tobytes())
+        (self.seg / "dep_dir.i64").write_bytes(build_directory(self._map("dep_keys.u64")).astype("<i8").tobytes())
 
     def _write_checksums(self) -> tuple[dict[str, Any], dict[str, Any]]:
         files: dict[str, Any] = {}
@@ -408,7 +416,7 @@ class IndexWriter:
         entry = self.finish_segment()
         name = segment_name(0, entry)
         os.rename(self.seg, self.tmp / name)
-        full = index_manifest(self.config, self.max_postings, [{"name": name, "base": 0, **entry}], None, 1, manifest)
+        full = index_manifest(self.config, self.plan, [{"name": name, "base": 0, **entry}], None, 1, manifest)
         return self._commit(full)
 
     def _finish_kept(self, manifest: dict[str, Any]) -> dict[str, Any]:
@@ -419,7 +427,7 @@ class IndexWriter:
         shutil.rmtree(self.seg)
         bases = np.cumsum([0] + [int(e["counts"]["items"]) for _, e in self.kept]).tolist()
         segments = [{"name": name, "base": base, **e} for (name, e), base in zip(self.kept, bases)]
-        return self._commit(index_manifest(self.config, self.max_postings, segments, None, 1, manifest))
+        return self._commit(index_manifest(self.config, self.plan, segments, None, 1, manifest))
 
     def _commit(self, full: dict[str, Any]) -> dict[str, Any]:
         assert self.tmp is not None

@@ -5,6 +5,7 @@ Audits validate only the values they use; this reads everything (O(index size)).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from provaudit.index.chunks import hostile
 from provaudit.index.format import Index, load_index
 from provaudit.index.segment import Segment
 from provaudit.index.keytable import build_directory, id_hashes
+from provaudit.match.probability import anchor_threshold
 from provaudit.text.shingle import ShingleBatch, unique_per_record
 from provaudit.text.sketch import band_keys, signatures
 
@@ -26,22 +28,63 @@ USABLE_ROWS = 1 << 22  # anchor rows per step of usable_anchors (bounded memory 
 
 def usable_anchors(keys: np.ndarray, items: np.ndarray, n_items: int, max_postings: int,
                    step: int = USABLE_ROWS) -> np.ndarray:
-    """Per item: anchors whose key is shared by at most ``max_postings`` items (keys sorted).
+    """Per item: anchors whose key is shared by at most ``max_postings`` items (keys sorted)."""
+    return anchor_classes(keys, items, n_items, max_postings, max_postings, step)[0]
 
-    Works through the table ``step`` rows at a time, each step ending where a key ends, so
-    that its temporaries stay bounded however large the table.
-    """
-    out = np.zeros(n_items, dtype=np.int64)
+
+def _runs(keys: np.ndarray, step: int) -> Iterator[tuple[int, int, np.ndarray]]:
+    """``(start, end, run length of each row)`` for ``step`` rows at a time of sorted ``keys``, each step
+    ending where a key ends, so that temporaries stay bounded however large the table."""
     start, n = 0, len(keys)
     while start < n:
         end = n if start + step >= n else int(np.searchsorted(keys, keys[start + step - 1], side="right"))
         k = np.asarray(keys[start:end])
         starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
         runs = np.diff(np.r_[starts, len(k)])
-        keep = np.repeat(runs <= max_postings, runs)
-        out += np.bincount(np.asarray(items[start:end])[keep], minlength=n_items)
+        yield start, end, np.repeat(runs, runs)
         start = end
+
+
+def anchor_classes(keys: np.ndarray, items: np.ndarray, n_items: int, max_postings: int, long_postings: int,
+                   step: int = USABLE_ROWS) -> tuple[np.ndarray, np.ndarray]:
+    """Per item: usable anchors (key shared by at most ``max_postings`` items) and, of those, long ones
+    (key shared by more than ``long_postings`` items), from the table sorted by key."""
+    usable = np.zeros(n_items, dtype=np.int64)
+    long = np.zeros(n_items, dtype=np.int64)
+    for start, end, run in _runs(keys, step):
+        it = np.asarray(items[start:end])
+        usable += np.bincount(it[run <= max_postings], minlength=n_items)
+        long += np.bincount(it[(run <= max_postings) & (run > long_postings)], minlength=n_items)
+    return usable, long
+
+
+NEVER = 255  # ``anchor_need`` of an item no audit searches by anchors (no usable anchor)
+
+
+def short_needs(n_shingles: np.ndarray, usable: np.ndarray, long: np.ndarray, min_overlap: float,
+                miss_rate: float) -> np.ndarray:
+    """Per item (``anchor_need.u8``): the hits in short keys it needs before its long anchors can bring it
+    to its threshold at these settings, ``max(t - long, 0)``; 0 marks a *dependent* item, which may have
+    every hit in long keys (``dep_*``: its long anchors, looked up by key); ``NEVER`` when t is 0."""
+    width = int(usable.max()) + 1 if len(usable) else 1
+    code = n_shingles.astype(np.int64) * width + usable
+    uniq, inverse = np.unique(code, return_inverse=True)
+    t = np.array([anchor_threshold(int(c // width), int(c % width), min_overlap, miss_rate)[0] for c in uniq.tolist()],
+                 dtype=np.int64)
+    t_item = t[inverse.reshape(-1)] if len(uniq) else np.zeros(0, np.int64)
+    out: np.ndarray = np.where(t_item > 0, np.minimum(np.maximum(t_item - long, 0), NEVER - 1), NEVER).astype(np.uint8)
     return out
+
+
+def dependent_rows(keys: np.ndarray, items: np.ndarray, dependent: np.ndarray, max_postings: int,
+                   long_postings: int, step: int = USABLE_ROWS) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The rows of the anchor table (sorted by (key, item), so these are too) of long keys and dependent items
+    (``dependent``: per item, True when ``short_needs`` is 0)."""
+    for start, end, run in _runs(keys, step):
+        it = np.asarray(items[start:end])
+        keep = (run <= max_postings) & (run > long_postings)
+        keep[keep] = dependent[it[keep]]
+        yield np.asarray(keys[start:end])[keep], it[keep]
 
 
 LOW_SHAPE = 8  # items with fewer distinct shingles or usable anchors than this are listed in low_items.u32
@@ -133,9 +176,21 @@ def check_structure(index: Segment) -> None:
     per_item = np.bincount(items, minlength=n)
     if not np.array_equal(per_item, np.minimum(n_sh, index.config.anchors)):
         raise hostile(index.path / "anchor_items.u32", "anchors per item do not match the distinct shingles")
-    usable = usable_anchors(keys, items, n, index.max_postings)
+    plan = index.plan
+    usable, long = anchor_classes(keys, items, n, plan["max_postings"], plan["long_postings"])
     if not np.array_equal(usable, a["anchor_usable.u8"]):
         raise hostile(index.path / "anchor_usable.u8", "usable anchors do not match the anchor table")
+    need = short_needs(n_sh, usable, long, plan["min_overlap"], plan["miss_rate"])
+    if not np.array_equal(need, a["anchor_need.u8"]):
+        raise hostile(index.path / "anchor_need.u8", "does not match the anchor table")
+    dependent = need == 0
+    rows = list(dependent_rows(keys, items, dependent, plan["max_postings"], plan["long_postings"]))
+    dep_keys = np.concatenate([k for k, _ in rows]) if rows else np.zeros(0, np.uint64)
+    dep_items = np.concatenate([i for _, i in rows]) if rows else np.zeros(0, np.uint32)
+    if not (np.array_equal(dep_keys, a["dep_keys.u64"]) and np.array_equal(dep_items, a["dep_items.u32"])):
+        raise hostile(index.path / "dep_keys.u64", "the dependent items' table does not match the anchor table")
+    if not np.array_equal(build_directory(dep_keys), a["dep_dir.i64"]):
+        raise hostile(index.path / "dep_dir.i64", "directory does not match the keys")
     if not np.array_equal(shape_table(n_sh, usable), index.shapes):
         raise hostile(index.path / "shapes.i64", "does not match the items")
     if not np.array_equal(low_items(n_sh, usable), index.low_items):

@@ -38,6 +38,14 @@ def expand(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return owner, base + np.arange(int(cnt.sum()))
 
 
+def shared_flags(n: int) -> np.ndarray:
+    """``n`` booleans, False, in an anonymous shared mapping: processes forked after this (a run's local
+    workers) see each other's writes, so a chunk one of them verified is not hashed again by the others.
+    Only True is ever written, and only after the chunk matched its digest."""
+    mem = mmap.mmap(-1, max(n, 1))  # MAP_SHARED | MAP_ANONYMOUS, zeroed
+    return np.frombuffer(mem, dtype=bool, count=n)
+
+
 def hostile(path: Path, what: str) -> IndexFormatError:
     """The one error for an index whose content cannot be trusted."""
     return IndexFormatError(f"{path}: corrupt or hostile index: {what}")
@@ -70,9 +78,10 @@ class Chunked:
         verified: Per chunk, True once hashed and found equal.
     """
 
-    def __init__(self, path: Path, size: int, digests: np.ndarray):
+    def __init__(self, path: Path, size: int, digests: np.ndarray, verified: np.ndarray | None = None):
         self.path, self.size, self.digests = path, size, digests
-        self.verified = np.zeros(len(digests), dtype=bool)
+        # ``verified``: given by the segment, in memory its forked workers share (``shared_flags``)
+        self.verified = np.zeros(len(digests), dtype=bool) if verified is None else verified
         self.complete = len(digests) == 0  # every chunk verified: nothing left to check
         self._map: mmap.mmap | None = None
         self._fd = -1

@@ -88,8 +88,9 @@ class Index:
         self.path, self.manifest = path, manifest
         self.location = str(path)
         self.config = IndexConfig.from_dict(manifest["config"])
-        self.max_postings: int = manifest["anchor_plan"]["max_postings"]
-        self.segments = [Segment(path, s, self.config, self.max_postings) for s in manifest["segments"]]
+        self.anchor_plan: dict[str, Any] = manifest["anchor_plan"]
+        self.max_postings: int = self.anchor_plan["max_postings"]
+        self.segments = [Segment(path, s, self.config, self.anchor_plan) for s in manifest["segments"]]
         self.bases = np.array([s.base for s in self.segments] + [self._end()], dtype=np.int64)
         self._starts = self.bases[:-1].tolist()
         self.n_items = int(self.bases[-1])

@@ -1,6 +1,6 @@
 """The index manifest: layout constants, its checksum, and the validation of every value a load uses.
 
-Layout of an index directory (format 7)::
+Layout of an index directory (format 9)::
 
     manifest.json           format version, parameters, inputs, counts, and the segments and
                             deletions in force, each file with its size and checksum root
@@ -14,12 +14,18 @@ Layout of an index directory (format 7)::
       n_tokens.u32          per item: tokens
       n_shingles.u32        per item: distinct shingles
       anchor_usable.u8      per item: anchors left once keys of more than ``max_postings`` items are skipped
+      anchor_need.u8        per item: hits in short keys (shared by at most ``long_postings`` items) it needs
+                            before its long anchors can bring it to its threshold (``anchor_plan``'s settings);
+                            0: a dependent item (below), 255: not searchable
       anchor_keys.u64       containment anchors, sorted by (key, item): keys ...
       anchor_items.u32      ... and items (numbered within the segment)
       anchor_dir.i64        directory on the keys' top bits: rows of keys starting with each prefix
       band_keys.u64, band_items.u32, band_dir.i64   the LSH band table, likewise
       shapes.i64            (distinct shingles, usable anchors, items) for every such pair present
       low_items.u32         items with fewer than 8 distinct shingles or usable anchors, sorted
+      dep_keys.u64, dep_items.u32, dep_dir.i64   the long anchors of the dependent items, those with at least
+                            as many long anchors as their threshold (``anchor_plan``) needs hits, like the anchor
+                            table: an audit scans short keys' postings and finds these items by their long keys
       id_keys.u64, id_items.u32, id_dir.i64   the items' id hashes (xxh3-64 of the UTF-8 id), sorted by
                             (hash, item), and their directory: ``add`` and ``remove`` find ids by them
     del-NNNNNN-XXXXXXXX.u64 the removed items' numbers, sorted (``provaudit remove``; none when nothing
@@ -33,7 +39,8 @@ in their order, as one build over them would.
 Note:
     Format 7 (issue #11 item 3) moved a format-6 index's files into one segment directory and added
     ``segments``, ``removed`` and ``next_operation`` to the manifest; format 8 added the id tables
-    (``id_*``). Older indexes must be rebuilt.
+    (``id_*``); format 9 the short-hit needs and the dependent items' table (``anchor_need``,
+    ``dep_*``), so that an audit need not expand the postings of long keys. Older indexes must be rebuilt.
 """
 
 from __future__ import annotations
@@ -46,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from provaudit.config import IndexConfig
+from provaudit.config import AuditConfig, IndexConfig
 from provaudit.errors import ConfigError, IndexFormatError
 from provaudit.fs.hashing import json_checksum
 from provaudit.index.chunks import CHUNK, DIGEST, hostile
@@ -54,12 +61,13 @@ from provaudit.index.keytable import directory_bits
 
 FORMAT = "provaudit-index"
 MARKER = ("manifest.json", FORMAT)  # what marks an index directory (fs.atomic.check_output)
-FORMAT_VERSION = 8
+FORMAT_VERSION = 9
 RAW: dict[str, str] = {
     "seq_offsets.i64": "<i8", "sequences.u64": "<u8", "n_tokens.u32": "<u4", "n_shingles.u32": "<u4",
-    "anchor_usable.u8": "u1", "anchor_keys.u64": "<u8", "anchor_items.u32": "<u4", "anchor_dir.i64": "<i8",
+    "anchor_usable.u8": "u1", "anchor_need.u8": "u1", "anchor_keys.u64": "<u8", "anchor_items.u32": "<u4", "anchor_dir.i64": "<i8",
     "band_keys.u64": "<u8", "band_items.u32": "<u4", "band_dir.i64": "<i8", "shapes.i64": "<i8",
     "low_items.u32": "<u4", "id_keys.u64": "<u8", "id_items.u32": "<u4", "id_dir.i64": "<i8",
+    "dep_keys.u64": "<u8", "dep_items.u32": "<u4", "dep_dir.i64": "<i8",
 }
 FILES = ("items.parquet", *RAW)
 CHECKSUMS = "checksums.sha256"
@@ -101,10 +109,21 @@ def segment_name(operation: int, entry: dict[str, Any]) -> str:
     return f"seg-{operation:06d}-{entry['checksums']['sha256'][:8]}"
 
 
-def index_manifest(config: IndexConfig, max_postings: int, segments: list[dict[str, Any]],
+LONG_POSTINGS = 128  # keys of more items than this are "long": audits probe them instead of expanding them
+
+
+def anchor_plan() -> dict[str, Any]:
+    """The manifest's ``anchor_plan`` for a new index: the settings its per-item plan (``anchor_usable``,
+    ``anchor_need``, ``dep_*``) is computed for: the audit defaults and ``LONG_POSTINGS``."""
+    d = AuditConfig()
+    return {"max_postings": d.max_postings, "long_postings": LONG_POSTINGS, "min_overlap": d.min_overlap,
+            "miss_rate": d.miss_rate}
+
+
+def index_manifest(config: IndexConfig, plan: dict[str, Any], segments: list[dict[str, Any]],
                    removed: dict[str, Any] | None, next_operation: int, extra: dict[str, Any]) -> dict[str, Any]:
-    """A whole format-7 manifest (``index.manifest``): shared parameters, live counts, segments, the
-    removed-items file, with its checksum. ``extra``: versions, fields, inputs."""
+    """A whole manifest (``index.manifest``): shared parameters, the anchor plan's settings, live counts,
+    segments, the removed-items file, with its checksum. ``extra``: versions, fields, inputs."""
     counts = {k: sum(s["counts"][k] for s in segments) - (removed["counts"][k] if removed else 0) for k in _COUNTS}
     full = {
         "format": FORMAT,
@@ -112,7 +131,7 @@ def index_manifest(config: IndexConfig, max_postings: int, segments: list[dict[s
         "config": config.to_dict(),
         "fingerprint": config.fingerprint(),
         "counts": counts,
-        "anchor_plan": {"max_postings": max_postings},
+        "anchor_plan": plan,
         "chunk_bytes": CHUNK,
         "segments": segments,
         "removed": removed,
@@ -188,7 +207,14 @@ def validate_manifest(mpath: Path, m: dict[str, Any]) -> None:
     plan = m.get("anchor_plan")
     if not isinstance(plan, dict):
         raise hostile(mpath, "anchor_plan must be an object")
+    if set(plan) != {"max_postings", "long_postings", "min_overlap", "miss_rate"}:
+        raise hostile(mpath, "anchor_plan must hold max_postings, long_postings, min_overlap and miss_rate")
     _int(mpath, plan.get("max_postings"), "anchor_plan.max_postings", 1)
+    _int(mpath, plan.get("long_postings"), "anchor_plan.long_postings", 1)
+    for name, lo, hi in (("min_overlap", 0.0, 1.0), ("miss_rate", 0.0, 0.5)):
+        v = plan.get(name)
+        if not isinstance(v, float) or not lo < v <= hi:
+            raise hostile(mpath, f"anchor_plan.{name} must be a number in ({lo}, {hi}]")
     if m.get("chunk_bytes") != CHUNK:
         raise hostile(mpath, f"chunk_bytes must be {CHUNK}")
     segments = m.get("segments")
@@ -244,7 +270,9 @@ def validate_segment(mpath: Path, seg: Any, what: str) -> None:
             raise hostile(mpath, f"{what}.files.{name}: {rows} rows do not fill {size} bytes")
     rows_of = {name: files[name]["rows"] for name in FILES}
     expected = {"items.parquet": n, "seq_offsets.i64": n + 1, "n_tokens.u32": n, "n_shingles.u32": n,
-                "anchor_usable.u8": n, "anchor_items.u32": rows_of["anchor_keys.u64"],
+                "anchor_usable.u8": n, "anchor_need.u8": n, "anchor_items.u32": rows_of["anchor_keys.u64"],
+                "dep_items.u32": rows_of["dep_keys.u64"],
+                "dep_dir.i64": (1 << directory_bits(rows_of["dep_keys.u64"])) + 1,
                 "band_items.u32": rows_of["band_keys.u64"], "id_keys.u64": n, "id_items.u32": n,
                 "id_dir.i64": (1 << directory_bits(n)) + 1,
                 "anchor_dir.i64": (1 << directory_bits(rows_of["anchor_keys.u64"])) + 1,
@@ -252,6 +280,8 @@ def validate_segment(mpath: Path, seg: Any, what: str) -> None:
     for name, want in expected.items():
         if rows_of[name] != want:
             raise hostile(mpath, f"{what}.files.{name} has {rows_of[name]} rows, expected {want}")
+    if rows_of["dep_keys.u64"] > rows_of["anchor_keys.u64"]:
+        raise hostile(mpath, f"{what}.files.dep_keys.u64 has more rows than the anchor table")
     if rows_of["low_items.u32"] > n:
         raise hostile(mpath, f"{what}.files.low_items.u32 has {rows_of['low_items.u32']} rows, more than the items")
     if rows_of["shapes.i64"] % 3:

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from provaudit.config import IndexConfig
 from provaudit.errors import IndexFormatError
-from provaudit.index.chunks import CHUNK, DIGEST, Chunked, digest_root, expand, hostile
+from provaudit.index.chunks import CHUNK, DIGEST, Chunked, digest_root, expand, hostile, shared_flags
 from provaudit.index.keytable import KeyTable
 from provaudit.index.manifest import CHECKSUMS, FILES, RAW
 
@@ -34,18 +34,20 @@ class Segment:
         name, base: Its name and the index's number of its first item.
         manifest: Its validated ``segments`` entry of manifest.json.
         config: Parameters the index was built with.
+        plan: The manifest's ``anchor_plan``: the settings ``anchor_usable``, ``anchor_long`` and ``dep_*``
+            were computed for.
         max_postings: Anchor keys of more items than this were skipped when ``anchor_usable`` was computed.
-        anchor_table, band_table: Lookup tables (``KeyTable``).
+        anchor_table, band_table, id_table, dep_table: Lookup tables (``KeyTable``).
         shapes: ``(k, 3)`` int64 (distinct shingles, usable anchors, items), validated.
     """
 
-    def __init__(self, root: Path, manifest: dict[str, Any], config: IndexConfig, max_postings: int):
+    def __init__(self, root: Path, manifest: dict[str, Any], config: IndexConfig, plan: dict[str, Any]):
         self.name: str = manifest["name"]
         self.path, self.manifest, self.base = root / self.name, manifest, int(manifest["base"])
         path = self.path
         if not path.is_dir() or path.is_symlink():
             raise IndexFormatError(f"{path}: missing segment directory (or not a directory)")
-        self.config, self.max_postings = config, max_postings
+        self.config, self.plan, self.max_postings = config, plan, int(plan["max_postings"])
         self.n_items: int = manifest["counts"]["items"]
         chk_path = path / CHECKSUMS
         blob = Chunked(chk_path, manifest["checksums"]["bytes"], np.zeros((0, DIGEST), np.uint8))
@@ -53,21 +55,24 @@ class Segment:
         if digest_root(digests.tobytes()) != manifest["checksums"]["sha256"]:
             raise IndexFormatError(f"{chk_path}: does not match the manifest (file changed or corrupt)")
         self.files: dict[str, Chunked] = {}
+        flags = shared_flags(len(digests))  # one mapping for the segment's files
         at = 0
         for name in FILES:
             info = manifest["files"][name]
             k = math.ceil(info["bytes"] / CHUNK)
             mine = digests[at : at + k]
+            verified = flags[at : at + k]
             at += k
             if digest_root(mine.tobytes()) != info["chunks_sha256"]:
                 raise IndexFormatError(f"{path / name}: checksums do not match the manifest (file changed or corrupt)")
             if not (path / name).is_file() or (path / name).is_symlink():
                 raise IndexFormatError(f"{path}: missing {name} (or not a regular file)")
-            self.files[name] = Chunked(path / name, info["bytes"], mine)
+            self.files[name] = Chunked(path / name, info["bytes"], mine, verified)
         self.arrays = {name: self.files[name].view(dtype) for name, dtype in RAW.items()}
         self.anchor_table = self._table("anchor")
         self.band_table = self._table("band")
         self.id_table = self._table("id")
+        self.dep_table = self._table("dep")
         ends = self._take("seq_offsets.i64", np.array([0, self.n_items]))
         if int(ends[0]) != 0 or int(ends[1]) != len(self.arrays["sequences.u64"]):
             raise hostile(path / "seq_offsets.i64", "first and last offsets do not frame sequences.u64")

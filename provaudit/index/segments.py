@@ -85,7 +85,7 @@ def commit(index: Index, segments: list[dict[str, Any]], removed: dict[str, Any]
     returns it. The next operation number is one more than the manifest's."""
     m = index.manifest
     keep = {k: v for k, v in m.items() if k in ("versions", "fields", "inputs")}
-    full = index_manifest(index.config, index.max_postings, segments, removed, m["next_operation"] + 1,
+    full = index_manifest(index.config, index.anchor_plan, segments, removed, m["next_operation"] + 1,
                           {**keep, **(extra or {})})
     _replace_manifest(index.path, manifest_text(full).encode("utf-8"))
     return full
@@ -139,7 +139,7 @@ def check_parameters(index: Index, given: IndexConfig | dict[str, Any] | None) -
 def segment_writer(index: Index) -> IndexWriter:
     """A writer of the next segment of ``index`` (in a partial directory of the index)."""
     writer = IndexWriter(index.path, index.config, segment=index.path / PARTIAL_SEGMENT.format(index.manifest["next_operation"]))
-    writer.max_postings = index.max_postings
+    writer.plan = dict(index.anchor_plan)
     return writer
 
 
@@ -176,7 +176,7 @@ def add_segment(index: Index, writer: IndexWriter, inputs: list[dict[str, Any]])
         InputError: naming the first added item whose id is already a (live) item of the index.
     """
     entry = writer.finish_segment()
-    new = Segment(index.path, {"name": writer.seg.name, "base": 0, **entry}, index.config, index.max_postings)
+    new = Segment(index.path, {"name": writer.seg.name, "base": 0, **entry}, index.config, index.anchor_plan)
     ids = new.ids
     dup, _ = live_items_with_ids(index, [str(i) for i in ids.to_pylist()])
     if len(dup):

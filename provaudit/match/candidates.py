@@ -19,7 +19,6 @@ sketch estimate alone.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -28,10 +27,10 @@ import numpy as np
 from provaudit.text import kernels
 from provaudit.config import AuditConfig
 from provaudit.index.check import LOW_SHAPE, shape_table, usable_anchors
-from provaudit.match.probability import hypergeom_cdf
+from provaudit.match.probability import anchor_threshold
 from provaudit.index.format import Index
 from provaudit.index.segment import Segment
-from provaudit.index.chunks import expand
+from provaudit.index.chunks import SPARSE_MAX, SPARSE_RUNS, expand, hostile
 from provaudit.text import sets
 from provaudit.text.shingle import ShingleBatch
 
@@ -48,6 +47,9 @@ class AnchorPlan:
     stored in the index for the default ``max_postings``; another value recounts them
     from the anchor table (reading all of it).
 
+    ``long_postings``: keys of more items than this are probed, not expanded (``anchor_need``,
+    ``dep_*``), when the index's stored plan holds for this audit's thresholds; else None.
+
     Example:
         >>> plan = AnchorPlan(index, AuditConfig())             # doctest: +SKIP
         >>> plan.threshold_of(np.array([0, 5]))                  # doctest: +SKIP
@@ -56,6 +58,11 @@ class AnchorPlan:
     def __init__(self, index: Index, config: AuditConfig):
         self.index, self.c_min, self.miss_rate = index, config.min_overlap, config.miss_rate
         self.max_postings = config.max_postings
+        stored = index.anchor_plan
+        # the stored long-anchor plan holds when every threshold is at least the one it was computed for
+        self.long_postings: int | None = stored["long_postings"] if (
+            config.max_postings == stored["max_postings"] and stored["long_postings"] < stored["max_postings"]
+            and config.min_overlap >= stored["min_overlap"] and config.miss_rate >= stored["miss_rate"]) else None
         self._usable: np.ndarray | None = None
         if config.max_postings != index.max_postings:  # recounted segment by segment, as they were built
             parts = []
@@ -66,6 +73,7 @@ class AnchorPlan:
                 parts.append(usable_anchors(t.keys, t.items, len(seg), config.max_postings))
             self._usable = np.concatenate(parts)
         self._solved: dict[tuple[int, int], tuple[int, float]] = {}
+        self._needs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         # thresholds by code n * width + k, filled as codes are met (when the table is small enough)
         self._width = index.config.anchors + 1
         top = int(index.shapes[:, 0].max()) + 1 if len(index.shapes) else 1
@@ -96,6 +104,14 @@ class AnchorPlan:
         out[self.index.low_items & LOW_FILTER_MASK] = True
         return out
 
+    def needs(self, seg: Segment) -> tuple[np.ndarray, np.ndarray]:
+        """The segment's ``anchor_need`` (verified) and ``need <= 1`` as bits, read once per audit."""
+        if seg.name not in self._needs:
+            seg.files["anchor_need.u8"].ensure_all()
+            need = seg.arrays["anchor_need.u8"]
+            self._needs[seg.name] = need, np.packbits(need <= 1, bitorder="little")
+        return self._needs[seg.name]
+
     def usable_of(self, items: np.ndarray) -> np.ndarray:
         if self._usable is not None:
             return self._usable[np.asarray(items, dtype=np.int64)]
@@ -108,7 +124,7 @@ class AnchorPlan:
         for j, c in enumerate(uniq.tolist()):
             key = (c // width, c % width)
             if key not in self._solved:
-                self._solved[key] = _threshold(key[0], key[1], self.c_min, self.miss_rate)
+                self._solved[key] = anchor_threshold(key[0], key[1], self.c_min, self.miss_rate)
             t_of[j], m_of[j] = self._solved[key]
         inverse = inverse.reshape(-1)
         return t_of[inverse], m_of[inverse]
@@ -160,17 +176,6 @@ class AnchorPlan:
         return int(counts[~ok].sum()), float(m[ok].max()), float((m[ok] * counts[ok]).sum() / counts[ok].sum())
 
 
-def _threshold(n_shingles: int, k: int, c_min: float, miss_rate: float) -> tuple[int, float]:
-    k = min(k, n_shingles)
-    if k == 0:
-        return 0, 1.0
-    overlap = math.ceil(c_min * n_shingles - 1e-9)
-    cdf = hypergeom_cdf(n_shingles, overlap, k)  # cdf[t-1] = P(X < t)
-    ok = np.flatnonzero(cdf <= miss_rate)
-    t = int(ok[-1]) + 1 if len(ok) else 1
-    return t, float(cdf[t - 1]) if t >= 1 else 0.0
-
-
 POSTINGS_STEP = 1 << 21  # anchor postings expanded at a time: bounds a batch's memory, whatever the index size
 
 
@@ -204,7 +209,9 @@ def _segment_anchor_candidates(seg: Segment, plan: AnchorPlan, batch: ShingleBat
     if len(hit) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     rec = np.searchsorted(batch.offsets, hit, side="right") - 1  # hits come in record order
-    ends = np.cumsum(hi - lo)
+    keys = batch.hashes[hit]
+    cost = hi - lo if plan.long_postings is None else np.minimum(hi - lo, plan.long_postings)
+    ends = np.cumsum(cost)
     recs: list[np.ndarray] = []
     items: list[np.ndarray] = []
     start = 0
@@ -212,18 +219,60 @@ def _segment_anchor_candidates(seg: Segment, plan: AnchorPlan, batch: ShingleBat
         # at least one record, then whole records while they fit in the step
         stop = int(np.searchsorted(ends, (ends[start - 1] if start else 0) + step, side="right"))
         stop = int(np.searchsorted(rec, rec[min(max(stop, start + 1), len(hit)) - 1], side="right"))
-        r, i = _anchor_pairs(seg, plan, rec[start:stop], lo[start:stop], hi[start:stop])
+        r, i = _anchor_pairs(seg, plan, rec[start:stop], lo[start:stop], hi[start:stop], keys[start:stop])
         recs.append(r)
         items.append(i)
         start = stop
     return np.concatenate(recs), np.concatenate(items)
 
 
-def _anchor_pairs(seg: Segment, plan: AnchorPlan, rec: np.ndarray, lo: np.ndarray,
-                  hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``anchor_candidates`` for the hits of whole records (their records and posting ranges)."""
-    code, counts = anchor_counts(seg, rec, lo, hi)
-    return accept_counts(seg, plan, code, counts)
+def _anchor_pairs(seg: Segment, plan: AnchorPlan, rec: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                  keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``anchor_candidates`` for the hits of whole records (their records, posting ranges and keys).
+
+    With the compiled kernel: each record's postings are counted in a hash table (``kernels.anchor_counts``);
+    when the plan allows, the postings of long keys are not expanded: items met in short postings are
+    searched in them, and the items that could have every hit in long keys are found by those keys in
+    the segment's ``dep_*`` table. Same pairs as ``anchor_counts`` + ``accept_counts`` (tested).
+    """
+    if not kernels.ENABLED:
+        code, counts = anchor_counts(seg, rec, lo, hi)
+        return accept_counts(seg, plan, code, counts)
+    table, n = seg.anchor_table, len(seg)
+    # a record's repeated shingles hit the same key (the same rows): count each key once
+    distinct, first = np.unique(rec.astype(np.int64) * len(table) + lo, return_index=True)
+    rec, lo, hi, keys = distinct // len(table), lo[first], hi[first], keys[first]
+    size = hi - lo
+    is_long = size > plan.long_postings if plan.long_postings is not None else np.zeros(len(lo), bool)
+    need = need_le1 = None  # then every item met in short postings is searched in the long ones (exact)
+    if len(lo) <= min(SPARSE_RUNS, table.items_file.budget) and int(size.sum()) <= SPARSE_MAX:
+        src = table.items_file.take_ranges(lo, hi, "<u4")  # few postings: read, not mapped
+        starts, ends = np.cumsum(size) - size, np.cumsum(size)
+    else:
+        table.items_file.ensure_rows(lo, hi, 4)
+        src, starts, ends = table.items, lo, hi
+        if is_long.any():
+            need, need_le1 = plan.needs(seg)
+    short = (rec[~is_long], starts[~is_long], ends[~is_long])
+    dep = long = None
+    dep_src = None
+    if is_long.any():
+        long = (rec[is_long], starts[is_long], ends[is_long])
+        q, dlo, dhi = seg.dep_table.hits(keys[is_long])
+        dep_src = seg.dep_table.items_file.take_ranges(dlo, dhi, "<u4")
+        dsize = dhi - dlo
+        dep = (long[0][q], np.cumsum(dsize) - dsize, np.cumsum(dsize))
+    t_cut = plan.t_cut if plan.t_cut > 1 else 0
+    try:
+        r, it, counts = kernels.anchor_counts(short, src, n, t_cut, plan.low_filter.view(np.uint8), LOW_FILTER_MASK,
+                                              seg.base, dep, dep_src, long, need, need_le1)
+    except kernels.AnchorCountError as e:
+        raise hostile(table.items_file.path if dep is None else seg.dep_table.items_file.path,
+                      "item number out of range" if str(e) == "item" else "posting range out of the table") from None
+    it += seg.base
+    t = plan.threshold_of(it)
+    keep = (t > 0) & (counts >= t)
+    return r[keep], it[keep]
 
 
 def anchor_counts(seg: Segment, rec: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -39,6 +39,25 @@ def _hypergeom_cdf(population: int, successes: int, draws: int) -> tuple[float, 
     return tuple(out.tolist())
 
 
+def anchor_threshold(n_shingles: int, k: int, c_min: float, miss_rate: float) -> tuple[int, float]:
+    """``(t, miss)``: anchors an item of ``n_shingles`` distinct shingles and ``k`` usable anchors needs
+    to become a candidate (the largest t whose miss probability at containment ``c_min`` is at most
+    ``miss_rate``; 1 when none is; 0: no usable anchor, not searchable), and that miss probability.
+
+    Example:
+        >>> anchor_threshold(30, 16, 0.5, 0.01)[0]
+        5
+    """
+    k = min(k, n_shingles)
+    if k == 0:
+        return 0, 1.0
+    overlap = math.ceil(c_min * n_shingles - 1e-9)
+    cdf = hypergeom_cdf(n_shingles, overlap, k)  # cdf[t-1] = P(X < t)
+    ok = np.flatnonzero(cdf <= miss_rate)
+    t = int(ok[-1]) + 1 if len(ok) else 1
+    return t, float(cdf[t - 1]) if t >= 1 else 0.0
+
+
 def lsh_candidate_probability(s: float, bands: int, rows: int) -> float:
     """``1 - (1 - s**rows)**bands``: the chance that banded LSH pairs items of Jaccard similarity ``s``.
 

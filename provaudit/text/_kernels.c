@@ -350,12 +350,25 @@ static inline i64 lower(const u64 *keys, i64 lo, i64 hi, u64 q) {
     return lo;
 }
 
+/* End of the run of keys equal to keys[lo] == q that starts at lo (end: the bucket's end): galloping,
+ * so that a key shared by thousands of items costs a few comparisons, not a scan of its run. */
+static inline i64 run_end(const u64 *keys, i64 lo, i64 end, u64 q) {
+    if (lo >= end || keys[lo] != q) return lo;
+    i64 step = 1, a = lo + 1;
+    while (a + step <= end && keys[a + step - 1] == q) { a += step; step <<= 1; }
+    i64 b = a + step < end ? a + step : end;  /* keys[a - 1] == q; the run ends in [a, b] */
+    while (a < b) {
+        i64 mid = (a + b) >> 1;
+        if (keys[mid] == q) a = mid + 1; else b = mid;
+    }
+    return a;
+}
+
 /* searchsorted(keys, q, left/right) through a directory on the keys' top bits. */
 void pa_probe(const u64 *keys, const i64 *dir, int shift, const u64 *q, i64 nq, i64 *lo_out, i64 *hi_out) {
     for (i64 i = 0; i < nq; i++) {
         u64 j = q[i] >> shift;
-        i64 end = dir[j + 1], lo = lower(keys, dir[j], end, q[i]), k = lo;
-        while (k < end && keys[k] == q[i]) k++;
+        i64 end = dir[j + 1], lo = lower(keys, dir[j], end, q[i]), k = run_end(keys, lo, end, q[i]);
         lo_out[i] = lo;
         hi_out[i] = k;
     }
@@ -366,11 +379,159 @@ i64 pa_probe_hits(const u64 *keys, const i64 *dir, int shift, const u64 *q, i64 
     i64 n = 0;
     for (i64 i = 0; i < nq; i++) {
         u64 j = q[i] >> shift;
-        i64 end = dir[j + 1], lo = lower(keys, dir[j], end, q[i]), k = lo;
-        while (k < end && keys[k] == q[i]) k++;
+        i64 end = dir[j + 1], lo = lower(keys, dir[j], end, q[i]), k = run_end(keys, lo, end, q[i]);
         if (k > lo) { qi[n] = i; lo_out[n] = lo; hi_out[n] = k; n++; }
     }
     return n;
+}
+
+/* Anchor counting: per record, how many of its distinct anchor keys each item shares.
+ *
+ * Hits are distinct (record, key) pairs, each list sorted by record:
+ *   short hits h: postings src[starts[h]:ends[h]], every item counted;
+ *   dependent hits: postings dsrc[dstarts[d]:dends[d]] (the long anchors of the items that may have
+ *     all their hits in long keys), counted, and their items marked as fully counted;
+ *   long hits: postings src[lstarts[g]:lends[g]] (items ascending within a key), not expanded: an item
+ *     met in short postings, not marked, whose count reaches need[item] (the short hits it needs
+ *     before its long anchors can bring it to its threshold) is searched in each of its record's
+ *     long postings (binary search) and each found adds one.
+ * Emits (record, item, count) for every item with count >= t_cut or low[(item + base) & mask] set,
+ * by record then item. An item not searched cannot reach its threshold (its count is below need);
+ * an item with no short hit and not dependent (need > 0) neither. need: NULL to search every item met;
+ * need_le1: bit i (LSB first) set when need[i] <= 1.
+ * slot_item/slot_count: scratch of cap (a power of two >= 2, and >= 2 * min(the most counted postings
+ * of one record, n_items)) entries, zeroed; left zeroed on success. scratch: 2 * cap u64.
+ * out_*: room for every counted posting.
+ * Returns the pairs emitted; -1 if a range lies outside its source or cap is too small, -2 if an item
+ * is >= n_items (values come from an untrusted index: checked before they index anything). */
+static void sort_u64(u64 *v, i64 n, u64 *tmp) {  /* ascending; tmp: n elements */
+    if (n > 64) {
+        radix8(v, NULL, n, tmp, NULL);
+        return;
+    }
+    for (i64 i = 1; i < n; i++) {
+        u64 x = v[i];
+        i64 j = i;
+        while (j > 0 && v[j - 1] > x) { v[j] = v[j - 1]; j--; }
+        v[j] = x;
+    }
+}
+
+/* slot_count: bits 0-15 the short and dependent postings' count, 16-29 the long ones', 30 eligible, 31 dependent */
+#define PA_DEP 0x80000000u
+#define PA_ELIGIBLE 0x40000000u
+#define PA_SHORT 0xFFFFu
+#define PA_LONG1 0x10000u
+static i64 count_range(const u32 *src, i64 a, i64 b, i64 n_items, u32 mark, u32 *slot_item, u32 *slot_count,
+                       i64 cap, int bits, u64 *scratch, i64 distinct) {
+    for (i64 k = a; k < b; k++) {
+        u32 it = src[k];
+        if ((i64)it >= n_items) return -2;
+        u64 slot = ((u64)it * 0x9E3779B97F4A7C15ULL) >> (64 - bits);
+        while (slot_count[slot] && slot_item[slot] != it) slot = (slot + 1) & (u64)(cap - 1);
+        if (!slot_count[slot]) { slot_item[slot] = it; scratch[distinct++] = slot; }
+        slot_count[slot] = (slot_count[slot] + 1) | mark;
+    }
+    return distinct;
+}
+
+i64 pa_anchor_counts(const i64 *rec, const i64 *starts, const i64 *ends, i64 n_hits, const u32 *src, i64 n_src,
+                     const i64 *drec, const i64 *dstarts, const i64 *dends, i64 n_dhits, const u32 *dsrc,
+                     i64 n_dsrc, const i64 *lrec, const i64 *lstarts, const i64 *lends, i64 n_lhits,
+                     const uint8_t *need, const uint8_t *need_le1, i64 n_items, i64 t_cut, const uint8_t *low, i64 mask, i64 base,
+                     u32 *slot_item, u32 *slot_count, i64 cap, u64 *scratch, i64 *out_rec, i64 *out_item,
+                     i64 *out_count) {
+    i64 n_out = 0, h = 0, d = 0, g = 0;
+    int bits = 0;
+    if (cap < 2 || (cap & (cap - 1))) return -1;
+    while (((i64)1 << bits) < cap) bits++;
+    for (i64 i = 0; i < n_hits; i++) if (starts[i] < 0 || ends[i] < starts[i] || ends[i] > n_src) return -1;
+    for (i64 i = 0; i < n_dhits; i++) if (dstarts[i] < 0 || dends[i] < dstarts[i] || dends[i] > n_dsrc) return -1;
+    for (i64 i = 0; i < n_lhits; i++) if (lstarts[i] < 0 || lends[i] < lstarts[i] || lends[i] > n_src) return -1;
+    while (h < n_hits || d < n_dhits) {
+        i64 r = h < n_hits ? rec[h] : drec[d];
+        if (d < n_dhits && drec[d] < r) r = drec[d];
+        i64 h0 = h, d0 = d, total = 0;
+        while (h < n_hits && rec[h] == r) { total += ends[h] - starts[h]; h++; }
+        while (d < n_dhits && drec[d] == r) { total += dends[d] - dstarts[d]; d++; }
+        while (g < n_lhits && lrec[g] < r) g++;
+        i64 g0 = g;
+        while (g < n_lhits && lrec[g] == r) g++;
+        if (2 * (total < n_items ? total : n_items) > cap) return -1;
+        i64 distinct = 0;  /* distinct items of this record, listed in scratch as slot numbers */
+        for (i64 k = h0; k < h && distinct >= 0; k++)
+            distinct = count_range(src, starts[k], ends[k], n_items, 0, slot_item, slot_count, cap, bits, scratch,
+                                   distinct);
+        for (i64 k = d0; k < d && distinct >= 0; k++)
+            distinct = count_range(dsrc, dstarts[k], dends[k], n_items, PA_DEP, slot_item, slot_count, cap, bits,
+                                   scratch, distinct);
+        if (distinct < 0) return distinct;
+        /* items to complete from the long postings: met in short ones, not dependent here, need reached */
+        i64 eligible = 0, long_total = 0;
+        if (g > g0) {
+            for (i64 e = 0; e < distinct; e++) {
+                u64 slot = scratch[e];
+                u32 raw = slot_count[slot];
+                u32 c = raw & PA_SHORT, it = slot_item[slot];
+                /* most items are met once: their test reads one bit of need_le1 (need <= 1), a table 8x
+                 * smaller than need, so that it stays in cache */
+                if (!(raw & PA_DEP) && (need == NULL || (c == 1 ? (need_le1[it >> 3] >> (it & 7)) & 1 : c >= need[it]))) {
+                    slot_count[slot] = raw | PA_ELIGIBLE;
+                    eligible++;
+                }
+            }
+            for (i64 k = g0; k < g; k++) long_total += lends[k] - lstarts[k];
+        }
+        if (eligible && eligible * 8 < long_total) {
+            /* few items: sorted, then searched in each long key's postings (items ascending) from where the
+             * previous item was found, galloping: sequential reads of each posting list */
+            u64 *want = scratch + distinct;
+            i64 w = 0;
+            for (i64 e = 0; e < distinct; e++)
+                if (slot_count[scratch[e]] & PA_ELIGIBLE) want[w++] = ((u64)slot_item[scratch[e]] << 32) | scratch[e];
+            sort_u64(want, w, want + w);
+            for (i64 k = g0; k < g; k++) {
+                i64 pos = lstarts[k], end = lends[k];
+                for (i64 e = 0; e < w && pos < end; e++) {
+                    u32 it = (u32)(want[e] >> 32);
+                    i64 step = 1;
+                    while (pos + step < end && src[pos + step - 1] < it) { pos += step; step <<= 1; }
+                    i64 hi = pos + step < end ? pos + step : end;
+                    while (pos < hi) {
+                        i64 mid = pos + (hi - pos) / 2;
+                        if (src[mid] < it) pos = mid + 1; else hi = mid;
+                    }
+                    if (pos < end && src[pos] == it) slot_count[want[e] & 0xFFFFFFFFu] += PA_LONG1;
+                }
+            }
+        } else if (eligible) {  /* many: read the long postings once, counting the items already in the table */
+            for (i64 k = g0; k < g; k++) {
+                for (i64 j = lstarts[k]; j < lends[k]; j++) {
+                    u32 it = src[j];
+                    u64 slot = ((u64)it * 0x9E3779B97F4A7C15ULL) >> (64 - bits);
+                    while (slot_count[slot] && slot_item[slot] != it) slot = (slot + 1) & (u64)(cap - 1);
+                    if (slot_count[slot] & PA_ELIGIBLE) slot_count[slot] += PA_LONG1;
+                }
+            }
+        }
+        i64 emitted = 0;
+        for (i64 e = 0; e < distinct; e++) {
+            u64 slot = scratch[e];
+            u32 it = slot_item[slot], raw = slot_count[slot];
+            u32 c = (raw & PA_SHORT) + ((raw >> 16) & 0x3FFFu);
+            int is_low = low[((i64)it + base) & mask] != 0;
+            slot_count[slot] = 0;
+            if ((i64)c >= t_cut || is_low) scratch[emitted++] = ((u64)it << 32) | c;
+        }
+        sort_u64(scratch, emitted, scratch + emitted);
+        for (i64 e = 0; e < emitted; e++) {
+            out_rec[n_out] = r;
+            out_item[n_out] = (i64)(scratch[e] >> 32);
+            out_count[n_out] = (i64)(scratch[e] & 0xFFFFFFFFu);
+            n_out++;
+        }
+    }
+    return n_out;
 }
 
 /* ---------------------------------------------------------------- evidence --- */

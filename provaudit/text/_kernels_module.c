@@ -15,14 +15,14 @@
 #include "_kernels.c"
 
 /* Raised whenever a kernel's signature changes, with ABI in kernels.py: a stale build is never called. */
-#define PA_KERNELS_ABI 1
+#define PA_KERNELS_ABI 2
 
 #define ENTRY(name) {#name, (void *)&name}
 static const struct { const char *name; void *fn; } KERNELS[] = {
     ENTRY(pa_xxh3_64), ENTRY(pa_hash_words), ENTRY(pa_hash_chars), ENTRY(pa_combine), ENTRY(pa_minhash),
     ENTRY(pa_unique_sorted), ENTRY(pa_probe), ENTRY(pa_probe_hits), ENTRY(pa_sort_pairs), ENTRY(pa_band_keys),
     ENTRY(pa_directory), ENTRY(pa_long_runs), ENTRY(pa_overlap), ENTRY(pa_covered_tokens),
-    ENTRY(pa_longest_common_run),
+    ENTRY(pa_longest_common_run), ENTRY(pa_anchor_counts),
 };
 
 static int add_addresses(PyObject *module) {

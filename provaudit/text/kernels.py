@@ -26,6 +26,8 @@ tenth of datasketch's), and no dependency.
 * ``unique_sorted``: per record, the sorted distinct shingle hashes.
 * ``probe``/``probe_hits``: ``searchsorted`` through a directory on the top key bits.
 * ``sort_pairs``: stable radix sort of (uint64 key, uint32 item) pairs, in place.
+* ``anchor_counts``: per record, the distinct anchors each item of its postings shares
+  (an open-addressing table per record: linear in the postings, where sorting them was not).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from typing import Any
 import numpy as np
 
 EXTENSION = "provaudit.text._kernels"
-ABI = 1  # PA_KERNELS_ABI in _kernels_module.c: raised with every change of a signature below
+ABI = 2  # PA_KERNELS_ABI in _kernels_module.c: raised with every change of a signature below
 _P = ctypes.c_void_p
 _I = ctypes.c_int64
 _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
@@ -58,6 +60,8 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "pa_overlap": (None, [_P, _P, _P, _P, _P, _P, _I, _P, _P, _I]),
     "pa_covered_tokens": (_I, [_P, _I, _P, _I, _I, _I]),
     "pa_longest_common_run": (_I, [_P, _I, _P, _I, _P]),
+    "pa_anchor_counts": (_I, [_P, _P, _P, _I, _P, _I, _P, _P, _P, _I, _P, _I, _P, _P, _P, _I, _P, _P, _I, _I, _P, _I,
+                              _I, _P, _P, _I, _P, _P, _P, _P]),
 }
 
 
@@ -229,3 +233,63 @@ def long_runs(keys: np.ndarray, max_run: int) -> np.ndarray:
     out = np.empty(len(k), dtype=np.bool_)
     _lib().pa_long_runs(_ptr(k), len(k), max_run, _ptr(out))
     return out
+
+
+class AnchorCountError(ValueError):
+    """The kernel found a posting range outside its source (``range``) or an item number too large (``item``)."""
+
+
+Hits = tuple[np.ndarray, np.ndarray, np.ndarray]  # (record, start, end) of distinct (record, key) hits, by record
+
+
+def anchor_counts(short: Hits, src: np.ndarray, n_items: int, t_cut: int, low: np.ndarray, mask: int, base: int,
+                  dep: Hits | None = None, dep_src: np.ndarray | None = None, long: Hits | None = None,
+                  need: np.ndarray | None = None, need_le1: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per record, how many of its distinct anchor keys each item shares (``pa_anchor_counts``):
+    ``(record, item, count)`` for counts ``>= t_cut`` or items whose bit ``low[(item + base) & mask]``
+    is set, by record then item.
+
+    ``short`` hits' postings ``src[start:end]`` are counted; ``dep`` hits' postings ``dep_src[start:end]``
+    (the long anchors of dependent items) are counted and complete their items' counts; ``long`` hits'
+    postings (in ``src``, items ascending) are not expanded: an item met in short postings whose count
+    reaches ``need[item]`` (``anchor_need.u8``; every item met when ``need`` is None) is searched in them.
+    ``need_le1``: ``need <= 1`` as bits (``np.packbits(..., bitorder="little")``), computed when not given.
+
+    Raises:
+        AnchorCountError: a range outside its source or an item ``>= n_items`` (the caller names the file).
+    """
+    empty = (np.zeros(0, np.int64),) * 3
+    dep, long = dep or empty, long or empty
+    r, lo, hi = (_c(a, np.int64) for a in short)
+    dr, dlo, dhi = (_c(a, np.int64) for a in dep)
+    lr, llo, lhi = (_c(a, np.int64) for a in long)
+    s, lw = _c(src, np.uint32), _c(low, np.uint8)
+    ds = _c(dep_src if dep_src is not None else np.zeros(0, np.uint32), np.uint32)
+    nd = _c(need, np.uint8) if need is not None and len(lr) else None
+    if nd is not None and len(nd) < n_items:
+        raise AnchorCountError("range")
+    le1 = None
+    if nd is not None:
+        le1 = need_le1 if need_le1 is not None else np.packbits(nd <= 1, bitorder="little")
+        if len(le1) * 8 < n_items:
+            raise AnchorCountError("range")
+    recs = np.concatenate((r, dr))
+    sizes = np.concatenate((hi - lo, dhi - dlo))
+    if len(recs) and int(sizes.min()) < 0:
+        raise AnchorCountError("range")
+    most = int(np.bincount(np.unique(recs, return_inverse=True)[1].reshape(-1), weights=sizes).max()) if len(recs) else 0
+    cap = 2
+    while cap < 2 * min(most, n_items):
+        cap *= 2
+    slot_item, slot_count, scratch = np.zeros(cap, np.uint32), np.zeros(cap, np.uint32), np.empty(2 * cap, np.uint64)
+    room = max(int(sizes.sum()), 1)
+    out_rec, out_item, out_count = np.empty(room, np.int64), np.empty(room, np.int64), np.empty(room, np.int64)
+    n = _lib().pa_anchor_counts(
+        _ptr(r), _ptr(lo), _ptr(hi), len(r), _ptr(s), len(s), _ptr(dr), _ptr(dlo), _ptr(dhi), len(dr), _ptr(ds), len(ds),
+        _ptr(lr), _ptr(llo), _ptr(lhi), len(lr), _ptr(nd) if nd is not None else None,
+        _ptr(le1) if le1 is not None else None, n_items, t_cut,
+        _ptr(lw), mask, base, _ptr(slot_item), _ptr(slot_count), cap, _ptr(scratch), _ptr(out_rec), _ptr(out_item),
+        _ptr(out_count))
+    if n < 0:
+        raise AnchorCountError("range" if n == -1 else "item")
+    return out_rec[:n].copy(), out_item[:n].copy(), out_count[:n].copy()
