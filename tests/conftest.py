@@ -134,6 +134,19 @@ def long_postings(n: int) -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The session's verified stamps (``index.stamps``) and cached indexes go to a directory of its own,
+    for its processes and their children, never to the user's cache."""
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+    yield
+    if old is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = old
+
+
+@pytest.fixture(autouse=True, scope="session")
 def _fallback_announced() -> None:
     """In-process CLI tests assert exact stderr: the once-per-run line announcing the numpy fallback (printed
     when the compiled extension is not installed) is marked as said; tests/test_install.py checks it."""

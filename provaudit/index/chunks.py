@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from provaudit.errors import IndexFormatError
+from provaudit.index.stamps import Stamp
 
 CHUNK = 1 << 18  # 256 KiB: a 1-record audit touches a few dozen chunks
 DIGEST = 32
@@ -78,11 +79,13 @@ class Chunked:
         verified: Per chunk, True once hashed and found equal.
     """
 
-    def __init__(self, path: Path, size: int, digests: np.ndarray, verified: np.ndarray | None = None):
+    def __init__(self, path: Path, size: int, digests: np.ndarray, verified: np.ndarray | None = None,
+                 root: str | None = None):
         self.path, self.size, self.digests = path, size, digests
         # ``verified``: given by the segment, in memory its forked workers share (``shared_flags``)
         self.verified = np.zeros(len(digests), dtype=bool) if verified is None else verified
         self.complete = len(digests) == 0  # every chunk verified: nothing left to check
+        self.stamp: Stamp | None = None  # ``root`` (the digests' checksum root) given: see ``index.stamps``
         self._map: mmap.mmap | None = None
         self._fd = -1
         self._budget = SPARSE_BUDGET  # a large audit soon spends it: its many lookups share the mapped pages
@@ -92,6 +95,11 @@ class Chunked:
                 if os.fstat(fd).st_size != size:
                     raise hostile(path, f"size {os.fstat(fd).st_size} bytes, manifest says {size}")
                 self._map = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+                if root is not None:
+                    self.stamp = Stamp(fd, root, len(digests))
+                    if self.stamp.valid:  # hashed whole by an earlier run, unchanged since
+                        self.verified[:] = True
+                        self.complete = True
             except BaseException:
                 os.close(fd)
                 raise
@@ -136,7 +144,13 @@ class Chunked:
             wanted[a : b + 1] = True
         for c in np.flatnonzero(wanted & ~self.verified).tolist():
             self._check(c)
-        self.complete = bool(self.verified.all())
+        if self.verified.all():
+            self._completed()
+
+    def _completed(self) -> None:
+        self.complete = True
+        if self.stamp is not None:
+            self.stamp.write()
 
     def ensure_range(self, lo: int, hi: int) -> None:
         """``ensure_bytes`` for one range (no array overhead: called per reported item)."""
@@ -218,7 +232,12 @@ class Chunked:
     def ensure_all(self) -> None:
         for c in np.flatnonzero(~self.verified).tolist():
             self._check(c)
-        self.complete = True
+        self._completed()
+
+    def forget(self) -> None:
+        """Mark every chunk unverified, whatever a stamp said (``provaudit verify`` hashes every byte)."""
+        self.verified[:] = False
+        self.complete = len(self.digests) == 0
 
     def _check(self, c: int) -> None:
         assert self._fd >= 0

@@ -67,7 +67,7 @@ class Segment:
                 raise IndexFormatError(f"{path / name}: checksums do not match the manifest (file changed or corrupt)")
             if not (path / name).is_file() or (path / name).is_symlink():
                 raise IndexFormatError(f"{path}: missing {name} (or not a regular file)")
-            self.files[name] = Chunked(path / name, info["bytes"], mine, verified)
+            self.files[name] = Chunked(path / name, info["bytes"], mine, verified, info["chunks_sha256"])
         self.arrays = {name: self.files[name].view(dtype) for name, dtype in RAW.items()}
         self.anchor_table = self._table("anchor")
         self.band_table = self._table("band")
