@@ -468,15 +468,18 @@ def _run(args: argparse.Namespace, data: Path, tmp: Path) -> None:
     for w in sorted({1, args.workers}):
         _log(f"index: provaudit --workers {w} ...")
         idx[f"provaudit-w{w}"] = median_run(args.repeat, INDEX_PROVAUDIT, str(posts), str(tmp / f"idx{w}"), str(w))
-    names = sorted(p.name for p in (tmp / "idx1").iterdir())
-    identical = names == sorted(p.name for p in (tmp / f"idx{args.workers}").iterdir()) and all(
+    def files(d: Path) -> list[str]:  # relative names of every file (an index keeps its files in segments)
+        return sorted(str(p.relative_to(d)) for p in d.rglob("*") if p.is_file())
+
+    names = files(tmp / "idx1")
+    identical = names == files(tmp / f"idx{args.workers}") and all(
         (tmp / "idx1" / f).read_bytes() == (tmp / f"idx{args.workers}" / f).read_bytes() for f in names)
     _log("index: datasketch script ...")
     idx["datasketch"] = median_run(1, INDEX_DATASKETCH, str(posts), str(tmp / "lsh.pkl"))
     index_bytes = _dir_bytes(tmp / "idx1")
     R["index"] = {**idx, "identical_for_workers": identical, "index_bytes": index_bytes,
                   "datasketch_pickle_bytes": (tmp / "lsh.pkl").stat().st_size,
-                  "files": {f.name: f.stat().st_size for f in sorted((tmp / "idx1").iterdir())}}
+                  "files": {f.name: f.stat().st_size for f in sorted((tmp / "idx1").rglob("*")) if f.is_file()}}
 
     # 4. audit of long documents ----------------------------------------------------
     aud: dict[str, dict[str, Any]] = {}
