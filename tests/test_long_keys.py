@@ -248,3 +248,19 @@ def test_lookups_find_runs_of_any_length_as_searchsorted(seed) -> None:
     qi, lo2, hi2 = kernels.probe_hits(keys, directory, shift, q)
     found = np.flatnonzero(hi > lo)
     assert np.array_equal(qi, found) and np.array_equal(lo2, lo[found]) and np.array_equal(hi2, hi[found])
+
+
+@needs_kernels
+def test_anchor_counts_in_c_equal_the_numpy_twin(families, tmp_path, monkeypatch) -> None:
+    """``candidates.anchor_counts`` (every (record, item) pair and its count: what partitioned lookups sum)."""
+    refs, src = families
+    with long_postings(2):
+        api.build_index([str(src)], tmp_path / "idx")
+    seg = load_index(tmp_path / "idx").segments[0]
+    sb = shingle_batch(_targets(refs, seed=5), seg.config)
+    hit, lo, hi = seg.anchor_table.hits(sb.hashes)
+    rec = np.searchsorted(sb.offsets, hit, side="right") - 1
+    fast = candidates.anchor_counts(seg, rec, lo, hi)
+    monkeypatch.setattr(kernels, "ENABLED", False)
+    slow = candidates.anchor_counts(seg, rec, lo, hi)
+    assert len(slow[0]) > 100 and all(np.array_equal(a, b) for a, b in zip(fast, slow))

@@ -7,7 +7,7 @@ import pytest
 from conftest import brute_force_pairs, simple_tokens
 from provaudit import api
 from provaudit.config import AuditConfig
-from provaudit.match.candidates import covered_tokens, longest_common_run
+from provaudit.match.runs import covered_tokens, longest_common_run
 from provaudit.match.probability import anchor_threshold as _threshold
 from provaudit.match.probability import hypergeom_cdf
 from provaudit.report.training import matches_table

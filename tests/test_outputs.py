@@ -18,13 +18,13 @@ from provaudit.cli import cli
 from provaudit.config import AuditConfig, IndexConfig, VerdictRules
 from provaudit.errors import ConfigError, InputError
 from provaudit.estimate.stats import proportion
-from provaudit.match.candidates import longest_common_run
+from provaudit.match.runs import longest_common_run
 from provaudit.api import audit_outputs, write_outputs
 from provaudit.regurgitation.shapes import detect_kind, sample_text
 from provaudit.report.common import FORMAT, FORMAT_VERSION
 from provaudit.report.common import md as _md
 from provaudit.text.shingle import tokens
-from provaudit.match.candidates import shared_runs
+from provaudit.match.runs import shared_runs
 from provaudit.regurgitation.spans import token_offsets
 
 OUTPUT_FILES = [str(FIXTURES / "outputs" / f) for f in ("plain.jsonl", "prompt_completion.jsonl", "chat.jsonl")]

@@ -21,9 +21,8 @@ import pyarrow as pa
 from provaudit.config import AuditConfig
 from provaudit.index.chunks import hostile
 from provaudit.index.format import Index
-from provaudit.match.candidates import (
-    AnchorPlan, anchor_candidates, covered_tokens, longest_common_run, lsh_candidates, verify,
-)
+from provaudit.match.candidates import AnchorPlan, anchor_candidates, lsh_candidates, verify
+from provaudit.match.runs import covered_tokens, longest_common_run
 from provaudit.match.partitioned import AnchorSearch
 from provaudit.match.probability import hypergeom_cdf, lsh_candidate_probability
 from provaudit.match.pairs import Spill, SpillRef, rows_batch

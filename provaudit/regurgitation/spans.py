@@ -3,8 +3,8 @@
 ``token_offsets`` produces exactly the tokens of ``text.shingle.tokens`` (word
 unit) together with the ``[start, end)`` character offsets of each token in the
 *original* text, so that evidence found on normalized shingles can be shown in the
-text a reader sees. ``match.candidates.shared_runs`` lists all maximal diagonals of equal elements
-between two hash sequences (``match.candidates.longest_common_run`` gives only the longest
+text a reader sees. ``match.runs.shared_runs`` lists all maximal diagonals of equal elements
+between two hash sequences (``match.runs.longest_common_run`` gives only the longest
 length); a run of ``r`` equal shingles of width ``w`` is a verbatim span of
 ``r + w - 1`` tokens. ``describe_batch`` turns the engine's verified pairs for a batch
 of output samples into located, prompt-aware evidence with a verdict.
@@ -25,7 +25,7 @@ import pyarrow as pa
 from provaudit.config import VerdictRules
 from provaudit.fs import arrow
 from provaudit.index.format import Index
-from provaudit.match.candidates import shared_runs
+from provaudit.match.runs import shared_runs
 from provaudit.match.engine import BatchResult, Engine
 from provaudit.match.schema import MATCH_COLUMNS
 from provaudit.read.blocks import batches

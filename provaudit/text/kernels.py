@@ -4,8 +4,8 @@ The kernels are plain C (``_kernels.c``), compiled when provaudit is installed i
 extension module ``provaudit.text._kernels`` (``setup.py``; wheels carry it built), and
 called through ctypes on whole batches: the module exposes each kernel's address and
 nothing else. Nothing is compiled, cached or written at run time. Every kernel has a
-numpy/Python twin in ``text/shingle.py``, ``text/sketch.py``, ``index/format.py`` and
-``match/candidates.py``, and the tests check the two equal bit for bit, so the kernels
+numpy/Python twin in ``text/shingle.py``, ``text/sketch.py``, ``index/format.py``,
+``match/candidates.py`` and ``match/runs.py``, and the tests check the two equal bit for bit, so the kernels
 change speed only. When the extension was not built (no working C compiler at install
 time: the build skips it with a warning) or ``PROVAUDIT_KERNELS=0`` is set, the numpy
 paths run: same results, slower (docs/performance.md: 2.2x for an index build, 11.5x for an audit
