@@ -166,7 +166,7 @@ def test_sort_pairs_is_stable_by_key() -> None:
 
 
 def test_evidence_kernels_equal_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
-    from provaudit.match import candidates as match
+    from provaudit.match import runs as match
 
     rng = np.random.default_rng(6)
     cases = []

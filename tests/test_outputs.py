@@ -361,3 +361,29 @@ def test_char_index_is_refused(tmp_path: Path) -> None:
     api.build_index([str(FIXTURES / "reference")], tmp_path / "c.idx", IndexConfig(unit="char", ngram=5))
     with pytest.raises(ConfigError, match="need a word-shingle index"):
         audit_outputs(tmp_path / "c.idx", OUTPUT_FILES[:1], AuditConfig())
+
+
+def test_miss_probabilities_equal_the_hypergeometric_tail_item_by_item(indexes) -> None:
+    """P(fewer than t of the k anchors among the `need` shared shingles of D), by math.comb, for every item."""
+    from math import comb
+
+    from provaudit.index.format import load_index
+    from provaudit.match.candidates import AnchorPlan
+    from provaudit.regurgitation.verdicts import miss_probabilities
+
+    index = load_index(indexes["hashes"])
+    plan = AnchorPlan(index, AuditConfig())
+    d_all = index.n_shingles.astype(np.int64)
+    need = np.random.default_rng(7).integers(-2, d_all + 3)
+    got = miss_probabilities(index, plan, need)
+    checked = 0
+    for item in range(len(index)):
+        if need[item] <= 0:
+            assert np.isnan(got[item])
+            continue
+        d, o = int(d_all[item]), min(int(need[item]), int(d_all[item]))
+        k, t = min(int(plan.usable[item]), d), int(plan.threshold[item])
+        want = 1.0 if not 0 < t <= k else sum(comb(o, x) * comb(d - o, k - x) for x in range(t)) / comb(d, k)
+        assert got[item] == pytest.approx(want, rel=1e-9, abs=1e-12), item
+        checked += 0 < t <= k
+    assert checked > 50  # the sum was exercised, not only the trivial branch

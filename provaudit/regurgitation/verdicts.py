@@ -50,16 +50,29 @@ def plan_requirements(index: Index, rules: VerdictRules, config: AuditConfig) ->
 
 
 def miss_probabilities(index: Index, plan: AnchorPlan, need: np.ndarray) -> np.ndarray:
-    """P(X < t), X ~ Hypergeometric(D, need, k): the anchor search misses a pair at the rule threshold."""
+    """P(X < t), X ~ Hypergeometric(D, need, k): the anchor search misses a pair at the rule threshold.
+
+    Solved once per distinct (D, need, k, t), found with numpy over the items (a Python loop over
+    the items took 12.6 s for 4M of them).
+    """
     out = np.full(len(index), np.nan)
-    cache: dict[tuple[int, int, int, int], float] = {}
-    for item in np.flatnonzero(need > 0).tolist():
-        d, o = int(index.n_shingles[item]), int(need[item])
-        k, t = min(int(plan.usable[item]), d), int(plan.threshold[item])
-        key = (d, min(o, d), k, t)
-        if key not in cache:
-            cache[key] = 1.0 if not 0 < t <= k else float(hypergeom_cdf(d, key[1], k)[t - 1])
-        out[item] = cache[key]
+    items = np.flatnonzero(need > 0)
+    if not len(items):
+        return out
+    d = index.n_shingles[items].astype(np.int64)
+    o = np.minimum(need[items], d)
+    k, t = np.minimum(plan.usable[items], d), plan.threshold[items].astype(np.int64)
+    t = np.where((t > 0) & (t <= k), t, 0)  # outside 1..k the search cannot miss: coded as t = 0
+    # (D, need) pairs numbered, then (pair, k, t) coded in one int64: k and t are at most 256 (anchors)
+    pairs, pair_of = np.unique(d * (int(d.max()) + 1) + o, return_inverse=True)
+    uniq, inverse = np.unique(pair_of.reshape(-1) * 66049 + k * 257 + t, return_inverse=True)
+    top = int(d.max()) + 1
+    solved = []
+    for code in uniq.tolist():
+        p, kk, tt = code // 66049, (code % 66049) // 257, code % 257
+        dd, oo = int(pairs[p]) // top, int(pairs[p]) % top
+        solved.append(1.0 if not 0 < tt <= kk else float(hypergeom_cdf(dd, oo, kk)[tt - 1]))
+    out[items] = np.asarray(solved, dtype=np.float64)[inverse.reshape(-1)]
     return out
 
 
