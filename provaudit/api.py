@@ -38,7 +38,7 @@ from provaudit.read.records import Source
 from provaudit.read.sources import count_rows, expand_sources
 from provaudit.regurgitation.shapes import DEFAULT_TEXT_FIELD, detect_kind, sample_extractor
 from provaudit.regurgitation.spans import SampleCheck, describe_parsed
-from provaudit.regurgitation.verdicts import check_index, miss_probabilities, plan_requirements
+from provaudit.regurgitation.verdicts import check_index, requirements, search_containment
 from provaudit.report import regurgitation as outputs_report
 from provaudit.report import training as training_report
 from provaudit.report.render import DEFAULT_HTML_PAIRS, render_saved
@@ -335,11 +335,11 @@ def audit_outputs(
     read = ReadOptions(text_field, id_field, on_error, max_record_chars)  # type: ignore[arg-type]
     index = open_index(index_dir)
     check_index(index.config, rules)
-    need = plan_requirements(index, rules, config)
-    engine = Engine(index, dataclasses.replace(config, min_containment=need.search_containment, min_jaccard=1.0))
+    searched = search_containment(index, rules, config)
+    engine = Engine(index, dataclasses.replace(config, min_containment=searched, min_jaccard=1.0))
     engine.columnar = False  # regurgitation.spans reads each batch's pairs as rows
-    need = dataclasses.replace(need, miss=miss_probabilities(index, engine.plan, need.min_overlap))
-    with worker_map(describe_parsed, SampleCheck(engine, rules, config.min_containment, need.min_overlap),
+    need = requirements(index, engine.plan, rules, config)
+    with worker_map(describe_parsed, SampleCheck(engine, rules, config.min_containment, config.min_item_shingles),
                     _engine(run_engine, workers)) as wm:
         inputs = run_sources(wm, expand_sources(targets, fmt=input_format), read, outputs_job(text_field), progress)
     return OutputsResult(index, config, rules, need, engine.plan, inputs, {"text": text_field, "id": id_field})

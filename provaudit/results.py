@@ -195,17 +195,26 @@ class AuditResult:
 
 @dataclass(frozen=True, slots=True)
 class Requirements:
-    """Per reference item: the fewest distinct shared shingles any positive verdict needs.
+    """What positive verdicts need of the reference items, summed over the live items
+    (``regurgitation.verdicts``; an item's own threshold, ``min_overlap``, is a lower bound on
+    |R & S| for a positive verdict, 0 when it can never be evidence).
 
     Attributes:
-        min_overlap: Per item, a lower bound on |R & S| for a positive verdict (0: never evidence).
         search_containment: The smallest ``min_overlap / shingles`` over items: the candidate search threshold.
-        miss: Per item, P(the anchor search misses a pair at exactly ``min_overlap``) (nan: never evidence).
+        evidence_items: Live items that can be evidence (``min_overlap`` > 0).
+        miss_max: Largest P(the anchor search misses a pair at exactly ``min_overlap``) over those items
+            (None without any).
+        miss_mean: Its mean over them (None without any).
+        above_miss_rate: Those items whose miss probability exceeds the audit's ``miss_rate``.
+        not_searchable: Those items no anchor search can find (threshold 0).
     """
 
-    min_overlap: np.ndarray
     search_containment: float
-    miss: np.ndarray
+    evidence_items: int
+    miss_max: float | None
+    miss_mean: float | None
+    above_miss_rate: int
+    not_searchable: int
 
 
 @dataclass
@@ -215,7 +224,7 @@ class OutputsResult:
     Attributes:
         inputs: One per source; its ``pairs`` (positive verdicts, ``report.regurgitation.PAIR_SCHEMA``),
             ``samples`` (one per audited sample, in input order) and ``shapes``.
-        need: Requirements (rule thresholds and miss probabilities per item).
+        need: Requirements (the search threshold, evidence items and miss probabilities, summed).
     """
 
     index: Index

@@ -95,8 +95,9 @@ def test_an_audit_refuses_a_flipped_byte_in_every_chunk_it_reads(fixture_index, 
                 api.audit(dest, [str(corpus[3])])
             n += 1
     # a chunk of every non-empty file but the band table's (the default index has none; nothing reads it),
-    # the id table's (only add and remove read it) and, for few postings read with pread, anchor_need
-    skip = ("band_", "id_") if mapped else ("band_", "id_", "anchor_need")
+    # the id table's (only add and remove read it), token_shapes (only model-output audits read it) and, for
+    # few postings read with pread, anchor_need
+    skip = ("band_", "id_", "token_shapes") if mapped else ("band_", "id_", "token_shapes", "anchor_need")
     wanted = {name for name in read if not Path(name).name.startswith(skip) and (corpus_index / name).stat().st_size}
     assert {name for name, c in read.items() if c} == wanted
     assert any("dep_" in name for name in wanted)
@@ -284,3 +285,29 @@ def test_a_small_items_file_that_would_decompress_to_a_huge_one_is_refused_befor
     reseal(dest, m)
     with pytest.raises(IndexFormatError, match="corrupt or hostile index: row group 0 declares"):
         load_index(dest).ids_of(np.array([0]))
+
+
+@pytest.mark.parametrize("how", ["flip", "count", "usable", "negative"])
+def test_an_outputs_audit_refuses_a_changed_token_shape_table(fixture_index, tmp_path, how) -> None:
+    """``token_shapes.i64`` (what a model-output audit's summary reads instead of every item): a flipped
+    byte is refused by its checksum; values forged and re-sealed are refused when out of range or not
+    summing to the items, and by ``verify`` always."""
+    from provaudit.config import AuditConfig
+    corpus_index, _ = fixture_index
+    outputs = [str(Path(__file__).parent.parent / "fixtures" / "outputs" / "plain.jsonl")]
+    dest = _copy(corpus_index, tmp_path / "idx")
+    path = seg(dest) / "token_shapes.i64"
+    rows = np.fromfile(path, dtype="<i8").reshape(-1, 4)
+    if how == "flip":
+        data = bytearray(path.read_bytes())
+        data[9] ^= 0x10
+        path.write_bytes(bytes(data))
+    else:
+        rows[0, {"count": 3, "usable": 2, "negative": 1}[how]] += {"count": 1, "usable": 300, "negative": -10_000}[how]
+        rows.tofile(path)
+        reseal(dest)
+    match = "do not match their checksum" if how == "flip" else "token_shapes.i64"
+    with pytest.raises(IndexFormatError, match=match):
+        api.audit_outputs(dest, outputs, AuditConfig())
+    with pytest.raises(IndexFormatError, match="token_shapes.i64"):
+        verify_index(dest)

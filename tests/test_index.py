@@ -30,7 +30,7 @@ def test_manifest_records_parameters_inputs_and_hashes(corpus, tmp_path) -> None
     m = _build(corpus[2], tmp_path / "idx", ngram=4, num_perm=64, seed=9)
     on_disk = json.loads((tmp_path / "idx" / "manifest.json").read_text())
     assert on_disk == m
-    assert m["format_version"] == 9 and len(m["segments"]) == 1 and m["removed"] is None
+    assert m["format_version"] == 10 and len(m["segments"]) == 1 and m["removed"] is None
     assert m["config"]["ngram"] == 4 and m["config"]["num_perm"] == 64 and m["config"]["seed"] == 9
     assert m["config"]["scheme"] == "affine32" and m["config"]["hash"] == "xxh3"
     assert m["config"]["bands"] * m["config"]["rows"] <= 64
@@ -138,7 +138,7 @@ def test_an_older_index_is_refused_with_a_rebuild_message(corpus, tmp_path) -> N
     dest = tmp_path / "idx"
     _build(corpus[2], dest)
     m = json.loads((dest / "manifest.json").read_text())
-    for old in (4, 5, 6, 7):  # 7: no id tables; 5: the band table was always there, and the fingerprint did not say so
+    for old in (4, 5, 6, 7, 8, 9):  # 9: no token_shapes; 7: no id tables; 5: the band table was always there, and the fingerprint did not say so
         m["format_version"] = old
         m["manifest_checksum"] = manifest_checksum(m)
         (dest / "manifest.json").write_text(json.dumps(m))
@@ -246,3 +246,16 @@ def test_chunks_verified_by_a_forked_worker_are_not_hashed_again_by_its_parent(c
     monkeypatch.setattr(chunks.Chunked, "_check", lambda self, c: hashed.append(c))
     f.ensure_bytes(np.array([0]), np.array([f.size]))
     assert hashed == []
+
+
+def test_token_shape_table_counts_every_distinct_triple() -> None:
+    from collections import Counter
+
+    from provaudit.index.check import token_shape_table
+
+    rng = np.random.default_rng(5)
+    n, d, u = rng.integers(0, 40, 5000), rng.integers(0, 30, 5000), rng.integers(0, 17, 5000)
+    got = token_shape_table(n.astype(np.uint32), d.astype(np.uint32), u.astype(np.uint8))
+    want = sorted((a, b, c, k) for (a, b, c), k in Counter(zip(n.tolist(), d.tolist(), u.tolist())).items())
+    assert got.tolist() == [list(r) for r in want]
+    assert token_shape_table(np.zeros(0), np.zeros(0), np.zeros(0)).shape == (0, 4)

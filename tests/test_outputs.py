@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import re
@@ -363,27 +364,53 @@ def test_char_index_is_refused(tmp_path: Path) -> None:
         audit_outputs(tmp_path / "c.idx", OUTPUT_FILES[:1], AuditConfig())
 
 
-def test_miss_probabilities_equal_the_hypergeometric_tail_item_by_item(indexes) -> None:
-    """P(fewer than t of the k anchors among the `need` shared shingles of D), by math.comb, for every item."""
+
+def _brute_summary(index, plan, rules: VerdictRules, config: AuditConfig) -> dict:
+    """The outputs audit's summary item by item over the whole index, the miss by math.comb."""
     from math import comb
 
+    from provaudit.regurgitation.verdicts import min_overlaps
+
+    removed = set(index.removed.tolist())
+    ng, cs, miss, t_zero = index.config.ngram, [], [], 0
+    for item in range(len(index)):
+        n, d = int(index.n_tokens[item]), int(index.n_shingles[item])
+        need = 0 if item in removed else int(min_overlaps(np.array([n]), np.array([d]), ng, rules,
+                                                            config.min_containment, config.min_item_shingles)[0])
+        if need <= 0:
+            continue
+        k, t = min(int(plan.usable_of(np.array([item]))[0]), d), int(plan.threshold_of(np.array([item]))[0])
+        o = min(need, d)
+        miss.append(1.0 if not 0 < t <= k else sum(comb(o, x) * comb(d - o, k - x) for x in range(t)) / comb(d, k))
+        cs.append(need / d)
+        t_zero += t <= 0
+    return {"evidence": len(miss), "max": max(miss), "mean": sum(miss) / len(miss), "t_zero": t_zero,
+            "above": sum(m > config.miss_rate for m in miss), "search": min(min(cs), config.min_containment)}
+
+
+@pytest.mark.parametrize("max_postings", [None, 3])  # 3: usable anchors recounted for the audit, item by item
+def test_outputs_summary_from_the_shape_histogram_equals_item_by_item(tmp_path: Path, max_postings) -> None:
+    """Two segments and removed items: the summary read from token_shapes equals a brute-force pass."""
+    from provaudit.api_segments import add_to_index, remove_from_index
     from provaudit.index.format import load_index
     from provaudit.match.candidates import AnchorPlan
-    from provaudit.regurgitation.verdicts import miss_probabilities
+    from provaudit.regurgitation.verdicts import requirements, search_containment
 
-    index = load_index(indexes["hashes"])
-    plan = AnchorPlan(index, AuditConfig())
-    d_all = index.n_shingles.astype(np.int64)
-    need = np.random.default_rng(7).integers(-2, d_all + 3)
-    got = miss_probabilities(index, plan, need)
-    checked = 0
-    for item in range(len(index)):
-        if need[item] <= 0:
-            assert np.isnan(got[item])
-            continue
-        d, o = int(d_all[item]), min(int(need[item]), int(d_all[item]))
-        k, t = min(int(plan.usable[item]), d), int(plan.threshold[item])
-        want = 1.0 if not 0 < t <= k else sum(comb(o, x) * comb(d - o, k - x) for x in range(t)) / comb(d, k)
-        assert got[item] == pytest.approx(want, rel=1e-9, abs=1e-12), item
-        checked += 0 < t <= k
-    assert checked > 50  # the sum was exercised, not only the trivial branch
+    refs = _jsonl(FIXTURES / "reference" / "posts.jsonl")
+    a, b = _write(tmp_path, refs[:2000], "a.jsonl"), _write(tmp_path, refs[2000:], "b.jsonl")
+    api.build_index([str(a)], tmp_path / "i.idx")
+    add_to_index(tmp_path / "i.idx", [str(b)])
+    (tmp_path / "gone.txt").write_text("\n".join(r["id"] for r in refs[::7]) + "\n")
+    remove_from_index(tmp_path / "i.idx", tmp_path / "gone.txt")
+    index = load_index(tmp_path / "i.idx")
+    assert len(index.segments) == 2 and len(index.removed) == len(refs[::7])
+    rules = VerdictRules()
+    config = AuditConfig() if max_postings is None else AuditConfig(max_postings=max_postings)
+    searched = search_containment(index, rules, config)
+    plan = AnchorPlan(index, dataclasses.replace(config, min_containment=searched, min_jaccard=1.0))
+    got, want = requirements(index, plan, rules, config), _brute_summary(index, plan, rules, config)
+    assert searched == pytest.approx(want["search"] * (1 - 1e-9), rel=1e-12)
+    assert (got.evidence_items, got.above_miss_rate, got.not_searchable) == (want["evidence"], want["above"], want["t_zero"])
+    assert got.miss_max == pytest.approx(want["max"], rel=1e-9) and got.miss_mean == pytest.approx(want["mean"], rel=1e-9)
+    assert want["above"] > 0 or want["max"] > 0  # the tail sum was exercised, not only the trivial branch
+    assert int(index.token_shapes[:, 3].sum()) == index.live_items

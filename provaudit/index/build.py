@@ -27,7 +27,7 @@ from provaudit.fs.atomic import commit_output_dir, fsync_dir, fsync_files, prepa
 from provaudit.read.blocks import batches
 from provaudit.config import IndexConfig
 from provaudit.errors import InputError
-from provaudit.index.check import anchor_classes, dependent_rows, low_items, shape_table, short_needs
+from provaudit.index.check import anchor_classes, dependent_rows, low_items, shape_table, short_needs, token_shape_table
 from provaudit.index.chunks import DIGEST, digest_root, file_digests
 from provaudit.index.manifest import (
     CHECKSUMS, FILES, MARKER, PARTIAL_SEGMENT, RAW, anchor_plan, index_manifest, manifest_text, segment_name,
@@ -327,19 +327,19 @@ class IndexWriter:
         return out
 
     def _write_plan(self) -> None:
-        """``anchor_usable.u8``, ``anchor_need.u8``, ``shapes.i64``, ``low_items.u32`` and the ``dep_*`` table:
-        what audits need of the anchor table, computed once."""
+        """``anchor_usable.u8``, ``anchor_need.u8``, the shape tables, ``low_items.u32`` and the ``dep_*``
+        table: what audits need of the anchor table, computed once."""
         keys, items, p = self._map("anchor_keys.u64"), self._map("anchor_items.u32"), self.plan
         usable, long = anchor_classes(keys, items, self.n_items, p["max_postings"], p["long_postings"])
         (self.seg / "anchor_usable.u8").write_bytes(usable.astype("u1").tobytes())
         n_shingles = self._map("n_shingles.u32").astype(np.int64)
         (self.seg / "shapes.i64").write_bytes(shape_table(n_shingles, usable).astype("<i8").tobytes())
+        (self.seg / "token_shapes.i64").write_bytes(token_shape_table(self._map("n_tokens.u32"), n_shingles, usable).tobytes())
         (self.seg / "low_items.u32").write_bytes(low_items(n_shingles, usable).astype("<u4").tobytes())
         need = short_needs(n_shingles, usable, long, p["min_overlap"], p["miss_rate"])
         (self.seg / "anchor_need.u8").write_bytes(need.tobytes())
-        dependent = need == 0
         with open(self.seg / "dep_keys.u64", "wb") as kf, open(self.seg / "dep_items.u32", "wb") as itf:
-            for k, it in dependent_rows(keys, items, dependent, p["max_postings"], p["long_postings"]):
+            for k, it in dependent_rows(keys, items, need == 0, p["max_postings"], p["long_postings"]):
                 kf.write(np.ascontiguousarray(k, "<u8").tobytes())
                 itf.write(np.ascontiguousarray(it, "<u4").tobytes())
         (self.seg / "dep_dir.i64").write_bytes(build_directory(self._map("dep_keys.u64")).astype("<i8").tobytes())

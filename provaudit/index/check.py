@@ -107,6 +107,19 @@ def shape_table(n_shingles: np.ndarray, usable: np.ndarray) -> np.ndarray:
     return np.stack([code // width, code % width, counts], axis=1).astype(np.int64).reshape(-1, 3)
 
 
+def token_shape_table(n_tokens: np.ndarray, n_shingles: np.ndarray, usable: np.ndarray) -> np.ndarray:
+    """``(k, 4)`` rows (tokens, distinct shingles, usable anchors, items), sorted: what a model-output
+    audit's per-item requirements depend on (``regurgitation.verdicts``), so that it needs no per-item read."""
+    cols = [np.asarray(c, dtype=np.int64) for c in (n_tokens, n_shingles, usable)]
+    if not len(cols[0]):
+        return np.zeros((0, 4), "<i8")
+    order = np.lexsort(cols[::-1])
+    rows = np.stack([c[order] for c in cols], axis=1)
+    start = np.flatnonzero(np.r_[True, (rows[1:] != rows[:-1]).any(axis=1)])
+    counts = np.diff(np.r_[start, len(rows)])
+    return np.concatenate([rows[start], counts[:, None]], axis=1).astype("<i8")
+
+
 def _pair_sum(keys: np.ndarray, items: np.ndarray, seed: np.uint64) -> int:
     """An order-independent digest of a multiset of (key, item) pairs under a secret ``seed``: equal
     multisets give equal sums; a forged change that keeps the sum needs the seed."""
@@ -193,6 +206,8 @@ def check_structure(index: Segment) -> None:
         raise hostile(index.path / "dep_dir.i64", "directory does not match the keys")
     if not np.array_equal(shape_table(n_sh, usable), index.shapes):
         raise hostile(index.path / "shapes.i64", "does not match the items")
+    if not np.array_equal(token_shape_table(a["n_tokens.u32"], n_sh, usable), index.token_shapes):
+        raise hostile(index.path / "token_shapes.i64", "does not match the items")
     if not np.array_equal(low_items(n_sh, usable), index.low_items):
         raise hostile(index.path / "low_items.u32", "does not match the items")
     index.items  # noqa: B018 - every row group parsed

@@ -23,7 +23,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -105,19 +105,30 @@ class Index:
 
     def _shapes(self) -> np.ndarray:
         """(distinct shingles, usable anchors, items) of the live items, summed over the segments."""
-        if len(self.segments) == 1 and not len(self.removed):
-            return self.segments[0].shapes
-        parts = [s.shapes for s in self.segments]
+        return self._live_rows([s.shapes for s in self.segments], lambda r: (self.shingles_of(r), self.usable_of(r)))
+
+    @cached_property
+    def token_shapes(self) -> np.ndarray:
+        """(tokens, distinct shingles, usable anchors, items) of the live items, summed over the segments:
+        what a model-output audit's summary needs, read without any per-item array."""
+        return self._live_rows([s.token_shapes for s in self.segments],
+                               lambda r: (self.tokens_of(r), self.shingles_of(r), self.usable_of(r)))
+
+    def _live_rows(self, parts: list[np.ndarray], of_removed: Callable[[np.ndarray], tuple[np.ndarray, ...]]
+                   ) -> np.ndarray:
+        """Histogram rows (values..., items) of every segment, summed, minus the removed items' rows."""
+        width = parts[0].shape[1]
+        if len(parts) == 1 and not len(self.removed):
+            return parts[0]
         if len(self.removed):
-            n, k = self.shingles_of(self.removed), self.usable_of(self.removed)
-            parts.append(np.stack([n, k, -np.ones(len(n), np.int64)], axis=1))
-        rows = np.concatenate(parts).reshape(-1, 3)
-        code, inverse = np.unique(rows[:, :2], axis=0, return_inverse=True)
-        counts = np.bincount(inverse.reshape(-1), weights=rows[:, 2], minlength=len(code)).astype(np.int64)
+            parts = [*parts, np.stack([*of_removed(self.removed), -np.ones(len(self.removed), np.int64)], axis=1)]
+        rows = np.concatenate(parts).reshape(-1, width)
+        code, inverse = np.unique(rows[:, :-1], axis=0, return_inverse=True)
+        counts = np.bincount(inverse.reshape(-1), weights=rows[:, -1], minlength=len(code)).astype(np.int64)
         if bool((counts < 0).any()):
             raise hostile(self.path, "removed items do not match the segments' shapes")
         out: np.ndarray = np.concatenate([code, counts[:, None]], axis=1)[counts > 0].astype(np.int64)
-        return out.reshape(-1, 3)
+        return out.reshape(-1, width)
 
     def __len__(self) -> int:
         return self.n_items

@@ -22,6 +22,7 @@ Layout of an index directory (format 9)::
       anchor_dir.i64        directory on the keys' top bits: rows of keys starting with each prefix
       band_keys.u64, band_items.u32, band_dir.i64   the LSH band table, likewise
       shapes.i64            (distinct shingles, usable anchors, items) for every such pair present
+      token_shapes.i64      (tokens, distinct shingles, usable anchors, items) likewise (model-output audits)
       low_items.u32         items with fewer than 8 distinct shingles or usable anchors, sorted
       dep_keys.u64, dep_items.u32, dep_dir.i64   the long anchors of the dependent items, those with at least
                             as many long anchors as their threshold (``anchor_plan``) needs hits, like the anchor
@@ -61,12 +62,12 @@ from provaudit.index.keytable import directory_bits
 
 FORMAT = "provaudit-index"
 MARKER = ("manifest.json", FORMAT)  # what marks an index directory (fs.atomic.check_output)
-FORMAT_VERSION = 9
+FORMAT_VERSION = 10
 RAW: dict[str, str] = {
     "seq_offsets.i64": "<i8", "sequences.u64": "<u8", "n_tokens.u32": "<u4", "n_shingles.u32": "<u4",
     "anchor_usable.u8": "u1", "anchor_need.u8": "u1", "anchor_keys.u64": "<u8", "anchor_items.u32": "<u4", "anchor_dir.i64": "<i8",
     "band_keys.u64": "<u8", "band_items.u32": "<u4", "band_dir.i64": "<i8", "shapes.i64": "<i8",
-    "low_items.u32": "<u4", "id_keys.u64": "<u8", "id_items.u32": "<u4", "id_dir.i64": "<i8",
+    "token_shapes.i64": "<i8", "low_items.u32": "<u4", "id_keys.u64": "<u8", "id_items.u32": "<u4", "id_dir.i64": "<i8",
     "dep_keys.u64": "<u8", "dep_items.u32": "<u4", "dep_dir.i64": "<i8",
 }
 FILES = ("items.parquet", *RAW)
@@ -286,6 +287,8 @@ def validate_segment(mpath: Path, seg: Any, what: str) -> None:
         raise hostile(mpath, f"{what}.files.low_items.u32 has {rows_of['low_items.u32']} rows, more than the items")
     if rows_of["shapes.i64"] % 3:
         raise hostile(mpath, f"{what}.shapes.i64 must hold (shingles, usable, items) triples")
+    if rows_of["token_shapes.i64"] % 4:
+        raise hostile(mpath, f"{what}.token_shapes.i64 must hold (tokens, shingles, usable, items) rows")
     chk = seg.get("checksums")
     total = sum(math.ceil(files[name]["bytes"] / CHUNK) for name in FILES)
     if not isinstance(chk, dict) or chk.get("bytes") != total * DIGEST or not isinstance(chk.get("sha256"), str):

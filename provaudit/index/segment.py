@@ -99,6 +99,17 @@ class Segment:
             raise hostile(self.path / "shapes.i64", "counts out of range or not summing to the items")
         return s
 
+    @cached_property
+    def token_shapes(self) -> np.ndarray:
+        """``(k, 4)`` int64 (tokens, distinct shingles, usable anchors, items), validated; read by
+        model-output audits only (``regurgitation.verdicts``)."""
+        self.files["token_shapes.i64"].ensure_all()
+        s = self.arrays["token_shapes.i64"].reshape(-1, 4).astype(np.int64)
+        if len(s) and (int(s.min()) < 0 or int(s[:, 2].max()) > self.config.anchors
+                       or bool((s[:, 2] > s[:, 1]).any()) or int(s[:, 3].min()) < 1) or int(s[:, 3].sum()) != self.n_items:
+            raise hostile(self.path / "token_shapes.i64", "counts out of range or not summing to the items")
+        return s
+
     def __len__(self) -> int:
         return self.n_items
 

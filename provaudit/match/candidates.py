@@ -142,6 +142,10 @@ class AnchorPlan:
         out: np.ndarray = table[code]
         return out
 
+    def thresholds_of_shapes(self, n: np.ndarray, k: np.ndarray) -> np.ndarray:
+        """``threshold_of`` items of these distinct shingles and usable anchors."""
+        return self._solve(np.asarray(n, dtype=np.int64), np.asarray(k, dtype=np.int64))[0]
+
     def miss_of(self, items: np.ndarray) -> np.ndarray:
         """Probability of missing a pair exactly at the containment threshold, per item."""
         return self._solve(self.index.shingles_of(items), self.usable_of(items))[1]

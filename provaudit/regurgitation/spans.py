@@ -31,6 +31,7 @@ from provaudit.match.schema import MATCH_COLUMNS
 from provaudit.read.blocks import batches
 from provaudit.read.records import ReadStats, Record
 from provaudit.regurgitation.shapes import DEFAULT_TEXT_FIELD
+from provaudit.regurgitation.verdicts import item_needs
 from provaudit.results import strength
 from provaudit.text import sets
 from provaudit.text.shingle import ShingleBatch, normalize, shingle_batch, unique_per_record
@@ -148,7 +149,7 @@ def _pairs_by_row(rows: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]
     return by_row
 
 
-def describe_batch(index: Index, rules: VerdictRules, min_containment: float, need: np.ndarray,
+def describe_batch(index: Index, rules: VerdictRules, min_containment: float, min_item_shingles: int,
                    batch: list[Record], metas: list[tuple[str, str]], rows: list[dict[str, Any]],
                    sb: ShingleBatch) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Evidence for a batch of output samples from the engine's verified pairs.
@@ -157,7 +158,7 @@ def describe_batch(index: Index, rules: VerdictRules, min_containment: float, ne
         index: The loaded index.
         rules: Verdict rules.
         min_containment: The near-verbatim containment threshold.
-        need: Per item, the fewest shared shingles a positive verdict needs (0: never evidence).
+        min_item_shingles: Shorter items are never evidence (``AuditConfig.min_item_shingles``).
         batch: The audited samples (their text is the audited text).
         metas: Per sample, (audited field, given context text).
         rows: The engine's pairs for the batch (dicts keyed by ``match.schema.MATCH_COLUMNS``).
@@ -171,8 +172,9 @@ def describe_batch(index: Index, rules: VerdictRules, min_containment: float, ne
     by_row = _pairs_by_row(rows)
     # per matched item only: nothing here reads or computes over the whole index
     matched = np.array(sorted({int(r["reference_item"]) for r in rows}), dtype=np.int64)
-    n_tokens = dict(zip(matched.tolist(), index.tokens_of(matched).tolist()))
-    n_shingles = dict(zip(matched.tolist(), index.shingles_of(matched).tolist()))
+    tok, sh, m = index.tokens_of(matched), index.shingles_of(matched), matched.tolist()
+    n_tokens, n_shingles = dict(zip(m, tok.tolist())), dict(zip(m, sh.tolist()))
+    need = dict(zip(m, item_needs(index, matched, tok, sh, rules, min_containment, min_item_shingles).tolist()))
     texts = dict(zip(matched.tolist(), index.column_of("text", matched))) if index.config.keep_text else None
     pairs: list[dict[str, Any]] = []
     samples: list[dict[str, Any]] = []
@@ -248,12 +250,12 @@ def _sample_summary(index: Index, rec: Record, fld: str, seq: np.ndarray, given_
 @dataclass(frozen=True)
 class SampleCheck:
     """What an outputs audit's worker needs: the engine (searching at the rules' thresholds), the
-    rules, the near-verbatim containment threshold and each item's ``Requirements.min_overlap``."""
+    rules, the near-verbatim containment threshold and the shortest item that can be evidence."""
 
     engine: Engine
     rules: VerdictRules
     min_containment: float
-    need: np.ndarray
+    min_item_shingles: int
 
 
 SampleBatch = tuple[BatchResult, list[dict[str, Any]], list[dict[str, Any]]]  # engine result, pairs, samples
@@ -271,6 +273,6 @@ def describe_parsed(check: SampleCheck, parse: Callable[[T], tuple[Iterable[Reco
         res = check.engine.evaluate_shingled(batch, sb)
         metas = [r.meta if r.meta is not None else (DEFAULT_TEXT_FIELD, "") for r in batch]
         rows = [dict(zip(MATCH_COLUMNS, r)) for r in res.rows]
-        pairs, samples = describe_batch(idx, check.rules, check.min_containment, check.need, batch, metas, rows, sb)
+        pairs, samples = describe_batch(idx, check.rules, check.min_containment, check.min_item_shingles, batch, metas, rows, sb)
         out.append((res, pairs, samples))
     return stats, out

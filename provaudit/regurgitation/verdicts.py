@@ -1,8 +1,12 @@
 """What each reference item needs for a positive regurgitation verdict, and the chance the search misses it.
 
 The verdict rules themselves are ``config.VerdictRules`` (docs/outputs.md); this module turns
-them into per-item candidate-search thresholds (``plan_requirements``) and the probability that
-the anchor search misses a pair right at them (``miss_probabilities``).
+them into per-item thresholds (``min_overlaps``: the fewest shared shingles a positive verdict
+needs) and the probability that the anchor search misses a pair right at them. An item's
+thresholds depend only on its tokens, distinct shingles and usable anchors, so the audit's
+summary (``search_containment``, ``requirements``) is computed over the index's histogram of
+those (``token_shapes.i64``), not item by item: its cost follows the distinct shapes, not the
+corpus; the matched items' thresholds are computed as they are met (``item_needs``).
 """
 
 from __future__ import annotations
@@ -11,22 +15,24 @@ import numpy as np
 
 from provaudit.config import AuditConfig, IndexConfig, VerdictRules
 from provaudit.errors import ConfigError
+from provaudit.index.check import token_shape_table
 from provaudit.index.format import Index
 from provaudit.match.candidates import AnchorPlan
 from provaudit.match.probability import hypergeom_cdf
 from provaudit.results import Requirements
 
 
-def requirements(index: Index, rules: VerdictRules, config: AuditConfig) -> np.ndarray:
-    """``Requirements.min_overlap`` for every item of ``index``.
+def min_overlaps(n_tokens: np.ndarray, n_shingles: np.ndarray, ngram: int, rules: VerdictRules,
+                 min_containment: float, min_item_shingles: int) -> np.ndarray:
+    """The fewest distinct shared shingles any positive verdict needs, per item of these tokens and
+    distinct shingles (0: never evidence).
 
     A verbatim span of L tokens is a run of L - w + 1 shingle positions; an item with P
     positions and D distinct shingles has at least L - w + 1 - (P - D) distinct ones in it.
     """
-    ng = index.config.ngram
-    n, d = index.n_tokens.astype(np.int64), index.n_shingles.astype(np.int64)
-    w = np.minimum(ng, n)
-    dup = np.where(n >= ng, n - ng + 1, np.minimum(n, 1)) - d
+    n, d = np.asarray(n_tokens, dtype=np.int64), np.asarray(n_shingles, dtype=np.int64)
+    w = np.minimum(ngram, n)
+    dup = np.where(n >= ngram, n - ngram + 1, np.minimum(n, 1)) - d
     f = rules.min_span_tokens
 
     def lower(tokens: np.ndarray | int) -> np.ndarray:
@@ -34,45 +40,76 @@ def requirements(index: Index, rules: VerdictRules, config: AuditConfig) -> np.n
 
     span = np.minimum(np.maximum(f, np.minimum(rules.min_verbatim_tokens, n)),
                       np.maximum(f, np.ceil(rules.min_span_share * n - 1e-9).astype(np.int64)))
-    near = np.maximum(f - ng + 1, np.ceil(config.min_containment * d - 1e-9).astype(np.int64))
+    near = np.maximum(f - ngram + 1, np.ceil(min_containment * d - 1e-9).astype(np.int64))
     out = np.minimum(lower(span), near)
-    evidence = (n >= f) & (d >= max(1, config.min_item_shingles))
-    evidence[index.removed] = False  # removed items are no longer part of the corpus
+    evidence = (n >= f) & (d >= max(1, min_item_shingles))
     return np.where(evidence, out, 0).astype(np.int64)
 
 
-def plan_requirements(index: Index, rules: VerdictRules, config: AuditConfig) -> Requirements:
-    need = requirements(index, rules, config)
+def item_needs(index: Index, items: np.ndarray, n_tokens: np.ndarray, n_shingles: np.ndarray, rules: VerdictRules,
+               min_containment: float, min_item_shingles: int) -> np.ndarray:
+    """``min_overlaps`` of these items (their tokens and shingles as read); removed items: 0."""
+    out = min_overlaps(n_tokens, n_shingles, index.config.ngram, rules, min_containment, min_item_shingles)
+    out[index.is_removed(items)] = 0  # removed items are no longer part of the corpus
+    return out
+
+
+def _needs(rows: np.ndarray, index: Index, rules: VerdictRules, config: AuditConfig) -> np.ndarray:
+    return min_overlaps(rows[:, 0], rows[:, 1], index.config.ngram, rules, config.min_containment,
+                        config.min_item_shingles)
+
+
+def search_containment(index: Index, rules: VerdictRules, config: AuditConfig) -> float:
+    """The candidate search's containment threshold: the smallest ``min_overlap / shingles`` over the
+    live items that can be evidence (at most ``config.min_containment``)."""
+    rows = index.token_shapes
+    need = _needs(rows, index, rules, config)
     ok = need > 0
-    d = index.n_shingles.astype(np.int64)
-    c = float((need[ok] / d[ok]).min()) if ok.any() else config.min_containment
-    return Requirements(need, max(min(c, config.min_containment) * (1 - 1e-9), 1e-9), np.full(len(index), np.nan))
+    c = float((need[ok] / rows[ok, 1]).min()) if ok.any() else config.min_containment
+    return max(min(c, config.min_containment) * (1 - 1e-9), 1e-9)
 
 
-def miss_probabilities(index: Index, plan: AnchorPlan, need: np.ndarray) -> np.ndarray:
-    """P(X < t), X ~ Hypergeometric(D, need, k): the anchor search misses a pair at the rule threshold.
+def requirements(index: Index, plan: AnchorPlan, rules: VerdictRules, config: AuditConfig) -> Requirements:
+    """The outputs audit's summary over the live items: how many can be evidence, and the probability
+    that the anchor search (``plan``, at ``search_containment``) misses a pair at their thresholds."""
+    rows = index.token_shapes
+    if plan.max_postings != index.max_postings:  # usable anchors recounted for this audit: item by item
+        live = ~index.is_removed(np.arange(len(index)))
+        rows = token_shape_table(index.n_tokens[live], index.n_shingles[live], plan.usable[live]).astype(np.int64)
+    need = _needs(rows, index, rules, config)
+    ok = need > 0
+    d, u, count = rows[ok, 1], rows[ok, 2], rows[ok, 3]
+    t = plan.thresholds_of_shapes(d, u)
+    miss = miss_probabilities(d, need[ok], np.minimum(u, d), t)
+    evidence = int(count.sum())
+    return Requirements(
+        search_containment(index, rules, config), evidence,
+        float(miss.max()) if evidence else None,
+        float((miss * count).sum() / evidence) if evidence else None,
+        int(count[miss > config.miss_rate].sum()), int(count[t <= 0].sum()))
 
-    Solved once per distinct (D, need, k, t), found with numpy over the items (a Python loop over
-    the items took 12.6 s for 4M of them).
+
+def miss_probabilities(d: np.ndarray, need: np.ndarray, k: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """P(X < t), X ~ Hypergeometric(d, min(need, d), k): the anchor search, needing t of an item's k usable
+    anchors, misses a pair sharing ``need`` of the item's d distinct shingles (1 when t is not in 1..k).
+
+    Solved once per distinct (d, need, k, t).
     """
-    out = np.full(len(index), np.nan)
-    items = np.flatnonzero(need > 0)
-    if not len(items):
-        return out
-    d = index.n_shingles[items].astype(np.int64)
-    o = np.minimum(need[items], d)
-    k, t = np.minimum(plan.usable[items], d), plan.threshold[items].astype(np.int64)
-    t = np.where((t > 0) & (t <= k), t, 0)  # outside 1..k the search cannot miss: coded as t = 0
-    # (D, need) pairs numbered, then (pair, k, t) coded in one int64: k and t are at most 256 (anchors)
-    pairs, pair_of = np.unique(d * (int(d.max()) + 1) + o, return_inverse=True)
-    uniq, inverse = np.unique(pair_of.reshape(-1) * 66049 + k * 257 + t, return_inverse=True)
+    d = np.asarray(d, dtype=np.int64)
+    if not len(d):
+        return np.zeros(0, np.float64)
+    o, k, t = np.minimum(need, d), np.asarray(k, dtype=np.int64), np.asarray(t, dtype=np.int64)
+    t = np.where((t > 0) & (t <= k), t, 0)  # outside 1..k the search cannot find the pair: coded as t = 0
+    # (d, need) pairs numbered, then (pair, k, t) coded in one int64: k and t are at most 256 (anchors)
     top = int(d.max()) + 1
+    pairs, pair_of = np.unique(d * top + o, return_inverse=True)
+    uniq, inverse = np.unique(pair_of.reshape(-1) * 66049 + k * 257 + t, return_inverse=True)
     solved = []
     for code in uniq.tolist():
         p, kk, tt = code // 66049, (code % 66049) // 257, code % 257
         dd, oo = int(pairs[p]) // top, int(pairs[p]) % top
-        solved.append(1.0 if not 0 < tt <= kk else float(hypergeom_cdf(dd, oo, kk)[tt - 1]))
-    out[items] = np.asarray(solved, dtype=np.float64)[inverse.reshape(-1)]
+        solved.append(1.0 if tt == 0 else float(hypergeom_cdf(dd, oo, kk)[tt - 1]))
+    out: np.ndarray = np.asarray(solved, dtype=np.float64)[inverse.reshape(-1)]
     return out
 
 

@@ -110,15 +110,12 @@ def _offsets_note(keep_text: bool) -> dict[str, Any]:
 
 
 def _miss_probability(result: OutputsResult) -> dict[str, Any]:
-    need, cfg = result.need, result.config
-    ok = need.min_overlap > 0
-    miss = need.miss[ok]
-    searchable = ok & (result.plan.threshold > 0)
+    need = result.need
     return {
-        "anchor_max_at_rule_threshold": round6(float(miss.max())) if len(miss) else None,
-        "anchor_mean_at_rule_threshold": round6(float(miss.mean())) if len(miss) else None,
-        "items_above_miss_rate": int((miss > cfg.miss_rate).sum()),
-        "items_not_searchable_by_anchors": int((ok & ~searchable).sum()),
+        "anchor_max_at_rule_threshold": round6(need.miss_max) if need.miss_max is not None else None,
+        "anchor_mean_at_rule_threshold": round6(need.miss_mean) if need.miss_mean is not None else None,
+        "items_above_miss_rate": need.above_miss_rate,
+        "items_not_searchable_by_anchors": need.not_searchable,
         "search_containment": round6(need.search_containment),
         "note": ("Per evidence item: P(a pair with the fewest shared n-grams that any positive verdict needs is "
                  "never a candidate), hypergeometric over the item's anchors. Candidates are verified exactly."),
@@ -136,7 +133,6 @@ def build_report(result: OutputsResult, pairs: pa.Table) -> dict[str, Any]:
     items = _items(rows)
     top_items = sorted(items.values(), key=lambda e: (-e["samples"], -e["max_evidence_tokens"], e["reference_id"]))
     rows.sort(key=lambda p: (tuple(-x for x in strength(p)), p["reference_id"], p["sample_source"], p["sample_row"]))
-    ok = need.min_overlap > 0
     keep_text = idx.config.keep_text
     spans = [s["evidence_tokens"] for s in flagged]
     tokens = sum(s.tokens for s in result.inputs)
@@ -150,7 +146,7 @@ def build_report(result: OutputsResult, pairs: pa.Table) -> dict[str, Any]:
         "inputs": inputs,
         "counts": {
             "reference_items": idx.live_items,
-            "reference_items_evidence": int(ok.sum()),
+            "reference_items_evidence": need.evidence_items,
             "reference_items_reproduced": len(items),
             "samples": n,
             "samples_regurgitating": len(flagged),
