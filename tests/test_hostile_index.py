@@ -287,7 +287,7 @@ def test_a_small_items_file_that_would_decompress_to_a_huge_one_is_refused_befor
         load_index(dest).ids_of(np.array([0]))
 
 
-@pytest.mark.parametrize("how", ["flip", "count", "usable", "negative"])
+@pytest.mark.parametrize("how", ["flip", "count", "usable", "negative", "huge"])
 def test_an_outputs_audit_refuses_a_changed_token_shape_table(fixture_index, tmp_path, how) -> None:
     """``token_shapes.i64`` (what a model-output audit's summary reads instead of every item): a flipped
     byte is refused by its checksum; values forged and re-sealed are refused when out of range or not
@@ -303,7 +303,8 @@ def test_an_outputs_audit_refuses_a_changed_token_shape_table(fixture_index, tmp
         data[9] ^= 0x10
         path.write_bytes(bytes(data))
     else:
-        rows[0, {"count": 3, "usable": 2, "negative": 1}[how]] += {"count": 1, "usable": 300, "negative": -10_000}[how]
+        rows[0, {"count": 3, "usable": 2, "negative": 1, "huge": 0}[how]] += {"count": 1, "usable": 300, "negative": -10_000,
+                                                                             "huge": 1 << 40}[how]
         rows.tofile(path)
         reseal(dest)
     match = "do not match their checksum" if how == "flip" else "token_shapes.i64"

@@ -414,3 +414,19 @@ def test_outputs_summary_from_the_shape_histogram_equals_item_by_item(tmp_path: 
     assert got.miss_max == pytest.approx(want["max"], rel=1e-9) and got.miss_mean == pytest.approx(want["mean"], rel=1e-9)
     assert want["above"] > 0 or want["max"] > 0  # the tail sum was exercised, not only the trivial branch
     assert int(index.token_shapes[:, 3].sum()) == index.live_items
+
+
+def test_miss_probabilities_hold_for_the_largest_counts_an_index_can_state() -> None:
+    """Distinct shingles up to 2^32 - 1 (a u32 count): no overflow, the hypergeometric tail by math.comb."""
+    from math import comb
+
+    from provaudit.regurgitation.verdicts import miss_probabilities
+
+    d = np.array([(1 << 32) - 1, (1 << 32) - 1, 3_000_000_000, 40, 40], dtype=np.int64)
+    need = np.array([(1 << 31), 5, 2_000_000_000, 20, 20])
+    k, t = np.array([16, 16, 16, 16, 16]), np.array([5, 1, 16, 5, 0])
+    got = miss_probabilities(d, need, k, t)
+    for i in range(len(d)):
+        dd, o, kk, tt = int(d[i]), int(need[i]), int(k[i]), int(t[i])
+        want = 1.0 if tt == 0 else sum(comb(o, x) * comb(dd - o, kk - x) for x in range(tt)) / comb(dd, kk)
+        assert got[i] == pytest.approx(want, rel=1e-4, abs=1e-300), i  # log-gamma at N ~ 4e9 keeps ~6 digits

@@ -105,7 +105,7 @@ class Segment:
         model-output audits only (``regurgitation.verdicts``)."""
         self.files["token_shapes.i64"].ensure_all()
         s = self.arrays["token_shapes.i64"].reshape(-1, 4).astype(np.int64)
-        if len(s) and (int(s.min()) < 0 or int(s[:, 2].max()) > self.config.anchors
+        if len(s) and (int(s.min()) < 0 or int(s[:, :2].max()) > 0xFFFFFFFF or int(s[:, 2].max()) > self.config.anchors
                        or bool((s[:, 2] > s[:, 1]).any()) or int(s[:, 3].min()) < 1) or int(s[:, 3].sum()) != self.n_items:
             raise hostile(self.path / "token_shapes.i64", "counts out of range or not summing to the items")
         return s

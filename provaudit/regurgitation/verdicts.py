@@ -100,15 +100,9 @@ def miss_probabilities(d: np.ndarray, need: np.ndarray, k: np.ndarray, t: np.nda
         return np.zeros(0, np.float64)
     o, k, t = np.minimum(need, d), np.asarray(k, dtype=np.int64), np.asarray(t, dtype=np.int64)
     t = np.where((t > 0) & (t <= k), t, 0)  # outside 1..k the search cannot find the pair: coded as t = 0
-    # (d, need) pairs numbered, then (pair, k, t) coded in one int64: k and t are at most 256 (anchors)
-    top = int(d.max()) + 1
-    pairs, pair_of = np.unique(d * top + o, return_inverse=True)
-    uniq, inverse = np.unique(pair_of.reshape(-1) * 66049 + k * 257 + t, return_inverse=True)
-    solved = []
-    for code in uniq.tolist():
-        p, kk, tt = code // 66049, (code % 66049) // 257, code % 257
-        dd, oo = int(pairs[p]) // top, int(pairs[p]) % top
-        solved.append(1.0 if tt == 0 else float(hypergeom_cdf(dd, oo, kk)[tt - 1]))
+    # rows compared whole, not coded into one integer: values read from an index can be as large as 2^32
+    uniq, inverse = np.unique(np.stack([d, o, k, t], axis=1), axis=0, return_inverse=True)
+    solved = [1.0 if tt == 0 else float(hypergeom_cdf(dd, oo, kk)[tt - 1]) for dd, oo, kk, tt in uniq.tolist()]
     out: np.ndarray = np.asarray(solved, dtype=np.float64)[inverse.reshape(-1)]
     return out
 
