@@ -17,14 +17,16 @@ from typing import Any
 from provaudit.api import _engine, read_into
 from provaudit.config import IndexConfig, ReadOptions
 from provaudit.errors import InputError
+from provaudit.index.remote import open_index
 from provaudit.index.segments import (
     add_segment, check_parameters, compact_segments, items_of_ids, locked, remove_items, segment_writer,
 )
+from provaudit.index.signatures import check_signature_output, write_signatures
 from provaudit.read.sources import expand_sources
 from provaudit.results import Progress
 from provaudit.run.engines import RunEngine
 
-__all__ = ["RemoveResult", "add_to_index", "compact_index", "read_ids", "remove_from_index"]
+__all__ = ["RemoveResult", "add_to_index", "compact_index", "export_signatures", "read_ids", "remove_from_index"]
 
 MAX_ID_BYTES = 1 << 20  # a line of an ids file longer than this is an error
 
@@ -133,3 +135,15 @@ def compact_index(index_dir: Path) -> tuple[dict[str, Any], bool]:
         if len(index.segments) == 1 and not len(index.removed):
             return index.manifest, False
         return compact_segments(index), True
+
+
+def export_signatures(index_dir: Path | str, out: Path, *, force: bool = False, progress: Progress | None = None) -> int:
+    """Write the MinHash signature of every live item of the index to the Parquet file ``out``
+    (``index.signatures``: datasketch-compatible ``hashvalues``); returns the items written.
+
+    Raises:
+        OutputExistsError: if ``out`` exists (without ``force``, or not a signature file provaudit wrote).
+        IndexFormatError: if the index fails its integrity checks.
+    """
+    check_signature_output(out, force)
+    return write_signatures(open_index(index_dir), out, progress)

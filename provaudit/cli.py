@@ -26,39 +26,14 @@ from provaudit.fs.urls import is_url
 from provaudit.index.format import MARKER as INDEX_MARKER
 from provaudit.report.common import MARKER as REPORT_MARKER
 from provaudit.report.regurgitation import summary_line
-from provaudit.progress import StatusLine, fallback_notice
-from provaudit.results import AuditResult, Progress, read_problems
+from provaudit.results import AuditResult, read_problems
 from provaudit.run.checkpoint import partial_dir
 from provaudit.cli_common import (
-    CONTEXT_SETTINGS, RecordingGroup, cli_errors, force_option, html_pairs_option, quiet_option, reference_text_option,
-    run_provenance,
+    CONTEXT_SETTINGS, RecordingGroup, _announced, _done_progress, announce_fallback, cli_errors, force_option,
+    html_pairs_option, quiet_option, reference_text_option, run_provenance, stderr_progress,
 )
 from provaudit.cli_options import LOCATION, partitions_option, workers_option
 from provaudit.run.engines import RunEngine
-
-_announced: list[str] = []
-
-
-def announce_fallback(quiet: bool) -> None:
-    """``fallback_notice`` on stderr, once per run, unless quiet."""
-    notice = None if quiet or _announced else fallback_notice()
-    if notice:
-        _announced.append(notice)
-        click.echo(notice, err=True)
-
-
-def stderr_progress(quiet: bool) -> Progress | None:
-    """A progress callback redrawing one status line on stderr (only on a terminal, never with -q)."""
-    announce_fallback(quiet)
-    if quiet or not sys.stderr.isatty():
-        return None
-    return StatusLine(lambda text: click.echo(text, err=True, nl=False))
-
-
-def _done_progress(quiet: bool) -> None:
-    if not quiet and sys.stderr.isatty():
-        click.echo("\r\x1b[K", err=True, nl=False)
-
 
 FORMAT_HELP = ("Reader for the files named or globbed, whatever their suffix (.gz/.zst: compressed). Default, by suffix: "
                ".jsonl/.ndjson, .json (array or lines), .csv, .txt (a record per line), each also .gz or .zst; "
@@ -422,11 +397,11 @@ def _emit_check(v: Verdict, o: dict[str, Any], more_hint: str) -> None:
 
 
 from provaudit.cli_report import report, verify  # noqa: E402  (report and verify live beside)
-from provaudit.cli_segments import add, compact, remove  # noqa: E402  (so do the segment operations)
+from provaudit.cli_segments import add, compact, remove, signatures  # noqa: E402  (so do the segment operations)
 
 cli.add_command(report)
 cli.add_command(verify)
-for _command in (add, remove, compact):
+for _command in (add, remove, compact, signatures):
     cli.add_command(_command)
 
 

@@ -16,6 +16,8 @@ import click
 
 from provaudit.errors import ConfigError, ProvauditError
 from provaudit.gate.escape import terminal_safe
+from provaudit.progress import StatusLine, fallback_notice
+from provaudit.results import Progress
 
 __all__ = ["CONTEXT_SETTINGS", "RecordingGroup", "cli_errors", "force_option", "html_pairs_option", "quiet_option",
            "reference_text_option", "run_provenance", "terminal_safe"]
@@ -83,3 +85,27 @@ def run_provenance() -> dict[str, Any]:
     from provaudit.report.bundle import provenance
 
     return provenance(click.get_current_context().meta.get(ARGV, []))
+
+
+_announced: list[str] = []
+
+
+def announce_fallback(quiet: bool) -> None:
+    """``fallback_notice`` on stderr, once per run, unless quiet."""
+    notice = None if quiet or _announced else fallback_notice()
+    if notice:
+        _announced.append(notice)
+        click.echo(notice, err=True)
+
+
+def stderr_progress(quiet: bool) -> Progress | None:
+    """A progress callback redrawing one status line on stderr (only on a terminal, never with -q)."""
+    announce_fallback(quiet)
+    if quiet or not sys.stderr.isatty():
+        return None
+    return StatusLine(lambda text: click.echo(text, err=True, nl=False))
+
+
+def _done_progress(quiet: bool) -> None:
+    if not quiet and sys.stderr.isatty():
+        click.echo("\r\x1b[K", err=True, nl=False)

@@ -9,8 +9,8 @@ from typing import Any
 import click
 
 from provaudit import api_segments
-from provaudit.cli_common import cli_errors, quiet_option, terminal_safe
-from provaudit.cli_options import workers_option
+from provaudit.cli_common import _done_progress, cli_errors, quiet_option, stderr_progress, terminal_safe
+from provaudit.cli_options import LOCATION, workers_option
 from provaudit.config import FORCED_FORMATS
 from provaudit.run.engines import RunEngine
 
@@ -105,3 +105,28 @@ def compact(index_dir: Path, quiet: bool) -> None:
         if not quiet:
             what = f"Compacted in {time.monotonic() - t0:.1f}s" if merged else "Nothing to compact"
             click.echo(f"{what} -> {terminal_safe(str(index_dir))}: {_summary(manifest)}")
+
+
+@click.command()
+@click.argument("index_dir", type=LOCATION)
+@click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Parquet file to write.")
+@click.option("--force", is_flag=True, help="Replace OUT if it is a signature file provaudit wrote.")
+@quiet_option
+def signatures(index_dir: Path | str, out: Path, force: bool, quiet: bool) -> None:
+    """Write the MinHash signature of every live item (id, item, hashvalues) to a Parquet file.
+
+    The index stores no signatures (audits do not read them); they are computed from its shingle
+    sequences, and equal datasketch's MinHash(num_perm, seed).hashvalues for the same shingles: with
+    an index built with --hash sha1, load a row as
+    datasketch.LeanMinHash(seed=SEED, hashvalues=..., scheme="affine32").
+
+    \b
+    Example:
+        provaudit signatures posts.idx -o posts.sig.parquet
+    """
+    with cli_errors():
+        t0 = time.monotonic()
+        n = api_segments.export_signatures(index_dir, out, force=force, progress=stderr_progress(quiet))
+        _done_progress(quiet)
+        if not quiet:
+            click.echo(f"Wrote {n:,} signatures in {time.monotonic() - t0:.1f}s -> {terminal_safe(str(out))}")
