@@ -108,3 +108,21 @@ def test_cli_writes_refuses_and_replaces_only_its_own_file(grown, tmp_path: Path
     res = runner.invoke(cli, ["signatures", str(tmp_path / "missing.idx"), "-o", str(tmp_path / "x.parquet")])
     assert res.exit_code == 1 and "Traceback" not in res.output and not (tmp_path / "x.parquet").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left
+
+
+def test_progress_counts_items_and_the_sequence_bytes_read(grown, tmp_path: Path) -> None:
+    from provaudit.index.format import load_index
+
+    index, gone = grown
+    calls: list[tuple] = []
+    n = export_signatures(index, tmp_path / "p.parquet", progress=lambda *a: calls.append(a))
+    segs = load_index(index).segments
+    total = sum((seg.path / "sequences.u64").stat().st_size for seg in segs)
+    assert calls and all(c[3] == total for c in calls)
+    assert [c[1] for c in calls] == sorted(c[1] for c in calls) and calls[-1][1] == n
+    assert 0 < calls[-1][2] < total  # removed items' sequences are not read
+    api.build_index([str(FIXTURES / "reference")], tmp_path / "whole.idx")
+    calls.clear()
+    export_signatures(tmp_path / "whole.idx", tmp_path / "w.parquet", progress=lambda *a: calls.append(a))
+    seq = next((tmp_path / "whole.idx").glob("seg-*")) / "sequences.u64"
+    assert calls[-1][2] == calls[-1][3] == seq.stat().st_size  # nothing removed: every sequence read

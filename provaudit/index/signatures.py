@@ -74,7 +74,8 @@ def signature_schema(index: Index) -> pa.Schema:
                      metadata={"provaudit": json.dumps(meta, sort_keys=True)})
 
 
-def _block(index: Index, items: np.ndarray, ids: pa.Array, schema: pa.Schema) -> pa.Table:
+def _block(index: Index, items: np.ndarray, ids: pa.Array, schema: pa.Schema) -> tuple[pa.Table, int]:
+    """The items' rows, and the bytes of shingle sequences read for them."""
     parts = index.sequences_of(items)
     offsets = np.zeros(len(items) + 1, dtype=np.int64)
     np.cumsum([len(p) for p in parts], out=offsets[1:])
@@ -82,14 +83,16 @@ def _block(index: Index, items: np.ndarray, ids: pa.Array, schema: pa.Schema) ->
     sig = signatures(ShingleBatch(hashes, offsets, index.tokens_of(items)), index.config.num_perm, index.config.seed)
     values = pa.array(np.ascontiguousarray(sig, dtype=np.uint32).reshape(-1), type=pa.uint32())  # affine32: < 2^32
     return pa.table([ids, pa.array(items, pa.int64()), pa.FixedSizeListArray.from_arrays(values, index.config.num_perm)],
-                    schema=schema)
+                    schema=schema), hashes.nbytes
 
 
 def write_signatures(index: Index, out: Path, progress: Callable[[str, int, int, int], object] | None = None) -> int:
     """Write every live item's signature to ``out`` (replaced atomically: a reader sees the old file or the
-    whole new one); returns the items written."""
+    whole new one); returns the items written. ``progress`` as ``results.Progress``: items written, and
+    bytes of shingle sequences read of those in the index."""
     schema = signature_schema(index)
-    written = 0
+    written = done = 0
+    total = sum(seg.files["sequences.u64"].size for seg in index.segments)  # progress: sequence bytes read
     with atomic_file(out) as f, pq.ParquetWriter(f, schema, compression="zstd", use_dictionary=False) as writer:
         for seg in index.segments:
             for start, group in seg.row_groups():  # each verified; the ids of its items, in order
@@ -101,10 +104,11 @@ def write_signatures(index: Index, out: Path, progress: Callable[[str, int, int,
                         ids = part.column("id").filter(pa.array(keep)).combine_chunks()
                         if pa.types.is_dictionary(ids.type):
                             ids = ids.dictionary_decode()
-                        writer.write_table(_block(index, items[keep], ids.cast(pa.string()), schema))
-                        written += int(keep.sum())
+                        table, nbytes = _block(index, items[keep], ids.cast(pa.string()), schema)
+                        writer.write_table(table)
+                        written, done = written + int(keep.sum()), done + nbytes
                     if progress is not None:
-                        progress(str(out), written, int(items[-1]) + 1, len(index))
+                        progress(str(out), written, done, total)
         if not written:
             writer.write_table(schema.empty_table())
     return written
