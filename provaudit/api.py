@@ -338,7 +338,7 @@ def audit_outputs(
     searched = search_containment(index, rules, config)
     engine = Engine(index, dataclasses.replace(config, min_containment=searched, min_jaccard=1.0))
     engine.columnar = False  # regurgitation.spans reads each batch's pairs as rows
-    need = requirements(index, engine.plan, rules, config)
+    need = requirements(index, engine.plan, rules, config, searched)
     with worker_map(describe_parsed, SampleCheck(engine, rules, config.min_containment, config.min_item_shingles),
                     _engine(run_engine, workers)) as wm:
         inputs = run_sources(wm, expand_sources(targets, fmt=input_format), read, outputs_job(text_field), progress)

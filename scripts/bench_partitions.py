@@ -53,18 +53,6 @@ from provaudit.run import ray_ranges  # noqa: E402
 from provaudit.run.engines import RunEngine  # noqa: E402
 
 
-class Stats(logging.Handler):
-    """The range actors' counters ``run.ray_ranges`` logs at the end of a run."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.got: list[Any] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if hasattr(record, "range_stats"):
-            self.got.append(record.range_stats)
-
-
 def counted_local_lookups(index: Path, targets: Path) -> int:
     """Keys the unpartitioned anchor search looks up (per segment), counted in a local 1-worker run."""
     seen = [0]
@@ -116,7 +104,7 @@ def main() -> None:
 
         tasks: dict[str, int] = {}
         audit("local-2", RunEngine("local", 2))
-        stats = Stats()
+        stats = ray_ranges.RangeStats()
         log = logging.getLogger("provaudit.run.ray_ranges")
         log.addHandler(stats)
         log.setLevel(logging.INFO)

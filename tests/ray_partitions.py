@@ -50,20 +50,8 @@ def left_after_run() -> list[int]:
     return range_pids()
 
 
-class Stats(logging.Handler):
-    """The range actors' counters that ``run.ray_ranges`` logs when a run succeeds."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.got: list[Any] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if hasattr(record, "range_stats"):
-            self.got.append(record.range_stats)
-
-
 def main(address: str, one: str, two: str, targets: str, out: Path) -> None:
-    stats = Stats()
+    stats = ray_ranges.RangeStats()
     log = logging.getLogger("provaudit.run.ray_ranges")
     log.addHandler(stats)
     log.setLevel(logging.INFO)

@@ -121,7 +121,7 @@ def test_signatures_recomputed_from_sequences_equal_those_of_the_texts(corpus, t
     sequences (the index stores no signatures); they must be the signatures of the texts."""
     import numpy as np
 
-    from provaudit.match.engine import item_signatures
+    from provaudit.index.signatures import item_signatures
     from provaudit.text.shingle import shingle_batch
     from provaudit.text.sketch import signatures
 

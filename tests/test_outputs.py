@@ -408,7 +408,7 @@ def test_outputs_summary_from_the_shape_histogram_equals_item_by_item(tmp_path: 
     config = AuditConfig() if max_postings is None else AuditConfig(max_postings=max_postings)
     searched = search_containment(index, rules, config)
     plan = AnchorPlan(index, dataclasses.replace(config, min_containment=searched, min_jaccard=1.0))
-    got, want = requirements(index, plan, rules, config), _brute_summary(index, plan, rules, config)
+    got, want = requirements(index, plan, rules, config, searched), _brute_summary(index, plan, rules, config)
     assert searched == pytest.approx(want["search"] * (1 - 1e-9), rel=1e-12)
     assert (got.evidence_items, got.above_miss_rate, got.not_searchable) == (want["evidence"], want["above"], want["t_zero"])
     assert got.miss_max == pytest.approx(want["max"], rel=1e-9) and got.miss_mean == pytest.approx(want["mean"], rel=1e-9)

@@ -74,16 +74,27 @@ def signature_schema(index: Index) -> pa.Schema:
                      metadata={"provaudit": json.dumps(meta, sort_keys=True)})
 
 
-def _block(index: Index, items: np.ndarray, ids: pa.Array, schema: pa.Schema) -> tuple[pa.Table, int]:
-    """The items' rows, and the bytes of shingle sequences read for them."""
+def _stored_batch(index: Index, items: np.ndarray) -> ShingleBatch:
+    """The items' stored shingle sequences as one batch."""
     parts = index.sequences_of(items)
     offsets = np.zeros(len(items) + 1, dtype=np.int64)
     np.cumsum([len(p) for p in parts], out=offsets[1:])
     hashes = np.concatenate(parts) if parts else np.zeros(0, np.uint64)
-    sig = signatures(ShingleBatch(hashes, offsets, index.tokens_of(items)), index.config.num_perm, index.config.seed)
+    return ShingleBatch(hashes, offsets, index.tokens_of(items))
+
+
+def item_signatures(index: Index, items: np.ndarray) -> np.ndarray:
+    """MinHash signatures of reference items, computed from their stored shingle sequences."""
+    return signatures(_stored_batch(index, items), index.config.num_perm, index.config.seed)
+
+
+def _block(index: Index, items: np.ndarray, ids: pa.Array, schema: pa.Schema) -> tuple[pa.Table, int]:
+    """The items' rows, and the bytes of shingle sequences read for them."""
+    batch = _stored_batch(index, items)
+    sig = signatures(batch, index.config.num_perm, index.config.seed)
     values = pa.array(np.ascontiguousarray(sig, dtype=np.uint32).reshape(-1), type=pa.uint32())  # affine32: < 2^32
     return pa.table([ids, pa.array(items, pa.int64()), pa.FixedSizeListArray.from_arrays(values, index.config.num_perm)],
-                    schema=schema), hashes.nbytes
+                    schema=schema), batch.hashes.nbytes
 
 
 def write_signatures(index: Index, out: Path, progress: Callable[[str, int, int, int], object] | None = None) -> int:

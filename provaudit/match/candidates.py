@@ -193,7 +193,11 @@ def anchor_candidates(index: Index, plan: AnchorPlan, batch: ShingleBatch,
     Postings are expanded for runs of whole records of about ``step`` postings at a time: a
     larger index means longer postings per key, not larger arrays.
     """
-    found = [_segment_anchor_candidates(seg, plan, batch, step) for seg in index.segments if len(seg)]
+    return merge_segments([_segment_anchor_candidates(seg, plan, batch, step) for seg in index.segments if len(seg)])
+
+
+def merge_segments(found: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Each segment's (record, item) pairs as one list, ordered by record, then item."""
     if len(found) == 1:
         return found[0]
     if not found:

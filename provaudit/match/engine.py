@@ -21,6 +21,7 @@ import pyarrow as pa
 from provaudit.config import AuditConfig
 from provaudit.index.chunks import hostile
 from provaudit.index.format import Index
+from provaudit.index.signatures import item_signatures
 from provaudit.match.candidates import AnchorPlan, anchor_candidates, lsh_candidates, verify
 from provaudit.match.runs import covered_tokens, longest_common_run
 from provaudit.match.partitioned import AnchorSearch
@@ -59,16 +60,6 @@ class BatchResult:
 
 
 PAIR_CHUNK = 1 << 12  # pair rows made columnar at a time
-
-
-def item_signatures(index: Index, items: np.ndarray) -> np.ndarray:
-    """MinHash signatures of reference items, computed from their stored shingle sequences: the
-    values the index build stored in ``signatures.u32``, which audits do not read."""
-    parts = index.sequences_of(items)
-    offsets = np.zeros(len(items) + 1, dtype=np.int64)
-    np.cumsum([len(p) for p in parts], out=offsets[1:])
-    hashes = np.concatenate(parts) if parts else np.zeros(0, np.uint64)
-    return signatures(ShingleBatch(hashes, offsets, index.tokens_of(items)), index.config.num_perm, index.config.seed)
 
 
 def subbatch(sb: ShingleBatch, recs: np.ndarray) -> ShingleBatch:

@@ -25,7 +25,7 @@ import numpy as np
 from provaudit.index import partition
 from provaudit.index.format import Index
 from provaudit.index.segment import Segment
-from provaudit.match.candidates import POSTINGS_STEP, AnchorPlan, accept_counts, anchor_counts
+from provaudit.match.candidates import POSTINGS_STEP, AnchorPlan, accept_counts, anchor_counts, merge_segments
 from provaudit.text.shingle import ShingleBatch
 
 Partial = list[tuple[np.ndarray, np.ndarray]]  # per segment of the index: (code int64 sorted, count)
@@ -155,13 +155,7 @@ def combine(index: Index, plan: AnchorPlan, partials: list[Partial]) -> tuple[np
             continue
         code, count = sum_counts([p[s][0] for p in partials], [p[s][1] for p in partials])
         found.append(accept_counts(seg, plan, code, count))
-    if len(found) == 1:
-        return found[0]
-    if not found:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    recs, items = np.concatenate([r for r, _ in found]), np.concatenate([i for _, i in found])
-    order = np.lexsort((items, recs))
-    return recs[order], items[order]
+    return merge_segments(found)
 
 
 @dataclass(frozen=True)

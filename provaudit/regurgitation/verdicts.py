@@ -69,9 +69,11 @@ def search_containment(index: Index, rules: VerdictRules, config: AuditConfig) -
     return max(min(c, config.min_containment) * (1 - 1e-9), 1e-9)
 
 
-def requirements(index: Index, plan: AnchorPlan, rules: VerdictRules, config: AuditConfig) -> Requirements:
+def requirements(index: Index, plan: AnchorPlan, rules: VerdictRules, config: AuditConfig,
+                 searched: float) -> Requirements:
     """The outputs audit's summary over the live items: how many can be evidence, and the probability
-    that the anchor search (``plan``, at ``search_containment``) misses a pair at their thresholds."""
+    that the anchor search (``plan``, at ``searched``: ``search_containment``) misses a pair at their
+    thresholds."""
     rows = index.token_shapes
     if plan.max_postings != index.max_postings:  # usable anchors recounted for this audit: item by item
         live = ~index.is_removed(np.arange(len(index)))
@@ -83,7 +85,7 @@ def requirements(index: Index, plan: AnchorPlan, rules: VerdictRules, config: Au
     miss = miss_probabilities(d, need[ok], np.minimum(u, d), t)
     evidence = int(count.sum())
     return Requirements(
-        search_containment(index, rules, config), evidence,
+        searched, evidence,
         float(miss.max()) if evidence else None,
         float((miss * count).sum() / evidence) if evidence else None,
         int(count[miss > config.miss_rate].sum()), int(count[t <= 0].sum()))

@@ -44,6 +44,19 @@ from provaudit.run.ray_engine import MAX_RETRIES, RayMap, S, import_ray, pack_st
 logger = logging.getLogger(__name__)
 
 
+class RangeStats(logging.Handler):
+    """Collects the range actors' counters this module's logger reports when a run succeeds (``got``: one
+    list of per-range dicts per run); add it to ``logger`` (scripts/bench_partitions.py, the Ray tests)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.got: list[Any] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if hasattr(record, "range_stats"):
+            self.got.append(record.range_stats)
+
+
 class RangeActor:
     """One key range of one index: answers ``range_counts`` for keys of that range only (made a Ray
     actor by ``PartitionedRayMap``)."""
